@@ -1,0 +1,10 @@
+//! Annexa: enforces ISO/IEC 27001:2022 Annex A controls on AI workloads in Kubernetes.
+//!
+//! - [`api`]: the custom resource types.
+//! - [`policy`]: the pure rule engine shared by the webhook, the controllers and `annexa check`.
+//! - [`cli`]: the subcommands of the `annexa` binary.
+
+pub mod api;
+pub mod error;
+pub mod manifest;
+pub mod policy;

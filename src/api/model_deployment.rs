@@ -1,0 +1,152 @@
+//! ModelDeployment (namespaced): a model being served, with its weights digest, serving image,
+//! training datasets and network exposure (A.5.3, A.8.9, A.8.19, A.8.22, A.8.24, A.8.31, A.8.32).
+
+use super::common::{Classification, CommonStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Pattern of a content digest: `sha256:` and 64 lowercase hex digits.
+pub const DIGEST_PATTERN: &str = r"^sha256:[a-f0-9]{64}$";
+
+#[derive(CustomResource, Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[kube(
+    group = "annexa.dev",
+    version = "v1alpha1",
+    kind = "ModelDeployment",
+    namespaced,
+    shortname = "md",
+    category = "annexa",
+    status = "ModelDeploymentStatus",
+    doc = "A model served in the cluster, placed, hardened and promoted under Annexa's controls.",
+    printcolumn(name = "Model", type_ = "string", json_path = ".spec.model.name"),
+    printcolumn(name = "Version", type_ = "string", json_path = ".spec.model.version"),
+    printcolumn(name = "Classification", type_ = "string", json_path = ".status.classification"),
+    printcolumn(name = "Approved", type_ = "string", json_path = ".status.conditions[?(@.type==\"Approved\")].reason"),
+    printcolumn(name = "Compliant", type_ = "string", json_path = ".status.conditions[?(@.type==\"Compliant\")].status"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Serving", type_ = "string", priority = 1, json_path = ".status.servingDigest"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelDeploymentSpec {
+    /// The model artefact being served.
+    pub model: ModelArtifact,
+    /// Serving image; pinned by digest (`@sha256:`) where the policy or Production requires it.
+    #[schemars(length(min = 1))]
+    pub image: String,
+    /// Names of the TrainingDatasets (same namespace) the model was trained on; the model's
+    /// classification is the highest of theirs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub training_datasets: Vec<String>,
+    /// Number of serving replicas (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub replicas: Option<i32>,
+    /// Compute resources of each replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ModelResources>,
+    /// How the model is served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving: Option<Serving>,
+    /// Who may reach the model (A.8.22); everything else is denied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<ModelNetwork>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelArtifact {
+    #[schemars(length(min = 1))]
+    pub name: String,
+    #[schemars(length(min = 1))]
+    pub version: String,
+    /// Where the weights are fetched from, e.g. `s3://models/fraud/3.2.0/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// `sha256:` digest of the weights; the unit of promotion and approval.
+    #[schemars(regex(pattern = r"^sha256:[a-f0-9]{64}$"))]
+    pub digest: String,
+    /// KMS key encrypting the weights at rest (A.8.24).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelResources {
+    /// GPUs per replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 64))]
+    pub gpus: Option<u32>,
+    /// Extended resource name of the GPU (default: the policy's first GPU resource name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_resource_name: Option<String>,
+    /// CPU request and limit, e.g. `4`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    /// Memory request and limit, e.g. `16Gi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Serving {
+    /// Container port the model listens on (default 8080).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i32>,
+    /// Secret (type kubernetes.io/tls) with the serving certificate (A.8.24).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_secret: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelNetwork {
+    /// Peers allowed to reach the model; the NetworkPolicy denies everything else.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_from: Vec<NetworkPeer>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPeer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_selector: Option<LabelSelector>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+/// Observed state, written by the Annexa controller.
+#[serde(rename_all = "camelCase")]
+pub struct ModelDeploymentStatus {
+    #[serde(flatten)]
+    pub common: CommonStatus,
+    /// Classification inherited from the training datasets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<Classification>,
+    /// Digest currently rolled out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving_digest: Option<String>,
+    /// Digest requested in the spec and waiting for approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_digest: Option<String>,
+    /// Approvals counted for the requested digest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<ApprovalRecord>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalRecord {
+    /// Name of the ModelApproval.
+    pub name: String,
+    pub approver: String,
+    pub digest: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_at: Option<Time>,
+}

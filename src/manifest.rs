@@ -1,0 +1,353 @@
+//! Reading manifests: files and folders of multi-document YAML or JSON, decoded into the
+//! objects Annexa governs. Every error names the file, the document and, where it can, the
+//! field; nothing panics on any input.
+
+use crate::api::{
+    API_VERSION, AgentPolicy, CompliancePolicy, GROUP, ModelApproval, ModelDeployment,
+    TrainingDataset,
+};
+use crate::error::{Error, Result};
+use crate::policy::workload::{Workload, is_workload_kind};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Largest file `annexa check` reads (a guard against runaway inputs).
+pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Where a document came from: `file.yaml` (document 2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    pub file: String,
+    /// 1-based index of the document in the file.
+    pub document: usize,
+    /// 1-based line where the document starts, when known.
+    pub line: Option<usize>,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{} (document {})", self.file, line, self.document),
+            None => write!(f, "{} (document {})", self.file, self.document),
+        }
+    }
+}
+
+/// A decoded object.
+#[derive(Clone, Debug)]
+pub enum Object {
+    Policy(CompliancePolicy),
+    Dataset(TrainingDataset),
+    Model(ModelDeployment),
+    Approval(ModelApproval),
+    Agent(AgentPolicy),
+    Workload(Workload),
+    Namespace {
+        name: String,
+        labels: BTreeMap<String, String>,
+    },
+    /// A kind Annexa does not govern.
+    Skipped {
+        kind: String,
+        name: String,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct Document {
+    pub origin: Origin,
+    pub object: Object,
+}
+
+/// Expands paths (files, folders searched recursively for .yaml/.yml/.json, `-` for stdin)
+/// in a stable order.
+pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for path in paths {
+        if path.as_os_str() == "-" {
+            out.push(path.clone());
+            continue;
+        }
+        let meta = std::fs::metadata(path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        if meta.is_dir() {
+            let mut found = Vec::new();
+            walk(path, &mut found)?;
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(path.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for entry in entries {
+        let entry = entry.map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = entry.path();
+        let file_type = entry.file_type().map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        if file_type.is_dir() {
+            walk(&path, found)?;
+        } else if path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+        {
+            found.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Reads a file (or stdin for `-`), refusing files over [`MAX_FILE_BYTES`].
+pub fn read_source(path: &Path) -> Result<(String, String)> {
+    let name = if path.as_os_str() == "-" {
+        "<stdin>".to_string()
+    } else {
+        path.display().to_string()
+    };
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut bytes = Vec::new();
+    if path.as_os_str() == "-" {
+        std::io::stdin()
+            .take(MAX_FILE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+    } else {
+        let file = std::fs::File::open(path).map_err(io)?;
+        file.take(MAX_FILE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+    }
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(Error::Input(format!(
+            "{name}: file is larger than {} MiB; split it into smaller files",
+            MAX_FILE_BYTES / (1024 * 1024)
+        )));
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|e| Error::Input(format!("{name}: not UTF-8 text ({e})")))?;
+    Ok((name, text))
+}
+
+/// Splits YAML (or JSON, a subset of YAML) into documents and decodes each one.
+/// Returns every document that decoded and every error (one per bad document).
+pub fn parse_documents(file: &str, text: &str) -> (Vec<Document>, Vec<String>) {
+    let mut docs = Vec::new();
+    let mut errors = Vec::new();
+    let starts = document_start_lines(text);
+    for (i, de) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        let origin = Origin {
+            file: file.to_string(),
+            document: i + 1,
+            line: starts.get(i).copied(),
+        };
+        let value = match Value::deserialize(de) {
+            Ok(v) => v,
+            Err(e) => {
+                let at = e
+                    .location()
+                    .map(|l| format!("{file}: line {} column {}", l.line(), l.column()))
+                    .unwrap_or_else(|| format!("{file} (document {})", i + 1));
+                errors.push(format!("{at}: malformed YAML: {}", strip_location(&e.to_string())));
+                // A syntax error ends the stream: later documents cannot be trusted.
+                break;
+            }
+        };
+        if value.is_null() {
+            continue;
+        }
+        match decode(&value) {
+            Ok(object) => docs.push(Document { origin, object }),
+            Err(e) => errors.push(format!("{origin}: {e}")),
+        }
+    }
+    (docs, errors)
+}
+
+fn strip_location(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// 1-based line numbers where each document starts (after `---` separators).
+fn document_start_lines(text: &str) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut pending = Some(1);
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim_end();
+        if trimmed == "---" || trimmed.starts_with("--- ") {
+            if let Some(p) = pending.take() {
+                // The first separator may open the first document.
+                if i > 0 && text.lines().take(i).any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')) {
+                    starts.push(p);
+                }
+            }
+            pending = Some(i + 2);
+        }
+    }
+    if let Some(p) = pending {
+        starts.push(p);
+    }
+    starts
+}
+
+/// Decodes one document into an object. Errors name the object and field.
+pub fn decode(value: &Value) -> Result<Object, String> {
+    let Some(map) = value.as_object() else {
+        return Err(format!("expected a Kubernetes object (a mapping), found {}", type_name(value)));
+    };
+    let kind = match map.get("kind") {
+        Some(Value::String(k)) if !k.is_empty() => k.as_str(),
+        Some(other) => return Err(format!("kind must be a non-empty string, found {}", type_name(other))),
+        None => return Err("document has no kind".to_string()),
+    };
+    let api_version = match map.get("apiVersion") {
+        Some(Value::String(v)) => v.as_str(),
+        Some(other) => return Err(format!("{kind}: apiVersion must be a string, found {}", type_name(other))),
+        None => return Err(format!("{kind}: document has no apiVersion")),
+    };
+    let name = value
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .or_else(|| value.pointer("/metadata/generateName").and_then(Value::as_str))
+        .unwrap_or_default()
+        .to_string();
+    let annexa_kind = matches!(
+        kind,
+        "CompliancePolicy" | "TrainingDataset" | "ModelDeployment" | "ModelApproval" | "AgentPolicy"
+    );
+    if api_version.split('/').next() == Some(GROUP) && api_version != API_VERSION {
+        return Err(format!(
+            "{kind} {name:?}: apiVersion {api_version:?} is not served; use {API_VERSION:?}"
+        ));
+    }
+    if annexa_kind && api_version == API_VERSION {
+        if name.is_empty() {
+            return Err(format!("{kind}: metadata.name is required"));
+        }
+        let object = match kind {
+            "CompliancePolicy" => Object::Policy(typed(kind, &name, value)?),
+            "TrainingDataset" => Object::Dataset(with_default_namespace(typed(kind, &name, value)?)),
+            "ModelDeployment" => Object::Model(with_default_namespace(typed(kind, &name, value)?)),
+            "ModelApproval" => Object::Approval(with_default_namespace(typed(kind, &name, value)?)),
+            _ => Object::Agent(with_default_namespace(typed(kind, &name, value)?)),
+        };
+        return Ok(object);
+    }
+    if api_version == API_VERSION {
+        return Err(format!("{kind} {name:?}: {API_VERSION} has no kind {kind:?}"));
+    }
+    if kind == "Namespace" && api_version == "v1" {
+        let labels = match value.pointer("/metadata/labels") {
+            Some(l) => BTreeMap::<String, String>::deserialize(l)
+                .map_err(|e| format!("Namespace {name:?}: metadata.labels: {e}"))?,
+            None => BTreeMap::new(),
+        };
+        return Ok(Object::Namespace { name, labels });
+    }
+    let workload_api = matches!(api_version, "v1" | "apps/v1" | "batch/v1");
+    if workload_api && is_workload_kind(kind) {
+        let mut w = Workload::from_object(kind, value).map_err(|e| format!("{kind} {name:?}: {e}"))?;
+        if w.namespace.is_empty() {
+            w.namespace = "default".to_string();
+        }
+        return Ok(Object::Workload(w));
+    }
+    Ok(Object::Skipped {
+        kind: kind.to_string(),
+        name,
+    })
+}
+
+fn with_default_namespace<K: kube::Resource>(mut object: K) -> K {
+    if object.meta().namespace.is_none() {
+        object.meta_mut().namespace = Some("default".to_string());
+    }
+    object
+}
+
+/// Decodes an Annexa kind strictly: unknown fields and wrong types are errors naming the field.
+pub fn typed<T: DeserializeOwned>(kind: &str, name: &str, value: &Value) -> Result<T, String> {
+    let mut unknown = Vec::new();
+    let mut on_ignored = |path: serde_ignored::Path<'_>| {
+        let p = path.to_string();
+        // Server-populated metadata and status are not the user's to get wrong.
+        if !p.starts_with("metadata.") && !p.starts_with("status.") {
+            unknown.push(p)
+        }
+    };
+    let de = serde_ignored::Deserializer::new(value, &mut on_ignored);
+    let result: Result<T, _> = serde_path_to_error::deserialize(de);
+    match result {
+        Err(e) => {
+            let path = e.path().to_string();
+            Err(format!("{kind} {name:?}: field {path}: {}", e.into_inner()))
+        }
+        Ok(_) if !unknown.is_empty() => Err(format!(
+            "{kind} {name:?}: unknown field{} {}",
+            if unknown.len() > 1 { "s" } else { "" },
+            unknown.join(", ")
+        )),
+        Ok(v) => Ok(v),
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+/// Loads every document from the paths. Errors from every file are collected; the caller
+/// decides what to do with a partial result (`annexa check` refuses to evaluate it).
+pub fn load(paths: &[PathBuf]) -> (Vec<Document>, Vec<String>) {
+    let mut docs = Vec::new();
+    let mut errors = Vec::new();
+    let files = match expand_paths(paths) {
+        Ok(f) => f,
+        Err(e) => return (docs, vec![e.to_string()]),
+    };
+    for file in files {
+        match read_source(&file) {
+            Err(e) => errors.push(e.to_string()),
+            Ok((name, text)) => {
+                if text.trim().is_empty() {
+                    errors.push(format!("{name}: file is empty"));
+                    continue;
+                }
+                let (d, e) = parse_documents(&name, &text);
+                docs.extend(d);
+                errors.extend(e);
+            }
+        }
+    }
+    (docs, errors)
+}

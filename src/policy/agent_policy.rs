@@ -1,0 +1,127 @@
+//! Rules for AgentPolicy: A.5.15, A.5.18, A.8.2, A.8.12, A.8.20.
+
+use super::catalogue::{A_5_15, A_5_18, A_8_2, A_8_12, A_8_20};
+use super::duration::{format_duration, parse_duration};
+use super::{Context, Evaluation, ObjectRef, Recorder};
+use crate::api::AgentPolicy;
+use k8s_openapi::api::rbac::v1::PolicyRule;
+
+pub const KIND: &str = "AgentPolicy";
+
+/// Whether a rule lets the holder read Secrets.
+pub fn reads_secrets(rule: &PolicyRule) -> bool {
+    let groups = rule.api_groups.as_deref().unwrap_or_default();
+    let resources = rule.resources.as_deref().unwrap_or_default();
+    let core = groups.iter().any(|g| g.is_empty() || g == "*");
+    let secrets = resources.iter().any(|r| r == "secrets" || r == "*");
+    let reads = rule
+        .verbs
+        .iter()
+        .any(|v| matches!(v.as_str(), "get" | "list" | "watch" | "*"));
+    core && secrets && reads
+}
+
+/// Whether a CIDR is syntactically valid (IPv4 or IPv6 with a prefix length).
+pub fn valid_cidr(cidr: &str) -> bool {
+    let Some((addr, prefix)) = cidr.split_once('/') else {
+        return false;
+    };
+    let Ok(prefix) = prefix.parse::<u8>() else {
+        return false;
+    };
+    match addr.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) => prefix <= 32,
+        Ok(std::net::IpAddr::V6(_)) => prefix <= 128,
+        Err(_) => false,
+    }
+}
+
+pub fn evaluate(agent: &AgentPolicy, ctx: &Context<'_>) -> Evaluation {
+    let name = agent.metadata.name.as_deref().unwrap_or_default();
+    let namespace = agent.metadata.namespace.as_deref().unwrap_or("default");
+    let mut rec = Recorder::new(KIND, ObjectRef::new(KIND, Some(namespace), name), ctx);
+    let spec = &agent.spec;
+    let profile = ctx.profile;
+
+    for (i, rule) in spec.permissions.iter().enumerate() {
+        let path = format!("spec.permissions[{i}]");
+        // A.5.15: explicit groups and resources.
+        if rule.api_groups.as_deref().unwrap_or_default().iter().any(|g| g == "*") {
+            rec.fail(&A_5_15, format!("{path}.apiGroups"), format!("agent {name:?} is granted every API group (\"*\")"));
+        }
+        if rule.resources.as_deref().unwrap_or_default().iter().any(|r| r == "*" || r.starts_with("*/")) {
+            rec.fail(&A_5_15, format!("{path}.resources"), format!("agent {name:?} is granted every resource (\"*\")"));
+        }
+        if rule.resources.as_deref().unwrap_or_default().is_empty() {
+            rec.fail(&A_5_15, format!("{path}.resources"), format!("agent {name:?} has a rule that names no resources"));
+        }
+        if rule.non_resource_urls.as_deref().is_some_and(|u| !u.is_empty()) {
+            rec.fail(&A_5_15, format!("{path}.nonResourceURLs"), format!("agent {name:?} is granted non-resource URLs, which a namespaced Role cannot scope"));
+        }
+        // A.8.2: forbidden verbs and Secrets.
+        for verb in &rule.verbs {
+            if profile.forbidden_verbs.iter().any(|f| f == verb) {
+                rec.fail(&A_8_2, format!("{path}.verbs"), format!("agent {name:?} is granted the forbidden verb {verb:?}"));
+            }
+        }
+        if !profile.allow_secret_read && reads_secrets(rule) {
+            rec.fail(&A_8_2, format!("{path}.resources"), format!("agent {name:?} may read Secrets, which the policy forbids"));
+        }
+    }
+    if spec.permissions.is_empty() {
+        rec.pass_note(&A_5_15, "no permissions granted");
+    }
+
+    // A.5.18: time-bound tokens.
+    match spec.token_ttl.as_deref().map(parse_duration) {
+        None => rec.fail(&A_5_18, "spec.tokenTTL", format!(
+            "agent {name:?} declares no token TTL (at most {})", format_duration(profile.max_token_ttl)
+        )),
+        Some(Err(e)) => rec.fail(&A_5_18, "spec.tokenTTL", e),
+        Some(Ok(ttl)) if ttl > profile.max_token_ttl => rec.fail(&A_5_18, "spec.tokenTTL", format!(
+            "agent {name:?} token TTL {} exceeds the maximum of {}",
+            format_duration(ttl), format_duration(profile.max_token_ttl)
+        )),
+        Some(Ok(ttl)) if ttl.as_secs() < 600 => rec.fail(&A_5_18, "spec.tokenTTL", format!(
+            "agent {name:?} token TTL {} is below the 10m minimum the API server accepts for projected tokens",
+            format_duration(ttl)
+        )),
+        Some(Ok(_)) => {}
+    }
+
+    // A.8.12: an egress allow-list, never the whole internet.
+    if spec.egress.is_empty() {
+        if profile.require_egress_allow_list {
+            rec.fail(&A_8_12, "spec.egress", format!("agent {name:?} declares no egress allow-list"));
+        } else {
+            rec.not_applicable(&A_8_12, "the policy does not require an egress allow-list");
+        }
+    }
+    for (i, rule) in spec.egress.iter().enumerate() {
+        let cidr = rule.cidr.trim();
+        if cidr.ends_with("/0") {
+            rec.fail(&A_8_12, format!("spec.egress[{i}].cidr"), format!("agent {name:?} may reach the whole internet ({cidr})"));
+        }
+        // A.8.20: well-formed, explicit rules.
+        if !valid_cidr(cidr) {
+            rec.fail(&A_8_20, format!("spec.egress[{i}].cidr"), format!("agent {name:?} egress {cidr:?} is not a valid CIDR"));
+        }
+        if rule.ports.is_empty() {
+            rec.fail(&A_8_20, format!("spec.egress[{i}].ports"), format!("agent {name:?} egress to {cidr} opens every port"));
+        }
+        for (j, port) in rule.ports.iter().enumerate() {
+            if !(1..=65535).contains(port) {
+                rec.fail(&A_8_20, format!("spec.egress[{i}].ports[{j}]"), format!("agent {name:?} egress port {port} is not a valid port"));
+            }
+        }
+        if let Some(p) = rule.protocol.as_deref() {
+            if !matches!(p, "TCP" | "UDP" | "SCTP") {
+                rec.fail(&A_8_20, format!("spec.egress[{i}].protocol"), format!("agent {name:?} egress protocol {p:?} is not TCP, UDP or SCTP"));
+            }
+        }
+    }
+    if spec.egress.is_empty() {
+        rec.not_applicable(&A_8_20, "no egress rules");
+    }
+    rec.finish()
+}

@@ -1,0 +1,390 @@
+//! The pure rule engine. No client, no I/O, no clock: the caller passes the object, the
+//! namespace's [`Profile`], a [`Lookup`] over related objects and the current time.
+//!
+//! The webhook, the controllers and `annexa check` all call [`evaluate`], so they can never
+//! disagree.
+
+pub mod agent_policy;
+pub mod catalogue;
+pub mod duration;
+pub mod model_approval;
+pub mod model_deployment;
+pub mod profile;
+pub mod training_dataset;
+pub mod workload;
+
+pub use catalogue::{CATALOGUE, Control, Theme};
+pub use profile::{Profile, selector_matches, validate_policy};
+
+use crate::api::{
+    Action, AgentPolicy, CompliancePolicy, ControlOutcome, ControlResult, ModelApproval,
+    ModelDeployment, TrainingDataset,
+};
+use catalogue::controls_for;
+use jiff::Timestamp;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// Identifies an object in findings and reports.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ObjectRef {
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl ObjectRef {
+    pub fn new(kind: &str, namespace: Option<&str>, name: &str) -> Self {
+        Self {
+            kind: kind.to_string(),
+            namespace: namespace.map(str::to_string),
+            name: name.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{}/{}/{}", self.kind, ns, self.name),
+            None => write!(f, "{}/{}", self.kind, self.name),
+        }
+    }
+}
+
+/// A failed control: what the webhook denies or warns about and what status reports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Annex A control identifier, e.g. `A.8.24`.
+    pub control: &'static str,
+    pub action: Action,
+    pub object: ObjectRef,
+    /// Field path of the offending value, e.g. `spec.encryption.kmsKey`.
+    pub path: String,
+    /// Names the control: `A.8.24 Use of cryptography: dataset "claims" is ...`.
+    pub message: String,
+}
+
+/// The result of one control on one object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    pub control: &'static Control,
+    pub result: ControlOutcome,
+    pub message: String,
+}
+
+/// Everything the engine concluded about one object.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Evaluation {
+    pub object: ObjectRef,
+    /// One entry per control evaluated on the object's kind, in catalogue order.
+    pub outcomes: Vec<Outcome>,
+    /// Failed controls that were not excepted.
+    pub findings: Vec<Finding>,
+}
+
+impl Evaluation {
+    /// Findings with the Enforce action (denied at admission; `annexa check` exits 1).
+    pub fn denials(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| f.action == Action::Enforce)
+    }
+
+    pub fn is_compliant(&self) -> bool {
+        self.findings.is_empty()
+    }
+
+    pub fn outcome(&self, control: &str) -> Option<&Outcome> {
+        self.outcomes.iter().find(|o| o.control.id == control)
+    }
+
+    /// The outcomes as `status.controls` entries.
+    pub fn control_results(&self) -> Vec<ControlResult> {
+        self.outcomes
+            .iter()
+            .map(|o| ControlResult {
+                id: o.control.id.to_string(),
+                title: o.control.title.to_string(),
+                result: o.result,
+                message: o.message.clone(),
+            })
+            .collect()
+    }
+}
+
+/// Related objects the cross-object rules read. Implemented over reflector stores in the
+/// cluster and over the parsed files in `annexa check`.
+pub trait Lookup {
+    fn dataset(&self, namespace: &str, name: &str) -> Option<Arc<TrainingDataset>>;
+    fn model(&self, namespace: &str, name: &str) -> Option<Arc<ModelDeployment>>;
+    /// ModelApprovals naming this ModelDeployment.
+    fn approvals(&self, namespace: &str, model: &str) -> Vec<Arc<ModelApproval>>;
+    /// The AgentPolicy governing this service account, if any.
+    fn agent_for_service_account(&self, namespace: &str, sa: &str) -> Option<Arc<AgentPolicy>>;
+}
+
+/// A [`Lookup`] over objects held in memory (used by `annexa check` and tests).
+#[derive(Default, Clone, Debug)]
+pub struct Inventory {
+    pub datasets: BTreeMap<(String, String), Arc<TrainingDataset>>,
+    pub models: BTreeMap<(String, String), Arc<ModelDeployment>>,
+    pub approvals: Vec<Arc<ModelApproval>>,
+    pub agents: Vec<Arc<AgentPolicy>>,
+}
+
+fn key(namespace: Option<&String>, name: Option<&String>) -> (String, String) {
+    (
+        namespace.cloned().unwrap_or_default(),
+        name.cloned().unwrap_or_default(),
+    )
+}
+
+impl Inventory {
+    pub fn add_dataset(&mut self, d: TrainingDataset) {
+        let k = key(d.metadata.namespace.as_ref(), d.metadata.name.as_ref());
+        self.datasets.insert(k, Arc::new(d));
+    }
+    pub fn add_model(&mut self, m: ModelDeployment) {
+        let k = key(m.metadata.namespace.as_ref(), m.metadata.name.as_ref());
+        self.models.insert(k, Arc::new(m));
+    }
+    pub fn add_approval(&mut self, a: ModelApproval) {
+        self.approvals.push(Arc::new(a));
+    }
+    pub fn add_agent(&mut self, a: AgentPolicy) {
+        self.agents.push(Arc::new(a));
+    }
+}
+
+impl Lookup for Inventory {
+    fn dataset(&self, namespace: &str, name: &str) -> Option<Arc<TrainingDataset>> {
+        self.datasets
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+    fn model(&self, namespace: &str, name: &str) -> Option<Arc<ModelDeployment>> {
+        self.models
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+    fn approvals(&self, namespace: &str, model: &str) -> Vec<Arc<ModelApproval>> {
+        self.approvals
+            .iter()
+            .filter(|a| {
+                a.metadata.namespace.as_deref() == Some(namespace)
+                    && a.spec.model_deployment == model
+            })
+            .cloned()
+            .collect()
+    }
+    fn agent_for_service_account(&self, namespace: &str, sa: &str) -> Option<Arc<AgentPolicy>> {
+        self.agents
+            .iter()
+            .find(|a| {
+                a.metadata.namespace.as_deref() == Some(namespace)
+                    && a.spec.service_account_name == sa
+            })
+            .cloned()
+    }
+}
+
+/// What the rules are evaluated against.
+pub struct Context<'a> {
+    pub profile: &'a Profile,
+    pub lookup: &'a dyn Lookup,
+    pub now: Timestamp,
+}
+
+/// An object the engine evaluates.
+pub enum Governed<'a> {
+    Dataset(&'a TrainingDataset),
+    Model(&'a ModelDeployment),
+    Approval(&'a ModelApproval),
+    Agent(&'a AgentPolicy),
+    Workload(&'a workload::Workload),
+}
+
+/// Evaluates every control that applies to the object.
+pub fn evaluate(object: Governed<'_>, ctx: &Context<'_>) -> Evaluation {
+    match object {
+        Governed::Dataset(d) => training_dataset::evaluate(d, ctx),
+        Governed::Model(m) => model_deployment::evaluate(m, ctx),
+        Governed::Approval(a) => model_approval::evaluate(a, ctx),
+        Governed::Agent(a) => agent_policy::evaluate(a, ctx),
+        Governed::Workload(w) => workload::evaluate(w, ctx),
+    }
+}
+
+/// Collects the results of the rules for one object, then applies actions and exceptions.
+pub(crate) struct Recorder<'a> {
+    kind: &'static str,
+    object: ObjectRef,
+    ctx: &'a Context<'a>,
+    failures: Vec<(&'static Control, String, String, Option<Action>)>,
+    not_applicable: Vec<(&'static str, String)>,
+    passes: Vec<(&'static str, String)>,
+}
+
+impl<'a> Recorder<'a> {
+    pub(crate) fn new(kind: &'static str, object: ObjectRef, ctx: &'a Context<'a>) -> Self {
+        Self {
+            kind,
+            object,
+            ctx,
+            failures: Vec::new(),
+            not_applicable: Vec::new(),
+            passes: Vec::new(),
+        }
+    }
+
+    /// Records a failure; `detail` is appended to `"<id> <title>: "`.
+    pub(crate) fn fail(&mut self, control: &'static Control, path: impl Into<String>, detail: String) {
+        self.failures.push((control, path.into(), detail, None));
+    }
+
+    /// Records a failure whose action is capped (the promotion gate never denies: the
+    /// controller holds the rollout instead).
+    pub(crate) fn fail_capped(
+        &mut self,
+        control: &'static Control,
+        path: impl Into<String>,
+        detail: String,
+        cap: Action,
+    ) {
+        self.failures.push((control, path.into(), detail, Some(cap)));
+    }
+
+    pub(crate) fn not_applicable(&mut self, control: &'static Control, why: impl Into<String>) {
+        self.not_applicable.push((control.id, why.into()));
+    }
+
+    /// A message for a passing control (e.g. the derived classification).
+    pub(crate) fn pass_note(&mut self, control: &'static Control, note: impl Into<String>) {
+        self.passes.push((control.id, note.into()));
+    }
+
+    fn excepted(&self, control: &str) -> Option<&str> {
+        self.ctx.profile.exceptions.iter().find_map(|e| {
+            let applies = e.control == control
+                && e
+                    .kind
+                    .as_deref()
+                    .is_none_or(|k| k == self.kind || k == self.object.kind)
+                && e.name.as_deref().is_none_or(|n| n == self.object.name)
+                && e.expires.as_ref().is_none_or(|t| t.0 > self.ctx.now);
+            applies.then_some(e.reason.as_str())
+        })
+    }
+
+    pub(crate) fn finish(self) -> Evaluation {
+        let mut outcomes = Vec::new();
+        let mut findings = Vec::new();
+        for control in controls_for(self.kind) {
+            let failed: Vec<_> = self
+                .failures
+                .iter()
+                .filter(|f| f.0.id == control.id)
+                .collect();
+            if !failed.is_empty() {
+                let messages: Vec<String> = failed
+                    .iter()
+                    .map(|(c, _, detail, _)| format!("{} {}: {}", c.id, c.title, detail))
+                    .collect();
+                if let Some(reason) = self.excepted(control.id) {
+                    outcomes.push(Outcome {
+                        control,
+                        result: ControlOutcome::Excepted,
+                        message: format!("excepted by policy ({reason}): {}", messages.join("; ")),
+                    });
+                    continue;
+                }
+                let action = self.ctx.profile.action(control.id);
+                for ((_, path, _, cap), message) in failed.iter().zip(&messages) {
+                    findings.push(Finding {
+                        control: control.id,
+                        action: cap.map_or(action, |cap| action.min(cap)),
+                        object: self.object.clone(),
+                        path: path.clone(),
+                        message: message.clone(),
+                    });
+                }
+                outcomes.push(Outcome {
+                    control,
+                    result: ControlOutcome::Fail,
+                    message: messages.join("; "),
+                });
+            } else if let Some((_, why)) = self.not_applicable.iter().find(|n| n.0 == control.id) {
+                outcomes.push(Outcome {
+                    control,
+                    result: ControlOutcome::NotApplicable,
+                    message: why.clone(),
+                });
+            } else {
+                let message = self
+                    .passes
+                    .iter()
+                    .find(|p| p.0 == control.id)
+                    .map(|p| p.1.clone())
+                    .unwrap_or_default();
+                outcomes.push(Outcome {
+                    control,
+                    result: ControlOutcome::Pass,
+                    message,
+                });
+            }
+        }
+        Evaluation {
+            object: self.object,
+            outcomes,
+            findings,
+        }
+    }
+}
+
+/// Registry host and path of an image reference, without tag or digest.
+pub fn image_repository(image: &str) -> &str {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    // A tag is the part after the last ':' that comes after the last '/'.
+    match without_digest.rfind(':') {
+        Some(colon) if colon > without_digest.rfind('/').unwrap_or(0) => &without_digest[..colon],
+        _ => without_digest,
+    }
+}
+
+/// Whether the image is pinned by a sha256 digest.
+pub fn image_pinned(image: &str) -> bool {
+    image
+        .split_once("@sha256:")
+        .is_some_and(|(_, hex)| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The tag of an image reference, if any.
+pub fn image_tag(image: &str) -> Option<&str> {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let repo = image_repository(image);
+    without_digest
+        .get(repo.len()..)
+        .and_then(|rest| rest.strip_prefix(':'))
+}
+
+/// Whether the image comes from one of the allowed registry prefixes (any when the list is empty).
+/// A prefix matches at a path boundary: `registry.example.com` allows
+/// `registry.example.com/x` but not `registry.example.com.evil.io/x`.
+pub fn registry_allowed(image: &str, allowed: &[String]) -> bool {
+    allowed.is_empty()
+        || allowed.iter().any(|prefix| {
+            image.strip_prefix(prefix.as_str()).is_some_and(|rest| {
+                prefix.ends_with('/') || rest.is_empty() || rest.starts_with(['/', ':', '@'])
+            })
+        })
+}
+
+/// Evaluates a CompliancePolicy: it carries no controls of its own, only validation.
+pub fn policy_errors(policy: &CompliancePolicy) -> Vec<String> {
+    validate_policy(policy)
+}
+
+#[cfg(test)]
+mod tests;

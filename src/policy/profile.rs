@@ -1,0 +1,449 @@
+//! The effective profile of a namespace: the merge of every CompliancePolicy that selects it.
+//!
+//! Merge rules (strictest wins), applied to the policies that set a value; a setting no policy
+//! sets keeps the built-in baseline value (`Profile::baseline`, printed by `annexa policy default`):
+//! - `environment`: the highest (Production > Staging > Development);
+//! - actions: for each control, the strictest of each policy's action for it (its override,
+//!   else its default action; Enforce > Warn > Audit);
+//! - GPU resource names: the union; pools: per classification, from the policy that sorts first
+//!   by name among those defining a pool for it (conflicting pools are a configuration error the
+//!   policies' status reports);
+//! - allow-lists (registries, key prefixes, encrypted StorageClasses, regions, approver groups):
+//!   the intersection of the lists that are set;
+//! - `requireDigest`: true if any policy requires it;
+//! - `requireKmsFrom`: the lowest classification; `requiredApprovals`: the highest;
+//!   TTLs and `maxRetention`: the shortest;
+//! - forbidden verbs: the union; `allowSecretRead`: only if every policy allows it;
+//!   `requireEgressAllowList`: if any policy requires it;
+//! - exceptions: every policy's exceptions.
+
+use super::catalogue::CATALOGUE;
+use super::duration::{format_duration, parse_duration};
+use crate::api::{
+    Action, AgentLimits, Classification, CompliancePolicy, CompliancePolicySpec, ControlException,
+    ControlOverride, EncryptionPolicy, EnforcementSpec, Environment, GpuPolicy, GpuPool,
+    ImagePolicy, PoolTaint, PromotionPolicy, ResidencyPolicy, RetentionPolicy, TaintEffect,
+};
+use jiff::SignedDuration;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Label key of the built-in GPU pools (`annexa.dev/gpu-pool: confidential`).
+pub const BASELINE_POOL_LABEL: &str = "annexa.dev/gpu-pool";
+
+/// Everything the rules need to know about a namespace's policy.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Profile {
+    /// Names of the CompliancePolicies merged into this profile (empty: baseline only).
+    pub policies: Vec<String>,
+    pub environment: Environment,
+    pub default_action: Action,
+    /// Action per control id, for every control of the catalogue.
+    pub actions: BTreeMap<&'static str, Action>,
+    pub gpu_resource_names: Vec<String>,
+    pub gpu_pools: BTreeMap<Classification, GpuPool>,
+    /// Empty: any registry.
+    pub allowed_registries: Vec<String>,
+    pub require_digest: bool,
+    pub require_kms_from: Classification,
+    /// Empty: any key.
+    pub allowed_key_prefixes: Vec<String>,
+    /// Empty: any StorageClass.
+    pub encrypted_storage_classes: Vec<String>,
+    /// Empty: any region.
+    pub allowed_regions: Vec<String>,
+    pub required_approvals: u32,
+    #[serde(serialize_with = "ser_duration")]
+    pub approval_ttl: SignedDuration,
+    /// Empty: any group.
+    pub approver_groups: Vec<String>,
+    #[serde(serialize_with = "ser_duration")]
+    pub max_token_ttl: SignedDuration,
+    pub forbidden_verbs: Vec<String>,
+    pub allow_secret_read: bool,
+    pub require_egress_allow_list: bool,
+    #[serde(serialize_with = "ser_duration")]
+    pub max_retention: SignedDuration,
+    pub exceptions: Vec<ControlException>,
+}
+
+fn ser_duration<S: serde::Serializer>(d: &SignedDuration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_duration(*d))
+}
+
+const DEFAULT_APPROVAL_TTL_SECS: i64 = 7 * 86_400;
+const DEFAULT_TOKEN_TTL_SECS: i64 = 3_600;
+const DEFAULT_RETENTION_SECS: i64 = 365 * 86_400;
+
+impl Profile {
+    /// The built-in baseline: what applies to a namespace no CompliancePolicy selects, and the
+    /// value of every setting the selecting policies leave unset.
+    pub fn baseline() -> Self {
+        Self::merge(&[])
+    }
+
+    /// Required approvals when no policy sets them: 2 in Production, none elsewhere.
+    fn default_required_approvals(environment: Environment) -> u32 {
+        if environment == Environment::Production { 2 } else { 0 }
+    }
+
+    /// The action for a control (Enforce for an id outside the catalogue).
+    pub fn action(&self, control: &str) -> Action {
+        self.actions.get(control).copied().unwrap_or(self.default_action)
+    }
+
+    /// Whether images must be pinned by digest: the policy says so, or the environment is Production.
+    pub fn digest_required(&self) -> bool {
+        self.require_digest || self.environment == Environment::Production
+    }
+
+    /// The GPU pool a workload of this classification must use: the pool for exactly this
+    /// classification, else the nearest stricter one (never a less isolated pool).
+    pub fn pool_for(&self, classification: Classification) -> Option<&GpuPool> {
+        self.gpu_pools
+            .range(classification..)
+            .next()
+            .map(|(_, pool)| pool)
+    }
+
+    /// Whether `resource` counts as a GPU.
+    pub fn is_gpu_resource(&self, resource: &str) -> bool {
+        self.gpu_resource_names.iter().any(|r| r == resource)
+    }
+
+    /// The profile of a namespace with these labels: the merge of the selecting policies.
+    pub fn for_namespace<'a>(
+        namespace_labels: &BTreeMap<String, String>,
+        policies: impl IntoIterator<Item = &'a CompliancePolicy>,
+    ) -> Self {
+        let mut selecting: Vec<&CompliancePolicy> = policies
+            .into_iter()
+            .filter(|p| selector_matches(p.spec.namespace_selector.as_ref(), namespace_labels))
+            .collect();
+        selecting.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        Self::merge(&selecting)
+    }
+
+    /// Merges policies (already filtered to those that select the namespace), strictest wins.
+    pub fn merge(policies: &[&CompliancePolicy]) -> Self {
+        let specs: Vec<&CompliancePolicySpec> = policies.iter().map(|p| &p.spec).collect();
+        let environment = specs
+            .iter()
+            .filter_map(|s| s.environment)
+            .max()
+            .unwrap_or(Environment::Development);
+
+        let default_of = |s: &CompliancePolicySpec| {
+            s.enforcement
+                .as_ref()
+                .and_then(|e| e.action)
+                .unwrap_or(Action::Enforce)
+        };
+        let default_action = specs
+            .iter()
+            .map(|s| default_of(s))
+            .max()
+            .unwrap_or(Action::Enforce);
+        let actions = CATALOGUE
+            .iter()
+            .map(|control| {
+                let action = specs
+                    .iter()
+                    .map(|s| {
+                        s.enforcement
+                            .as_ref()
+                            .and_then(|e| e.overrides.iter().rev().find(|o| o.control == control.id))
+                            .map(|o| o.action)
+                            .unwrap_or_else(|| default_of(s))
+                    })
+                    .max()
+                    .unwrap_or(default_action);
+                (control.id, action)
+            })
+            .collect();
+
+        let gpus: Vec<&GpuPolicy> = specs.iter().filter_map(|s| s.gpu.as_ref()).collect();
+        let mut gpu_resource_names: Vec<String> = Vec::new();
+        for g in &gpus {
+            for r in &g.resource_names {
+                if !gpu_resource_names.contains(r) {
+                    gpu_resource_names.push(r.clone());
+                }
+            }
+        }
+        if gpu_resource_names.is_empty() {
+            gpu_resource_names = vec!["nvidia.com/gpu".to_string(), "amd.com/gpu".to_string()];
+        }
+        let mut gpu_pools: BTreeMap<Classification, GpuPool> = BTreeMap::new();
+        for g in &gpus {
+            for pool in &g.pools {
+                gpu_pools
+                    .entry(pool.classification)
+                    .or_insert_with(|| pool.clone());
+            }
+        }
+        if gpu_pools.is_empty() {
+            gpu_pools = baseline_pools();
+        }
+
+        let images: Vec<&ImagePolicy> = specs.iter().filter_map(|s| s.images.as_ref()).collect();
+        let encryption: Vec<&EncryptionPolicy> =
+            specs.iter().filter_map(|s| s.encryption.as_ref()).collect();
+        let residency: Vec<&ResidencyPolicy> =
+            specs.iter().filter_map(|s| s.residency.as_ref()).collect();
+        let promotion: Vec<&PromotionPolicy> =
+            specs.iter().filter_map(|s| s.promotion.as_ref()).collect();
+        let agents: Vec<&AgentLimits> = specs.iter().filter_map(|s| s.agents.as_ref()).collect();
+        let retention: Vec<&RetentionPolicy> =
+            specs.iter().filter_map(|s| s.retention.as_ref()).collect();
+
+        let mut forbidden_verbs: Vec<String> = Vec::new();
+        for a in &agents {
+            for v in &a.forbidden_verbs {
+                if !forbidden_verbs.contains(v) {
+                    forbidden_verbs.push(v.clone());
+                }
+            }
+        }
+        if forbidden_verbs.is_empty() {
+            forbidden_verbs = ["*", "escalate", "bind", "impersonate"]
+                .map(String::from)
+                .to_vec();
+        }
+
+        Profile {
+            policies: policies
+                .iter()
+                .filter_map(|p| p.metadata.name.clone())
+                .collect(),
+            environment,
+            default_action,
+            actions,
+            gpu_resource_names,
+            gpu_pools,
+            allowed_registries: intersect(images.iter().map(|i| &i.allowed_registries)),
+            require_digest: images.iter().any(|i| i.require_digest == Some(true)),
+            require_kms_from: encryption
+                .iter()
+                .filter_map(|e| e.require_kms_from)
+                .min()
+                .unwrap_or(Classification::Confidential),
+            allowed_key_prefixes: intersect(encryption.iter().map(|e| &e.allowed_key_prefixes)),
+            encrypted_storage_classes: intersect(
+                encryption.iter().map(|e| &e.encrypted_storage_classes),
+            ),
+            allowed_regions: intersect(residency.iter().map(|r| &r.allowed_regions)),
+            required_approvals: promotion
+                .iter()
+                .filter_map(|p| p.required_approvals)
+                .max()
+                .unwrap_or_else(|| Self::default_required_approvals(environment)),
+            approval_ttl: shortest(
+                promotion.iter().filter_map(|p| p.approval_ttl.as_deref()),
+                DEFAULT_APPROVAL_TTL_SECS,
+            ),
+            approver_groups: intersect(promotion.iter().map(|p| &p.approver_groups)),
+            max_token_ttl: shortest(
+                agents.iter().filter_map(|a| a.max_token_ttl.as_deref()),
+                DEFAULT_TOKEN_TTL_SECS,
+            ),
+            forbidden_verbs,
+            allow_secret_read: !agents.is_empty()
+                && agents.iter().all(|a| a.allow_secret_read == Some(true)),
+            require_egress_allow_list: agents.is_empty()
+                || agents
+                    .iter()
+                    .any(|a| a.require_egress_allow_list.unwrap_or(true)),
+            max_retention: shortest(
+                retention.iter().filter_map(|r| r.max_retention.as_deref()),
+                DEFAULT_RETENTION_SECS,
+            ),
+            exceptions: specs
+                .iter()
+                .flat_map(|s| s.exceptions.iter().cloned())
+                .collect(),
+        }
+    }
+
+    /// The profile written back as a CompliancePolicy spec (what `annexa policy default` prints).
+    pub fn to_spec(&self) -> CompliancePolicySpec {
+        CompliancePolicySpec {
+            namespace_selector: None,
+            environment: Some(self.environment),
+            enforcement: Some(EnforcementSpec {
+                action: Some(self.default_action),
+                overrides: self
+                    .actions
+                    .iter()
+                    .filter(|(_, a)| **a != self.default_action)
+                    .map(|(id, a)| ControlOverride {
+                        control: id.to_string(),
+                        action: *a,
+                    })
+                    .collect(),
+            }),
+            gpu: Some(GpuPolicy {
+                resource_names: self.gpu_resource_names.clone(),
+                pools: self.gpu_pools.values().cloned().collect(),
+            }),
+            images: Some(ImagePolicy {
+                allowed_registries: self.allowed_registries.clone(),
+                require_digest: Some(self.require_digest),
+            }),
+            encryption: Some(EncryptionPolicy {
+                require_kms_from: Some(self.require_kms_from),
+                allowed_key_prefixes: self.allowed_key_prefixes.clone(),
+                encrypted_storage_classes: self.encrypted_storage_classes.clone(),
+            }),
+            residency: Some(ResidencyPolicy {
+                allowed_regions: self.allowed_regions.clone(),
+            }),
+            promotion: Some(PromotionPolicy {
+                required_approvals: Some(self.required_approvals),
+                approval_ttl: Some(format_duration(self.approval_ttl)),
+                approver_groups: self.approver_groups.clone(),
+            }),
+            agents: Some(AgentLimits {
+                max_token_ttl: Some(format_duration(self.max_token_ttl)),
+                forbidden_verbs: self.forbidden_verbs.clone(),
+                allow_secret_read: Some(self.allow_secret_read),
+                require_egress_allow_list: Some(self.require_egress_allow_list),
+            }),
+            retention: Some(RetentionPolicy {
+                max_retention: Some(format_duration(self.max_retention)),
+            }),
+            exceptions: self.exceptions.clone(),
+        }
+    }
+}
+
+/// The baseline GPU pools: one per classification, selected by `annexa.dev/gpu-pool` and
+/// tainted with the same key.
+fn baseline_pools() -> BTreeMap<Classification, GpuPool> {
+    Classification::ALL
+        .into_iter()
+        .map(|c| {
+            let value = c.as_str().to_ascii_lowercase();
+            (
+                c,
+                GpuPool {
+                    classification: c,
+                    node_selector: BTreeMap::from([(BASELINE_POOL_LABEL.to_string(), value.clone())]),
+                    taint: Some(PoolTaint {
+                        key: BASELINE_POOL_LABEL.to_string(),
+                        value: Some(value),
+                        effect: TaintEffect::NoSchedule,
+                    }),
+                    runtime_class_name: None,
+                },
+            )
+        })
+        .collect()
+}
+
+/// The intersection of the lists that are non-empty (an empty list means "any").
+fn intersect<'a>(lists: impl Iterator<Item = &'a Vec<String>>) -> Vec<String> {
+    let mut result: Option<Vec<String>> = None;
+    for list in lists.filter(|l| !l.is_empty()) {
+        result = Some(match result {
+            None => list.clone(),
+            Some(acc) => acc.into_iter().filter(|v| list.contains(v)).collect(),
+        });
+    }
+    result.unwrap_or_default()
+}
+
+/// The shortest of the durations that parse (invalid ones are reported by policy validation and
+/// ignored here), or the default.
+fn shortest<'a>(values: impl Iterator<Item = &'a str>, default_secs: i64) -> SignedDuration {
+    values
+        .filter_map(|v| parse_duration(v).ok())
+        .min()
+        .unwrap_or(SignedDuration::from_secs(default_secs))
+}
+
+/// Whether a label selector matches a label set. `None` and an empty selector match everything;
+/// an unknown operator matches nothing (fail closed).
+pub fn selector_matches(selector: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
+    let Some(selector) = selector else {
+        return true;
+    };
+    if let Some(match_labels) = &selector.match_labels {
+        if !match_labels.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+            return false;
+        }
+    }
+    selector.match_expressions.iter().flatten().all(|expr| {
+        let values = expr.values.as_deref().unwrap_or_default();
+        match expr.operator.as_str() {
+            "In" => labels.get(&expr.key).is_some_and(|v| values.contains(v)),
+            "NotIn" => labels.get(&expr.key).is_none_or(|v| !values.contains(v)),
+            "Exists" => labels.contains_key(&expr.key),
+            "DoesNotExist" => !labels.contains_key(&expr.key),
+            _ => false,
+        }
+    })
+}
+
+/// Validation of a CompliancePolicy itself: messages naming the field that is wrong.
+pub fn validate_policy(policy: &CompliancePolicy) -> Vec<String> {
+    let mut errors = Vec::new();
+    let spec = &policy.spec;
+    if let Some(enforcement) = &spec.enforcement {
+        for (i, o) in enforcement.overrides.iter().enumerate() {
+            if super::catalogue::control(&o.control).is_none() {
+                errors.push(format!(
+                    "spec.enforcement.overrides[{i}].control: {:?} is not a control Annexa evaluates (see `annexa controls`)",
+                    o.control
+                ));
+            }
+        }
+    }
+    for (i, e) in spec.exceptions.iter().enumerate() {
+        if super::catalogue::control(&e.control).is_none() {
+            errors.push(format!(
+                "spec.exceptions[{i}].control: {:?} is not a control Annexa evaluates (see `annexa controls`)",
+                e.control
+            ));
+        }
+    }
+    let durations = [
+        (
+            "spec.promotion.approvalTTL",
+            spec.promotion.as_ref().and_then(|p| p.approval_ttl.as_deref()),
+        ),
+        (
+            "spec.agents.maxTokenTTL",
+            spec.agents.as_ref().and_then(|a| a.max_token_ttl.as_deref()),
+        ),
+        (
+            "spec.retention.maxRetention",
+            spec.retention.as_ref().and_then(|r| r.max_retention.as_deref()),
+        ),
+    ];
+    for (field, value) in durations {
+        if let Some(Err(e)) = value.map(parse_duration) {
+            errors.push(format!("{field}: {e}"));
+        }
+    }
+    if let Some(gpu) = &spec.gpu {
+        let mut seen = Vec::new();
+        for (i, pool) in gpu.pools.iter().enumerate() {
+            if seen.contains(&pool.classification) {
+                errors.push(format!(
+                    "spec.gpu.pools[{i}].classification: a pool for {} is already defined",
+                    pool.classification
+                ));
+            }
+            seen.push(pool.classification);
+            if pool.node_selector.is_empty() && pool.taint.is_none() {
+                errors.push(format!(
+                    "spec.gpu.pools[{i}]: a pool needs a nodeSelector or a taint to isolate anything"
+                ));
+            }
+        }
+    }
+    errors
+}

@@ -1,0 +1,392 @@
+//! Rules for workloads: Pods and the pod templates of Deployment, StatefulSet, DaemonSet,
+//! ReplicaSet, Job and CronJob (A.5.18, A.8.2, A.8.9, A.8.19, A.8.22). Evaluated in namespaces
+//! labelled `annexa.dev/enforce=true`.
+//!
+//! Only the fields the rules read are decoded (a view, not the full typed Pod), which keeps the
+//! admission path close to the cost of parsing the review.
+
+use super::catalogue::{A_5_18, A_8_2, A_8_9, A_8_19, A_8_22};
+use super::duration::format_duration;
+use super::{Context, Evaluation, ObjectRef, Recorder, image_pinned, registry_allowed};
+use crate::api::{CLASSIFICATION_LABEL, Classification, GpuPool};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Kinds whose pods Annexa checks, with the path of their pod template.
+pub const WORKLOAD_KINDS: &[(&str, &[&str])] = &[
+    ("Pod", &[]),
+    ("Deployment", &["spec", "template"]),
+    ("StatefulSet", &["spec", "template"]),
+    ("DaemonSet", &["spec", "template"]),
+    ("ReplicaSet", &["spec", "template"]),
+    ("Job", &["spec", "template"]),
+    ("CronJob", &["spec", "jobTemplate", "spec", "template"]),
+];
+
+pub fn is_workload_kind(kind: &str) -> bool {
+    WORKLOAD_KINDS.iter().any(|(k, _)| *k == kind)
+}
+
+#[derive(Deserialize, Default, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+struct TemplateView {
+    #[serde(default)]
+    metadata: MetaView,
+    #[serde(default)]
+    spec: PodView,
+}
+
+#[derive(Deserialize, Default, Debug, Clone)]
+struct MetaView {
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+/// The fields of a PodSpec the rules read.
+#[derive(Deserialize, Default, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct PodView {
+    #[serde(default)]
+    pub containers: Vec<ContainerView>,
+    #[serde(default)]
+    pub init_containers: Vec<ContainerView>,
+    #[serde(default)]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(default)]
+    pub tolerations: Vec<TolerationView>,
+    #[serde(default)]
+    pub runtime_class_name: Option<String>,
+    #[serde(default)]
+    pub host_network: Option<bool>,
+    #[serde(default, rename = "hostPID")]
+    pub host_pid: Option<bool>,
+    #[serde(default, rename = "hostIPC")]
+    pub host_ipc: Option<bool>,
+    #[serde(default)]
+    pub volumes: Vec<VolumeView>,
+    #[serde(default)]
+    pub service_account_name: Option<String>,
+    #[serde(default)]
+    pub automount_service_account_token: Option<bool>,
+}
+
+#[derive(Deserialize, Default, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerView {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub resources: Option<ResourcesView>,
+    #[serde(default)]
+    pub security_context: Option<SecurityContextView>,
+}
+
+#[derive(Deserialize, Default, Debug, Clone)]
+pub struct ResourcesView {
+    #[serde(default)]
+    pub limits: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub requests: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize, Default, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurityContextView {
+    #[serde(default)]
+    pub privileged: Option<bool>,
+}
+
+#[derive(Deserialize, Default, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct TolerationView {
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub operator: Option<String>,
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub effect: Option<String>,
+}
+
+#[derive(Deserialize, Default, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeView {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub host_path: Option<Value>,
+    #[serde(default)]
+    pub projected: Option<ProjectedView>,
+}
+
+#[derive(Deserialize, Default, Debug, Clone)]
+pub struct ProjectedView {
+    #[serde(default)]
+    pub sources: Vec<ProjectionView>,
+}
+
+#[derive(Deserialize, Default, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectionView {
+    #[serde(default)]
+    pub service_account_token: Option<TokenProjectionView>,
+}
+
+#[derive(Deserialize, Default, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenProjectionView {
+    #[serde(default)]
+    pub expiration_seconds: Option<i64>,
+}
+
+/// A pod or pod template, reduced to what the rules read.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    /// Labels of the pod (the template's labels for controllers).
+    pub labels: BTreeMap<String, String>,
+    pub pod: PodView,
+    /// Field path prefix of the pod spec, e.g. `spec.template.spec`.
+    pub spec_path: String,
+}
+
+impl Workload {
+    /// Reads a workload from a whole object (`kind`, `metadata`, `spec`). Errors name the field.
+    pub fn from_object(kind: &str, object: &Value) -> Result<Self, String> {
+        let template_path = WORKLOAD_KINDS
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, p)| *p)
+            .ok_or_else(|| format!("{kind} is not a workload kind"))?;
+        let metadata = object.get("metadata");
+        let text = |field: &str| {
+            metadata
+                .and_then(|m| m.get(field))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let name = {
+            let n = text("name");
+            if n.is_empty() { text("generateName") } else { n }
+        };
+        let namespace = text("namespace");
+        let (labels, pod, spec_path) = if template_path.is_empty() {
+            let labels = match metadata.and_then(|m| m.get("labels")) {
+                Some(l) => BTreeMap::<String, String>::deserialize(l)
+                    .map_err(|e| format!("metadata.labels: {e}"))?,
+                None => BTreeMap::new(),
+            };
+            let pod = match object.get("spec") {
+                Some(spec) => PodView::deserialize(spec).map_err(|e| format!("spec: {e}"))?,
+                None => return Err("spec: missing".to_string()),
+            };
+            (labels, pod, "spec".to_string())
+        } else {
+            let mut node = object;
+            for segment in template_path {
+                node = node.get(segment).ok_or_else(|| {
+                    format!("{}: missing", template_path.join("."))
+                })?;
+            }
+            let path = template_path.join(".");
+            let template = TemplateView::deserialize(node).map_err(|e| format!("{path}: {e}"))?;
+            (template.metadata.labels, template.spec, format!("{path}.spec"))
+        };
+        Ok(Workload {
+            kind: kind.to_string(),
+            namespace,
+            name,
+            labels,
+            pod,
+            spec_path,
+        })
+    }
+
+    fn all_containers(&self) -> impl Iterator<Item = (&'static str, usize, &ContainerView)> {
+        self.pod
+            .init_containers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ("initContainers", i, c))
+            .chain(self.pod.containers.iter().enumerate().map(|(i, c)| ("containers", i, c)))
+    }
+}
+
+fn quantity_nonzero(v: &Value) -> bool {
+    match v {
+        Value::Number(n) => n.as_f64().is_some_and(|f| f > 0.0),
+        Value::String(s) => !s.trim().is_empty() && s.trim() != "0",
+        _ => false,
+    }
+}
+
+/// Whether a toleration tolerates the pool's taint (Kubernetes toleration semantics).
+fn tolerates(t: &TolerationView, pool: &GpuPool) -> bool {
+    let Some(taint) = &pool.taint else {
+        return false;
+    };
+    let exists = t.operator.as_deref() == Some("Exists");
+    let key_ok = match t.key.as_deref() {
+        None | Some("") => exists,
+        Some(k) => k == taint.key,
+    };
+    let effect_ok = t.effect.as_deref().is_none_or(|e| e.is_empty() || e == taint.effect.as_str());
+    let value_ok = exists || t.value.as_deref().unwrap_or_default() == taint.value.as_deref().unwrap_or_default();
+    key_ok && effect_ok && value_ok
+}
+
+pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
+    let profile = ctx.profile;
+    let kind: &'static str = WORKLOAD_KINDS
+        .iter()
+        .find(|(k, _)| *k == w.kind)
+        .map_or("Workload", |(k, _)| k);
+    let mut rec = Recorder::new("Workload", ObjectRef::new(kind, Some(&w.namespace), &w.name), ctx);
+    let what = format!("{} {:?}", kind.to_ascii_lowercase(), w.name);
+    let sp = &w.spec_path;
+
+    // Images: registries (A.8.19) and digests (A.8.9).
+    for (list, i, c) in w.all_containers() {
+        let image = c.image.as_deref().unwrap_or_default();
+        if !registry_allowed(image, &profile.allowed_registries) {
+            rec.fail(&A_8_19, format!("{sp}.{list}[{i}].image"), format!(
+                "{what} container {:?} uses image {image:?}, which is not from an allowed registry {:?}",
+                c.name, profile.allowed_registries
+            ));
+        }
+        if profile.digest_required() && !image_pinned(image) {
+            rec.fail(&A_8_9, format!("{sp}.{list}[{i}].image"), format!(
+                "{what} container {:?} uses image {image:?}, which is not pinned by digest (@sha256:)",
+                c.name
+            ));
+        }
+    }
+    if !profile.digest_required() {
+        rec.not_applicable(&A_8_9, "digests are not required here");
+    }
+
+    // GPU placement (A.8.22) and privilege (A.8.2).
+    let gpu = w.all_containers().any(|(_, _, c)| {
+        c.resources.as_ref().is_some_and(|r| {
+            r.limits.iter().chain(r.requests.iter())
+                .any(|(name, q)| profile.is_gpu_resource(name) && quantity_nonzero(q))
+        })
+    });
+    if gpu {
+        let class = match w.labels.get(CLASSIFICATION_LABEL) {
+            None => Some(Classification::Internal),
+            Some(v) => {
+                let parsed = Classification::parse(v);
+                if parsed.is_none() {
+                    rec.fail(&A_8_22, format!("metadata.labels[{CLASSIFICATION_LABEL}]"), format!(
+                        "{what} has classification {v:?}, which is not Public, Internal, Confidential or Restricted"
+                    ));
+                }
+                parsed
+            }
+        };
+        if let Some(class) = class {
+            match profile.pool_for(class) {
+                None => rec.fail(&A_8_22, sp.clone(), format!(
+                    "{what} requests GPUs for {class} data, but no GPU pool serves {class} or stricter data"
+                )),
+                Some(pool) => {
+                    for (k, v) in &pool.node_selector {
+                        if w.pod.node_selector.get(k) != Some(v) {
+                            rec.fail(&A_8_22, format!("{sp}.nodeSelector"), format!(
+                                "{what} requests GPUs for {class} data but does not select the {} pool ({k}={v})",
+                                pool.classification
+                            ));
+                        }
+                    }
+                    if let Some(taint) = &pool.taint {
+                        if !w.pod.tolerations.iter().any(|t| tolerates(t, pool)) {
+                            rec.fail(&A_8_22, format!("{sp}.tolerations"), format!(
+                                "{what} requests GPUs for {class} data but does not tolerate the {} pool taint {}={}:{}",
+                                pool.classification, taint.key, taint.value.as_deref().unwrap_or_default(), taint.effect.as_str()
+                            ));
+                        }
+                    }
+                    if let Some(rc) = &pool.runtime_class_name {
+                        if w.pod.runtime_class_name.as_ref() != Some(rc) {
+                            rec.fail(&A_8_22, format!("{sp}.runtimeClassName"), format!(
+                                "{what} requests GPUs for {class} data but does not use runtimeClassName {rc:?} of the {} pool",
+                                pool.classification
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        for (list, i, c) in w.all_containers() {
+            if c.security_context.as_ref().and_then(|s| s.privileged) == Some(true) {
+                rec.fail(&A_8_2, format!("{sp}.{list}[{i}].securityContext.privileged"), format!(
+                    "{what} requests GPUs and container {:?} is privileged", c.name
+                ));
+            }
+        }
+        for (field, value) in [("hostNetwork", w.pod.host_network), ("hostPID", w.pod.host_pid), ("hostIPC", w.pod.host_ipc)] {
+            if value == Some(true) {
+                rec.fail(&A_8_2, format!("{sp}.{field}"), format!("{what} requests GPUs and uses {field}"));
+            }
+        }
+        for (i, v) in w.pod.volumes.iter().enumerate() {
+            if v.host_path.is_some() {
+                rec.fail(&A_8_2, format!("{sp}.volumes[{i}].hostPath"), format!(
+                    "{what} requests GPUs and mounts hostPath volume {:?}", v.name
+                ));
+            }
+        }
+    } else {
+        rec.not_applicable(&A_8_2, "requests no GPU");
+        for (i, t) in w.pod.tolerations.iter().enumerate() {
+            if let Some(pool) = profile.gpu_pools.values().find(|p| tolerates(t, p)) {
+                rec.fail(&A_8_22, format!("{sp}.tolerations[{i}]"), format!(
+                    "{what} requests no GPU but tolerates the taint of the {} GPU pool",
+                    pool.classification
+                ));
+            }
+        }
+    }
+
+    // A.5.18: agent pods use short-lived tokens only.
+    let sa = w.pod.service_account_name.as_deref().unwrap_or("default");
+    match ctx.lookup.agent_for_service_account(&w.namespace, sa) {
+        None => rec.not_applicable(&A_5_18, "not an agent pod"),
+        Some(agent) => {
+            let agent_name = agent.metadata.name.as_deref().unwrap_or_default();
+            if w.pod.automount_service_account_token == Some(true) {
+                rec.fail(&A_5_18, format!("{sp}.automountServiceAccountToken"), format!(
+                    "{what} runs as agent {agent_name:?} and automounts a service-account token"
+                ));
+            }
+            let ttl = agent
+                .spec
+                .token_ttl
+                .as_deref()
+                .and_then(|t| super::duration::parse_duration(t).ok())
+                .unwrap_or(profile.max_token_ttl);
+            for (i, v) in w.pod.volumes.iter().enumerate() {
+                for (j, source) in v.projected.iter().flat_map(|p| p.sources.iter()).enumerate() {
+                    if let Some(token) = &source.service_account_token {
+                        let secs = token.expiration_seconds.unwrap_or(3_600);
+                        if secs > ttl.as_secs() {
+                            rec.fail(&A_5_18, format!("{sp}.volumes[{i}].projected.sources[{j}].serviceAccountToken.expirationSeconds"), format!(
+                                "{what} runs as agent {agent_name:?} and projects a token valid for {secs}s, longer than its TTL of {}",
+                                format_duration(ttl)
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    rec.finish()
+}

@@ -5,6 +5,7 @@
 //! - [`cli`]: the subcommands of the `annexa` binary.
 
 pub mod api;
+pub mod cli;
 pub mod error;
 pub mod manifest;
 pub mod policy;

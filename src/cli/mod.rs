@@ -1,0 +1,103 @@
+//! The subcommands of the `annexa` binary.
+
+pub mod check;
+pub mod info;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "annexa",
+    version,
+    about = "Enforces ISO/IEC 27001:2022 Annex A controls on AI workloads in Kubernetes",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Evaluate manifests offline, as the webhook and controllers would (for CI, before merge).
+    ///
+    /// Exit codes: 0 no Enforce finding, 1 at least one Enforce finding, 2 bad input.
+    Check(CheckArgs),
+    /// Print the CustomResourceDefinitions of every Annexa kind as multi-document YAML.
+    Crd(CrdArgs),
+    /// Print the catalogue of Annex A controls Annexa evaluates.
+    Controls(ControlsArgs),
+    /// Show policy profiles.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// Files or folders of YAML/JSON manifests (folders are searched recursively); `-` reads stdin.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Extra files or folders of CompliancePolicies (and Namespaces) to evaluate against.
+    #[arg(long = "policy", value_name = "FILE")]
+    pub policies: Vec<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// Evaluate as of this instant (RFC 3339) instead of now: approval and exception expiry.
+    #[arg(long, value_name = "RFC3339")]
+    pub at: Option<String>,
+    /// Only print objects with findings (table output).
+    #[arg(long)]
+    pub failures_only: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CrdArgs {
+    /// Write one file per kind into this folder (how `crds/` is regenerated) instead of printing.
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Junit,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ControlsArgs {
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = ListFormat::Table)]
+    pub output: ListFormat,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListFormat {
+    Table,
+    Json,
+    Markdown,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Print the built-in baseline profile as a CompliancePolicy (YAML).
+    Default,
+}
+
+/// Runs a parsed command line; returns the process exit code.
+pub fn dispatch(cli: Cli) -> i32 {
+    let result = match cli.command {
+        Command::Check(args) => return check::run(&args),
+        Command::Crd(args) => info::crd(args.output_dir.as_deref()),
+        Command::Controls(args) => info::controls(args.output),
+        Command::Policy(PolicyCommand::Default) => info::policy_default(),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            2
+        }
+    }
+}

@@ -1,0 +1,448 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The `annexa` binary as users run it: generated CRDs in sync, `check` exit codes and error
+//! messages on good and bad input, and the informational subcommands.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn annexa(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_annexa"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run annexa")
+}
+
+fn annexa_stdin(args: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_annexa"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn annexa");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+fn model(name: &str, extra_spec: &str) -> String {
+    format!(
+        "apiVersion: annexa.dev/v1alpha1
+kind: ModelDeployment
+metadata:
+  name: {name}
+  namespace: ml
+spec:
+  model:
+    name: fraud
+    version: 1.0.0
+    uri: s3://models/fraud/1.0.0/
+    digest: {DIGEST}
+  image: registry.example.com/ml/serve@{DIGEST}
+{extra_spec}"
+    )
+}
+
+#[test]
+fn crds_folder_matches_the_rust_types() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (file, crd) in annexa::api::crds() {
+        let expected = annexa::cli::info::crd_file(&crd).unwrap();
+        for dir in ["crds", "charts/annexa/crds"] {
+            let dir = root.join(dir);
+            if dir == root.join("charts/annexa/crds") && !dir.exists() {
+                continue;
+            }
+            let path = dir.join(file);
+            let actual = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+                panic!(
+                    "{} is missing ({e}); run `annexa crd --output-dir {}`",
+                    path.display(),
+                    dir.display()
+                )
+            });
+            assert!(
+                actual == expected,
+                "{} differs from the Rust types; regenerate with `cargo run -- crd --output-dir {}`",
+                path.display(),
+                dir.display()
+            );
+        }
+    }
+    // The printed stream holds every CRD.
+    let out = annexa(&["crd"]);
+    assert!(out.status.success());
+    assert_eq!(
+        stdout(&out)
+            .matches("kind: CustomResourceDefinition")
+            .count(),
+        5
+    );
+}
+
+#[test]
+fn compliant_model_passes_with_exit_0() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "md.yaml", &model("fraud", ""));
+    let out = annexa(&["check", dir.path().to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("OK   ModelDeployment/ml/fraud"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("1 objects checked: 1 compliant"));
+}
+
+#[test]
+fn enforce_finding_exits_1_and_names_the_control() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = model(
+        "leaky",
+        "  network:\n    allowedFrom:\n    - namespaceSelector: {}\n",
+    );
+    write(dir.path(), "md.yaml", &text);
+    let out = annexa(&["check", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("FAIL Enforce A.8.22 Segregation of networks: model \"leaky\" admits traffic from every pod in every namespace  [spec.network.allowedFrom[0]]"),
+        "{text}"
+    );
+}
+
+#[test]
+fn warn_and_audit_findings_exit_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = "apiVersion: annexa.dev/v1alpha1
+kind: CompliancePolicy
+metadata:
+  name: relaxed
+spec:
+  enforcement:
+    action: Warn
+    overrides:
+    - control: A.8.19
+      action: Audit
+  images:
+    allowedRegistries: [registry.internal.example/]
+";
+    write(dir.path(), "policy.yaml", policy);
+    let text = model(
+        "fraud",
+        "  network:\n    allowedFrom:\n    - namespaceSelector: {}\n",
+    );
+    write(dir.path(), "md.yaml", &text);
+    let out = annexa(&["check", dir.path().to_str().unwrap(), "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["summary"]["enforce"], 0);
+    assert_eq!(report["summary"]["warn"], 1);
+    assert_eq!(report["summary"]["audit"], 1);
+    let findings = report["objects"][0]["findings"].as_array().unwrap();
+    let controls: Vec<_> = findings
+        .iter()
+        .map(|f| {
+            (
+                f["control"].as_str().unwrap(),
+                f["action"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(controls.contains(&("A.8.22", "Warn")), "{controls:?}");
+    assert!(controls.contains(&("A.8.19", "Audit")), "{controls:?}");
+}
+
+#[test]
+fn junit_output_marks_enforce_findings_as_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "md.yaml",
+        &model(
+            "leaky",
+            "  network:\n    allowedFrom:\n    - namespaceSelector: {}\n",
+        ),
+    );
+    let out = annexa(&["check", dir.path().to_str().unwrap(), "-o", "junit"]);
+    assert_eq!(out.status.code(), Some(1));
+    let xml = stdout(&out);
+    assert!(xml.starts_with("<?xml"));
+    assert!(
+        xml.contains("<testsuite name=\"ModelDeployment/ml/leaky\""),
+        "{xml}"
+    );
+    assert!(xml.contains("<failure type=\"Enforce\" message=\"A.8.22 Segregation of networks: model &quot;leaky&quot;"), "{xml}");
+    assert_eq!(xml.matches("<failure").count(), 1);
+}
+
+#[test]
+fn ungoverned_kinds_are_listed_as_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: b\n",
+    );
+    let out = annexa(&["check", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("SKIP ConfigMap settings"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("not a kind Annexa governs"));
+}
+
+#[test]
+fn stdin_is_read_with_dash() {
+    let out = annexa_stdin(&["check", "-"], model("fraud", "").as_bytes());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("ModelDeployment/ml/fraud  (<stdin>"));
+}
+
+/// Runs check on one file with the given content; expects exit 2 and returns stderr.
+fn bad_input(name: &str, content: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, content).unwrap();
+    let out = annexa(&["check", path.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stdout: {}\nstderr: {}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stdout(&out).is_empty(), "nothing is evaluated on bad input");
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains(name), "the error names the file: {err}");
+    err
+}
+
+#[test]
+fn malformed_yaml_names_file_and_line() {
+    let err = bad_input(
+        "broken.yaml",
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [unclosed\n",
+    );
+    assert!(err.contains("broken.yaml: line "), "{err}");
+    assert!(err.contains("malformed YAML"), "{err}");
+}
+
+#[test]
+fn document_without_kind_is_bad_input() {
+    let err = bad_input("nokind.yaml", b"apiVersion: v1\nmetadata:\n  name: x\n");
+    assert!(err.contains("document has no kind"), "{err}");
+}
+
+#[test]
+fn unknown_field_is_named() {
+    let text = model("fraud", "  replicaz: 3\n");
+    let err = bad_input("unknown.yaml", text.as_bytes());
+    assert!(
+        err.contains("ModelDeployment \"fraud\": unknown field spec.replicaz"),
+        "{err}"
+    );
+}
+
+#[test]
+fn wrong_type_is_named() {
+    let text = model("fraud", "  replicas: three\n");
+    let err = bad_input("wrongtype.yaml", text.as_bytes());
+    assert!(
+        err.contains("ModelDeployment \"fraud\": field spec.replicas: invalid type"),
+        "{err}"
+    );
+}
+
+#[test]
+fn wrong_enum_value_is_named() {
+    let text = "apiVersion: annexa.dev/v1alpha1
+kind: TrainingDataset
+metadata: {name: claims, namespace: ml}
+spec:
+  source: {uri: s3://data/claims/}
+  classification: TopSecret
+";
+    let err = bad_input("enum.yaml", text.as_bytes());
+    assert!(
+        err.contains("field spec.classification: unknown variant `TopSecret`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn second_document_error_names_the_document() {
+    let text = format!("{}---\napiVersion: v1\nkind: 42\n", model("fraud", ""));
+    let err = bad_input("multi.yaml", text.as_bytes());
+    assert!(err.contains("multi.yaml:"), "{err}");
+    assert!(err.contains("(document 2)"), "{err}");
+    assert!(err.contains("kind must be a non-empty string"), "{err}");
+}
+
+#[test]
+fn empty_file_is_bad_input() {
+    let err = bad_input("empty.yaml", b"");
+    assert!(err.contains("empty.yaml: file is empty"), "{err}");
+}
+
+#[test]
+fn unserved_annexa_version_is_bad_input() {
+    let text = model("fraud", "").replace("annexa.dev/v1alpha1", "annexa.dev/v2");
+    let err = bad_input("version.yaml", text.as_bytes());
+    assert!(
+        err.contains("apiVersion \"annexa.dev/v2\" is not served"),
+        "{err}"
+    );
+}
+
+#[test]
+fn invalid_policy_setting_is_bad_input() {
+    let text = "apiVersion: annexa.dev/v1alpha1
+kind: CompliancePolicy
+metadata: {name: typo}
+spec:
+  enforcement:
+    overrides:
+    - control: A.9.99
+      action: Audit
+";
+    let err = bad_input("policy.yaml", text.as_bytes());
+    assert!(
+        err.contains(
+            "spec.enforcement.overrides[0].control: \"A.9.99\" is not a control Annexa evaluates"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn fifty_megabyte_file_is_refused_cleanly() {
+    let mut text = String::from("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\ndata:\n");
+    let line = format!("  k: {}\n", "x".repeat(1000));
+    while text.len() < 50 * 1024 * 1024 {
+        text.push_str(&line);
+    }
+    let err = bad_input("big.yaml", text.as_bytes());
+    assert!(
+        err.contains("big.yaml: file is larger than 16 MiB"),
+        "{err}"
+    );
+}
+
+#[test]
+fn binary_garbage_is_bad_input() {
+    let err = bad_input("garbage.yaml", &[0xff, 0xfe, 0x00, 0x12, 0x80, 0x81]);
+    assert!(err.contains("not UTF-8"), "{err}");
+}
+
+#[test]
+fn missing_path_is_bad_input() {
+    let out = annexa(&["check", "does/not/exist.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("does/not/exist.yaml"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn examples_give_the_documented_exit_codes() {
+    let compliant = annexa(&["check", "examples/compliant"]);
+    assert_eq!(
+        compliant.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&compliant),
+        stderr(&compliant)
+    );
+    assert!(
+        stdout(&compliant).contains("0 Enforce, 0 Warn, 0 Audit"),
+        "{}",
+        stdout(&compliant)
+    );
+    let noncompliant = annexa(&["check", "examples/noncompliant"]);
+    assert_eq!(
+        noncompliant.status.code(),
+        Some(1),
+        "{}",
+        stderr(&noncompliant)
+    );
+    let all = annexa(&["check", "examples"]);
+    assert_eq!(all.status.code(), Some(1), "{}", stderr(&all));
+}
+
+#[test]
+fn controls_lists_the_catalogue() {
+    let out = annexa(&["controls", "-o", "json"]);
+    assert!(out.status.success());
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = list.iter().map(|c| c["id"].as_str().unwrap()).collect();
+    for id in [
+        "A.5.3", "A.5.9", "A.5.12", "A.5.15", "A.5.18", "A.5.34", "A.8.2", "A.8.3", "A.8.9",
+        "A.8.10", "A.8.11", "A.8.12", "A.8.19", "A.8.20", "A.8.22", "A.8.24", "A.8.31", "A.8.32",
+    ] {
+        assert!(ids.contains(&id), "{id} missing from {ids:?}");
+    }
+    let table = stdout(&annexa(&["controls"]));
+    assert!(
+        table.contains("A.8.24  Technological  Use of cryptography"),
+        "{table}"
+    );
+}
+
+#[test]
+fn policy_default_round_trips_to_the_baseline() {
+    let out = annexa(&["policy", "default"]);
+    assert!(out.status.success());
+    let policy: annexa::api::CompliancePolicy = serde_yaml_ng::from_slice(&out.stdout).unwrap();
+    let profile = annexa::policy::Profile::merge(&[&policy]);
+    let mut baseline = annexa::policy::Profile::baseline();
+    baseline.policies = vec!["annexa-baseline".to_string()];
+    assert_eq!(profile, baseline);
+}
+
+#[test]
+fn readme_control_table_matches_the_catalogue() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme
+        .find("<!-- controls:begin")
+        .expect("controls:begin marker");
+    let start = start + readme[start..].find("-->\n").expect("end of marker") + 4;
+    let end = readme
+        .find("<!-- controls:end -->")
+        .expect("controls:end marker");
+    assert_eq!(
+        readme[start..end].trim(),
+        annexa::cli::info::controls_markdown().trim(),
+        "README control table is stale; paste `annexa controls -o markdown`"
+    );
+}

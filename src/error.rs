@@ -25,6 +25,10 @@ pub enum Error {
 
     #[error("{0}")]
     Config(String),
+
+    /// The object cannot be reconciled as written; retried when it changes.
+    #[error("invalid object: {0}")]
+    Invalid(String),
 }
 
 impl Error {
@@ -36,6 +40,7 @@ impl Error {
             Error::Serialize(_) => "serialize",
             Error::Kube(_) => "kube",
             Error::Config(_) => "config",
+            Error::Invalid(_) => "invalid",
         }
     }
 }

@@ -6,6 +6,8 @@
 
 pub mod api;
 pub mod cli;
+pub mod cluster;
+pub mod controller;
 pub mod error;
 pub mod manifest;
 pub mod policy;

@@ -1,0 +1,395 @@
+//! AgentPolicy: the agent's ServiceAccount (no token automount), a Role + RoleBinding with
+//! exactly the declared rules, an egress NetworkPolicy (allow-list plus DNS), and detection of
+//! any other binding that grants the agent's account more than its policy (`LeastPrivilege`).
+
+use super::conditions::{self, Desired};
+use super::{Context, apply, apply_status, child_labels, error_action, owner_reference};
+use crate::api::{AgentPolicy, AgentPolicyStatus, CommonStatus};
+use crate::error::{Error, Result};
+use crate::policy::{self, Context as PolicyContext, Governed};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::networking::v1::{
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyPeer, NetworkPolicyPort,
+    NetworkPolicySpec,
+};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, ResourceExt};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const KIND: &str = "AgentPolicy";
+/// Default pod label selecting an agent's pods for its NetworkPolicy.
+pub const AGENT_LABEL: &str = "annexa.dev/agent";
+/// Bindings listed in status at most.
+const MAX_LISTED: usize = 20;
+
+/// Caches of RBAC objects for least-privilege checks.
+#[derive(Clone)]
+pub struct RbacState {
+    pub role_bindings: Store<RoleBinding>,
+    pub cluster_role_bindings: Store<ClusterRoleBinding>,
+    pub roles: Store<Role>,
+    pub cluster_roles: Store<ClusterRole>,
+}
+
+/// Name of the Role and RoleBinding Annexa grants the agent.
+pub fn grant_name(agent: &AgentPolicy) -> String {
+    format!("{}-agent", agent.name_any())
+}
+
+fn meta(agent: &AgentPolicy, name: String) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: agent.metadata.namespace.clone(),
+        labels: Some(child_labels("agentpolicy", &agent.name_any())),
+        owner_references: owner_reference(agent).map(|o| vec![o]),
+        ..ObjectMeta::default()
+    }
+}
+
+pub fn build_service_account(agent: &AgentPolicy) -> ServiceAccount {
+    ServiceAccount {
+        metadata: meta(agent, agent.spec.service_account_name.clone()),
+        automount_service_account_token: Some(false),
+        ..ServiceAccount::default()
+    }
+}
+
+/// The Role with exactly the declared rules and its binding to the agent's account.
+pub fn build_grant(agent: &AgentPolicy) -> (Role, RoleBinding) {
+    let role = Role {
+        metadata: meta(agent, grant_name(agent)),
+        rules: Some(agent.spec.permissions.clone()),
+    };
+    let binding = RoleBinding {
+        metadata: meta(agent, grant_name(agent)),
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".to_string()),
+            kind: "Role".to_string(),
+            name: grant_name(agent),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".to_string(),
+            name: agent.spec.service_account_name.clone(),
+            namespace: agent.metadata.namespace.clone(),
+            api_group: None,
+        }]),
+    };
+    (role, binding)
+}
+
+/// Egress denied but to the allow-list and cluster DNS.
+pub fn build_network_policy(agent: &AgentPolicy) -> NetworkPolicy {
+    let selector = agent
+        .spec
+        .pod_selector
+        .clone()
+        .unwrap_or_else(|| LabelSelector {
+            match_labels: Some(BTreeMap::from([(
+                AGENT_LABEL.to_string(),
+                agent.name_any(),
+            )])),
+            match_expressions: None,
+        });
+    let mut egress: Vec<NetworkPolicyEgressRule> = agent
+        .spec
+        .egress
+        .iter()
+        .map(|rule| NetworkPolicyEgressRule {
+            to: Some(vec![NetworkPolicyPeer {
+                ip_block: Some(IPBlock {
+                    cidr: rule.cidr.clone(),
+                    except: None,
+                }),
+                ..NetworkPolicyPeer::default()
+            }]),
+            ports: Some(
+                rule.ports
+                    .iter()
+                    .map(|p| NetworkPolicyPort {
+                        port: Some(IntOrString::Int(*p)),
+                        protocol: Some(rule.protocol.clone().unwrap_or_else(|| "TCP".to_string())),
+                        end_port: None,
+                    })
+                    .collect(),
+            ),
+        })
+        .collect();
+    egress.push(NetworkPolicyEgressRule {
+        to: Some(vec![NetworkPolicyPeer {
+            namespace_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([(
+                    "kubernetes.io/metadata.name".to_string(),
+                    "kube-system".to_string(),
+                )])),
+                match_expressions: None,
+            }),
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([(
+                    "k8s-app".to_string(),
+                    "kube-dns".to_string(),
+                )])),
+                match_expressions: None,
+            }),
+            ip_block: None,
+        }]),
+        ports: Some(
+            ["UDP", "TCP"]
+                .iter()
+                .map(|proto| NetworkPolicyPort {
+                    port: Some(IntOrString::Int(53)),
+                    protocol: Some(proto.to_string()),
+                    end_port: None,
+                })
+                .collect(),
+        ),
+    });
+    NetworkPolicy {
+        metadata: meta(agent, grant_name(agent)),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(selector),
+            policy_types: Some(vec!["Egress".to_string()]),
+            egress: Some(egress),
+            ingress: None,
+        }),
+    }
+}
+
+fn covers(list: Option<&[String]>, value: &str) -> bool {
+    list.unwrap_or_default()
+        .iter()
+        .any(|v| v == value || v == "*")
+}
+
+/// Whether every permission in `granted` is covered by a declared rule.
+pub fn rule_covered(granted: &PolicyRule, declared: &[PolicyRule]) -> bool {
+    if granted
+        .non_resource_urls
+        .as_deref()
+        .is_some_and(|u| !u.is_empty())
+    {
+        return false;
+    }
+    let groups = granted.api_groups.as_deref().unwrap_or_default();
+    let resources = granted.resources.as_deref().unwrap_or_default();
+    let names = granted.resource_names.as_deref().unwrap_or_default();
+    groups.iter().all(|g| {
+        resources.iter().all(|r| {
+            granted.verbs.iter().all(|v| {
+                declared.iter().any(|d| {
+                    // A wildcard granted is only covered by the same wildcard declared.
+                    let group_ok = covers(d.api_groups.as_deref(), g)
+                        && (g != "*" || covers(d.api_groups.as_deref(), "*"));
+                    let resource_ok = covers(d.resources.as_deref(), r);
+                    let verb_ok = d.verbs.iter().any(|dv| dv == v || dv == "*");
+                    let declared_names = d.resource_names.as_deref().unwrap_or_default();
+                    let names_ok = declared_names.is_empty()
+                        || (!names.is_empty() && names.iter().all(|n| declared_names.contains(n)));
+                    group_ok && resource_ok && verb_ok && names_ok
+                })
+            })
+        })
+    })
+}
+
+fn binds(subjects: Option<&Vec<Subject>>, namespace: &str, account: &str) -> bool {
+    subjects.into_iter().flatten().any(|s| {
+        (s.kind == "ServiceAccount"
+            && s.name == account
+            && s.namespace.as_deref() == Some(namespace))
+            || (s.kind == "Group"
+                && (s.name == "system:serviceaccounts"
+                    || s.name == format!("system:serviceaccounts:{namespace}")))
+            || (s.kind == "User"
+                && s.name == format!("system:serviceaccount:{namespace}:{account}"))
+    })
+}
+
+/// Bindings (other than Annexa's own) that grant the agent's account more than its policy.
+pub fn excess_bindings(agent: &AgentPolicy, rbac: &RbacState) -> Vec<String> {
+    let namespace = agent.namespace().unwrap_or_default();
+    let account = &agent.spec.service_account_name;
+    let declared = &agent.spec.permissions;
+    let own = grant_name(agent);
+    let rules_of = |kind: &str, name: &str| -> Option<Vec<PolicyRule>> {
+        match kind {
+            "ClusterRole" => rbac
+                .cluster_roles
+                .get(&ObjectRef::new(name))
+                .map(|r| r.rules.clone().unwrap_or_default()),
+            "Role" => rbac
+                .roles
+                .get(&ObjectRef::new(name).within(&namespace))
+                .map(|r| r.rules.clone().unwrap_or_default()),
+            _ => None,
+        }
+    };
+    let mut excess = Vec::new();
+    let mut judge =
+        |label: String, role_ref: &RoleRef| match rules_of(&role_ref.kind, &role_ref.name) {
+            None => excess.push(format!(
+                "{label} ({} {} not found, cannot verify)",
+                role_ref.kind, role_ref.name
+            )),
+            Some(rules) => {
+                if !rules.iter().all(|r| rule_covered(r, declared)) {
+                    excess.push(format!("{label} ({} {})", role_ref.kind, role_ref.name));
+                }
+            }
+        };
+    for rb in rbac.role_bindings.state() {
+        if rb.metadata.namespace.as_deref() != Some(namespace.as_str()) || rb.name_any() == own {
+            continue;
+        }
+        if binds(rb.subjects.as_ref(), &namespace, account) {
+            judge(
+                format!("RoleBinding {}/{}", namespace, rb.name_any()),
+                &rb.role_ref,
+            );
+        }
+    }
+    for crb in rbac.cluster_role_bindings.state() {
+        if binds(crb.subjects.as_ref(), &namespace, account) {
+            judge(
+                format!("ClusterRoleBinding {}", crb.name_any()),
+                &crb.role_ref,
+            );
+        }
+    }
+    excess.sort();
+    excess
+}
+
+pub async fn reconcile(agent: Arc<AgentPolicy>, ctx: Arc<Context>) -> Result<Action> {
+    let started = std::time::Instant::now();
+    let result = reconcile_inner(&agent, &ctx).await;
+    ctx.metrics.observe(KIND, started.elapsed().as_secs_f64());
+    result
+}
+
+async fn reconcile_inner(agent: &AgentPolicy, ctx: &Context) -> Result<Action> {
+    let namespace = agent
+        .namespace()
+        .ok_or_else(|| Error::Invalid("AgentPolicy without namespace".into()))?;
+    let now = Timestamp::now();
+    let profile = ctx.state.profile(&namespace);
+    let eval = policy::evaluate(
+        Governed::Agent(agent),
+        &PolicyContext {
+            profile: &profile,
+            lookup: &ctx.state,
+            now,
+        },
+    );
+
+    apply(&ctx.client, &build_service_account(agent)).await?;
+    let (role, binding) = build_grant(agent);
+    // Grants with Enforce findings (e.g. a wildcard verb let in while the webhook was down)
+    // are not applied: Annexa never hands out what its own rules forbid.
+    let grant_blocked = eval
+        .denials()
+        .any(|f| f.control == "A.5.15" || f.control == "A.8.2");
+    if !grant_blocked {
+        apply(&ctx.client, &role).await?;
+        apply(&ctx.client, &binding).await?;
+    }
+    apply(&ctx.client, &build_network_policy(agent)).await?;
+
+    let excess = ctx
+        .rbac
+        .as_ref()
+        .map(|r| excess_bindings(agent, r))
+        .unwrap_or_default();
+    let least_privilege = if excess.is_empty() {
+        Desired::new(
+            "LeastPrivilege",
+            true,
+            "NoExcessBindings",
+            "no binding grants more than the policy",
+        )
+    } else {
+        Desired::new(
+            "LeastPrivilege",
+            false,
+            "ExcessBindings",
+            format!(
+                "A.8.2 Privileged access rights: service account {:?} is granted more than its policy by {}",
+                agent.spec.service_account_name,
+                excess.join(", ")
+            ),
+        )
+    };
+    let desired = vec![
+        least_privilege,
+        if grant_blocked {
+            Desired::new(
+                "Ready",
+                false,
+                "GrantWithheld",
+                "the declared permissions break an Enforce control and were not granted",
+            )
+        } else {
+            Desired::new(
+                "Ready",
+                true,
+                "Reconciled",
+                "service account, role, binding and egress policy applied",
+            )
+        },
+        if eval.is_compliant() && excess.is_empty() {
+            Desired::new("Compliant", true, "AllControlsPass", "every control passes")
+        } else {
+            let mut messages: Vec<String> =
+                eval.findings.iter().map(|f| f.message.clone()).collect();
+            if !excess.is_empty() {
+                messages.push(format!("excess bindings: {}", excess.join(", ")));
+            }
+            Desired::new("Compliant", false, "ControlsFailed", messages.join("; "))
+        },
+    ];
+    let old = agent
+        .status
+        .as_ref()
+        .map(|s| s.common.conditions.clone())
+        .unwrap_or_default();
+    let merged = conditions::merge(&old, &desired, agent.metadata.generation, now);
+    for c in conditions::transitions(&old, &merged) {
+        ctx.event(
+            agent,
+            c.status == "False",
+            &c.reason,
+            format!("{}: {}", c.type_, c.message),
+        )
+        .await;
+    }
+    let status = AgentPolicyStatus {
+        common: CommonStatus {
+            observed_generation: agent.metadata.generation,
+            conditions: merged,
+            controls: eval.control_results(),
+        },
+        excess_bindings: excess.into_iter().take(MAX_LISTED).collect(),
+    };
+    let api: Api<AgentPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
+    apply_status(
+        &api,
+        agent,
+        serde_json::to_value(&status).map_err(|e| Error::Serialize(e.to_string()))?,
+    )
+    .await?;
+    Ok(Action::requeue(Duration::from_secs(3600)))
+}
+
+pub fn error_policy(agent: Arc<AgentPolicy>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.error(KIND, error.category());
+    tracing::warn!(agentpolicy = %agent.name_any(), error = %error, "reconcile failed");
+    error_action(error, &agent.name_any())
+}

@@ -1,0 +1,169 @@
+//! Conditions in the `metav1.Condition` shape, merged so that `lastTransitionTime` moves only
+//! when a condition's status really changes.
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+/// A condition as a reconciler computes it, before merging with what the status holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Desired {
+    pub type_: &'static str,
+    pub status: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+impl Desired {
+    pub fn new(
+        type_: &'static str,
+        status: bool,
+        reason: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            type_,
+            status,
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Longest message kept in a condition (the API server's limit is 32768).
+const MAX_MESSAGE: usize = 4096;
+
+fn bounded(message: &str) -> String {
+    if message.len() <= MAX_MESSAGE {
+        return message.to_string();
+    }
+    let mut end = MAX_MESSAGE;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &message[..end])
+}
+
+/// Merges desired conditions into the existing ones. A condition whose status is unchanged
+/// keeps its `lastTransitionTime`; conditions not desired any more are dropped.
+pub fn merge(
+    existing: &[Condition],
+    desired: &[Desired],
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Vec<Condition> {
+    desired
+        .iter()
+        .map(|d| {
+            let status = if d.status { "True" } else { "False" }.to_string();
+            let last_transition_time = existing
+                .iter()
+                .find(|c| c.type_ == d.type_ && c.status == status)
+                .map(|c| c.last_transition_time.clone())
+                .unwrap_or(Time(now));
+            Condition {
+                type_: d.type_.to_string(),
+                status,
+                reason: d.reason.clone(),
+                message: bounded(&d.message),
+                observed_generation: generation,
+                last_transition_time,
+            }
+        })
+        .collect()
+}
+
+/// Conditions whose status changed (or that are new) between two lists: (type, new condition).
+pub fn transitions<'a>(old: &[Condition], new: &'a [Condition]) -> Vec<&'a Condition> {
+    new.iter()
+        .filter(|n| {
+            !old.iter()
+                .any(|o| o.type_ == n.type_ && o.status == n.status && o.reason == n.reason)
+        })
+        .collect()
+}
+
+/// Whether a condition of this type is True.
+pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
+    conditions
+        .iter()
+        .any(|c| c.type_ == type_ && c.status == "True")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(secs).unwrap()
+    }
+
+    #[test]
+    fn transition_time_kept_when_status_unchanged() {
+        let first = merge(
+            &[],
+            &[Desired::new("Ready", true, "Reconciled", "ok")],
+            Some(1),
+            at(100),
+        );
+        assert_eq!(first[0].last_transition_time, Time(at(100)));
+        // Same status, new message and generation: the transition time stays.
+        let second = merge(
+            &first,
+            &[Desired::new("Ready", true, "Reconciled", "still ok")],
+            Some(2),
+            at(200),
+        );
+        assert_eq!(second[0].last_transition_time, Time(at(100)));
+        assert_eq!(second[0].message, "still ok");
+        assert_eq!(second[0].observed_generation, Some(2));
+        // A real transition moves it.
+        let third = merge(
+            &second,
+            &[Desired::new("Ready", false, "Failed", "broken")],
+            Some(2),
+            at(300),
+        );
+        assert_eq!(third[0].last_transition_time, Time(at(300)));
+        assert_eq!(third[0].status, "False");
+    }
+
+    #[test]
+    fn transitions_report_new_and_changed_conditions_only() {
+        let old = merge(
+            &[],
+            &[
+                Desired::new("Ready", true, "Reconciled", ""),
+                Desired::new("Compliant", true, "AllControlsPass", ""),
+            ],
+            None,
+            at(1),
+        );
+        let new = merge(
+            &old,
+            &[
+                Desired::new("Ready", true, "Reconciled", "x"),
+                Desired::new("Compliant", false, "ControlsFailed", "A.8.24"),
+            ],
+            None,
+            at(2),
+        );
+        let changed: Vec<_> = transitions(&old, &new)
+            .into_iter()
+            .map(|c| c.type_.as_str())
+            .collect();
+        assert_eq!(changed, vec!["Compliant"]);
+    }
+
+    #[test]
+    fn long_messages_are_bounded() {
+        let long = "é".repeat(5000);
+        let merged = merge(
+            &[],
+            &[Desired::new("Compliant", false, "ControlsFailed", long)],
+            None,
+            at(1),
+        );
+        assert!(merged[0].message.len() <= MAX_MESSAGE + 3);
+        assert!(merged[0].message.ends_with('…'));
+    }
+}

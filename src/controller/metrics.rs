@@ -1,0 +1,73 @@
+//! Controller metrics: reconciles and errors by kind, reconcile latency.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub kind: String,
+    pub category: String,
+}
+
+pub struct ControllerMetrics {
+    pub reconciles: Family<KindLabel, Counter>,
+    pub errors: Family<ErrorLabels, Counter>,
+    pub duration: Family<KindLabel, Histogram>,
+}
+
+impl Default for ControllerMetrics {
+    fn default() -> Self {
+        Self {
+            reconciles: Family::default(),
+            errors: Family::default(),
+            duration: Family::new_with_constructor(|| {
+                Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0])
+            }),
+        }
+    }
+}
+
+impl ControllerMetrics {
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "annexa_reconciles",
+            "Reconciliations by kind",
+            self.reconciles.clone(),
+        );
+        registry.register(
+            "annexa_reconcile_errors",
+            "Reconciliation errors by kind and category",
+            self.errors.clone(),
+        );
+        registry.register(
+            "annexa_reconcile_duration_seconds",
+            "Reconciliation latency by kind",
+            self.duration.clone(),
+        );
+    }
+
+    pub fn observe(&self, kind: &str, seconds: f64) {
+        let label = KindLabel {
+            kind: kind.to_string(),
+        };
+        self.reconciles.get_or_create(&label).inc();
+        self.duration.get_or_create(&label).observe(seconds);
+    }
+
+    pub fn error(&self, kind: &str, category: &str) {
+        self.errors
+            .get_or_create(&ErrorLabels {
+                kind: kind.to_string(),
+                category: category.to_string(),
+            })
+            .inc();
+    }
+}

@@ -1,0 +1,644 @@
+//! ModelDeployment: a ServiceAccount, a hardened Deployment placed on the GPU pool of the
+//! model's classification, a Service and a default-deny NetworkPolicy, all owned and applied
+//! server-side; the promotion gate decides which digest the Deployment serves.
+
+use super::conditions::{self, Desired};
+use super::{
+    Context, apply, apply_status, child_labels, error_action, owner_reference, requeue_until,
+};
+use crate::api::{
+    ApprovalRecord, CLASSIFICATION_LABEL, Classification, CommonStatus, ControlOutcome, GpuPool,
+    ModelDeployment, ModelDeploymentStatus,
+};
+use crate::error::{Error, Result};
+use crate::policy::model_deployment::{Promotion, classification, promotion};
+use crate::policy::training_dataset as dataset_rules;
+use crate::policy::{self, Context as PolicyContext, Evaluation, Governed, Lookup, Profile};
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, PodSecurityContext,
+    PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretVolumeSource,
+    SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec, Toleration, Volume,
+    VolumeMount,
+};
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+    NetworkPolicySpec,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
+use kube::runtime::controller::Action;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub const KIND: &str = "ModelDeployment";
+/// Pod-template annotation recording the digest a Deployment serves.
+pub const SERVING_DIGEST_ANNOTATION: &str = "annexa.dev/model-digest";
+/// Label selecting a model's pods.
+pub const MODEL_LABEL: &str = "annexa.dev/modeldeployment";
+
+/// Everything the pure builders need.
+pub struct Inputs<'a> {
+    pub model: &'a ModelDeployment,
+    pub profile: &'a Profile,
+    pub classification: Classification,
+    /// The digest to serve (None: nothing is approved yet, no Deployment).
+    pub serving_digest: Option<&'a str>,
+}
+
+fn meta(model: &ModelDeployment, name: String) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: model.metadata.namespace.clone(),
+        labels: Some(child_labels("modeldeployment", &model.name_any())),
+        owner_references: owner_reference(model).map(|o| vec![o]),
+        ..ObjectMeta::default()
+    }
+}
+
+fn selector_labels(model: &ModelDeployment) -> BTreeMap<String, String> {
+    BTreeMap::from([(MODEL_LABEL.to_string(), model.name_any())])
+}
+
+pub fn build_service_account(model: &ModelDeployment) -> ServiceAccount {
+    ServiceAccount {
+        metadata: meta(model, model.name_any()),
+        automount_service_account_token: Some(false),
+        ..ServiceAccount::default()
+    }
+}
+
+fn port(model: &ModelDeployment) -> i32 {
+    model
+        .spec
+        .serving
+        .as_ref()
+        .and_then(|s| s.port)
+        .unwrap_or(8080)
+}
+
+fn tls_secret(model: &ModelDeployment) -> Option<&str> {
+    model
+        .spec
+        .serving
+        .as_ref()
+        .and_then(|s| s.tls_secret.as_deref())
+}
+
+fn hardened_container_context() -> SecurityContext {
+    SecurityContext {
+        run_as_non_root: Some(true),
+        read_only_root_filesystem: Some(true),
+        allow_privilege_escalation: Some(false),
+        privileged: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_string()]),
+            add: None,
+        }),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".to_string(),
+            localhost_profile: None,
+        }),
+        ..SecurityContext::default()
+    }
+}
+
+/// nodeSelector, tolerations and runtimeClassName of a pod placed on a GPU pool.
+pub type Placement = (
+    Option<BTreeMap<String, String>>,
+    Option<Vec<Toleration>>,
+    Option<String>,
+);
+
+/// The pool placement of a classification: nodeSelector, toleration, runtimeClass.
+pub fn placement(pool: Option<&GpuPool>) -> Placement {
+    let Some(pool) = pool else {
+        return (None, None, None);
+    };
+    let selector = (!pool.node_selector.is_empty()).then(|| pool.node_selector.clone());
+    let tolerations = pool.taint.as_ref().map(|t| {
+        vec![Toleration {
+            key: Some(t.key.clone()),
+            operator: Some(if t.value.is_some() { "Equal" } else { "Exists" }.to_string()),
+            value: t.value.clone(),
+            effect: Some(t.effect.as_str().to_string()),
+            toleration_seconds: None,
+        }]
+    });
+    (selector, tolerations, pool.runtime_class_name.clone())
+}
+
+/// The serving Deployment, or None when no digest may serve yet.
+pub fn build_deployment(inputs: &Inputs<'_>) -> Option<Deployment> {
+    let model = inputs.model;
+    let digest = inputs.serving_digest?;
+    let spec = &model.spec;
+    let gpus = spec.resources.as_ref().and_then(|r| r.gpus).unwrap_or(0);
+    let mut limits = BTreeMap::new();
+    if gpus > 0 {
+        let resource = spec
+            .resources
+            .as_ref()
+            .and_then(|r| r.gpu_resource_name.clone())
+            .or_else(|| inputs.profile.gpu_resource_names.first().cloned())
+            .unwrap_or_else(|| "nvidia.com/gpu".to_string());
+        limits.insert(resource, Quantity(gpus.to_string()));
+    }
+    if let Some(cpu) = spec.resources.as_ref().and_then(|r| r.cpu.clone()) {
+        limits.insert("cpu".to_string(), Quantity(cpu));
+    }
+    if let Some(memory) = spec.resources.as_ref().and_then(|r| r.memory.clone()) {
+        limits.insert("memory".to_string(), Quantity(memory));
+    }
+    let (node_selector, tolerations, runtime_class_name) = if gpus > 0 {
+        placement(inputs.profile.pool_for(inputs.classification))
+    } else {
+        (None, None, None)
+    };
+    let mut pod_labels = selector_labels(model);
+    pod_labels.insert(
+        CLASSIFICATION_LABEL.to_string(),
+        inputs.classification.as_str().to_string(),
+    );
+    pod_labels.insert(
+        "app.kubernetes.io/name".to_string(),
+        spec.model.name.clone(),
+    );
+    pod_labels.insert(
+        "app.kubernetes.io/version".to_string(),
+        spec.model.version.clone(),
+    );
+    let env = |name: &str, value: &str| EnvVar {
+        name: name.to_string(),
+        value: Some(value.to_string()),
+        value_from: None,
+    };
+    let mut env_vars = vec![
+        env("MODEL_NAME", &spec.model.name),
+        env("MODEL_VERSION", &spec.model.version),
+        env("MODEL_DIGEST", digest),
+    ];
+    if let Some(uri) = &spec.model.uri {
+        env_vars.push(env("MODEL_URI", uri));
+    }
+    let mut volumes = vec![Volume {
+        name: "tmp".to_string(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    }];
+    let mut mounts = vec![VolumeMount {
+        name: "tmp".to_string(),
+        mount_path: "/tmp".to_string(),
+        ..VolumeMount::default()
+    }];
+    if let Some(secret) = tls_secret(model) {
+        volumes.push(Volume {
+            name: "tls".to_string(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret.to_string()),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+        mounts.push(VolumeMount {
+            name: "tls".to_string(),
+            mount_path: "/tls".to_string(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+        env_vars.push(env("TLS_CERT_FILE", "/tls/tls.crt"));
+        env_vars.push(env("TLS_KEY_FILE", "/tls/tls.key"));
+    }
+    let resources = (!limits.is_empty()).then(|| ResourceRequirements {
+        limits: Some(limits.clone()),
+        requests: Some(limits),
+        ..ResourceRequirements::default()
+    });
+    Some(Deployment {
+        metadata: meta(model, model.name_any()),
+        spec: DeploymentSpec {
+            replicas: Some(spec.replicas.unwrap_or(1)),
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(model)),
+                match_expressions: None,
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: Some(BTreeMap::from([(
+                        SERVING_DIGEST_ANNOTATION.to_string(),
+                        digest.to_string(),
+                    )])),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(model.name_any()),
+                    automount_service_account_token: Some(false),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".to_string(),
+                            localhost_profile: None,
+                        }),
+                        ..PodSecurityContext::default()
+                    }),
+                    node_selector,
+                    tolerations,
+                    runtime_class_name,
+                    containers: vec![Container {
+                        name: "model".to_string(),
+                        image: Some(spec.image.clone()),
+                        ports: Some(vec![ContainerPort {
+                            name: Some("serving".to_string()),
+                            container_port: port(model),
+                            protocol: Some("TCP".to_string()),
+                            ..ContainerPort::default()
+                        }]),
+                        env: Some(env_vars),
+                        resources,
+                        security_context: Some(hardened_container_context()),
+                        volume_mounts: Some(mounts),
+                        ..Container::default()
+                    }],
+                    volumes: Some(volumes),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        },
+        status: None,
+    })
+}
+
+pub fn build_service(model: &ModelDeployment) -> Service {
+    let service_port = if tls_secret(model).is_some() { 443 } else { 80 };
+    Service {
+        metadata: meta(model, model.name_any()),
+        spec: Some(ServiceSpec {
+            selector: Some(selector_labels(model)),
+            ports: Some(vec![ServicePort {
+                name: Some(if service_port == 443 { "https" } else { "http" }.to_string()),
+                port: service_port,
+                target_port: Some(IntOrString::String("serving".to_string())),
+                protocol: Some("TCP".to_string()),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// Default-deny ingress that admits only the declared peers, on the serving port.
+pub fn build_network_policy(model: &ModelDeployment) -> NetworkPolicy {
+    let peers: Vec<NetworkPolicyPeer> = model
+        .spec
+        .network
+        .as_ref()
+        .map(|n| {
+            n.allowed_from
+                .iter()
+                .map(|p| NetworkPolicyPeer {
+                    namespace_selector: p.namespace_selector.clone(),
+                    pod_selector: p.pod_selector.clone(),
+                    ip_block: None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let ingress = if peers.is_empty() {
+        Vec::new()
+    } else {
+        vec![NetworkPolicyIngressRule {
+            from: Some(peers),
+            ports: Some(vec![NetworkPolicyPort {
+                port: Some(IntOrString::Int(port(model))),
+                protocol: Some("TCP".to_string()),
+                end_port: None,
+            }]),
+        }]
+    };
+    NetworkPolicy {
+        metadata: meta(model, model.name_any()),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(selector_labels(model)),
+                match_expressions: None,
+            }),
+            policy_types: Some(vec!["Ingress".to_string()]),
+            ingress: Some(ingress),
+            egress: None,
+        }),
+    }
+}
+
+/// Which digest serves: the requested one when the gate and the datasets allow it, else the
+/// one that served before (from status, or from the existing Deployment).
+pub fn decide_serving(
+    requested: &str,
+    allowed: bool,
+    previously_serving: Option<&str>,
+) -> Option<String> {
+    if allowed {
+        Some(requested.to_string())
+    } else {
+        previously_serving.map(str::to_string)
+    }
+}
+
+/// Datasets whose own evaluation has Enforce findings (a model using them is not rolled out).
+pub fn noncompliant_datasets(
+    model: &ModelDeployment,
+    lookup: &dyn Lookup,
+    profile: &Profile,
+    now: Timestamp,
+) -> Vec<String> {
+    let namespace = model.namespace().unwrap_or_default();
+    let ctx = PolicyContext {
+        profile,
+        lookup,
+        now,
+    };
+    model
+        .spec
+        .training_datasets
+        .iter()
+        .filter_map(|name| {
+            let d = lookup.dataset(&namespace, name)?;
+            let eval = dataset_rules::evaluate(&d, &ctx);
+            let controls: Vec<&str> = eval.denials().map(|f| f.control).collect();
+            (!controls.is_empty()).then(|| format!("{name} ({})", controls.join(", ")))
+        })
+        .collect()
+}
+
+fn outcome_condition(
+    eval: &Evaluation,
+    type_: &'static str,
+    control: &str,
+    ok_reason: &str,
+    fail_reason: &str,
+) -> Desired {
+    match eval.outcome(control) {
+        Some(o) if o.result == ControlOutcome::Fail => {
+            Desired::new(type_, false, fail_reason, o.message.clone())
+        }
+        Some(o) => Desired::new(type_, true, ok_reason, o.message.clone()),
+        None => Desired::new(type_, true, ok_reason, ""),
+    }
+}
+
+/// The conditions of a ModelDeployment (pure).
+pub fn desired_conditions(
+    eval: &Evaluation,
+    gate: &Promotion,
+    bad_datasets: &[String],
+    requested: &str,
+    serving: Option<&str>,
+    available: Option<(bool, String)>,
+) -> Vec<Desired> {
+    let mut out = Vec::new();
+    out.push(if bad_datasets.is_empty() {
+        outcome_condition(
+            eval,
+            "DatasetsCompliant",
+            "A.5.9",
+            "DatasetsCompliant",
+            "DatasetMissing",
+        )
+    } else {
+        Desired::new(
+            "DatasetsCompliant",
+            false,
+            "DatasetNotCompliant",
+            format!(
+                "training datasets not compliant: {}; the model is not rolled out",
+                bad_datasets.join(", ")
+            ),
+        )
+    });
+    out.push(outcome_condition(
+        eval,
+        "Encrypted",
+        "A.8.24",
+        "Encrypted",
+        "NotEncrypted",
+    ));
+    out.push(outcome_condition(
+        eval,
+        "GPUIsolated",
+        "A.8.22",
+        "Isolated",
+        "NotIsolated",
+    ));
+    out.push(if gate.required == 0 {
+        Desired::new(
+            "Approved",
+            true,
+            "NotRequired",
+            "no approvals required in this environment",
+        )
+    } else if let Some((who, reason)) = &gate.rejected {
+        Desired::new(
+            "Approved",
+            false,
+            "Rejected",
+            format!("rejected by {who}: {reason}"),
+        )
+    } else if gate.approved() {
+        Desired::new("Approved", true, "Approved", gate.summary())
+    } else {
+        Desired::new("Approved", false, "AwaitingApproval", gate.summary())
+    });
+    let short = |d: &str| d.get(..19).unwrap_or(d).to_string();
+    out.push(match serving {
+        Some(s) if s == requested => Desired::new(
+            "Promoted",
+            true,
+            "Promoted",
+            format!("serving {}", short(s)),
+        ),
+        Some(s) => Desired::new(
+            "Promoted",
+            false,
+            "Pending",
+            format!(
+                "serving {}; {} is held until approved",
+                short(s),
+                short(requested)
+            ),
+        ),
+        None => Desired::new(
+            "Promoted",
+            false,
+            "NothingServing",
+            format!("nothing serves until {} is approved", short(requested)),
+        ),
+    });
+    if let Some((ok, message)) = available {
+        out.push(Desired::new(
+            "Available",
+            ok,
+            if ok {
+                "MinimumReplicasAvailable"
+            } else {
+                "ReplicasUnavailable"
+            },
+            message,
+        ));
+    }
+    out.push(match serving {
+        Some(_) => Desired::new(
+            "Ready",
+            true,
+            "Reconciled",
+            "children applied; the approved digest is rolled out",
+        ),
+        None => Desired::new("Ready", false, "AwaitingApproval", "nothing serves yet"),
+    });
+    out.push(if eval.is_compliant() {
+        Desired::new("Compliant", true, "AllControlsPass", "every control passes")
+    } else {
+        let messages: Vec<&str> = eval.findings.iter().map(|f| f.message.as_str()).collect();
+        Desired::new("Compliant", false, "ControlsFailed", messages.join("; "))
+    });
+    out
+}
+
+pub async fn reconcile(model: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Action> {
+    let started = std::time::Instant::now();
+    let result = reconcile_inner(&model, &ctx).await;
+    ctx.metrics.observe(KIND, started.elapsed().as_secs_f64());
+    result
+}
+
+async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Action> {
+    let namespace = model
+        .namespace()
+        .ok_or_else(|| Error::Invalid("ModelDeployment without namespace".into()))?;
+    let name = model.name_any();
+    let now = Timestamp::now();
+    let profile = ctx.state.profile(&namespace);
+    let lookup: &dyn Lookup = &ctx.state;
+    let eval = policy::evaluate(
+        Governed::Model(model),
+        &PolicyContext {
+            profile: &profile,
+            lookup,
+            now,
+        },
+    );
+    let (class, _) = classification(model, lookup);
+    let approvals = lookup.approvals(&namespace, &name);
+    let gate = promotion(model, &approvals, &profile, now);
+    let bad_datasets = noncompliant_datasets(model, lookup, &profile, now);
+    let requested = model.spec.model.digest.as_str();
+
+    // The digest that served before: status, else the live Deployment's template.
+    let deployments: kube::Api<Deployment> = kube::Api::namespaced(ctx.client.clone(), &namespace);
+    let existing = deployments.get_opt(&name).await?;
+    let existing_digest = existing
+        .as_ref()
+        .and_then(|d| d.spec.template.metadata.as_ref())
+        .and_then(|m| m.annotations.as_ref())
+        .and_then(|a| a.get(SERVING_DIGEST_ANNOTATION).cloned());
+    let previous = model
+        .status
+        .as_ref()
+        .and_then(|s| s.serving_digest.clone())
+        .or(existing_digest);
+    let allowed = gate.approved()
+        && bad_datasets.is_empty()
+        && eval
+            .denials()
+            .all(|f| f.control == "A.8.32" || f.control == "A.5.3");
+    let serving = decide_serving(requested, allowed, previous.as_deref());
+
+    let inputs = Inputs {
+        model,
+        profile: &profile,
+        classification: class,
+        serving_digest: serving.as_deref(),
+    };
+    apply(&ctx.client, &build_service_account(model)).await?;
+    apply(&ctx.client, &build_network_policy(model)).await?;
+    apply(&ctx.client, &build_service(model)).await?;
+    let applied = match build_deployment(&inputs) {
+        Some(d) => Some(apply(&ctx.client, &d).await?),
+        None => None,
+    };
+    let available = applied.as_ref().map(|d| {
+        let wanted = d.spec.replicas.unwrap_or(1);
+        let ready = d
+            .status
+            .as_ref()
+            .and_then(|s| s.available_replicas)
+            .unwrap_or(0);
+        (
+            ready >= wanted,
+            format!("{ready} of {wanted} replicas available"),
+        )
+    });
+
+    let old_conditions = model
+        .status
+        .as_ref()
+        .map(|s| s.common.conditions.clone())
+        .unwrap_or_default();
+    let desired = desired_conditions(
+        &eval,
+        &gate,
+        &bad_datasets,
+        requested,
+        serving.as_deref(),
+        available,
+    );
+    let merged = conditions::merge(&old_conditions, &desired, model.metadata.generation, now);
+    for c in conditions::transitions(&old_conditions, &merged) {
+        let warning = c.status == "False" && c.type_ != "Available";
+        ctx.event(
+            model,
+            warning,
+            &c.reason,
+            format!("{}: {}", c.type_, c.message),
+        )
+        .await;
+    }
+    let status = ModelDeploymentStatus {
+        common: CommonStatus {
+            observed_generation: model.metadata.generation,
+            conditions: merged,
+            controls: eval.control_results(),
+        },
+        classification: Some(class),
+        serving_digest: serving.clone(),
+        pending_digest: (serving.as_deref() != Some(requested)).then(|| requested.to_string()),
+        approvals: gate
+            .counted
+            .iter()
+            .map(|c| ApprovalRecord {
+                name: c.name.clone(),
+                approver: c.approver.clone(),
+                digest: gate.digest.clone(),
+                approved_at: c.approved_at.map(Time),
+            })
+            .collect(),
+    };
+    let api: kube::Api<ModelDeployment> = kube::Api::namespaced(ctx.client.clone(), &namespace);
+    apply_status(
+        &api,
+        model,
+        serde_json::to_value(&status).map_err(|e| Error::Serialize(e.to_string()))?,
+    )
+    .await?;
+    Ok(requeue_until(gate.next_expiry(), now))
+}
+
+pub fn error_policy(model: Arc<ModelDeployment>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.error(KIND, error.category());
+    tracing::warn!(modeldeployment = %model.name_any(), error = %error, "reconcile failed");
+    error_action(error, &model.name_any())
+}

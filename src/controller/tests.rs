@@ -1,0 +1,389 @@
+//! Pure tests of the builders and decisions: no client, no cluster.
+
+use super::agent_policy::{
+    RbacState, build_grant, build_network_policy as agent_netpol, excess_bindings, rule_covered,
+};
+use super::model_deployment::{
+    Inputs, build_deployment, build_network_policy, build_service, build_service_account,
+    decide_serving, desired_conditions,
+};
+use super::training_dataset::build_access;
+use crate::api::{AgentPolicy, Classification, ModelDeployment, TrainingDataset};
+use crate::policy::model_deployment::Promotion;
+use crate::policy::{self, Context as PolicyContext, Governed, Inventory, Profile};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
+use kube::runtime::reflector;
+use kube::runtime::watcher::Event;
+
+const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+fn model(extra: &str) -> ModelDeployment {
+    let yaml = format!(
+        "apiVersion: annexa.dev/v1alpha1
+kind: ModelDeployment
+metadata: {{name: fraud, namespace: ml, uid: 0b5c-uid}}
+spec:
+  model: {{name: fraud, version: 3.2.0, uri: 's3://models/fraud/', digest: '{DIGEST}'}}
+  image: registry.example.com/serve@{DIGEST}
+{extra}"
+    );
+    serde_yaml_ng::from_str(&yaml).unwrap()
+}
+
+#[test]
+fn deployment_is_hardened_and_placed_on_the_classification_pool() {
+    let m = model(
+        "  replicas: 2\n  resources: {gpus: 1, memory: 16Gi}\n  serving: {port: 9000, tlsSecret: fraud-tls}\n",
+    );
+    let profile = Profile::baseline();
+    let d = build_deployment(&Inputs {
+        model: &m,
+        profile: &profile,
+        classification: Classification::Confidential,
+        serving_digest: Some(DIGEST),
+    })
+    .unwrap();
+    assert_eq!(d.spec.replicas, Some(2));
+    assert_eq!(
+        d.metadata.owner_references.as_ref().unwrap()[0].kind,
+        "ModelDeployment"
+    );
+    let pod = d.spec.template.spec.as_ref().unwrap();
+    assert_eq!(pod.automount_service_account_token, Some(false));
+    assert_eq!(pod.service_account_name.as_deref(), Some("fraud"));
+    assert_eq!(
+        pod.node_selector
+            .as_ref()
+            .unwrap()
+            .get("annexa.dev/gpu-pool")
+            .map(String::as_str),
+        Some("confidential")
+    );
+    let tol = &pod.tolerations.as_ref().unwrap()[0];
+    assert_eq!(
+        (
+            tol.key.as_deref(),
+            tol.value.as_deref(),
+            tol.effect.as_deref()
+        ),
+        (
+            Some("annexa.dev/gpu-pool"),
+            Some("confidential"),
+            Some("NoSchedule")
+        )
+    );
+    let c = &pod.containers[0];
+    let sc = c.security_context.as_ref().unwrap();
+    assert_eq!(sc.run_as_non_root, Some(true));
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    assert_eq!(
+        sc.capabilities.as_ref().unwrap().drop.as_deref(),
+        Some(&["ALL".to_string()][..])
+    );
+    assert_eq!(sc.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
+    let limits = c.resources.as_ref().unwrap().limits.as_ref().unwrap();
+    assert_eq!(limits.get("nvidia.com/gpu").unwrap().0, "1");
+    assert_eq!(c.ports.as_ref().unwrap()[0].container_port, 9000);
+    let labels = d
+        .spec
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .labels
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        labels.get("annexa.dev/classification").map(String::as_str),
+        Some("Confidential")
+    );
+    // The pod template the controller writes passes the workload rules it enforces.
+    let value = serde_json::to_value(&d).unwrap();
+    let w = policy::workload::Workload::from_object("Deployment", &value).unwrap();
+    let inv = Inventory::default();
+    let eval = policy::evaluate(
+        Governed::Workload(&w),
+        &PolicyContext {
+            profile: &profile,
+            lookup: &inv,
+            now: jiff::Timestamp::now(),
+        },
+    );
+    assert!(eval.is_compliant(), "{:?}", eval.findings);
+    assert_eq!(build_service(&m).spec.unwrap().ports.unwrap()[0].port, 443);
+    assert_eq!(
+        build_service_account(&m).automount_service_account_token,
+        Some(false)
+    );
+}
+
+#[test]
+fn no_gpu_means_no_pool_placement_and_nothing_approved_means_no_deployment() {
+    let m = model("");
+    let profile = Profile::baseline();
+    let d = build_deployment(&Inputs {
+        model: &m,
+        profile: &profile,
+        classification: Classification::Restricted,
+        serving_digest: Some(DIGEST),
+    })
+    .unwrap();
+    let pod = d.spec.template.spec.unwrap();
+    assert!(pod.node_selector.is_none() && pod.tolerations.is_none());
+    assert!(
+        build_deployment(&Inputs {
+            model: &m,
+            profile: &profile,
+            classification: Classification::Internal,
+            serving_digest: None
+        })
+        .is_none()
+    );
+}
+
+#[test]
+fn serving_digest_moves_only_when_allowed() {
+    assert_eq!(
+        decide_serving("sha256:new", true, Some("sha256:old")).as_deref(),
+        Some("sha256:new")
+    );
+    assert_eq!(
+        decide_serving("sha256:new", false, Some("sha256:old")).as_deref(),
+        Some("sha256:old")
+    );
+    assert_eq!(decide_serving("sha256:new", false, None), None);
+}
+
+#[test]
+fn network_policy_denies_all_but_declared_peers() {
+    let closed = build_network_policy(&model("")).spec.unwrap();
+    assert_eq!(
+        closed.policy_types.as_deref(),
+        Some(&["Ingress".to_string()][..])
+    );
+    assert!(
+        closed.ingress.unwrap().is_empty(),
+        "no peers: deny all ingress"
+    );
+    let open = build_network_policy(&model(
+        "  network:\n    allowedFrom:\n    - podSelector: {matchLabels: {app: gateway}}\n",
+    ))
+    .spec
+    .unwrap();
+    let rule = &open.ingress.unwrap()[0];
+    assert_eq!(rule.from.as_ref().unwrap().len(), 1);
+    assert_eq!(
+        rule.ports.as_ref().unwrap()[0].port,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8080))
+    );
+}
+
+#[test]
+fn conditions_say_awaiting_approval_and_pending() {
+    let m = model("");
+    let mut profile = Profile::baseline();
+    profile.required_approvals = 2;
+    let inv = Inventory::default();
+    let eval = policy::evaluate(
+        Governed::Model(&m),
+        &PolicyContext {
+            profile: &profile,
+            lookup: &inv,
+            now: jiff::Timestamp::now(),
+        },
+    );
+    let gate = Promotion {
+        digest: DIGEST.into(),
+        required: 2,
+        ..Promotion::default()
+    };
+    let c = desired_conditions(
+        &eval,
+        &gate,
+        &[],
+        DIGEST,
+        Some("sha256:0000000000000000000"),
+        None,
+    );
+    let get = |t: &str| c.iter().find(|d| d.type_ == t).unwrap();
+    assert_eq!(
+        (
+            get("Approved").status,
+            get("Approved").reason.as_str(),
+            get("Approved").message.as_str()
+        ),
+        (false, "AwaitingApproval", "0 of 2 approvals")
+    );
+    assert_eq!(get("Promoted").reason, "Pending");
+    assert!(get("Ready").status, "the previous digest still serves");
+    let c = desired_conditions(&eval, &gate, &[], DIGEST, None, None);
+    let get = |t: &str| c.iter().find(|d| d.type_ == t).unwrap();
+    assert_eq!(get("Promoted").reason, "NothingServing");
+    assert!(!get("Ready").status);
+    let c = desired_conditions(
+        &eval,
+        &gate,
+        &["claims (A.8.11)".to_string()],
+        DIGEST,
+        None,
+        None,
+    );
+    assert_eq!(
+        c.iter()
+            .find(|d| d.type_ == "DatasetsCompliant")
+            .unwrap()
+            .reason,
+        "DatasetNotCompliant"
+    );
+}
+
+#[test]
+fn dataset_access_role_grants_only_get_on_the_secret() {
+    let d: TrainingDataset = serde_yaml_ng::from_str(
+        "apiVersion: annexa.dev/v1alpha1
+kind: TrainingDataset
+metadata: {name: claims, namespace: ml, uid: u1}
+spec:
+  source: {uri: 's3://claims/'}
+  classification: Confidential
+  credentialsSecret: claims-s3
+  access: {allowedServiceAccounts: [trainer, evaluator]}
+",
+    )
+    .unwrap();
+    let (role, binding) = build_access(&d).unwrap();
+    let rule = &role.rules.unwrap()[0];
+    assert_eq!(rule.verbs, vec!["get"]);
+    assert_eq!(
+        rule.resources.as_deref(),
+        Some(&["secrets".to_string()][..])
+    );
+    assert_eq!(
+        rule.resource_names.as_deref(),
+        Some(&["claims-s3".to_string()][..])
+    );
+    let names: Vec<_> = binding
+        .subjects
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, vec!["trainer", "evaluator"]);
+}
+
+fn agent() -> AgentPolicy {
+    serde_yaml_ng::from_str(
+        "apiVersion: annexa.dev/v1alpha1
+kind: AgentPolicy
+metadata: {name: support, namespace: agents, uid: u2}
+spec:
+  serviceAccountName: support-agent
+  tokenTTL: 1h
+  permissions:
+  - {apiGroups: [''], resources: [configmaps], verbs: [get, list]}
+  egress:
+  - {cidr: 10.20.0.0/16, ports: [443]}
+",
+    )
+    .unwrap()
+}
+
+#[test]
+fn agent_grant_has_exactly_the_declared_rules_and_egress_allows_dns() {
+    let a = agent();
+    let (role, binding) = build_grant(&a);
+    assert_eq!(role.rules.as_ref().unwrap(), &a.spec.permissions);
+    assert_eq!(binding.subjects.unwrap()[0].name, "support-agent");
+    let np = agent_netpol(&a).spec.unwrap();
+    assert_eq!(
+        np.policy_types.as_deref(),
+        Some(&["Egress".to_string()][..])
+    );
+    let egress = np.egress.unwrap();
+    assert_eq!(egress.len(), 2, "allow-list entry plus DNS");
+    assert_eq!(
+        egress[0].to.as_ref().unwrap()[0]
+            .ip_block
+            .as_ref()
+            .unwrap()
+            .cidr,
+        "10.20.0.0/16"
+    );
+}
+
+fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
+    PolicyRule {
+        api_groups: Some(groups.iter().map(|s| s.to_string()).collect()),
+        resources: Some(resources.iter().map(|s| s.to_string()).collect()),
+        verbs: verbs.iter().map(|s| s.to_string()).collect(),
+        ..PolicyRule::default()
+    }
+}
+
+#[test]
+fn coverage_of_granted_rules() {
+    let declared = vec![rule(&[""], &["configmaps"], &["get", "list"])];
+    assert!(rule_covered(
+        &rule(&[""], &["configmaps"], &["get"]),
+        &declared
+    ));
+    assert!(!rule_covered(
+        &rule(&[""], &["configmaps"], &["delete"]),
+        &declared
+    ));
+    assert!(!rule_covered(
+        &rule(&[""], &["secrets"], &["get"]),
+        &declared
+    ));
+    assert!(!rule_covered(&rule(&["*"], &["*"], &["*"]), &declared));
+}
+
+fn store<K>(objects: Vec<K>) -> reflector::Store<K>
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (reader, mut writer) = reflector::store();
+    writer.apply_watcher_event(&Event::Init);
+    for o in objects {
+        writer.apply_watcher_event(&Event::InitApply(o));
+    }
+    writer.apply_watcher_event(&Event::InitDone);
+    reader
+}
+
+#[test]
+fn cluster_admin_binding_is_reported_by_name() {
+    let a = agent();
+    let crb: ClusterRoleBinding = serde_yaml_ng::from_str(
+        "metadata: {name: support-is-admin}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}
+subjects: [{kind: ServiceAccount, name: support-agent, namespace: agents}]
+",
+    )
+    .unwrap();
+    let admin: ClusterRole = serde_yaml_ng::from_str(
+        "metadata: {name: cluster-admin}\nrules: [{apiGroups: ['*'], resources: ['*'], verbs: ['*']}]\n",
+    )
+    .unwrap();
+    let (own_role, own_binding) = build_grant(&a);
+    let rbac = RbacState {
+        role_bindings: store::<RoleBinding>(vec![own_binding]),
+        cluster_role_bindings: store(vec![crb]),
+        roles: store::<Role>(vec![own_role]),
+        cluster_roles: store(vec![admin]),
+    };
+    assert_eq!(
+        excess_bindings(&a, &rbac),
+        vec!["ClusterRoleBinding support-is-admin (ClusterRole cluster-admin)".to_string()]
+    );
+    let clean = RbacState {
+        cluster_role_bindings: store::<ClusterRoleBinding>(vec![]),
+        ..rbac
+    };
+    assert!(
+        excess_bindings(&a, &clean).is_empty(),
+        "Annexa's own binding is not excess"
+    );
+}

@@ -1,0 +1,212 @@
+//! TrainingDataset: a Role + RoleBinding so only the allowed service accounts can read the
+//! credentials Secret; retention enforced on time (requeue for the expiry instant, then
+//! `Retained=False/Expired`, and with `onExpiry: Delete` the backing PVC is deleted and the
+//! deletion recorded in `status.deletedAt` and an Event: evidence for A.8.10).
+
+use super::conditions::{self, Desired};
+use super::{
+    Context, apply, apply_status, child_labels, error_action, owner_reference, requeue_until,
+};
+use crate::api::{CommonStatus, OnExpiry, TrainingDataset, TrainingDatasetStatus};
+use crate::error::{Error, Result};
+use crate::policy::training_dataset::expiry;
+use crate::policy::{self, Context as PolicyContext, Governed};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams};
+use kube::runtime::controller::Action;
+use std::sync::Arc;
+
+pub const KIND: &str = "TrainingDataset";
+
+/// Name of the Role and RoleBinding granting read access to the credentials Secret.
+pub fn access_name(dataset: &TrainingDataset) -> String {
+    format!("{}-credentials-reader", dataset.name_any())
+}
+
+/// The Role + RoleBinding letting exactly the allowed service accounts `get` the credentials
+/// Secret, or None when there is no Secret or nobody is allowed.
+pub fn build_access(dataset: &TrainingDataset) -> Option<(Role, RoleBinding)> {
+    let secret = dataset.spec.credentials_secret.as_ref()?;
+    let accounts = &dataset.spec.access.as_ref()?.allowed_service_accounts;
+    if accounts.is_empty() {
+        return None;
+    }
+    let meta = ObjectMeta {
+        name: Some(access_name(dataset)),
+        namespace: dataset.metadata.namespace.clone(),
+        labels: Some(child_labels("trainingdataset", &dataset.name_any())),
+        owner_references: owner_reference(dataset).map(|o| vec![o]),
+        ..ObjectMeta::default()
+    };
+    let role = Role {
+        metadata: meta.clone(),
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec![String::new()]),
+            resources: Some(vec!["secrets".to_string()]),
+            resource_names: Some(vec![secret.clone()]),
+            verbs: vec!["get".to_string()],
+            non_resource_urls: None,
+        }]),
+    };
+    let binding = RoleBinding {
+        metadata: meta,
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".to_string()),
+            kind: "Role".to_string(),
+            name: access_name(dataset),
+        },
+        subjects: Some(
+            accounts
+                .iter()
+                .map(|sa| Subject {
+                    kind: "ServiceAccount".to_string(),
+                    name: sa.clone(),
+                    namespace: dataset.metadata.namespace.clone(),
+                    api_group: None,
+                })
+                .collect(),
+        ),
+    };
+    Some((role, binding))
+}
+
+pub async fn reconcile(dataset: Arc<TrainingDataset>, ctx: Arc<Context>) -> Result<Action> {
+    let started = std::time::Instant::now();
+    let result = reconcile_inner(&dataset, &ctx).await;
+    ctx.metrics.observe(KIND, started.elapsed().as_secs_f64());
+    result
+}
+
+async fn reconcile_inner(dataset: &TrainingDataset, ctx: &Context) -> Result<Action> {
+    let namespace = dataset
+        .namespace()
+        .ok_or_else(|| Error::Invalid("TrainingDataset without namespace".into()))?;
+    let now = Timestamp::now();
+    let profile = ctx.state.profile(&namespace);
+    let eval = policy::evaluate(
+        Governed::Dataset(dataset),
+        &PolicyContext {
+            profile: &profile,
+            lookup: &ctx.state,
+            now,
+        },
+    );
+
+    if let Some((role, binding)) = build_access(dataset) {
+        apply(&ctx.client, &role).await?;
+        apply(&ctx.client, &binding).await?;
+    }
+
+    let created = dataset
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(now, |t| t.0);
+    let expires_at = expiry(dataset, created).map_err(Error::Invalid)?;
+    let mut deleted_at = dataset.status.as_ref().and_then(|s| s.deleted_at.clone());
+    let expired = expires_at.is_some_and(|e| e <= now);
+    let on_expiry = dataset
+        .spec
+        .retention
+        .as_ref()
+        .map(|r| r.on_expiry)
+        .unwrap_or_default();
+    if expired && on_expiry == OnExpiry::Delete && deleted_at.is_none() {
+        if let Some(pvc) = &dataset.spec.source.pvc {
+            let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
+            match pvcs.delete(pvc, &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+            ctx.event(
+                dataset,
+                false,
+                "DataDeleted",
+                format!("A.8.10 Information deletion: retention expired; PersistentVolumeClaim {pvc:?} deleted"),
+            )
+            .await;
+        }
+        deleted_at = Some(Time(now));
+    }
+
+    let retained = match (expires_at, expired) {
+        (None, _) => Desired::new(
+            "Retained",
+            true,
+            "NoRetentionLimit",
+            "no retention declared",
+        ),
+        (Some(e), false) => Desired::new(
+            "Retained",
+            true,
+            "WithinRetention",
+            format!("retained until {e}"),
+        ),
+        (Some(e), true) => Desired::new(
+            "Retained",
+            false,
+            "Expired",
+            match (&deleted_at, on_expiry) {
+                (Some(d), OnExpiry::Delete) => {
+                    format!("retention ended at {e}; data deleted at {}", d.0)
+                }
+                _ => format!(
+                    "retention ended at {e}; onExpiry is Retain, delete the data or extend the retention"
+                ),
+            },
+        ),
+    };
+    let desired = vec![
+        retained,
+        Desired::new("Ready", true, "Reconciled", "access and retention enforced"),
+        if eval.is_compliant() {
+            Desired::new("Compliant", true, "AllControlsPass", "every control passes")
+        } else {
+            let messages: Vec<&str> = eval.findings.iter().map(|f| f.message.as_str()).collect();
+            Desired::new("Compliant", false, "ControlsFailed", messages.join("; "))
+        },
+    ];
+    let old = dataset
+        .status
+        .as_ref()
+        .map(|s| s.common.conditions.clone())
+        .unwrap_or_default();
+    let merged = conditions::merge(&old, &desired, dataset.metadata.generation, now);
+    for c in conditions::transitions(&old, &merged) {
+        ctx.event(
+            dataset,
+            c.status == "False",
+            &c.reason,
+            format!("{}: {}", c.type_, c.message),
+        )
+        .await;
+    }
+    let status = TrainingDatasetStatus {
+        common: CommonStatus {
+            observed_generation: dataset.metadata.generation,
+            conditions: merged,
+            controls: eval.control_results(),
+        },
+        expires_at: expires_at.map(Time),
+        deleted_at,
+    };
+    let api: Api<TrainingDataset> = Api::namespaced(ctx.client.clone(), &namespace);
+    apply_status(
+        &api,
+        dataset,
+        serde_json::to_value(&status).map_err(|e| Error::Serialize(e.to_string()))?,
+    )
+    .await?;
+    Ok(requeue_until(expires_at.filter(|_| !expired), now))
+}
+
+pub fn error_policy(dataset: Arc<TrainingDataset>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.error(KIND, error.category());
+    tracing::warn!(trainingdataset = %dataset.name_any(), error = %error, "reconcile failed");
+    error_action(error, &dataset.name_any())
+}

@@ -169,7 +169,10 @@ pub fn parse_documents(file: &str, text: &str) -> (Vec<Document>, Vec<String>) {
                     .location()
                     .map(|l| format!("{file}: line {} column {}", l.line(), l.column()))
                     .unwrap_or_else(|| format!("{file} (document {})", i + 1));
-                errors.push(format!("{at}: malformed YAML: {}", strip_location(&e.to_string())));
+                errors.push(format!(
+                    "{at}: malformed YAML: {}",
+                    strip_location(&e.to_string())
+                ));
                 // A syntax error ends the stream: later documents cannot be trusted.
                 break;
             }
@@ -201,7 +204,12 @@ fn document_start_lines(text: &str) -> Vec<usize> {
         if trimmed == "---" || trimmed.starts_with("--- ") {
             if let Some(p) = pending.take() {
                 // The first separator may open the first document.
-                if i > 0 && text.lines().take(i).any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')) {
+                if i > 0
+                    && text
+                        .lines()
+                        .take(i)
+                        .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+                {
                     starts.push(p);
                 }
             }
@@ -217,27 +225,48 @@ fn document_start_lines(text: &str) -> Vec<usize> {
 /// Decodes one document into an object. Errors name the object and field.
 pub fn decode(value: &Value) -> Result<Object, String> {
     let Some(map) = value.as_object() else {
-        return Err(format!("expected a Kubernetes object (a mapping), found {}", type_name(value)));
+        return Err(format!(
+            "expected a Kubernetes object (a mapping), found {}",
+            type_name(value)
+        ));
     };
     let kind = match map.get("kind") {
         Some(Value::String(k)) if !k.is_empty() => k.as_str(),
-        Some(other) => return Err(format!("kind must be a non-empty string, found {}", type_name(other))),
+        Some(other) => {
+            return Err(format!(
+                "kind must be a non-empty string, found {}",
+                type_name(other)
+            ));
+        }
         None => return Err("document has no kind".to_string()),
     };
     let api_version = match map.get("apiVersion") {
         Some(Value::String(v)) => v.as_str(),
-        Some(other) => return Err(format!("{kind}: apiVersion must be a string, found {}", type_name(other))),
+        Some(other) => {
+            return Err(format!(
+                "{kind}: apiVersion must be a string, found {}",
+                type_name(other)
+            ));
+        }
         None => return Err(format!("{kind}: document has no apiVersion")),
     };
     let name = value
         .pointer("/metadata/name")
         .and_then(Value::as_str)
-        .or_else(|| value.pointer("/metadata/generateName").and_then(Value::as_str))
+        .or_else(|| {
+            value
+                .pointer("/metadata/generateName")
+                .and_then(Value::as_str)
+        })
         .unwrap_or_default()
         .to_string();
     let annexa_kind = matches!(
         kind,
-        "CompliancePolicy" | "TrainingDataset" | "ModelDeployment" | "ModelApproval" | "AgentPolicy"
+        "CompliancePolicy"
+            | "TrainingDataset"
+            | "ModelDeployment"
+            | "ModelApproval"
+            | "AgentPolicy"
     );
     if api_version.split('/').next() == Some(GROUP) && api_version != API_VERSION {
         return Err(format!(
@@ -250,7 +279,9 @@ pub fn decode(value: &Value) -> Result<Object, String> {
         }
         let object = match kind {
             "CompliancePolicy" => Object::Policy(typed(kind, &name, value)?),
-            "TrainingDataset" => Object::Dataset(with_default_namespace(typed(kind, &name, value)?)),
+            "TrainingDataset" => {
+                Object::Dataset(with_default_namespace(typed(kind, &name, value)?))
+            }
             "ModelDeployment" => Object::Model(with_default_namespace(typed(kind, &name, value)?)),
             "ModelApproval" => Object::Approval(with_default_namespace(typed(kind, &name, value)?)),
             _ => Object::Agent(with_default_namespace(typed(kind, &name, value)?)),
@@ -258,7 +289,9 @@ pub fn decode(value: &Value) -> Result<Object, String> {
         return Ok(object);
     }
     if api_version == API_VERSION {
-        return Err(format!("{kind} {name:?}: {API_VERSION} has no kind {kind:?}"));
+        return Err(format!(
+            "{kind} {name:?}: {API_VERSION} has no kind {kind:?}"
+        ));
     }
     if kind == "Namespace" && api_version == "v1" {
         let labels = match value.pointer("/metadata/labels") {
@@ -270,7 +303,8 @@ pub fn decode(value: &Value) -> Result<Object, String> {
     }
     let workload_api = matches!(api_version, "v1" | "apps/v1" | "batch/v1");
     if workload_api && is_workload_kind(kind) {
-        let mut w = Workload::from_object(kind, value).map_err(|e| format!("{kind} {name:?}: {e}"))?;
+        let mut w =
+            Workload::from_object(kind, value).map_err(|e| format!("{kind} {name:?}: {e}"))?;
         if w.namespace.is_empty() {
             w.namespace = "default".to_string();
         }

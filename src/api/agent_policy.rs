@@ -18,11 +18,27 @@ use serde::{Deserialize, Serialize};
     category = "annexa",
     status = "AgentPolicyStatus",
     doc = "Least-privilege identity, permissions and egress of an AI agent.",
-    printcolumn(name = "ServiceAccount", type_ = "string", json_path = ".spec.serviceAccountName"),
+    printcolumn(
+        name = "ServiceAccount",
+        type_ = "string",
+        json_path = ".spec.serviceAccountName"
+    ),
     printcolumn(name = "TokenTTL", type_ = "string", json_path = ".spec.tokenTTL"),
-    printcolumn(name = "LeastPrivilege", type_ = "string", json_path = ".status.conditions[?(@.type==\"LeastPrivilege\")].status"),
-    printcolumn(name = "Compliant", type_ = "string", json_path = ".status.conditions[?(@.type==\"Compliant\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "LeastPrivilege",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"LeastPrivilege\")].status"
+    ),
+    printcolumn(
+        name = "Compliant",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Compliant\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct AgentPolicySpec {

@@ -22,11 +22,31 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(w|d|h|m|s))+$";
     category = "annexa",
     status = "CompliancePolicyStatus",
     doc = "The platform team's ISO/IEC 27001 Annex A rules for the namespaces it selects.",
-    printcolumn(name = "Environment", type_ = "string", json_path = ".spec.environment"),
-    printcolumn(name = "Enforcement", type_ = "string", json_path = ".spec.enforcement.action"),
-    printcolumn(name = "Namespaces", type_ = "integer", json_path = ".status.matchedNamespaces"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Environment",
+        type_ = "string",
+        json_path = ".spec.environment"
+    ),
+    printcolumn(
+        name = "Enforcement",
+        type_ = "string",
+        json_path = ".spec.enforcement.action"
+    ),
+    printcolumn(
+        name = "Namespaces",
+        type_ = "integer",
+        json_path = ".status.matchedNamespaces"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct CompliancePolicySpec {
@@ -199,7 +219,11 @@ pub struct PromotionPolicy {
     #[schemars(range(min = 0, max = 10))]
     pub required_approvals: Option<u32>,
     /// How long an approval stays valid, e.g. `168h` (default `7d`).
-    #[serde(default, rename = "approvalTTL", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "approvalTTL",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(regex(pattern = r"^([0-9]+(w|d|h|m|s))+$"))]
     pub approval_ttl: Option<String>,
     /// Groups approvers must belong to (any group when empty).
@@ -211,7 +235,11 @@ pub struct PromotionPolicy {
 #[serde(rename_all = "camelCase")]
 pub struct AgentLimits {
     /// Longest service-account token lifetime an agent may declare (default `1h`).
-    #[serde(default, rename = "maxTokenTTL", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "maxTokenTTL",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(regex(pattern = r"^([0-9]+(w|d|h|m|s))+$"))]
     pub max_token_ttl: Option<String>,
     /// RBAC verbs agents may never hold (default `*`, `escalate`, `bind`, `impersonate`).

@@ -11,7 +11,9 @@ pub mod training_dataset;
 pub use agent_policy::{AgentPolicy, AgentPolicySpec, AgentPolicyStatus, EgressRule};
 pub use common::*;
 pub use compliance_policy::*;
-pub use model_approval::{ApprovalDecision, Approver, ModelApproval, ModelApprovalSpec, ModelApprovalStatus};
+pub use model_approval::{
+    ApprovalDecision, Approver, ModelApproval, ModelApprovalSpec, ModelApprovalStatus,
+};
 pub use model_deployment::*;
 pub use training_dataset::*;
 

@@ -19,10 +19,27 @@ use serde::{Deserialize, Serialize};
     doc = "A reviewer's decision on one model digest; immutable once created.",
     printcolumn(name = "Model", type_ = "string", json_path = ".spec.modelDeployment"),
     printcolumn(name = "Decision", type_ = "string", json_path = ".spec.decision"),
-    printcolumn(name = "Approver", type_ = "string", json_path = ".spec.approver.username"),
-    printcolumn(name = "Counted", type_ = "string", json_path = ".status.conditions[?(@.type==\"Counted\")].status"),
-    printcolumn(name = "Digest", type_ = "string", priority = 1, json_path = ".spec.digest"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Approver",
+        type_ = "string",
+        json_path = ".spec.approver.username"
+    ),
+    printcolumn(
+        name = "Counted",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Counted\")].status"
+    ),
+    printcolumn(
+        name = "Digest",
+        type_ = "string",
+        priority = 1,
+        json_path = ".spec.digest"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[x_kube(validation = Rule::new("self == oldSelf").message("spec is immutable: create a new ModelApproval instead"))]
 #[serde(rename_all = "camelCase")]

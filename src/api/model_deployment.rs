@@ -22,12 +22,37 @@ pub const DIGEST_PATTERN: &str = r"^sha256:[a-f0-9]{64}$";
     doc = "A model served in the cluster, placed, hardened and promoted under Annexa's controls.",
     printcolumn(name = "Model", type_ = "string", json_path = ".spec.model.name"),
     printcolumn(name = "Version", type_ = "string", json_path = ".spec.model.version"),
-    printcolumn(name = "Classification", type_ = "string", json_path = ".status.classification"),
-    printcolumn(name = "Approved", type_ = "string", json_path = ".status.conditions[?(@.type==\"Approved\")].reason"),
-    printcolumn(name = "Compliant", type_ = "string", json_path = ".status.conditions[?(@.type==\"Compliant\")].status"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Serving", type_ = "string", priority = 1, json_path = ".status.servingDigest"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Classification",
+        type_ = "string",
+        json_path = ".status.classification"
+    ),
+    printcolumn(
+        name = "Approved",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Approved\")].reason"
+    ),
+    printcolumn(
+        name = "Compliant",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Compliant\")].status"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Serving",
+        type_ = "string",
+        priority = 1,
+        json_path = ".status.servingDigest"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ModelDeploymentSpec {

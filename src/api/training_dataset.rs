@@ -18,11 +18,27 @@ use serde::{Deserialize, Serialize};
     category = "annexa",
     status = "TrainingDatasetStatus",
     doc = "Training data governed by Annexa: classification, personal data, encryption, residency, retention and lineage.",
-    printcolumn(name = "Classification", type_ = "string", json_path = ".spec.classification"),
+    printcolumn(
+        name = "Classification",
+        type_ = "string",
+        json_path = ".spec.classification"
+    ),
     printcolumn(name = "Owner", type_ = "string", json_path = ".spec.owner"),
-    printcolumn(name = "Compliant", type_ = "string", json_path = ".status.conditions[?(@.type==\"Compliant\")].status"),
-    printcolumn(name = "Retained", type_ = "string", json_path = ".status.conditions[?(@.type==\"Retained\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Compliant",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Compliant\")].status"
+    ),
+    printcolumn(
+        name = "Retained",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Retained\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct TrainingDatasetSpec {
@@ -106,7 +122,11 @@ pub struct DatasetEncryption {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key: Option<String>,
     /// Whether the data is only read over TLS (default true).
-    #[serde(default, rename = "inTransitTLS", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "inTransitTLS",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub in_transit_tls: Option<bool>,
     /// StorageClass of the backing PVC, checked against the policy's encrypted classes.
     #[serde(default, skip_serializing_if = "Option::is_none")]

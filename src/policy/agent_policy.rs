@@ -46,26 +46,62 @@ pub fn evaluate(agent: &AgentPolicy, ctx: &Context<'_>) -> Evaluation {
     for (i, rule) in spec.permissions.iter().enumerate() {
         let path = format!("spec.permissions[{i}]");
         // A.5.15: explicit groups and resources.
-        if rule.api_groups.as_deref().unwrap_or_default().iter().any(|g| g == "*") {
-            rec.fail(&A_5_15, format!("{path}.apiGroups"), format!("agent {name:?} is granted every API group (\"*\")"));
+        if rule
+            .api_groups
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .any(|g| g == "*")
+        {
+            rec.fail(
+                &A_5_15,
+                format!("{path}.apiGroups"),
+                format!("agent {name:?} is granted every API group (\"*\")"),
+            );
         }
-        if rule.resources.as_deref().unwrap_or_default().iter().any(|r| r == "*" || r.starts_with("*/")) {
-            rec.fail(&A_5_15, format!("{path}.resources"), format!("agent {name:?} is granted every resource (\"*\")"));
+        if rule
+            .resources
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .any(|r| r == "*" || r.starts_with("*/"))
+        {
+            rec.fail(
+                &A_5_15,
+                format!("{path}.resources"),
+                format!("agent {name:?} is granted every resource (\"*\")"),
+            );
         }
         if rule.resources.as_deref().unwrap_or_default().is_empty() {
-            rec.fail(&A_5_15, format!("{path}.resources"), format!("agent {name:?} has a rule that names no resources"));
+            rec.fail(
+                &A_5_15,
+                format!("{path}.resources"),
+                format!("agent {name:?} has a rule that names no resources"),
+            );
         }
-        if rule.non_resource_urls.as_deref().is_some_and(|u| !u.is_empty()) {
+        if rule
+            .non_resource_urls
+            .as_deref()
+            .is_some_and(|u| !u.is_empty())
+        {
             rec.fail(&A_5_15, format!("{path}.nonResourceURLs"), format!("agent {name:?} is granted non-resource URLs, which a namespaced Role cannot scope"));
         }
         // A.8.2: forbidden verbs and Secrets.
         for verb in &rule.verbs {
             if profile.forbidden_verbs.iter().any(|f| f == verb) {
-                rec.fail(&A_8_2, format!("{path}.verbs"), format!("agent {name:?} is granted the forbidden verb {verb:?}"));
+                rec.fail(
+                    &A_8_2,
+                    format!("{path}.verbs"),
+                    format!("agent {name:?} is granted the forbidden verb {verb:?}"),
+                );
             }
         }
         if !profile.allow_secret_read && reads_secrets(rule) {
-            rec.fail(&A_8_2, format!("{path}.resources"), format!("agent {name:?} may read Secrets, which the policy forbids"));
+            rec.fail(
+                &A_8_2,
+                format!("{path}.resources"),
+                format!("agent {name:?} may read Secrets, which the policy forbids"),
+            );
         }
     }
     if spec.permissions.is_empty() {
@@ -92,7 +128,11 @@ pub fn evaluate(agent: &AgentPolicy, ctx: &Context<'_>) -> Evaluation {
     // A.8.12: an egress allow-list, never the whole internet.
     if spec.egress.is_empty() {
         if profile.require_egress_allow_list {
-            rec.fail(&A_8_12, "spec.egress", format!("agent {name:?} declares no egress allow-list"));
+            rec.fail(
+                &A_8_12,
+                "spec.egress",
+                format!("agent {name:?} declares no egress allow-list"),
+            );
         } else {
             rec.not_applicable(&A_8_12, "the policy does not require an egress allow-list");
         }
@@ -100,23 +140,43 @@ pub fn evaluate(agent: &AgentPolicy, ctx: &Context<'_>) -> Evaluation {
     for (i, rule) in spec.egress.iter().enumerate() {
         let cidr = rule.cidr.trim();
         if cidr.ends_with("/0") {
-            rec.fail(&A_8_12, format!("spec.egress[{i}].cidr"), format!("agent {name:?} may reach the whole internet ({cidr})"));
+            rec.fail(
+                &A_8_12,
+                format!("spec.egress[{i}].cidr"),
+                format!("agent {name:?} may reach the whole internet ({cidr})"),
+            );
         }
         // A.8.20: well-formed, explicit rules.
         if !valid_cidr(cidr) {
-            rec.fail(&A_8_20, format!("spec.egress[{i}].cidr"), format!("agent {name:?} egress {cidr:?} is not a valid CIDR"));
+            rec.fail(
+                &A_8_20,
+                format!("spec.egress[{i}].cidr"),
+                format!("agent {name:?} egress {cidr:?} is not a valid CIDR"),
+            );
         }
         if rule.ports.is_empty() {
-            rec.fail(&A_8_20, format!("spec.egress[{i}].ports"), format!("agent {name:?} egress to {cidr} opens every port"));
+            rec.fail(
+                &A_8_20,
+                format!("spec.egress[{i}].ports"),
+                format!("agent {name:?} egress to {cidr} opens every port"),
+            );
         }
         for (j, port) in rule.ports.iter().enumerate() {
             if !(1..=65535).contains(port) {
-                rec.fail(&A_8_20, format!("spec.egress[{i}].ports[{j}]"), format!("agent {name:?} egress port {port} is not a valid port"));
+                rec.fail(
+                    &A_8_20,
+                    format!("spec.egress[{i}].ports[{j}]"),
+                    format!("agent {name:?} egress port {port} is not a valid port"),
+                );
             }
         }
         if let Some(p) = rule.protocol.as_deref() {
             if !matches!(p, "TCP" | "UDP" | "SCTP") {
-                rec.fail(&A_8_20, format!("spec.egress[{i}].protocol"), format!("agent {name:?} egress protocol {p:?} is not TCP, UDP or SCTP"));
+                rec.fail(
+                    &A_8_20,
+                    format!("spec.egress[{i}].protocol"),
+                    format!("agent {name:?} egress protocol {p:?} is not TCP, UDP or SCTP"),
+                );
             }
         }
     }

@@ -42,42 +42,150 @@ const MAPR: &str = "ModelApproval";
 const AP: &str = "AgentPolicy";
 const WL: &str = "Workload";
 
-control!(A_5_3, "A.5.3", "Segregation of duties", Organizational, &[MD, MAPR],
-    "The identity that requested a model digest can never approve it; its approvals are not counted.");
-control!(A_5_9, "A.5.9", "Inventory of information and other associated assets", Organizational, &[TD, MD],
-    "Datasets name an accountable owner and the sha256 checksum of their content; models reference only datasets that exist.");
-control!(A_5_12, "A.5.12", "Classification of information", Organizational, &[TD, MD],
-    "A dataset is classified at least as high as every dataset it derives from, and at least Internal when it holds personal data; a model inherits the highest classification of its datasets.");
-control!(A_5_15, "A.5.15", "Access control", Organizational, &[AP],
-    "Agent permissions name explicit API groups and resources: no wildcard resources or API groups, no non-resource URLs.");
-control!(A_5_18, "A.5.18", "Access rights", Organizational, &[AP, WL],
-    "Agent access is time-bound: a token TTL within the policy's maximum; agent pods do not automount tokens nor project tokens that outlive the TTL.");
-control!(A_5_34, "A.5.34", "Privacy and protection of personal identifiable information (PII)", Organizational, &[TD],
-    "Datasets with personal data list its categories, declare a residency region and a retention; regions are within the allowed list.");
-control!(A_8_2, "A.8.2", "Privileged access rights", Technological, &[AP, WL],
-    "Agents never hold forbidden verbs (*, escalate, bind, impersonate) nor read Secrets unless allowed; GPU pods are not privileged and use no host namespaces or hostPath volumes.");
-control!(A_8_3, "A.8.3", "Information access restriction", Technological, &[TD],
-    "Confidential and Restricted datasets, and any dataset with a credentials Secret, name the service accounts allowed to read them.");
-control!(A_8_9, "A.8.9", "Configuration management", Technological, &[MD, WL],
-    "Images are pinned by digest (@sha256:) where the policy requires it and always in Production.");
-control!(A_8_10, "A.8.10", "Information deletion", Technological, &[TD],
-    "Confidential, Restricted and personal datasets declare a retention within the policy's maximum; expiry is enforced by the controller.");
-control!(A_8_11, "A.8.11", "Data masking", Technological, &[TD],
-    "Personal data is masked (pseudonymised, anonymised, tokenised, differentially private or synthetic), unless the dataset is Restricted and justifies it.");
-control!(A_8_12, "A.8.12", "Data leakage prevention", Technological, &[AP],
-    "Agents declare an egress allow-list when the policy requires one, and it never opens the whole internet (0.0.0.0/0, ::/0).");
-control!(A_8_19, "A.8.19", "Installation of software on operational systems", Technological, &[MD, WL],
-    "Serving and workload images come from allowed registries; model weights name their source URI.");
-control!(A_8_20, "A.8.20", "Networks security", Technological, &[AP],
-    "Every egress rule of an agent is a valid CIDR with explicit ports and protocol.");
-control!(A_8_22, "A.8.22", "Segregation of networks", Technological, &[MD, WL],
-    "Models admit traffic only from declared peers (never from everywhere) and land on the GPU pool of their classification; GPU pods carry the pool placement; other pods do not tolerate GPU pool taints.");
-control!(A_8_24, "A.8.24", "Use of cryptography", Technological, &[TD, MD],
-    "Data and weights at or above the policy's classification have a KMS key with an allowed prefix, PVCs use encrypted StorageClasses, and such models serve over TLS.");
-control!(A_8_31, "A.8.31", "Separation of development, test and production environments", Technological, &[MD],
-    "In Staging and Production, models serve released versions (no latest, dev or snapshot) from images with immutable references.");
-control!(A_8_32, "A.8.32", "Change management", Technological, &[MD, MAPR],
-    "A model digest rolls out only with enough valid approvals for exactly that digest (distinct approvers, not expired, in allowed groups, no rejection); rejections give a reason.");
+control!(
+    A_5_3,
+    "A.5.3",
+    "Segregation of duties",
+    Organizational,
+    &[MD, MAPR],
+    "The identity that requested a model digest can never approve it; its approvals are not counted."
+);
+control!(
+    A_5_9,
+    "A.5.9",
+    "Inventory of information and other associated assets",
+    Organizational,
+    &[TD, MD],
+    "Datasets name an accountable owner and the sha256 checksum of their content; models reference only datasets that exist."
+);
+control!(
+    A_5_12,
+    "A.5.12",
+    "Classification of information",
+    Organizational,
+    &[TD, MD],
+    "A dataset is classified at least as high as every dataset it derives from, and at least Internal when it holds personal data; a model inherits the highest classification of its datasets."
+);
+control!(
+    A_5_15,
+    "A.5.15",
+    "Access control",
+    Organizational,
+    &[AP],
+    "Agent permissions name explicit API groups and resources: no wildcard resources or API groups, no non-resource URLs."
+);
+control!(
+    A_5_18,
+    "A.5.18",
+    "Access rights",
+    Organizational,
+    &[AP, WL],
+    "Agent access is time-bound: a token TTL within the policy's maximum; agent pods do not automount tokens nor project tokens that outlive the TTL."
+);
+control!(
+    A_5_34,
+    "A.5.34",
+    "Privacy and protection of personal identifiable information (PII)",
+    Organizational,
+    &[TD],
+    "Datasets with personal data list its categories, declare a residency region and a retention; regions are within the allowed list."
+);
+control!(
+    A_8_2,
+    "A.8.2",
+    "Privileged access rights",
+    Technological,
+    &[AP, WL],
+    "Agents never hold forbidden verbs (*, escalate, bind, impersonate) nor read Secrets unless allowed; GPU pods are not privileged and use no host namespaces or hostPath volumes."
+);
+control!(
+    A_8_3,
+    "A.8.3",
+    "Information access restriction",
+    Technological,
+    &[TD],
+    "Confidential and Restricted datasets, and any dataset with a credentials Secret, name the service accounts allowed to read them."
+);
+control!(
+    A_8_9,
+    "A.8.9",
+    "Configuration management",
+    Technological,
+    &[MD, WL],
+    "Images are pinned by digest (@sha256:) where the policy requires it and always in Production."
+);
+control!(
+    A_8_10,
+    "A.8.10",
+    "Information deletion",
+    Technological,
+    &[TD],
+    "Confidential, Restricted and personal datasets declare a retention within the policy's maximum; expiry is enforced by the controller."
+);
+control!(
+    A_8_11,
+    "A.8.11",
+    "Data masking",
+    Technological,
+    &[TD],
+    "Personal data is masked (pseudonymised, anonymised, tokenised, differentially private or synthetic), unless the dataset is Restricted and justifies it."
+);
+control!(
+    A_8_12,
+    "A.8.12",
+    "Data leakage prevention",
+    Technological,
+    &[AP],
+    "Agents declare an egress allow-list when the policy requires one, and it never opens the whole internet (0.0.0.0/0, ::/0)."
+);
+control!(
+    A_8_19,
+    "A.8.19",
+    "Installation of software on operational systems",
+    Technological,
+    &[MD, WL],
+    "Serving and workload images come from allowed registries; model weights name their source URI."
+);
+control!(
+    A_8_20,
+    "A.8.20",
+    "Networks security",
+    Technological,
+    &[AP],
+    "Every egress rule of an agent is a valid CIDR with explicit ports and protocol."
+);
+control!(
+    A_8_22,
+    "A.8.22",
+    "Segregation of networks",
+    Technological,
+    &[MD, WL],
+    "Models admit traffic only from declared peers (never from everywhere) and land on the GPU pool of their classification; GPU pods carry the pool placement; other pods do not tolerate GPU pool taints."
+);
+control!(
+    A_8_24,
+    "A.8.24",
+    "Use of cryptography",
+    Technological,
+    &[TD, MD],
+    "Data and weights at or above the policy's classification have a KMS key with an allowed prefix, PVCs use encrypted StorageClasses, and such models serve over TLS."
+);
+control!(
+    A_8_31,
+    "A.8.31",
+    "Separation of development, test and production environments",
+    Technological,
+    &[MD],
+    "In Staging and Production, models serve released versions (no latest, dev or snapshot) from images with immutable references."
+);
+control!(
+    A_8_32,
+    "A.8.32",
+    "Change management",
+    Technological,
+    &[MD, MAPR],
+    "A model digest rolls out only with enough valid approvals for exactly that digest (distinct approvers, not expired, in allowed groups, no rejection); rejections give a reason."
+);
 
 /// Every control Annexa evaluates, in Annex A order.
 pub const CATALOGUE: &[Control] = &[

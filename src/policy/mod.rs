@@ -240,7 +240,12 @@ impl<'a> Recorder<'a> {
     }
 
     /// Records a failure; `detail` is appended to `"<id> <title>: "`.
-    pub(crate) fn fail(&mut self, control: &'static Control, path: impl Into<String>, detail: String) {
+    pub(crate) fn fail(
+        &mut self,
+        control: &'static Control,
+        path: impl Into<String>,
+        detail: String,
+    ) {
         self.failures.push((control, path.into(), detail, None));
     }
 
@@ -253,7 +258,8 @@ impl<'a> Recorder<'a> {
         detail: String,
         cap: Action,
     ) {
-        self.failures.push((control, path.into(), detail, Some(cap)));
+        self.failures
+            .push((control, path.into(), detail, Some(cap)));
     }
 
     pub(crate) fn not_applicable(&mut self, control: &'static Control, why: impl Into<String>) {
@@ -268,8 +274,7 @@ impl<'a> Recorder<'a> {
     fn excepted(&self, control: &str) -> Option<&str> {
         self.ctx.profile.exceptions.iter().find_map(|e| {
             let applies = e.control == control
-                && e
-                    .kind
+                && e.kind
                     .as_deref()
                     .is_none_or(|k| k == self.kind || k == self.object.kind)
                 && e.name.as_deref().is_none_or(|n| n == self.object.name)

@@ -17,7 +17,10 @@ pub const KIND: &str = "ModelDeployment";
 
 /// The classification of a model: the highest of its training datasets (Internal when it
 /// declares none). Datasets that do not exist are returned separately.
-pub fn classification(model: &ModelDeployment, lookup: &dyn Lookup) -> (Classification, Vec<String>) {
+pub fn classification(
+    model: &ModelDeployment,
+    lookup: &dyn Lookup,
+) -> (Classification, Vec<String>) {
     let namespace = model.metadata.namespace.as_deref().unwrap_or("default");
     let mut missing = Vec::new();
     let mut class = None;
@@ -101,8 +104,14 @@ pub fn promotion(
         .filter(|a| a.spec.model_deployment == model_name && &a.spec.digest == digest)
         .collect();
     sorted.sort_by(|a, b| {
-        (a.metadata.creation_timestamp.as_ref().map(|t| t.0), &a.metadata.name)
-            .cmp(&(b.metadata.creation_timestamp.as_ref().map(|t| t.0), &b.metadata.name))
+        (
+            a.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            &a.metadata.name,
+        )
+            .cmp(&(
+                b.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                &b.metadata.name,
+            ))
     });
     for approval in sorted {
         let name = approval.metadata.name.clone().unwrap_or_default();
@@ -123,11 +132,16 @@ pub fn promotion(
         let created = approval.metadata.creation_timestamp.as_ref().map(|t| t.0);
         let expires_at = created.and_then(|c| c.checked_add(profile.approval_ttl).ok());
         if expires_at.is_some_and(|e| e <= now) {
-            result.ignored.push((name, format!("approval by {} expired", approver.username)));
+            result
+                .ignored
+                .push((name, format!("approval by {} expired", approver.username)));
             continue;
         }
         if !profile.approver_groups.is_empty()
-            && !approver.groups.iter().any(|g| profile.approver_groups.contains(g))
+            && !approver
+                .groups
+                .iter()
+                .any(|g| profile.approver_groups.contains(g))
         {
             result.ignored.push((
                 name,
@@ -138,10 +152,15 @@ pub fn promotion(
             ));
             continue;
         }
-        if result.counted.iter().any(|c| c.approver == approver.username) {
-            result
-                .ignored
-                .push((name, format!("{} already approved this digest", approver.username)));
+        if result
+            .counted
+            .iter()
+            .any(|c| c.approver == approver.username)
+        {
+            result.ignored.push((
+                name,
+                format!("{} already approved this digest", approver.username),
+            ));
             continue;
         }
         result.counted.push(CountedApproval {
@@ -186,9 +205,15 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
             format!("model {name:?} cannot be classified: datasets {missing:?} are missing"),
         );
     } else if spec.training_datasets.is_empty() {
-        rec.pass_note(&A_5_12, "no training datasets declared: classified Internal");
+        rec.pass_note(
+            &A_5_12,
+            "no training datasets declared: classified Internal",
+        );
     } else {
-        rec.pass_note(&A_5_12, format!("classified {class} from its training datasets"));
+        rec.pass_note(
+            &A_5_12,
+            format!("classified {class} from its training datasets"),
+        );
     }
 
     // A.8.19 installation: allowed registry, weights with a source.
@@ -202,7 +227,12 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
             ),
         );
     }
-    if spec.model.uri.as_deref().is_none_or(|u| u.trim().is_empty()) {
+    if spec
+        .model
+        .uri
+        .as_deref()
+        .is_none_or(|u| u.trim().is_empty())
+    {
         rec.fail(
             &A_8_19,
             "spec.model.uri",
@@ -251,7 +281,10 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
     }
 
     // A.8.22 segregation: declared peers only, GPU pool for the classification.
-    let peers = spec.network.as_ref().map_or(&[][..], |n| &n.allowed_from[..]);
+    let peers = spec
+        .network
+        .as_ref()
+        .map_or(&[][..], |n| &n.allowed_from[..]);
     for (i, peer) in peers.iter().enumerate() {
         let empty = |s: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>| {
             s.as_ref().is_none_or(|s| {
@@ -259,7 +292,10 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
                     && s.match_expressions.as_ref().is_none_or(|m| m.is_empty())
             })
         };
-        if peer.namespace_selector.is_some() && empty(&peer.namespace_selector) && empty(&peer.pod_selector) {
+        if peer.namespace_selector.is_some()
+            && empty(&peer.namespace_selector)
+            && empty(&peer.pod_selector)
+        {
             rec.fail(
                 &A_8_22,
                 format!("spec.network.allowedFrom[{i}]"),
@@ -275,7 +311,11 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
     }
     let gpus = spec.resources.as_ref().and_then(|r| r.gpus).unwrap_or(0);
     if gpus > 0 {
-        if let Some(resource) = spec.resources.as_ref().and_then(|r| r.gpu_resource_name.as_deref()) {
+        if let Some(resource) = spec
+            .resources
+            .as_ref()
+            .and_then(|r| r.gpu_resource_name.as_deref())
+        {
             if !profile.is_gpu_resource(resource) {
                 rec.fail(
                     &A_8_22,
@@ -316,7 +356,12 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
             }
             Some(_) => {}
         }
-        if spec.serving.as_ref().and_then(|s| s.tls_secret.as_deref()).is_none() {
+        if spec
+            .serving
+            .as_ref()
+            .and_then(|s| s.tls_secret.as_deref())
+            .is_none()
+        {
             rec.fail(
                 &A_8_24,
                 "spec.serving.tlsSecret",
@@ -326,7 +371,10 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
     } else {
         rec.not_applicable(
             &A_8_24,
-            format!("{class} model: encryption is required from {}", profile.require_kms_from),
+            format!(
+                "{class} model: encryption is required from {}",
+                profile.require_kms_from
+            ),
         );
     }
 
@@ -343,7 +391,10 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
             rec.fail_capped(
                 &A_8_32,
                 "spec.model.digest",
-                format!("digest {} of model {name:?} was rejected by {who}: {reason}", short(&gate.digest)),
+                format!(
+                    "digest {} of model {name:?} was rejected by {who}: {reason}",
+                    short(&gate.digest)
+                ),
                 Action::Warn,
             );
         } else if !gate.approved() {
@@ -358,7 +409,10 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
                 Action::Warn,
             );
         } else {
-            rec.pass_note(&A_8_32, format!("{} for {}", gate.summary(), short(&gate.digest)));
+            rec.pass_note(
+                &A_8_32,
+                format!("{} for {}", gate.summary(), short(&gate.digest)),
+            );
         }
         for approval in &gate.self_approvals {
             rec.fail_capped(
@@ -373,7 +427,10 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
         }
         match requester(model) {
             Some(r) => rec.pass_note(&A_5_3, format!("digest requested by {r}")),
-            None => rec.pass_note(&A_5_3, "requester not recorded (object not admitted through the webhook)"),
+            None => rec.pass_note(
+                &A_5_3,
+                "requester not recorded (object not admitted through the webhook)",
+            ),
         }
     }
 

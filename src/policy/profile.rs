@@ -86,12 +86,19 @@ impl Profile {
 
     /// Required approvals when no policy sets them: 2 in Production, none elsewhere.
     fn default_required_approvals(environment: Environment) -> u32 {
-        if environment == Environment::Production { 2 } else { 0 }
+        if environment == Environment::Production {
+            2
+        } else {
+            0
+        }
     }
 
     /// The action for a control (Enforce for an id outside the catalogue).
     pub fn action(&self, control: &str) -> Action {
-        self.actions.get(control).copied().unwrap_or(self.default_action)
+        self.actions
+            .get(control)
+            .copied()
+            .unwrap_or(self.default_action)
     }
 
     /// Whether images must be pinned by digest: the policy says so, or the environment is Production.
@@ -154,7 +161,9 @@ impl Profile {
                     .map(|s| {
                         s.enforcement
                             .as_ref()
-                            .and_then(|e| e.overrides.iter().rev().find(|o| o.control == control.id))
+                            .and_then(|e| {
+                                e.overrides.iter().rev().find(|o| o.control == control.id)
+                            })
                             .map(|o| o.action)
                             .unwrap_or_else(|| default_of(s))
                     })
@@ -330,7 +339,10 @@ fn baseline_pools() -> BTreeMap<Classification, GpuPool> {
                 c,
                 GpuPool {
                     classification: c,
-                    node_selector: BTreeMap::from([(BASELINE_POOL_LABEL.to_string(), value.clone())]),
+                    node_selector: BTreeMap::from([(
+                        BASELINE_POOL_LABEL.to_string(),
+                        value.clone(),
+                    )]),
                     taint: Some(PoolTaint {
                         key: BASELINE_POOL_LABEL.to_string(),
                         value: Some(value),
@@ -366,7 +378,10 @@ fn shortest<'a>(values: impl Iterator<Item = &'a str>, default_secs: i64) -> Sig
 
 /// Whether a label selector matches a label set. `None` and an empty selector match everything;
 /// an unknown operator matches nothing (fail closed).
-pub fn selector_matches(selector: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
+pub fn selector_matches(
+    selector: Option<&LabelSelector>,
+    labels: &BTreeMap<String, String>,
+) -> bool {
     let Some(selector) = selector else {
         return true;
     };
@@ -412,15 +427,21 @@ pub fn validate_policy(policy: &CompliancePolicy) -> Vec<String> {
     let durations = [
         (
             "spec.promotion.approvalTTL",
-            spec.promotion.as_ref().and_then(|p| p.approval_ttl.as_deref()),
+            spec.promotion
+                .as_ref()
+                .and_then(|p| p.approval_ttl.as_deref()),
         ),
         (
             "spec.agents.maxTokenTTL",
-            spec.agents.as_ref().and_then(|a| a.max_token_ttl.as_deref()),
+            spec.agents
+                .as_ref()
+                .and_then(|a| a.max_token_ttl.as_deref()),
         ),
         (
             "spec.retention.maxRetention",
-            spec.retention.as_ref().and_then(|r| r.max_retention.as_deref()),
+            spec.retention
+                .as_ref()
+                .and_then(|r| r.max_retention.as_deref()),
         ),
     ];
     for (field, value) in durations {

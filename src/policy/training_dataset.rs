@@ -32,11 +32,7 @@ pub fn expiry(dataset: &TrainingDataset, created: Timestamp) -> Result<Option<Ti
 pub fn evaluate(dataset: &TrainingDataset, ctx: &Context<'_>) -> Evaluation {
     let name = dataset.metadata.name.as_deref().unwrap_or_default();
     let namespace = dataset.metadata.namespace.as_deref().unwrap_or("default");
-    let mut rec = Recorder::new(
-        KIND,
-        ObjectRef::new(KIND, Some(namespace), name),
-        ctx,
-    );
+    let mut rec = Recorder::new(KIND, ObjectRef::new(KIND, Some(namespace), name), ctx);
     let spec = &dataset.spec;
     let profile = ctx.profile;
     let class = spec.classification;
@@ -44,7 +40,11 @@ pub fn evaluate(dataset: &TrainingDataset, ctx: &Context<'_>) -> Evaluation {
 
     // A.5.9 inventory: an accountable owner and an integrity checksum.
     if spec.owner.as_deref().is_none_or(|o| o.trim().is_empty()) {
-        rec.fail(&A_5_9, "spec.owner", format!("dataset {name:?} has no owner"));
+        rec.fail(
+            &A_5_9,
+            "spec.owner",
+            format!("dataset {name:?} has no owner"),
+        );
     }
     if spec.source.sha256.is_none() {
         rec.fail(
@@ -84,7 +84,9 @@ pub fn evaluate(dataset: &TrainingDataset, ctx: &Context<'_>) -> Evaluation {
     // A.5.34 privacy: categories, region, retention; region allowed.
     let region = spec.residency.as_ref().map(|r| r.region.as_str());
     if let Some(region) = region {
-        if !profile.allowed_regions.is_empty() && !profile.allowed_regions.iter().any(|r| r == region) {
+        if !profile.allowed_regions.is_empty()
+            && !profile.allowed_regions.iter().any(|r| r == region)
+        {
             rec.fail(
                 &A_5_34,
                 "spec.residency.region",
@@ -108,7 +110,9 @@ pub fn evaluate(dataset: &TrainingDataset, ctx: &Context<'_>) -> Evaluation {
                 rec.fail(
                     &A_5_34,
                     "spec.residency.region",
-                    format!("dataset {name:?} contains personal data but declares no residency region"),
+                    format!(
+                        "dataset {name:?} contains personal data but declares no residency region"
+                    ),
                 );
             }
             if spec.retention.is_none() {
@@ -131,7 +135,9 @@ pub fn evaluate(dataset: &TrainingDataset, ctx: &Context<'_>) -> Evaluation {
         Some(p) => {
             let masked = p.masking.is_some_and(|m| m != MaskingTechnique::None);
             let justified = class == Classification::Restricted
-                && p.justification.as_deref().is_some_and(|j| !j.trim().is_empty());
+                && p.justification
+                    .as_deref()
+                    .is_some_and(|j| !j.trim().is_empty());
             if !masked && !justified {
                 rec.fail(
                     &A_8_11,
@@ -168,7 +174,8 @@ pub fn evaluate(dataset: &TrainingDataset, ctx: &Context<'_>) -> Evaluation {
             Some(_) => {}
         }
     }
-    if class >= Classification::Internal && encryption.and_then(|e| e.in_transit_tls) == Some(false) {
+    if class >= Classification::Internal && encryption.and_then(|e| e.in_transit_tls) == Some(false)
+    {
         rec.fail(
             &A_8_24,
             "spec.encryption.inTransitTLS",
@@ -195,7 +202,10 @@ pub fn evaluate(dataset: &TrainingDataset, ctx: &Context<'_>) -> Evaluation {
     {
         rec.not_applicable(
             &A_8_24,
-            format!("{class} data: a KMS key is required from {}", profile.require_kms_from),
+            format!(
+                "{class} data: a KMS key is required from {}",
+                profile.require_kms_from
+            ),
         );
     }
 
@@ -215,7 +225,9 @@ pub fn evaluate(dataset: &TrainingDataset, ctx: &Context<'_>) -> Evaluation {
             rec.fail(
                 &A_8_3,
                 "spec.access.allowedServiceAccounts",
-                format!("dataset {name:?} is {class} and names no service account allowed to read it"),
+                format!(
+                    "dataset {name:?} is {class} and names no service account allowed to read it"
+                ),
             );
         } else {
             rec.not_applicable(&A_8_3, format!("{class} data without credentials"));
@@ -234,7 +246,14 @@ pub fn evaluate(dataset: &TrainingDataset, ctx: &Context<'_>) -> Evaluation {
         Ok(None) if needs_retention => rec.fail(
             &A_8_10,
             "spec.retention",
-            format!("dataset {name:?} is {class}{} and declares no retention", if personal.is_some() { " with personal data" } else { "" }),
+            format!(
+                "dataset {name:?} is {class}{} and declares no retention",
+                if personal.is_some() {
+                    " with personal data"
+                } else {
+                    ""
+                }
+            ),
         ),
         Ok(None) => rec.not_applicable(&A_8_10, format!("{class} data without personal data")),
         Ok(Some(expires)) => {

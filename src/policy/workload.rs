@@ -174,7 +174,11 @@ impl Workload {
         };
         let name = {
             let n = text("name");
-            if n.is_empty() { text("generateName") } else { n }
+            if n.is_empty() {
+                text("generateName")
+            } else {
+                n
+            }
         };
         let namespace = text("namespace");
         let (labels, pod, spec_path) = if template_path.is_empty() {
@@ -191,13 +195,17 @@ impl Workload {
         } else {
             let mut node = object;
             for segment in template_path {
-                node = node.get(segment).ok_or_else(|| {
-                    format!("{}: missing", template_path.join("."))
-                })?;
+                node = node
+                    .get(segment)
+                    .ok_or_else(|| format!("{}: missing", template_path.join(".")))?;
             }
             let path = template_path.join(".");
             let template = TemplateView::deserialize(node).map_err(|e| format!("{path}: {e}"))?;
-            (template.metadata.labels, template.spec, format!("{path}.spec"))
+            (
+                template.metadata.labels,
+                template.spec,
+                format!("{path}.spec"),
+            )
         };
         Ok(Workload {
             kind: kind.to_string(),
@@ -215,7 +223,13 @@ impl Workload {
             .iter()
             .enumerate()
             .map(|(i, c)| ("initContainers", i, c))
-            .chain(self.pod.containers.iter().enumerate().map(|(i, c)| ("containers", i, c)))
+            .chain(
+                self.pod
+                    .containers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| ("containers", i, c)),
+            )
     }
 }
 
@@ -237,8 +251,12 @@ fn tolerates(t: &TolerationView, pool: &GpuPool) -> bool {
         None | Some("") => exists,
         Some(k) => k == taint.key,
     };
-    let effect_ok = t.effect.as_deref().is_none_or(|e| e.is_empty() || e == taint.effect.as_str());
-    let value_ok = exists || t.value.as_deref().unwrap_or_default() == taint.value.as_deref().unwrap_or_default();
+    let effect_ok = t
+        .effect
+        .as_deref()
+        .is_none_or(|e| e.is_empty() || e == taint.effect.as_str());
+    let value_ok = exists
+        || t.value.as_deref().unwrap_or_default() == taint.value.as_deref().unwrap_or_default();
     key_ok && effect_ok && value_ok
 }
 
@@ -248,7 +266,11 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
         .iter()
         .find(|(k, _)| *k == w.kind)
         .map_or("Workload", |(k, _)| k);
-    let mut rec = Recorder::new("Workload", ObjectRef::new(kind, Some(&w.namespace), &w.name), ctx);
+    let mut rec = Recorder::new(
+        "Workload",
+        ObjectRef::new(kind, Some(&w.namespace), &w.name),
+        ctx,
+    );
     let what = format!("{} {:?}", kind.to_ascii_lowercase(), w.name);
     let sp = &w.spec_path;
 
@@ -275,7 +297,9 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
     // GPU placement (A.8.22) and privilege (A.8.2).
     let gpu = w.all_containers().any(|(_, _, c)| {
         c.resources.as_ref().is_some_and(|r| {
-            r.limits.iter().chain(r.requests.iter())
+            r.limits
+                .iter()
+                .chain(r.requests.iter())
                 .any(|(name, q)| profile.is_gpu_resource(name) && quantity_nonzero(q))
         })
     });
@@ -286,7 +310,9 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
                 let parsed = Classification::parse(v);
                 if parsed.is_none() {
                     // The labels are the template's for controllers: `spec.template.metadata`.
-                    let metadata = sp.strip_suffix("spec").map_or_else(|| "metadata".to_string(), |p| format!("{p}metadata"));
+                    let metadata = sp
+                        .strip_suffix("spec")
+                        .map_or_else(|| "metadata".to_string(), |p| format!("{p}metadata"));
                     rec.fail(&A_8_22, format!("{metadata}.labels[{CLASSIFICATION_LABEL}]"), format!(
                         "{what} has classification {v:?}, which is not Public, Internal, Confidential or Restricted"
                     ));
@@ -329,31 +355,53 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
         }
         for (list, i, c) in w.all_containers() {
             if c.security_context.as_ref().and_then(|s| s.privileged) == Some(true) {
-                rec.fail(&A_8_2, format!("{sp}.{list}[{i}].securityContext.privileged"), format!(
-                    "{what} requests GPUs and container {:?} is privileged", c.name
-                ));
+                rec.fail(
+                    &A_8_2,
+                    format!("{sp}.{list}[{i}].securityContext.privileged"),
+                    format!(
+                        "{what} requests GPUs and container {:?} is privileged",
+                        c.name
+                    ),
+                );
             }
         }
-        for (field, value) in [("hostNetwork", w.pod.host_network), ("hostPID", w.pod.host_pid), ("hostIPC", w.pod.host_ipc)] {
+        for (field, value) in [
+            ("hostNetwork", w.pod.host_network),
+            ("hostPID", w.pod.host_pid),
+            ("hostIPC", w.pod.host_ipc),
+        ] {
             if value == Some(true) {
-                rec.fail(&A_8_2, format!("{sp}.{field}"), format!("{what} requests GPUs and uses {field}"));
+                rec.fail(
+                    &A_8_2,
+                    format!("{sp}.{field}"),
+                    format!("{what} requests GPUs and uses {field}"),
+                );
             }
         }
         for (i, v) in w.pod.volumes.iter().enumerate() {
             if v.host_path.is_some() {
-                rec.fail(&A_8_2, format!("{sp}.volumes[{i}].hostPath"), format!(
-                    "{what} requests GPUs and mounts hostPath volume {:?}", v.name
-                ));
+                rec.fail(
+                    &A_8_2,
+                    format!("{sp}.volumes[{i}].hostPath"),
+                    format!(
+                        "{what} requests GPUs and mounts hostPath volume {:?}",
+                        v.name
+                    ),
+                );
             }
         }
     } else {
         rec.not_applicable(&A_8_2, "requests no GPU");
         for (i, t) in w.pod.tolerations.iter().enumerate() {
             if let Some(pool) = profile.gpu_pools.values().find(|p| tolerates(t, p)) {
-                rec.fail(&A_8_22, format!("{sp}.tolerations[{i}]"), format!(
-                    "{what} requests no GPU but tolerates the taint of the {} GPU pool",
-                    pool.classification
-                ));
+                rec.fail(
+                    &A_8_22,
+                    format!("{sp}.tolerations[{i}]"),
+                    format!(
+                        "{what} requests no GPU but tolerates the taint of the {} GPU pool",
+                        pool.classification
+                    ),
+                );
             }
         }
     }
@@ -365,9 +413,13 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
         Some(agent) => {
             let agent_name = agent.metadata.name.as_deref().unwrap_or_default();
             if w.pod.automount_service_account_token == Some(true) {
-                rec.fail(&A_5_18, format!("{sp}.automountServiceAccountToken"), format!(
-                    "{what} runs as agent {agent_name:?} and automounts a service-account token"
-                ));
+                rec.fail(
+                    &A_5_18,
+                    format!("{sp}.automountServiceAccountToken"),
+                    format!(
+                        "{what} runs as agent {agent_name:?} and automounts a service-account token"
+                    ),
+                );
             }
             let ttl = agent
                 .spec
@@ -376,7 +428,12 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
                 .and_then(|t| super::duration::parse_duration(t).ok())
                 .unwrap_or(profile.max_token_ttl);
             for (i, v) in w.pod.volumes.iter().enumerate() {
-                for (j, source) in v.projected.iter().flat_map(|p| p.sources.iter()).enumerate() {
+                for (j, source) in v
+                    .projected
+                    .iter()
+                    .flat_map(|p| p.sources.iter())
+                    .enumerate()
+                {
                     if let Some(token) = &source.service_account_token {
                         let secs = token.expiration_seconds.unwrap_or(3_600);
                         if secs > ttl.as_secs() {

@@ -309,7 +309,11 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
             Some(v) => {
                 let parsed = Classification::parse(v);
                 if parsed.is_none() {
-                    rec.fail(&A_8_22, format!("metadata.labels[{CLASSIFICATION_LABEL}]"), format!(
+                    // The labels are the template's for controllers: `spec.template.metadata`.
+                    let metadata = sp
+                        .strip_suffix("spec")
+                        .map_or_else(|| "metadata".to_string(), |p| format!("{p}metadata"));
+                    rec.fail(&A_8_22, format!("{metadata}.labels[{CLASSIFICATION_LABEL}]"), format!(
                         "{what} has classification {v:?}, which is not Public, Internal, Confidential or Restricted"
                     ));
                 }

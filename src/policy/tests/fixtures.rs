@@ -1,0 +1,262 @@
+//! Shared fixtures: decoding inline YAML, a world (profile + related objects + clock) to
+//! evaluate in, and assertions on outcomes and findings.
+
+use crate::api::{Action, CompliancePolicy, ControlOutcome};
+use crate::manifest::{Object, decode};
+use crate::policy::{Context, Evaluation, Finding, Governed, Inventory, Profile, evaluate};
+use jiff::{SignedDuration, Timestamp};
+
+/// The fixed "current time" of every test.
+pub const NOW: &str = "2025-06-01T12:00:00Z";
+
+pub fn now() -> Timestamp {
+    NOW.parse().unwrap()
+}
+
+/// `now` shifted by whole hours (negative: in the past), as RFC 3339.
+pub fn hours_from_now(hours: i64) -> String {
+    now()
+        .checked_add(SignedDuration::from_hours(hours))
+        .unwrap()
+        .to_string()
+}
+
+/// Weights digest of the model under test and another one.
+pub const DIGEST: &str = "sha256:a1b2c3d4a1b2c3d4a1b2c3d4a1b2c3d4a1b2c3d4a1b2c3d4a1b2c3d4a1b2c3d4";
+pub const OTHER_DIGEST: &str =
+    "sha256:e5f60718e5f60718e5f60718e5f60718e5f60718e5f60718e5f60718e5f60718";
+
+/// Decodes one YAML document exactly as `annexa check` does (strict: unknown fields fail).
+pub fn object(yaml: &str) -> Object {
+    let value: serde_json::Value = serde_yaml_ng::from_str(yaml).unwrap();
+    decode(&value).unwrap_or_else(|e| panic!("fixture does not decode: {e}\n{yaml}"))
+}
+
+pub fn policy(yaml: &str) -> CompliancePolicy {
+    match object(yaml) {
+        Object::Policy(p) => p,
+        other => panic!("expected a CompliancePolicy, got {other:?}"),
+    }
+}
+
+/// Applies textual edits to a fixture; every `from` must occur, so a stale edit fails loudly.
+pub fn edit(base: &str, edits: &[(&str, &str)]) -> String {
+    let mut text = base.to_string();
+    for (from, to) in edits {
+        assert!(
+            text.contains(from),
+            "edit target {from:?} not in fixture:\n{text}"
+        );
+        text = text.replacen(from, to, 1);
+    }
+    text
+}
+
+/// The production policy most tests evaluate under: strict registries, KMS prefixes, regions,
+/// two approvals from `ml-reviewers`, and GPU pools for Confidential and Restricted data only.
+pub const PRODUCTION: &str = r#"
+apiVersion: annexa.dev/v1alpha1
+kind: CompliancePolicy
+metadata:
+  name: production
+spec:
+  namespaceSelector:
+    matchLabels:
+      annexa.dev/environment: production
+  environment: Production
+  enforcement:
+    action: Enforce
+  gpu:
+    pools:
+      - classification: Confidential
+        nodeSelector:
+          gpu.example.com/pool: confidential
+        taint:
+          key: gpu.example.com/pool
+          value: confidential
+          effect: NoSchedule
+        runtimeClassName: nvidia
+      - classification: Restricted
+        nodeSelector:
+          gpu.example.com/pool: restricted
+        taint:
+          key: gpu.example.com/pool
+          value: restricted
+          effect: NoSchedule
+        runtimeClassName: kata-nvidia
+  images:
+    allowedRegistries: ["registry.example.com/"]
+    requireDigest: true
+  encryption:
+    requireKmsFrom: Confidential
+    allowedKeyPrefixes: ["arn:aws:kms:eu-west-1:"]
+    encryptedStorageClasses: [gp3-encrypted]
+  residency:
+    allowedRegions: [eu-west-1, eu-central-1]
+  promotion:
+    requiredApprovals: 2
+    approvalTTL: 7d
+    approverGroups: [ml-reviewers]
+  agents:
+    maxTokenTTL: 1h
+  retention:
+    maxRetention: 365d
+"#;
+
+/// A profile, the related objects and the clock: everything a rule reads besides the object.
+pub struct World {
+    pub profile: Profile,
+    pub inventory: Inventory,
+    pub now: Timestamp,
+}
+
+impl World {
+    /// No policy selects the namespace: the built-in baseline.
+    pub fn baseline() -> Self {
+        Self {
+            profile: Profile::baseline(),
+            inventory: Inventory::default(),
+            now: now(),
+        }
+    }
+
+    /// The merge of these policies (as if all of them select the namespace).
+    pub fn with_policies(yamls: &[&str]) -> Self {
+        let policies: Vec<CompliancePolicy> = yamls.iter().map(|y| policy(y)).collect();
+        let refs: Vec<&CompliancePolicy> = policies.iter().collect();
+        Self {
+            profile: Profile::merge(&refs),
+            inventory: Inventory::default(),
+            now: now(),
+        }
+    }
+
+    pub fn production() -> Self {
+        Self::with_policies(&[PRODUCTION])
+    }
+
+    /// Adds a related object (dataset, model, approval or agent) to the snapshot.
+    pub fn with(mut self, yaml: &str) -> Self {
+        match object(yaml) {
+            Object::Dataset(d) => self.inventory.add_dataset(d),
+            Object::Model(m) => self.inventory.add_model(m),
+            Object::Approval(a) => self.inventory.add_approval(a),
+            Object::Agent(a) => self.inventory.add_agent(a),
+            other => panic!("not a related object: {other:?}"),
+        }
+        self
+    }
+
+    pub fn context(&self) -> Context<'_> {
+        Context {
+            profile: &self.profile,
+            lookup: &self.inventory,
+            now: self.now,
+        }
+    }
+
+    /// Decodes and evaluates one object.
+    pub fn eval(&self, yaml: &str) -> Evaluation {
+        let object = object(yaml);
+        let governed = match &object {
+            Object::Dataset(d) => Governed::Dataset(d),
+            Object::Model(m) => Governed::Model(m),
+            Object::Approval(a) => Governed::Approval(a),
+            Object::Agent(a) => Governed::Agent(a),
+            Object::Workload(w) => Governed::Workload(w),
+            other => panic!("not a governed object: {other:?}"),
+        };
+        evaluate(governed, &self.context())
+    }
+}
+
+/// An expected finding: control, field path, action, full message.
+pub type Expected<'a> = (&'a str, &'a str, Action, &'a str);
+
+fn describe(e: &Evaluation) -> String {
+    let mut out = String::new();
+    for o in &e.outcomes {
+        out.push_str(&format!(
+            "  {} {:?}: {}\n",
+            o.control.id, o.result, o.message
+        ));
+    }
+    for f in &e.findings {
+        out.push_str(&format!(
+            "  finding {} {:?} at {}: {}\n",
+            f.control, f.action, f.path, f.message
+        ));
+    }
+    out
+}
+
+/// The findings are exactly these (in catalogue order), and each control with a finding
+/// has the outcome Fail.
+#[track_caller]
+pub fn assert_findings(e: &Evaluation, expected: &[Expected<'_>]) {
+    let actual: Vec<(&str, &str, Action, &str)> = e
+        .findings
+        .iter()
+        .map(|f: &Finding| (f.control, f.path.as_str(), f.action, f.message.as_str()))
+        .collect();
+    assert_eq!(
+        actual,
+        expected,
+        "evaluation of {}:\n{}",
+        e.object,
+        describe(e)
+    );
+    for (control, ..) in expected {
+        assert_outcome(e, control, ControlOutcome::Fail);
+    }
+}
+
+#[track_caller]
+pub fn assert_outcome(e: &Evaluation, control: &str, expected: ControlOutcome) {
+    let outcome = e
+        .outcome(control)
+        .unwrap_or_else(|| panic!("{control} not evaluated on {}:\n{}", e.object, describe(e)));
+    assert_eq!(
+        outcome.result,
+        expected,
+        "{control} on {}:\n{}",
+        e.object,
+        describe(e)
+    );
+}
+
+/// The outcome and its message.
+#[track_caller]
+pub fn assert_outcome_message(
+    e: &Evaluation,
+    control: &str,
+    expected: ControlOutcome,
+    message: &str,
+) {
+    assert_outcome(e, control, expected);
+    assert_eq!(
+        e.outcome(control).map(|o| o.message.as_str()),
+        Some(message)
+    );
+}
+
+/// No findings at all, and these controls were evaluated in this order.
+#[track_caller]
+pub fn assert_clean(e: &Evaluation, controls: &[&str]) {
+    assert!(
+        e.findings.is_empty(),
+        "expected no findings on {}:\n{}",
+        e.object,
+        describe(e)
+    );
+    let ids: Vec<&str> = e.outcomes.iter().map(|o| o.control.id).collect();
+    assert_eq!(ids, controls, "controls evaluated on {}", e.object);
+    assert!(
+        e.outcomes.iter().all(|o| matches!(
+            o.result,
+            ControlOutcome::Pass | ControlOutcome::NotApplicable
+        )),
+        "{}",
+        describe(e)
+    );
+}

@@ -1,7 +1,9 @@
 //! The subcommands of the `annexa` binary.
 
+pub mod approve;
 pub mod check;
 pub mod info;
+pub mod report;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -31,6 +33,10 @@ pub enum Command {
     /// Show policy profiles.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Approve (or reject) a model digest as the current user: creates a ModelApproval.
+    Approve(approve::ApproveArgs),
+    /// Print, from the cluster, each control with how many objects pass and fail it, and where.
+    Report(report::ReportArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -85,6 +91,16 @@ pub enum PolicyCommand {
     Default,
 }
 
+fn block_on<F: std::future::Future<Output = crate::error::Result<()>>>(
+    future: F,
+) -> crate::error::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| crate::error::Error::Config(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(future)
+}
+
 /// Runs a parsed command line; returns the process exit code.
 pub fn dispatch(cli: Cli) -> i32 {
     let result = match cli.command {
@@ -92,6 +108,8 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Crd(args) => info::crd(args.output_dir.as_deref()),
         Command::Controls(args) => info::controls(args.output),
         Command::Policy(PolicyCommand::Default) => info::policy_default(),
+        Command::Approve(args) => block_on(approve::run(&args)),
+        Command::Report(args) => block_on(report::run(&args)),
     };
     match result {
         Ok(()) => 0,

@@ -1,0 +1,294 @@
+//! `annexa report`: what auditors ask for. From the cluster, each control with how many
+//! objects pass and fail it, and where it fails, from the results the controllers wrote into
+//! `status.controls`.
+
+use crate::api::{
+    AgentPolicy, ControlOutcome, ControlResult, ModelApproval, ModelDeployment, TrainingDataset,
+};
+use crate::error::{Error, Result};
+use crate::policy::{CATALOGUE, ObjectRef};
+use kube::api::{Api, ListParams};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = ReportFormat::Table)]
+    pub output: ReportFormat,
+    /// Only objects in this namespace (default: every namespace).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Markdown,
+}
+
+/// One object's evaluated controls as read from its status.
+pub struct Observed {
+    pub object: ObjectRef,
+    /// False when the status is missing or older than the spec.
+    pub current: bool,
+    pub controls: Vec<ControlResult>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlSummary {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub pass: usize,
+    pub fail: usize,
+    pub not_applicable: usize,
+    pub excepted: usize,
+    /// Failing objects (at most 50 listed).
+    pub failing: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditReport {
+    pub generated_at: String,
+    pub objects: usize,
+    /// Objects whose status does not (yet) reflect their spec.
+    pub not_yet_evaluated: Vec<String>,
+    pub controls: Vec<ControlSummary>,
+}
+
+const MAX_LISTED: usize = 50;
+
+/// Aggregates observed results per control of the catalogue (pure).
+pub fn aggregate(observed: &[Observed], generated_at: String) -> AuditReport {
+    let controls = CATALOGUE
+        .iter()
+        .map(|c| {
+            let mut s = ControlSummary {
+                id: c.id,
+                title: c.title,
+                pass: 0,
+                fail: 0,
+                not_applicable: 0,
+                excepted: 0,
+                failing: Vec::new(),
+            };
+            for o in observed.iter().filter(|o| o.current) {
+                for r in o.controls.iter().filter(|r| r.id == c.id) {
+                    match r.result {
+                        ControlOutcome::Pass => s.pass += 1,
+                        ControlOutcome::NotApplicable => s.not_applicable += 1,
+                        ControlOutcome::Excepted => s.excepted += 1,
+                        ControlOutcome::Fail => {
+                            s.fail += 1;
+                            if s.failing.len() < MAX_LISTED {
+                                s.failing.push(o.object.to_string());
+                            }
+                        }
+                    }
+                }
+            }
+            s
+        })
+        .collect();
+    AuditReport {
+        generated_at,
+        objects: observed.len(),
+        not_yet_evaluated: observed
+            .iter()
+            .filter(|o| !o.current)
+            .map(|o| o.object.to_string())
+            .collect(),
+        controls,
+    }
+}
+
+pub fn table(report: &AuditReport) -> String {
+    let mut out = format!(
+        "{:<7} {:<58} {:>5} {:>5} {:>5} {:>5}  FAILING\n",
+        "CONTROL", "TITLE", "PASS", "FAIL", "N/A", "EXC"
+    );
+    for c in &report.controls {
+        let title: String = c.title.chars().take(58).collect();
+        out.push_str(&format!(
+            "{:<7} {:<58} {:>5} {:>5} {:>5} {:>5}  {}\n",
+            c.id,
+            title,
+            c.pass,
+            c.fail,
+            c.not_applicable,
+            c.excepted,
+            c.failing.join(", ")
+        ));
+    }
+    out.push_str(&format!(
+        "\n{} objects; generated {}\n",
+        report.objects, report.generated_at
+    ));
+    if !report.not_yet_evaluated.is_empty() {
+        out.push_str(&format!(
+            "not yet evaluated: {}\n",
+            report.not_yet_evaluated.join(", ")
+        ));
+    }
+    out
+}
+
+pub fn markdown(report: &AuditReport) -> String {
+    let mut out = format!(
+        "# Annexa compliance report\n\nGenerated {} over {} objects.\n\n| Control | Title | Pass | Fail | N/A | Excepted | Failing objects |\n|---|---|---|---|---|---|---|\n",
+        report.generated_at, report.objects
+    );
+    for c in &report.controls {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            c.id,
+            c.title,
+            c.pass,
+            c.fail,
+            c.not_applicable,
+            c.excepted,
+            c.failing.join("<br>")
+        ));
+    }
+    if !report.not_yet_evaluated.is_empty() {
+        out.push_str(&format!(
+            "\nNot yet evaluated: {}\n",
+            report.not_yet_evaluated.join(", ")
+        ));
+    }
+    out
+}
+
+async fn observe<K>(
+    client: &Client,
+    namespace: Option<&str>,
+    controls: impl Fn(&K) -> Option<Vec<ControlResult>>,
+    observed_generation: impl Fn(&K) -> Option<i64>,
+) -> Result<Vec<Observed>>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let list = api.list(&ListParams::default()).await?;
+    Ok(list
+        .items
+        .iter()
+        .map(|o| Observed {
+            object: ObjectRef::new(&K::kind(&()), o.namespace().as_deref(), &o.name_any()),
+            current: controls(o).is_some_and(|c| !c.is_empty())
+                && observed_generation(o) == o.meta().generation,
+            controls: controls(o).unwrap_or_default(),
+        })
+        .collect())
+}
+
+pub async fn run(args: &ReportArgs) -> Result<()> {
+    let client = Client::try_default().await?;
+    let ns = args.namespace.as_deref();
+    let mut observed = Vec::new();
+    observed.extend(
+        observe::<TrainingDataset>(
+            &client,
+            ns,
+            |o| o.status.as_ref().map(|s| s.common.controls.clone()),
+            |o| o.status.as_ref().and_then(|s| s.common.observed_generation),
+        )
+        .await?,
+    );
+    observed.extend(
+        observe::<ModelDeployment>(
+            &client,
+            ns,
+            |o| o.status.as_ref().map(|s| s.common.controls.clone()),
+            |o| o.status.as_ref().and_then(|s| s.common.observed_generation),
+        )
+        .await?,
+    );
+    observed.extend(
+        observe::<ModelApproval>(
+            &client,
+            ns,
+            |o| o.status.as_ref().map(|s| s.common.controls.clone()),
+            |o| o.status.as_ref().and_then(|s| s.common.observed_generation),
+        )
+        .await?,
+    );
+    observed.extend(
+        observe::<AgentPolicy>(
+            &client,
+            ns,
+            |o| o.status.as_ref().map(|s| s.common.controls.clone()),
+            |o| o.status.as_ref().and_then(|s| s.common.observed_generation),
+        )
+        .await?,
+    );
+    let report = aggregate(&observed, jiff::Timestamp::now().to_string());
+    let text = match args.output {
+        ReportFormat::Table => table(&report),
+        ReportFormat::Markdown => markdown(&report),
+        ReportFormat::Json => {
+            serde_json::to_string_pretty(&report).map_err(|e| Error::Serialize(e.to_string()))?
+                + "\n"
+        }
+    };
+    super::info::print(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(id: &str, r: ControlOutcome) -> ControlResult {
+        ControlResult {
+            id: id.into(),
+            title: String::new(),
+            result: r,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn aggregates_per_control_and_skips_stale_objects() {
+        let observed = vec![
+            Observed {
+                object: ObjectRef::new("TrainingDataset", Some("ml"), "claims"),
+                current: true,
+                controls: vec![
+                    result("A.8.24", ControlOutcome::Fail),
+                    result("A.8.11", ControlOutcome::Pass),
+                ],
+            },
+            Observed {
+                object: ObjectRef::new("TrainingDataset", Some("ml"), "logs"),
+                current: true,
+                controls: vec![
+                    result("A.8.24", ControlOutcome::Pass),
+                    result("A.8.11", ControlOutcome::NotApplicable),
+                ],
+            },
+            Observed {
+                object: ObjectRef::new("TrainingDataset", Some("ml"), "new"),
+                current: false,
+                controls: vec![result("A.8.24", ControlOutcome::Fail)],
+            },
+        ];
+        let report = aggregate(&observed, "now".into());
+        let crypto = report.controls.iter().find(|c| c.id == "A.8.24").unwrap();
+        assert_eq!((crypto.pass, crypto.fail), (1, 1));
+        assert_eq!(crypto.failing, vec!["TrainingDataset/ml/claims"]);
+        let masking = report.controls.iter().find(|c| c.id == "A.8.11").unwrap();
+        assert_eq!((masking.pass, masking.not_applicable), (1, 1));
+        assert_eq!(report.not_yet_evaluated, vec!["TrainingDataset/ml/new"]);
+        assert!(markdown(&report).contains(
+            "| A.8.24 | Use of cryptography | 1 | 1 | 0 | 0 | TrainingDataset/ml/claims |"
+        ));
+    }
+}

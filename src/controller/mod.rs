@@ -4,6 +4,7 @@
 pub mod agent_policy;
 pub mod compliance_policy;
 pub mod conditions;
+pub mod leader;
 pub mod metrics;
 pub mod model_approval;
 pub mod model_deployment;

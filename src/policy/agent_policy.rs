@@ -170,14 +170,14 @@ pub fn evaluate(agent: &AgentPolicy, ctx: &Context<'_>) -> Evaluation {
                 );
             }
         }
-        if let Some(p) = rule.protocol.as_deref() {
-            if !matches!(p, "TCP" | "UDP" | "SCTP") {
-                rec.fail(
-                    &A_8_20,
-                    format!("spec.egress[{i}].protocol"),
-                    format!("agent {name:?} egress protocol {p:?} is not TCP, UDP or SCTP"),
-                );
-            }
+        if let Some(p) = rule.protocol.as_deref()
+            && !matches!(p, "TCP" | "UDP" | "SCTP")
+        {
+            rec.fail(
+                &A_8_20,
+                format!("spec.egress[{i}].protocol"),
+                format!("agent {name:?} egress protocol {p:?} is not TCP, UDP or SCTP"),
+            );
         }
     }
     if spec.egress.is_empty() {

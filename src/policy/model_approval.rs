@@ -26,27 +26,28 @@ pub fn evaluate_request(
     let approver = spec.approver.username.as_str();
 
     // A.5.3: nobody approves on someone else's behalf, nor their own change.
-    if let Some(user) = requesting_user {
-        if user != approver {
-            rec.fail(
+    if let Some(user) = requesting_user
+        && user != approver
+    {
+        rec.fail(
                 &A_5_3,
                 "spec.approver.username",
                 format!("approval {name:?} names approver {approver:?} but was submitted by {user:?}; approvals can only be made in one's own name"),
             );
-        }
     }
-    if let Some(model) = ctx.lookup.model(namespace, &spec.model_deployment) {
-        if model.spec.model.digest == spec.digest && requester(&model) == Some(approver) {
-            rec.fail(
-                &A_5_3,
-                "spec.approver.username",
-                format!(
-                    "{approver:?} requested digest {} of model {:?} and cannot approve it",
-                    spec.digest.get(..19).unwrap_or(&spec.digest),
-                    spec.model_deployment
-                ),
-            );
-        }
+    if let Some(model) = ctx.lookup.model(namespace, &spec.model_deployment)
+        && model.spec.model.digest == spec.digest
+        && requester(&model) == Some(approver)
+    {
+        rec.fail(
+            &A_5_3,
+            "spec.approver.username",
+            format!(
+                "{approver:?} requested digest {} of model {:?} and cannot approve it",
+                spec.digest.get(..19).unwrap_or(&spec.digest),
+                spec.model_deployment
+            ),
+        );
     }
 
     // A.8.32: rejections say why; approvers belong to the allowed groups.

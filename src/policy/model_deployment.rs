@@ -315,14 +315,13 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
             .resources
             .as_ref()
             .and_then(|r| r.gpu_resource_name.as_deref())
+            && !profile.is_gpu_resource(resource)
         {
-            if !profile.is_gpu_resource(resource) {
-                rec.fail(
+            rec.fail(
                     &A_8_22,
                     "spec.resources.gpuResourceName",
                     format!("model {name:?} requests {resource:?}, which the policy does not count as a GPU ({:?})", profile.gpu_resource_names),
                 );
-            }
         }
         if profile.pool_for(class).is_none() {
             rec.fail(

@@ -385,10 +385,10 @@ pub fn selector_matches(
     let Some(selector) = selector else {
         return true;
     };
-    if let Some(match_labels) = &selector.match_labels {
-        if !match_labels.iter().all(|(k, v)| labels.get(k) == Some(v)) {
-            return false;
-        }
+    if let Some(match_labels) = &selector.match_labels
+        && !match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+    {
+        return false;
     }
     selector.match_expressions.iter().flatten().all(|expr| {
         let values = expr.values.as_deref().unwrap_or_default();

@@ -83,19 +83,18 @@ pub fn evaluate(dataset: &TrainingDataset, ctx: &Context<'_>) -> Evaluation {
 
     // A.5.34 privacy: categories, region, retention; region allowed.
     let region = spec.residency.as_ref().map(|r| r.region.as_str());
-    if let Some(region) = region {
-        if !profile.allowed_regions.is_empty()
-            && !profile.allowed_regions.iter().any(|r| r == region)
-        {
-            rec.fail(
-                &A_5_34,
-                "spec.residency.region",
-                format!(
-                    "dataset {name:?} resides in {region:?}, outside the allowed regions {:?}",
-                    profile.allowed_regions
-                ),
-            );
-        }
+    if let Some(region) = region
+        && !profile.allowed_regions.is_empty()
+        && !profile.allowed_regions.iter().any(|r| r == region)
+    {
+        rec.fail(
+            &A_5_34,
+            "spec.residency.region",
+            format!(
+                "dataset {name:?} resides in {region:?}, outside the allowed regions {:?}",
+                profile.allowed_regions
+            ),
+        );
     }
     match personal {
         Some(p) => {

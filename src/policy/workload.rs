@@ -334,22 +334,20 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
                             ));
                         }
                     }
-                    if let Some(taint) = &pool.taint {
-                        if !w.pod.tolerations.iter().any(|t| tolerates(t, pool)) {
+                    if let Some(taint) = &pool.taint
+                        && !w.pod.tolerations.iter().any(|t| tolerates(t, pool)) {
                             rec.fail(&A_8_22, format!("{sp}.tolerations"), format!(
                                 "{what} requests GPUs for {class} data but does not tolerate the {} pool taint {}={}:{}",
                                 pool.classification, taint.key, taint.value.as_deref().unwrap_or_default(), taint.effect.as_str()
                             ));
                         }
-                    }
-                    if let Some(rc) = &pool.runtime_class_name {
-                        if w.pod.runtime_class_name.as_ref() != Some(rc) {
+                    if let Some(rc) = &pool.runtime_class_name
+                        && w.pod.runtime_class_name.as_ref() != Some(rc) {
                             rec.fail(&A_8_22, format!("{sp}.runtimeClassName"), format!(
                                 "{what} requests GPUs for {class} data but does not use runtimeClassName {rc:?} of the {} pool",
                                 pool.classification
                             ));
                         }
-                    }
                 }
             }
         }

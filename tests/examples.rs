@@ -3,6 +3,9 @@
 //! `examples/compliant` and fails every catalogue control in `examples/noncompliant`,
 //! evaluated the way `annexa check` evaluates a set of files.
 
+// Test code: a panic with the offending file is the clearest failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use annexa::api::{CompliancePolicy, ControlOutcome, ENFORCE_LABEL, crds};
 use annexa::manifest::{Document, Object, load};
 use annexa::policy::{

@@ -1,6 +1,10 @@
 //! The Annexa API: group `annexa.dev`, version `v1alpha1`. One file per kind, plus the
 //! types every kind shares (classification, conditions, control results).
 
+// kube's `printcolumn(name = .., type_ = .., json_path = ..)` repeats keys across columns,
+// which clippy mistakes for duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod agent_policy;
 pub mod common;
 pub mod compliance_policy;

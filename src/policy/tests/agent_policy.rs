@@ -40,7 +40,7 @@ fn least_privilege_agent_passes_every_control() {
 fn each_rule_fails_on_the_field_that_breaks_it() {
     const RULE: &str = "    - apiGroups: [\"\"]\n      resources: [configmaps]\n      resourceNames: [support-playbooks]\n      verbs: [get]\n";
     const EGRESS: &str = "    - cidr: 10.20.0.0/16\n      ports: [443]\n      protocol: TCP\n";
-    let cases: &[(&str, &[(&str, &str)], &[Expected<'_>])] = &[
+    let cases: &[Case<'_>] = &[
         (
             "every API group",
             &[("apiGroups: [\"\"]", "apiGroups: [\"*\"]")],

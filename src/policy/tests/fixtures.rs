@@ -173,6 +173,9 @@ impl World {
 /// An expected finding: control, field path, action, full message.
 pub type Expected<'a> = (&'a str, &'a str, Action, &'a str);
 
+/// A table row: name, textual edits of the fixture, expected findings.
+pub type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [Expected<'a>]);
+
 fn describe(e: &Evaluation) -> String {
     let mut out = String::new();
     for o in &e.outcomes {

@@ -144,7 +144,7 @@ fn approved_production_model_passes_every_control() {
 
 #[test]
 fn each_rule_fails_on_the_field_that_breaks_it() {
-    let cases: &[(&str, &[(&str, &str)], &[Expected<'_>])] = &[
+    let cases: &[Case<'_>] = &[
         (
             "a training dataset that does not exist",
             &[(

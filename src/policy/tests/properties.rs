@@ -256,10 +256,10 @@ fn apply(value: &mut Value, mutation: &Mutation) {
                         map.remove(&key);
                     }
                     Some(Value::Array(items)) => {
-                        if let Ok(i) = key.parse::<usize>() {
-                            if i < items.len() {
-                                items.remove(i);
-                            }
+                        if let Ok(i) = key.parse::<usize>()
+                            && i < items.len()
+                        {
+                            items.remove(i);
                         }
                     }
                     _ => {}

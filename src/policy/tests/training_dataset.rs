@@ -116,7 +116,7 @@ fn internal_dataset_without_personal_data_is_mostly_not_applicable() {
 
 #[test]
 fn each_rule_fails_on_the_field_that_breaks_it() {
-    let cases: &[(&str, &[(&str, &str)], &[Expected<'_>])] = &[
+    let cases: &[Case<'_>] = &[
         (
             "no owner",
             &[("  owner: claims-data-team\n", "")],

@@ -56,7 +56,10 @@ spec:
     version: 1.0.0
     uri: s3://models/fraud/1.0.0/
     digest: {DIGEST}
+    kmsKey: arn:aws:kms:eu-west-1:111122223333:key/fraud
   image: registry.example.com/ml/serve@{DIGEST}
+  serving:
+    tlsSecret: fraud-tls
 {extra_spec}"
     )
 }

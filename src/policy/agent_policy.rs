@@ -113,7 +113,7 @@ pub fn evaluate(agent: &AgentPolicy, ctx: &Context<'_>) -> Evaluation {
         None => rec.fail(&A_5_18, "spec.tokenTTL", format!(
             "agent {name:?} declares no token TTL (at most {})", format_duration(profile.max_token_ttl)
         )),
-        Some(Err(e)) => rec.fail(&A_5_18, "spec.tokenTTL", e),
+        Some(Err(e)) => rec.fail(&A_5_18, "spec.tokenTTL", format!("agent {name:?} spec.tokenTTL: {e}")),
         Some(Ok(ttl)) if ttl > profile.max_token_ttl => rec.fail(&A_5_18, "spec.tokenTTL", format!(
             "agent {name:?} token TTL {} exceeds the maximum of {}",
             format_duration(ttl), format_duration(profile.max_token_ttl)

@@ -15,8 +15,9 @@ use std::sync::Arc;
 
 pub const KIND: &str = "ModelDeployment";
 
-/// The classification of a model: the highest of its training datasets (Internal when it
-/// declares none). Datasets that do not exist are returned separately.
+/// The classification of a model: the highest of its training datasets. A model that declares
+/// none is treated as Confidential: unknown lineage must not escape encryption and isolation.
+/// Datasets that do not exist are returned separately.
 pub fn classification(
     model: &ModelDeployment,
     lookup: &dyn Lookup,
@@ -30,7 +31,7 @@ pub fn classification(
             None => missing.push(name.clone()),
         }
     }
-    (class.unwrap_or(Classification::Internal), missing)
+    (class.unwrap_or(Classification::Confidential), missing)
 }
 
 /// The identity that requested the current digest, as recorded by the mutating webhook.
@@ -116,28 +117,24 @@ pub fn promotion(
     for approval in sorted {
         let name = approval.metadata.name.clone().unwrap_or_default();
         let approver = &approval.spec.approver;
-        if requester == Some(approver.username.as_str()) {
+        let by_requester = requester == Some(approver.username.as_str());
+        let rejection = approval.spec.decision == ApprovalDecision::Reject;
+        if by_requester && !rejection {
             result.self_approvals.push(name);
-            continue;
-        }
-        if approval.spec.decision == ApprovalDecision::Reject {
-            if result.rejected.is_none() {
-                result.rejected = Some((
-                    approver.username.clone(),
-                    approval.spec.reason.clone().unwrap_or_default(),
-                ));
-            }
             continue;
         }
         let created = approval.metadata.creation_timestamp.as_ref().map(|t| t.0);
         let expires_at = created.and_then(|c| c.checked_add(profile.approval_ttl).ok());
         if expires_at.is_some_and(|e| e <= now) {
+            let what = if rejection { "rejection" } else { "approval" };
             result
                 .ignored
-                .push((name, format!("approval by {} expired", approver.username)));
+                .push((name, format!("{what} by {} expired", approver.username)));
             continue;
         }
-        if !profile.approver_groups.is_empty()
+        // The requester may withdraw their own change; anyone else must be an approver.
+        if !by_requester
+            && !profile.approver_groups.is_empty()
             && !approver
                 .groups
                 .iter()
@@ -150,6 +147,15 @@ pub fn promotion(
                     approver.username, profile.approver_groups
                 ),
             ));
+            continue;
+        }
+        if rejection {
+            if result.rejected.is_none() {
+                result.rejected = Some((
+                    approver.username.clone(),
+                    approval.spec.reason.clone().unwrap_or_default(),
+                ));
+            }
             continue;
         }
         if result
@@ -207,7 +213,7 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
     } else if spec.training_datasets.is_empty() {
         rec.pass_note(
             &A_5_12,
-            "no training datasets declared: classified Internal",
+            "no training datasets declared: classified Confidential (unknown lineage)",
         );
     } else {
         rec.pass_note(

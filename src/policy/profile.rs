@@ -1,7 +1,9 @@
 //! The effective profile of a namespace: the merge of every CompliancePolicy that selects it.
 //!
-//! Merge rules (strictest wins), applied to the policies that set a value; a setting no policy
-//! sets keeps the built-in baseline value (`Profile::baseline`, printed by `annexa policy default`):
+//! Each selecting policy is first resolved on its own: a setting it leaves unset takes the
+//! built-in baseline value (`Profile::baseline`, printed by `annexa policy default`). The
+//! resolved values are then combined, strictest wins, so adding a policy never loosens what
+//! another policy or the baseline requires:
 //! - `environment`: the highest (Production > Staging > Development);
 //! - actions: for each control, the strictest of each policy's action for it (its override,
 //!   else its default action; Enforce > Warn > Audit);
@@ -76,6 +78,8 @@ fn ser_duration<S: serde::Serializer>(d: &SignedDuration, s: S) -> Result<S::Ok,
 const DEFAULT_APPROVAL_TTL_SECS: i64 = 7 * 86_400;
 const DEFAULT_TOKEN_TTL_SECS: i64 = 3_600;
 const DEFAULT_RETENTION_SECS: i64 = 365 * 86_400;
+/// Verbs agents may never hold unless a policy lists its own.
+pub const BASELINE_FORBIDDEN_VERBS: [&str; 4] = ["*", "escalate", "bind", "impersonate"];
 
 impl Profile {
     /// The built-in baseline: what applies to a namespace no CompliancePolicy selects, and the
@@ -204,23 +208,41 @@ impl Profile {
             specs.iter().filter_map(|s| s.residency.as_ref()).collect();
         let promotion: Vec<&PromotionPolicy> =
             specs.iter().filter_map(|s| s.promotion.as_ref()).collect();
-        let agents: Vec<&AgentLimits> = specs.iter().filter_map(|s| s.agents.as_ref()).collect();
-        let retention: Vec<&RetentionPolicy> =
-            specs.iter().filter_map(|s| s.retention.as_ref()).collect();
 
+        // Each policy is resolved on its own first (a setting it leaves unset takes the
+        // baseline value), then the resolved values are combined strictest-wins. So adding a
+        // policy can never loosen what another policy, or the baseline, already requires.
+        let agents_of = |s: &CompliancePolicySpec| s.agents.clone().unwrap_or_default();
         let mut forbidden_verbs: Vec<String> = Vec::new();
-        for a in &agents {
-            for v in &a.forbidden_verbs {
-                if !forbidden_verbs.contains(v) {
-                    forbidden_verbs.push(v.clone());
+        for s in &specs {
+            let listed = agents_of(s).forbidden_verbs;
+            let verbs = if listed.is_empty() {
+                BASELINE_FORBIDDEN_VERBS.map(String::from).to_vec()
+            } else {
+                listed
+            };
+            for v in verbs {
+                if !forbidden_verbs.contains(&v) {
+                    forbidden_verbs.push(v);
                 }
             }
         }
         if forbidden_verbs.is_empty() {
-            forbidden_verbs = ["*", "escalate", "bind", "impersonate"]
-                .map(String::from)
-                .to_vec();
+            forbidden_verbs = BASELINE_FORBIDDEN_VERBS.map(String::from).to_vec();
         }
+        let duration_of = |value: Option<&str>, default_secs: i64| {
+            value
+                .and_then(|v| parse_duration(v).ok())
+                .unwrap_or(SignedDuration::from_secs(default_secs))
+        };
+        let shortest_of = |f: &dyn Fn(&CompliancePolicySpec) -> Option<String>,
+                           default_secs: i64| {
+            specs
+                .iter()
+                .map(|s| duration_of(f(s).as_deref(), default_secs))
+                .min()
+                .unwrap_or(SignedDuration::from_secs(default_secs))
+        };
 
         Profile {
             policies: policies
@@ -234,9 +256,14 @@ impl Profile {
             gpu_pools,
             allowed_registries: intersect(images.iter().map(|i| &i.allowed_registries)),
             require_digest: images.iter().any(|i| i.require_digest == Some(true)),
-            require_kms_from: encryption
+            require_kms_from: specs
                 .iter()
-                .filter_map(|e| e.require_kms_from)
+                .map(|s| {
+                    s.encryption
+                        .as_ref()
+                        .and_then(|e| e.require_kms_from)
+                        .unwrap_or(Classification::Confidential)
+                })
                 .min()
                 .unwrap_or(Classification::Confidential),
             allowed_key_prefixes: intersect(encryption.iter().map(|e| &e.allowed_key_prefixes)),
@@ -244,29 +271,37 @@ impl Profile {
                 encryption.iter().map(|e| &e.encrypted_storage_classes),
             ),
             allowed_regions: intersect(residency.iter().map(|r| &r.allowed_regions)),
-            required_approvals: promotion
+            required_approvals: specs
                 .iter()
-                .filter_map(|p| p.required_approvals)
+                .map(|s| {
+                    s.promotion
+                        .as_ref()
+                        .and_then(|p| p.required_approvals)
+                        .unwrap_or_else(|| {
+                            Self::default_required_approvals(
+                                s.environment.unwrap_or(Environment::Development),
+                            )
+                        })
+                })
                 .max()
                 .unwrap_or_else(|| Self::default_required_approvals(environment)),
-            approval_ttl: shortest(
-                promotion.iter().filter_map(|p| p.approval_ttl.as_deref()),
+            approval_ttl: shortest_of(
+                &|s| s.promotion.as_ref().and_then(|p| p.approval_ttl.clone()),
                 DEFAULT_APPROVAL_TTL_SECS,
             ),
             approver_groups: intersect(promotion.iter().map(|p| &p.approver_groups)),
-            max_token_ttl: shortest(
-                agents.iter().filter_map(|a| a.max_token_ttl.as_deref()),
-                DEFAULT_TOKEN_TTL_SECS,
-            ),
+            max_token_ttl: shortest_of(&|s| agents_of(s).max_token_ttl, DEFAULT_TOKEN_TTL_SECS),
             forbidden_verbs,
-            allow_secret_read: !agents.is_empty()
-                && agents.iter().all(|a| a.allow_secret_read == Some(true)),
-            require_egress_allow_list: agents.is_empty()
-                || agents
+            allow_secret_read: !specs.is_empty()
+                && specs
                     .iter()
-                    .any(|a| a.require_egress_allow_list.unwrap_or(true)),
-            max_retention: shortest(
-                retention.iter().filter_map(|r| r.max_retention.as_deref()),
+                    .all(|s| agents_of(s).allow_secret_read == Some(true)),
+            require_egress_allow_list: specs.is_empty()
+                || specs
+                    .iter()
+                    .any(|s| agents_of(s).require_egress_allow_list.unwrap_or(true)),
+            max_retention: shortest_of(
+                &|s| s.retention.as_ref().and_then(|r| r.max_retention.clone()),
                 DEFAULT_RETENTION_SECS,
             ),
             exceptions: specs
@@ -365,15 +400,6 @@ fn intersect<'a>(lists: impl Iterator<Item = &'a Vec<String>>) -> Vec<String> {
         });
     }
     result.unwrap_or_default()
-}
-
-/// The shortest of the durations that parse (invalid ones are reported by policy validation and
-/// ignored here), or the default.
-fn shortest<'a>(values: impl Iterator<Item = &'a str>, default_secs: i64) -> SignedDuration {
-    values
-        .filter_map(|v| parse_duration(v).ok())
-        .min()
-        .unwrap_or(SignedDuration::from_secs(default_secs))
 }
 
 /// Whether a label selector matches a label set. `None` and an empty selector match everything;

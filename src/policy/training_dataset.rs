@@ -3,7 +3,7 @@
 use super::catalogue::{A_5_9, A_5_12, A_5_34, A_8_3, A_8_10, A_8_11, A_8_24};
 use super::duration::{format_duration, parse_duration};
 use super::{Context, Evaluation, ObjectRef, Recorder};
-use crate::api::{Classification, MaskingTechnique, TrainingDataset};
+use crate::api::{Classification, MaskingTechnique, OnExpiry, TrainingDataset};
 use jiff::{SignedDuration, Timestamp};
 
 pub const KIND: &str = "TrainingDataset";
@@ -266,6 +266,21 @@ pub fn evaluate(dataset: &TrainingDataset, ctx: &Context<'_>) -> Evaluation {
                         format_duration(span.max(SignedDuration::ZERO)),
                         format_duration(profile.max_retention)
                     ),
+                );
+            } else if expires <= ctx.now
+                && spec.retention.as_ref().map(|r| r.on_expiry) == Some(OnExpiry::Retain)
+            {
+                rec.fail(
+                    &A_8_10,
+                    "spec.retention",
+                    format!(
+                        "dataset {name:?} is still retained after its retention ended at {expires} (onExpiry: Retain)"
+                    ),
+                );
+            } else if expires <= ctx.now {
+                rec.pass_note(
+                    &A_8_10,
+                    format!("retention ended at {expires}; the controller deletes the data"),
                 );
             } else {
                 rec.pass_note(&A_8_10, format!("retained until {expires}"));

@@ -236,7 +236,13 @@ impl Workload {
 fn quantity_nonzero(v: &Value) -> bool {
     match v {
         Value::Number(n) => n.as_f64().is_some_and(|f| f > 0.0),
-        Value::String(s) => !s.trim().is_empty() && s.trim() != "0",
+        // A quantity such as "1", "0.0", "500m" or "2k": zero whatever its suffix.
+        Value::String(s) => {
+            let number = s.trim().trim_end_matches(|c: char| c.is_ascii_alphabetic());
+            number
+                .parse::<f64>()
+                .map_or(!number.is_empty(), |f| f > 0.0)
+        }
         _ => false,
     }
 }

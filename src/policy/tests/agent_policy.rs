@@ -140,7 +140,7 @@ fn each_rule_fails_on_the_field_that_breaks_it() {
                 "A.5.18",
                 "spec.tokenTTL",
                 Enforce,
-                r#"A.5.18 Access rights: duration "30min" has unknown unit 'i' (use w, d, h, m or s, e.g. 90d or 1h30m)"#,
+                r#"A.5.18 Access rights: agent "support-agent" spec.tokenTTL: duration "30min" has unknown unit 'i' (use w, d, h, m or s, e.g. 90d or 1h30m)"#,
             )],
         ),
         (

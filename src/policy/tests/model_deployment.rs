@@ -834,3 +834,43 @@ fn models_are_looked_up_in_their_own_namespace() {
         (Classification::Confidential, vec!["claims".to_string()])
     );
 }
+
+#[test]
+fn rejections_expire_respect_groups_and_may_come_from_the_requester() {
+    let reject = |name: &str, who: &str, groups: &[&str], hours_old: i64| {
+        approval(
+            name,
+            who,
+            groups,
+            DIGEST,
+            "Reject",
+            Some(hours_old),
+            Some("regression on EU claims"),
+        )
+    };
+    // An expired rejection (8 days, TTL 7d) no longer blocks.
+    let e = production_with(&[
+        approve("bob"),
+        approve("carol"),
+        reject("old-dave", "dave", &["ml-reviewers"], 8 * 24),
+    ])
+    .eval(FRAUD);
+    assert_outcome(&e, "A.8.32", Pass);
+    // A rejection from outside the approver groups does not block.
+    let e = production_with(&[
+        approve("bob"),
+        approve("carol"),
+        reject("erin-no", "erin", &["data-science"], 1),
+    ])
+    .eval(FRAUD);
+    assert_outcome(&e, "A.8.32", Pass);
+    // The requester (alice) may withdraw their own digest: it blocks, and is not a self-approval.
+    let e = production_with(&[
+        approve("bob"),
+        approve("carol"),
+        reject("alice-withdraws", "alice", &[], 1),
+    ])
+    .eval(FRAUD);
+    assert_outcome(&e, "A.8.32", Fail);
+    assert_outcome(&e, "A.5.3", Pass);
+}

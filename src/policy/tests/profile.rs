@@ -496,3 +496,59 @@ spec:
     );
     assert!(validate_policy(&policy(PRODUCTION)).is_empty());
 }
+
+#[test]
+fn adding_a_policy_never_loosens_what_another_leaves_to_the_baseline() {
+    // `strict` sets nothing but Production; `loose` tries to relax every limit.
+    let strict = policy(
+        "apiVersion: annexa.dev/v1alpha1
+kind: CompliancePolicy
+metadata: {name: strict}
+spec:
+  environment: Production
+",
+    );
+    let loose = policy(
+        "apiVersion: annexa.dev/v1alpha1
+kind: CompliancePolicy
+metadata: {name: loose}
+spec:
+  promotion: {requiredApprovals: 1, approvalTTL: 30d}
+  agents:
+    maxTokenTTL: 24h
+    forbiddenVerbs: [impersonate]
+    allowSecretRead: true
+    requireEgressAllowList: false
+  encryption: {requireKmsFrom: Restricted}
+  retention: {maxRetention: 3650d}
+",
+    );
+    let alone = Profile::merge(&[&loose]);
+    assert_eq!(
+        alone.required_approvals, 1,
+        "a single policy may relax the baseline"
+    );
+    assert!(alone.allow_secret_read);
+    assert_eq!(alone.forbidden_verbs, strings(&["impersonate"]));
+
+    let both = Profile::merge(&[&strict, &loose]);
+    assert_eq!(
+        both.required_approvals, 2,
+        "strict's Production default of 2 wins"
+    );
+    assert_eq!(both.approval_ttl, days(7));
+    assert_eq!(both.max_token_ttl, SignedDuration::from_hours(1));
+    assert!(!both.allow_secret_read);
+    assert!(both.require_egress_allow_list);
+    assert_eq!(
+        both.require_kms_from,
+        crate::api::Classification::Confidential
+    );
+    assert_eq!(both.max_retention, days(365));
+    for verb in ["*", "escalate", "bind", "impersonate"] {
+        assert!(
+            both.forbidden_verbs.iter().any(|v| v == verb),
+            "{verb} stays forbidden"
+        );
+    }
+}

@@ -1,0 +1,587 @@
+"""The Helm chart as an installer sees it: rendered with Helm v4 (helm-python-sdk) for each values
+combination, every object checked against the Kubernetes OpenAPI schema (strict: an unknown or
+misplaced field fails), then the properties a platform team relies on."""
+
+from __future__ import annotations
+
+import celpy
+import helm_python
+import kubernetes_validate
+import pytest
+
+from chartlib import CHART, REPO, Rendered, load_chart, render
+
+# The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the newest schema known.
+KUBE_VERSIONS = ["1.30", kubernetes_validate.utils.latest_version()]
+
+# Kinds defined by other projects' CRDs: no OpenAPI schema ships for them, so the tests below
+# check their fields by hand.
+FOREIGN_KINDS = {("cert-manager.io/v1", "Issuer"), ("cert-manager.io/v1", "Certificate"),
+                 ("monitoring.coreos.com/v1", "ServiceMonitor")}
+
+ANNEXA_RESOURCES = ["compliancepolicies", "trainingdatasets", "modeldeployments", "modelapprovals",
+                    "agentpolicies"]
+
+SCENARIOS = {
+    "default": ({}, "annexa", "annexa-system"),
+    "ha-off": ({"replicaCount": 1, "leaderElection": {"enabled": False}}, "annexa", "annexa-system"),
+    "cert-manager": ({"certificates": {"mode": "cert-manager"}}, "annexa", "annexa-system"),
+    "cert-manager-cluster-issuer": (
+        {"certificates": {"mode": "cert-manager",
+                          "certManager": {"issuerRef": {"name": "corp-ca", "kind": "ClusterIssuer",
+                                                        "group": "cert-manager.io"}}}},
+        "annexa", "annexa-system"),
+    "custom-namespace": ({"webhook": {"excludedNamespaces": ["argocd"]}}, "prod", "platform-security"),
+    "grantable-rules": ({"rbac": {"grantMode": "grantableRules", "grantableRules": [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}]}},
+        "annexa", "annexa-system"),
+    "everything-optional": ({"metrics": {"serviceMonitor": {"enabled": True}},
+                             "networkPolicy": {"apiServer": {"cidrs": ["10.0.0.10/32"]},
+                                               "webhook": {"from": [{"ipBlock": {"cidr": "10.0.0.0/24"}}]}},
+                             "podAntiAffinity": "hard", "image": {"digest": "sha256:" + "a" * 64},
+                             "webhook": {"workloads": {"failurePolicy": "Ignore", "extraMatchConditions": [
+                                 {"name": "not-ci", "expression": "request.userInfo.username != 'ci'"}]}}},
+                            "annexa", "annexa-system"),
+    "workloads-off": ({"webhook": {"workloads": {"enabled": False}}, "networkPolicy": {"enabled": False}},
+                      "annexa", "annexa-system"),
+}
+
+
+@pytest.fixture(scope="module")
+def chart() -> helm_python.Chart:
+    return load_chart()
+
+
+@pytest.fixture(scope="module")
+def rendered(chart) -> dict[str, Rendered]:
+    return {key: render(values, name=name, namespace=ns, chart=chart)
+            for key, (values, name, ns) in SCENARIOS.items()}
+
+
+def webhooks(r: Rendered) -> list[dict]:
+    return (r.one("ValidatingWebhookConfiguration")["webhooks"]
+            + r.one("MutatingWebhookConfiguration")["webhooks"])
+
+
+def webhook(r: Rendered, name: str) -> dict:
+    found = [w for w in webhooks(r) if w["name"] == name]
+    assert len(found) == 1, name
+    return found[0]
+
+
+def container(r: Rendered) -> dict:
+    (c,) = r.one("Deployment")["spec"]["template"]["spec"]["containers"]
+    return c
+
+
+def permissions(rules: list[dict]) -> dict[tuple[str, str], set[str]]:
+    """(apiGroup, resource) -> verbs, for rules without resourceNames."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for rule in rules:
+        if rule.get("resourceNames"):
+            continue
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                out.setdefault((group, resource), set()).update(rule["verbs"])
+    return out
+
+
+# --- every object is a valid Kubernetes object -----------------------------------------------
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("kube", KUBE_VERSIONS)
+def test_every_rendered_object_decodes_into_its_kubernetes_type(rendered, scenario, kube):
+    r = rendered[scenario]
+    assert r.objects, "nothing rendered"
+    for obj in r.objects + r.crds:
+        key = (obj["apiVersion"], obj["kind"])
+        if key in FOREIGN_KINDS:
+            assert obj["metadata"]["name"] and obj["spec"], key
+            continue
+        try:
+            kubernetes_validate.validate(obj, kube, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            pytest.fail(f"{scenario}: {obj['kind']}/{obj['metadata']['name']} is not a valid "
+                        f"{obj['kind']} for Kubernetes {kube}: {e.caught.message} at "
+                        f"{'/'.join(map(str, e.caught.absolute_path))}")
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_names_are_unique_and_namespaced_objects_land_in_the_release_namespace(rendered, scenario):
+    r = rendered[scenario]
+    _, _, namespace = SCENARIOS[scenario]
+    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "ValidatingWebhookConfiguration",
+                      "MutatingWebhookConfiguration"}
+    seen = set()
+    for obj in r.objects:
+        key = (obj["kind"], obj["metadata"]["name"])
+        assert key not in seen, f"duplicate {key}"
+        seen.add(key)
+        if obj["kind"] in cluster_scoped:
+            assert "namespace" not in obj["metadata"]
+        else:
+            assert obj["metadata"]["namespace"] == namespace, key
+
+
+def test_the_chart_carries_byte_identical_copies_of_the_generated_crds():
+    generated = sorted(p.name for p in (REPO / "crds").glob("*.yaml"))
+    assert generated == ["agentpolicies.yaml", "compliancepolicies.yaml", "modelapprovals.yaml",
+                         "modeldeployments.yaml", "trainingdatasets.yaml"]
+    assert sorted(p.name for p in (CHART / "crds").glob("*.yaml")) == generated
+    for name in generated:
+        assert (CHART / "crds" / name).read_bytes() == (REPO / "crds" / name).read_bytes(), (
+            f"charts/annexa/crds/{name} differs from crds/{name}: cp crds/*.yaml charts/annexa/crds/")
+
+
+# --- webhooks: where they look, how they fail ------------------------------------------------
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_no_webhook_ever_sees_kube_system_or_the_release_namespace(rendered, scenario):
+    r = rendered[scenario]
+    _, _, namespace = SCENARIOS[scenario]
+    for w in webhooks(r):
+        exprs = w["namespaceSelector"]["matchExpressions"]
+        excluded = [e for e in exprs if e["key"] == "kubernetes.io/metadata.name"]
+        assert len(excluded) == 1 and excluded[0]["operator"] == "NotIn", w["name"]
+        assert {"kube-system", namespace} <= set(excluded[0]["values"]), w["name"]
+        assert "matchLabels" not in w["namespaceSelector"]
+
+
+def test_extra_excluded_namespaces_are_excluded_from_every_webhook(rendered):
+    for w in webhooks(rendered["custom-namespace"]):
+        (e,) = [e for e in w["namespaceSelector"]["matchExpressions"]
+                if e["key"] == "kubernetes.io/metadata.name"]
+        assert e["values"] == ["kube-system", "platform-security", "argocd"]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_webhook_is_fast_side_effect_free_v1_and_calls_annexa(rendered, scenario):
+    r = rendered[scenario]
+    values, name, namespace = SCENARIOS[scenario]
+    fullname = name if "annexa" in name else f"{name}-annexa"
+    for w in webhooks(r):
+        assert w["timeoutSeconds"] == 5
+        assert w["sideEffects"] == "None"
+        assert w["admissionReviewVersions"] == ["v1"]
+        svc = w["clientConfig"]["service"]
+        assert (svc["name"], svc["namespace"], svc["port"]) == (f"{fullname}-webhook", namespace, 443)
+        assert "caBundle" not in w["clientConfig"], "the chart must never set caBundle"
+        assert "url" not in w["clientConfig"]
+
+
+def test_annexa_kinds_webhook_validates_all_five_kinds_and_fails_closed(rendered):
+    w = webhook(rendered["default"], "kinds.validate.annexa.dev")
+    assert w["clientConfig"]["service"]["path"] == "/validate"
+    assert w["failurePolicy"] == "Fail"
+    (rule,) = w["rules"]
+    assert rule["apiGroups"] == ["annexa.dev"]
+    assert sorted(rule["resources"]) == sorted(ANNEXA_RESOURCES)
+    assert rule["operations"] == ["CREATE", "UPDATE"]
+    assert rule["scope"] == "*", "CompliancePolicy is cluster-scoped"
+
+
+def test_workloads_webhook_only_in_opted_in_namespaces_and_only_pod_bearing_kinds(rendered):
+    w = webhook(rendered["default"], "workloads.validate.annexa.dev")
+    assert w["clientConfig"]["service"]["path"] == "/validate"
+    assert w["failurePolicy"] == "Fail"
+    assert {"key": "annexa.dev/enforce", "operator": "In", "values": ["true"]} in \
+        w["namespaceSelector"]["matchExpressions"]
+    matched = {(g, res) for rule in w["rules"] for g in rule["apiGroups"] for res in rule["resources"]}
+    assert matched == {("", "pods"), ("apps", "deployments"), ("apps", "statefulsets"),
+                       ("apps", "daemonsets"), ("apps", "replicasets"), ("batch", "jobs"),
+                       ("batch", "cronjobs")}
+    for rule in w["rules"]:
+        assert rule["operations"] == ["CREATE", "UPDATE"]
+        assert not any("/" in res for res in rule["resources"]), "no subresources (status, scale)"
+
+
+def test_failure_policies_are_set_per_webhook(rendered):
+    r = rendered["everything-optional"]
+    assert webhook(r, "workloads.validate.annexa.dev")["failurePolicy"] == "Ignore"
+    assert webhook(r, "kinds.validate.annexa.dev")["failurePolicy"] == "Fail"
+    assert webhook(r, "digest-requester.mutate.annexa.dev")["failurePolicy"] == "Fail"
+    r = render({"webhook": {"annexaKinds": {"failurePolicy": "Ignore"},
+                            "digestRequester": {"failurePolicy": "Ignore"}}})
+    assert webhook(r, "kinds.validate.annexa.dev")["failurePolicy"] == "Ignore"
+    assert webhook(r, "digest-requester.mutate.annexa.dev")["failurePolicy"] == "Ignore"
+    assert webhook(r, "workloads.validate.annexa.dev")["failurePolicy"] == "Fail"
+
+
+def test_workloads_webhook_can_be_switched_off_without_touching_the_kinds(rendered):
+    r = rendered["workloads-off"]
+    names = [w["name"] for w in webhooks(r)]
+    assert names == ["kinds.validate.annexa.dev", "digest-requester.mutate.annexa.dev"]
+
+
+def test_mutating_webhook_only_touches_modeldeployments_once(rendered):
+    (w,) = rendered["default"].one("MutatingWebhookConfiguration")["webhooks"]
+    assert w["clientConfig"]["service"]["path"] == "/mutate"
+    assert w["reinvocationPolicy"] == "Never"
+    assert w["rules"] == [{"apiGroups": ["annexa.dev"], "apiVersions": ["v1alpha1"],
+                           "resources": ["modeldeployments"], "operations": ["CREATE", "UPDATE"],
+                           "scope": "Namespaced"}]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_webhook_configurations_are_release_resources_so_uninstall_removes_them(rendered, scenario):
+    for kind in ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"]:
+        annotations = rendered[scenario].one(kind)["metadata"].get("annotations") or {}
+        assert not any(k.startswith("helm.sh/hook") for k in annotations), \
+            "a hook is not deleted by helm uninstall"
+        assert "helm.sh/resource-policy" not in annotations, "keep policy survives uninstall"
+
+
+# --- matchConditions, evaluated as the API server would --------------------------------------
+
+def _match(r: Rendered):
+    conditions = webhook(r, "workloads.validate.annexa.dev")["matchConditions"]
+    env = celpy.Environment()
+    programs = [env.program(env.compile(c["expression"])) for c in conditions]
+
+    def matches(resource: str, operation: str, obj: dict, old: dict | None, user: str = "alice") -> bool:
+        activation = {
+            "request": celpy.json_to_cel({"operation": operation, "resource": {"resource": resource},
+                                          "userInfo": {"username": user}}),
+            "object": celpy.json_to_cel(obj),
+            "oldObject": celpy.json_to_cel(old),
+        }
+        results = [p.evaluate(activation) for p in programs]
+        for result in results:
+            assert not isinstance(result, celpy.CELEvalError), result
+        return all(bool(x) for x in results)
+
+    return matches
+
+
+POD_SPEC = {"containers": [{"name": "serve", "image": "registry.example.com/ml/serve:1.0"}]}
+
+
+def _deployment(image="registry.example.com/ml/serve:1.0", replicas=1, labels=None):
+    return {"metadata": {"labels": labels or {"app": "m"}},
+            "spec": {"replicas": replicas, "template": {"metadata": {"labels": {"app": "m"}},
+                     "spec": {"containers": [{"name": "serve", "image": image}]}}}}
+
+
+def test_match_conditions_send_creations_and_pod_spec_changes_only(rendered):
+    matches = _match(rendered["default"])
+    # Every creation matters: it brings images, tolerations, resources Annexa has not seen.
+    assert matches("pods", "CREATE", {"spec": POD_SPEC}, None)
+    assert matches("deployments", "CREATE", _deployment(), None)
+    # A new image, a GPU request or a toleration in the template goes to Annexa.
+    assert matches("deployments", "UPDATE", _deployment(image="evil.io/x:latest"), _deployment())
+    gpu = _deployment()
+    gpu["spec"]["template"]["spec"]["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu": 1}}
+    assert matches("statefulsets", "UPDATE", gpu, _deployment())
+    tolerating = _deployment()
+    tolerating["spec"]["template"]["spec"]["tolerations"] = [{"key": "gpu", "operator": "Exists"}]
+    assert matches("replicasets", "UPDATE", tolerating, _deployment())
+    # Scaling and metadata edits never reach the webhook, so they work even while it is down.
+    assert not matches("deployments", "UPDATE", _deployment(replicas=5), _deployment())
+    assert not matches("deployments", "UPDATE", _deployment(labels={"team": "x"}), _deployment())
+    assert not matches("pods", "UPDATE", {"metadata": {"labels": {"a": "b"}}, "spec": POD_SPEC},
+                       {"metadata": {}, "spec": POD_SPEC})
+    changed_pod = {"spec": {"containers": [{"name": "serve", "image": "evil.io/x:latest"}]}}
+    assert matches("pods", "UPDATE", changed_pod, {"spec": POD_SPEC})
+    # CronJobs keep their pod template one level deeper.
+    cron = {"spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": POD_SPEC}}}}}
+    cron_other_schedule = {"spec": dict(cron["spec"], schedule="0 * * * *")}
+    assert not matches("cronjobs", "UPDATE", cron_other_schedule, cron)
+    cron_new_image = {"spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {
+        "spec": {"containers": [{"name": "serve", "image": "evil.io/x:latest"}]}}}}}}
+    assert matches("cronjobs", "UPDATE", cron_new_image, cron)
+
+
+def test_extra_match_conditions_are_anded_with_the_charts(rendered):
+    matches = _match(rendered["everything-optional"])
+    assert matches("pods", "CREATE", {"spec": POD_SPEC}, None, user="alice")
+    assert not matches("pods", "CREATE", {"spec": POD_SPEC}, None, user="ci")
+
+
+# --- the operator Deployment -----------------------------------------------------------------
+
+def test_default_is_highly_available(rendered):
+    r = rendered["default"]
+    dep = r.one("Deployment")
+    assert dep["spec"]["replicas"] == 2
+    assert dep["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+    pdb = r.one("PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= \
+        dep["spec"]["template"]["metadata"]["labels"].items()
+    anti = dep["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    (term,) = anti["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+    assert "--leader-election" in container(r)["args"]
+    assert "--lease-name=annexa-leader" in container(r)["args"]
+
+
+def test_hard_anti_affinity_is_required_scheduling(rendered):
+    spec = rendered["everything-optional"].one("Deployment")["spec"]["template"]["spec"]
+    assert "requiredDuringSchedulingIgnoredDuringExecution" in spec["affinity"]["podAntiAffinity"]
+
+
+def test_ha_off_runs_one_replica_without_pdb_lease_or_lease_permissions(rendered):
+    r = rendered["ha-off"]
+    assert r.one("Deployment")["spec"]["replicas"] == 1
+    assert r.maybe("PodDisruptionBudget") is None, "a PDB over one replica blocks every drain"
+    args = container(r)["args"]
+    assert "--leader-election" not in args and not any(a.startswith("--lease-name") for a in args)
+    assert not any("coordination.k8s.io" in rule["apiGroups"] for rule in r.one("Role")["rules"])
+    assert "WARNING: one replica" in r.notes
+
+
+def test_several_replicas_without_leader_election_refuse_to_render(chart):
+    with pytest.raises(helm_python.HelmRenderError, match="leaderElection"):
+        render({"replicaCount": 3, "leaderElection": {"enabled": False}}, chart=chart)
+
+
+def test_container_command_is_the_documented_contract(rendered):
+    c = container(rendered["default"])
+    assert c["image"] == "ghcr.io/annexa-dev/annexa:0.1.0"
+    assert c["command"] == ["/annexa"]
+    assert c["args"] == [
+        "run", "--namespace=$(POD_NAMESPACE)", "--webhook-addr=0.0.0.0:8443",
+        "--metrics-addr=0.0.0.0:8080", "--service-name=annexa-webhook",
+        "--cert-secret=annexa-webhook-tls", "--validating-webhook=annexa", "--mutating-webhook=annexa",
+        "--leader-election", "--lease-name=annexa-leader", "--log-format=json",
+    ]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    assert container(rendered["everything-optional"])["image"] == \
+        "ghcr.io/annexa-dev/annexa@sha256:" + "a" * 64
+
+
+def test_probes_are_https_on_the_webhook_port_and_metrics_is_exposed(rendered):
+    c = container(rendered["default"])
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports == {"webhook": 8443, "metrics": 8080}
+    assert c["livenessProbe"]["httpGet"] == {"scheme": "HTTPS", "path": "/healthz", "port": "webhook"}
+    assert c["readinessProbe"]["httpGet"] == {"scheme": "HTTPS", "path": "/readyz", "port": "webhook"}
+    assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_pod_is_hardened(rendered, scenario):
+    dep = rendered[scenario].one("Deployment")
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 65532
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert not pod.get("hostNetwork") and not pod.get("hostPID") and not pod.get("hostIPC")
+    sc = container(rendered[scenario])["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["privileged"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert all("hostPath" not in v for v in pod["volumes"])
+
+
+def test_services_route_to_the_operator_pods(rendered):
+    r = rendered["default"]
+    pod_labels = r.one("Deployment")["spec"]["template"]["metadata"]["labels"]
+    webhook_svc = r.one("Service", "annexa-webhook")
+    assert webhook_svc["spec"]["selector"].items() <= pod_labels.items()
+    assert webhook_svc["spec"]["ports"] == [{"name": "https", "port": 443, "targetPort": "webhook",
+                                             "protocol": "TCP"}]
+    metrics_svc = r.one("Service", "annexa-metrics")
+    assert metrics_svc["spec"]["ports"][0]["targetPort"] == "metrics"
+
+
+def test_service_monitor_scrapes_the_metrics_service(rendered):
+    r = rendered["everything-optional"]
+    sm = r.one("ServiceMonitor")
+    svc = r.one("Service", "annexa-metrics")
+    assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
+    # Only the metrics Service: scraping the webhook port would hit TLS.
+    assert not sm["spec"]["selector"]["matchLabels"].items() <= \
+        r.one("Service", "annexa-webhook")["metadata"]["labels"].items()
+    (endpoint,) = sm["spec"]["endpoints"]
+    assert endpoint["port"] == "metrics" and endpoint["path"] == "/metrics"
+    assert rendered["default"].maybe("ServiceMonitor") is None
+
+
+# --- certificates ----------------------------------------------------------------------------
+
+def test_self_managed_certificates_are_managed_by_annexa(rendered):
+    r = rendered["default"]
+    assert not r.all("Certificate") and not r.all("Issuer")
+    for kind in ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"]:
+        assert "cert-manager.io/inject-ca-from" not in (r.one(kind)["metadata"].get("annotations") or {})
+    role_rules = r.one("Role")["rules"]
+    assert {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["annexa-webhook-tls"],
+            "verbs": ["get", "update", "patch"]} in role_rules
+    patch_webhooks = [rule for rule in r.one("ClusterRole")["rules"]
+                      if "admissionregistration.k8s.io" in rule["apiGroups"]]
+    assert patch_webhooks == [{"apiGroups": ["admissionregistration.k8s.io"],
+                               "resources": ["validatingwebhookconfigurations",
+                                             "mutatingwebhookconfigurations"],
+                               "resourceNames": ["annexa"], "verbs": ["get", "patch"]}]
+
+
+def test_cert_manager_mode_mounts_the_issued_certificate_and_injects_the_ca(rendered):
+    r = rendered["cert-manager"]
+    args = container(r)["args"]
+    assert "--tls-cert-file=/tls/tls.crt" in args and "--tls-key-file=/tls/tls.key" in args
+    assert not any(a.startswith(("--cert-secret", "--validating-webhook", "--mutating-webhook"))
+                   for a in args)
+    pod = r.one("Deployment")["spec"]["template"]["spec"]
+    (tls,) = [v for v in pod["volumes"] if v["name"] == "tls"]
+    assert tls["secret"]["secretName"] == "annexa-webhook-tls"
+    assert {"name": "tls", "mountPath": "/tls", "readOnly": True} in container(r)["volumeMounts"]
+    serving = r.one("Certificate", "annexa-webhook")
+    assert serving["spec"]["secretName"] == "annexa-webhook-tls"
+    assert "annexa-webhook.annexa-system.svc" in serving["spec"]["dnsNames"]
+    assert serving["spec"]["issuerRef"]["name"] == "annexa-ca"
+    ca = r.one("Certificate", "annexa-ca")
+    assert ca["spec"]["isCA"] is True
+    assert r.one("Issuer", "annexa-ca")["spec"]["ca"]["secretName"] == ca["spec"]["secretName"]
+    assert r.one("Issuer", "annexa-selfsigned")["spec"] == {"selfSigned": {}}
+    for kind in ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"]:
+        assert r.one(kind)["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == \
+            "annexa-system/annexa-webhook"
+    # Annexa neither writes the Secret nor patches the webhooks: no permission for it.
+    assert not any("admissionregistration.k8s.io" in rule["apiGroups"]
+                   for rule in r.one("ClusterRole")["rules"])
+    assert not any("secrets" in rule["resources"] for rule in r.one("Role")["rules"])
+
+
+def test_cert_manager_with_an_existing_issuer_creates_no_issuer(rendered):
+    r = rendered["cert-manager-cluster-issuer"]
+    assert not r.all("Issuer")
+    assert [c["metadata"]["name"] for c in r.all("Certificate")] == ["annexa-webhook"]
+    assert r.one("Certificate")["spec"]["issuerRef"] == {"name": "corp-ca", "kind": "ClusterIssuer",
+                                                         "group": "cert-manager.io"}
+
+
+# --- RBAC: least privilege -------------------------------------------------------------------
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_rbac_has_no_wildcards(rendered, scenario):
+    r = rendered[scenario]
+    for kind in ["ClusterRole", "Role"]:
+        for role in r.all(kind):
+            for rule in role["rules"]:
+                for field in ["apiGroups", "resources", "verbs", "resourceNames"]:
+                    assert "*" not in rule.get(field, []), (kind, rule)
+                    assert not any(v.endswith("/*") for v in rule.get(field, [])), (kind, rule)
+                assert "nonResourceURLs" not in rule
+
+
+EXPECTED_CLUSTER_PERMISSIONS = {
+    **{("annexa.dev", res): {"get", "list", "watch"} for res in ANNEXA_RESOURCES},
+    **{("annexa.dev", f"{res}/status"): {"get", "patch"} for res in ANNEXA_RESOURCES},
+    **{("annexa.dev", f"{res}/finalizers"): {"update"}
+       for res in ["trainingdatasets", "modeldeployments", "agentpolicies"]},
+    ("", "serviceaccounts"): {"get", "list", "watch", "create", "patch"},
+    ("", "services"): {"get", "list", "watch", "create", "patch"},
+    ("apps", "deployments"): {"get", "list", "watch", "create", "patch"},
+    ("networking.k8s.io", "networkpolicies"): {"get", "list", "watch", "create", "patch"},
+    ("rbac.authorization.k8s.io", "roles"): {"get", "list", "watch", "create", "patch"},
+    ("rbac.authorization.k8s.io", "rolebindings"): {"get", "list", "watch", "create", "patch"},
+    ("rbac.authorization.k8s.io", "clusterrolebindings"): {"get", "list", "watch"},
+    ("", "namespaces"): {"get", "list", "watch"},
+    ("", "nodes"): {"get", "list", "watch"},
+    ("", "pods"): {"get", "list", "watch"},
+    ("", "persistentvolumeclaims"): {"get", "delete"},
+    ("events.k8s.io", "events"): {"create", "patch"},
+    ("", "events"): {"create", "patch"},
+}
+
+
+def test_cluster_role_grants_exactly_what_annexa_does(rendered):
+    r = rendered["default"]
+    granted = permissions(r.one("ClusterRole")["rules"])
+    expected = dict(EXPECTED_CLUSTER_PERMISSIONS)
+    expected[("rbac.authorization.k8s.io", "roles")] = expected[("rbac.authorization.k8s.io", "roles")] | \
+        {"escalate", "bind"}
+    assert granted == expected
+    # Nothing cluster-wide on Secrets, nothing on ClusterRoles, no impersonation.
+    assert not any(res in {"secrets", "clusterroles"} for _, res in granted)
+    assert not any("impersonate" in verbs for verbs in granted.values())
+    binding = r.one("ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == "annexa"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "annexa", "namespace": "annexa-system"}]
+
+
+def test_grantable_rules_mode_drops_escalate_and_bind(rendered):
+    granted = permissions(rendered["grantable-rules"].one("ClusterRole")["rules"])
+    assert not any({"escalate", "bind"} & verbs for verbs in granted.values())
+    assert granted[("", "configmaps")] == {"get", "list"}
+    assert "RBAC: rbac.grantMode=escalate" not in rendered["grantable-rules"].notes
+
+
+def test_grantable_rules_refuse_wildcards_and_forbidden_verbs(chart):
+    for rule in [{"apiGroups": [""], "resources": ["*"], "verbs": ["get"]},
+                 {"apiGroups": [""], "resources": ["pods"], "verbs": ["*"]},
+                 {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["bind"]}]:
+        with pytest.raises(helm_python.HelmValuesError):
+            render({"rbac": {"grantMode": "grantableRules", "grantableRules": [rule]}}, chart=chart)
+
+
+def test_role_is_limited_to_annexa_own_secret_and_lease(rendered):
+    role = rendered["custom-namespace"].one("Role")
+    assert role["metadata"]["namespace"] == "platform-security"
+    named = {(rule["resources"][0], tuple(rule["resourceNames"])): set(rule["verbs"])
+             for rule in role["rules"] if rule.get("resourceNames")}
+    assert named == {("secrets", ("prod-annexa-webhook-tls",)): {"get", "update", "patch"},
+                     ("leases", ("prod-annexa-leader",)): {"get", "update", "patch"}}
+    unnamed = permissions(role["rules"])
+    assert unnamed == {("", "secrets"): {"create"}, ("coordination.k8s.io", "leases"): {"create"}}
+
+
+# --- network policy --------------------------------------------------------------------------
+
+def test_network_policy_opens_only_the_webhook_metrics_api_server_and_dns(rendered):
+    r = rendered["default"]
+    np = r.one("NetworkPolicy")
+    assert np["spec"]["podSelector"]["matchLabels"].items() <= \
+        r.one("Deployment")["spec"]["template"]["metadata"]["labels"].items()
+    assert np["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    webhook_in, metrics_in = np["spec"]["ingress"]
+    assert webhook_in["ports"] == [{"port": 8443, "protocol": "TCP"}] and "from" not in webhook_in
+    assert metrics_in["ports"] == [{"port": 8080, "protocol": "TCP"}]
+    assert metrics_in["from"] == [{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": "monitoring"}}}]
+    api, dns = np["spec"]["egress"]
+    assert sorted(p["port"] for p in api["ports"]) == [443, 6443]
+    assert sorted((p["port"], p["protocol"]) for p in dns["ports"]) == [(53, "TCP"), (53, "UDP")]
+    assert dns["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+    narrowed = rendered["everything-optional"].one("NetworkPolicy")
+    assert narrowed["spec"]["ingress"][0]["from"] == [{"ipBlock": {"cidr": "10.0.0.0/24"}}]
+    assert narrowed["spec"]["egress"][0]["to"] == [{"ipBlock": {"cidr": "10.0.0.10/32"}}]
+    assert rendered["workloads-off"].maybe("NetworkPolicy") is None
+
+
+# --- values and docs -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("values", [
+    {"replicas": 2},                                        # misspelt key
+    {"webhook": {"workloads": {"failurePolicy": "fail"}}},  # wrong case
+    {"certificates": {"mode": "vault"}},
+    {"webhook": {"timeoutSeconds": 31}},                    # API server maximum is 30
+    {"image": {"digest": "latest"}},
+])
+def test_schema_rejects_values_that_would_silently_do_something_else(chart, values):
+    with pytest.raises(helm_python.HelmValuesError):
+        render(values, chart=chart)
+
+
+def test_custom_release_name_and_namespace_flow_everywhere(rendered):
+    r = rendered["custom-namespace"]
+    args = container(r)["args"]
+    assert "--service-name=prod-annexa-webhook" in args
+    assert "--cert-secret=prod-annexa-webhook-tls" in args
+    assert "--validating-webhook=prod-annexa" in args and "--mutating-webhook=prod-annexa" in args
+    assert "--lease-name=prod-annexa-leader" in args
+    assert r.one("ValidatingWebhookConfiguration")["metadata"]["name"] == "prod-annexa"
+    assert r.one("ClusterRoleBinding")["subjects"][0]["namespace"] == "platform-security"
+    assert "kubectl -n platform-security rollout status deployment/prod-annexa" in r.notes
+    assert "kubectl delete validatingwebhookconfiguration prod-annexa" in r.notes
+
+
+def test_notes_tell_how_to_remove_a_blocking_webhook(rendered):
+    notes = rendered["default"].notes
+    assert "kubectl delete validatingwebhookconfiguration annexa" in notes
+    assert "kubectl delete mutatingwebhookconfiguration annexa" in notes
+    assert "kubectl -n annexa-system rollout restart deployment/annexa" in notes

@@ -12,7 +12,7 @@ import pytest
 from chartlib import CHART, REPO, Rendered, load_chart, render
 
 # The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the newest schema known.
-KUBE_VERSIONS = ["1.30", kubernetes_validate.utils.latest_version()]
+KUBE_VERSIONS = ["1.30", kubernetes_validate.latest_version()]
 
 # Kinds defined by other projects' CRDs: no OpenAPI schema ships for them, so the tests below
 # check their fields by hand.
@@ -102,8 +102,8 @@ def test_every_rendered_object_decodes_into_its_kubernetes_type(rendered, scenar
             kubernetes_validate.validate(obj, kube, strict=True)
         except kubernetes_validate.ValidationError as e:
             pytest.fail(f"{scenario}: {obj['kind']}/{obj['metadata']['name']} is not a valid "
-                        f"{obj['kind']} for Kubernetes {kube}: {e.caught.message} at "
-                        f"{'/'.join(map(str, e.caught.absolute_path))}")
+                        f"{obj['kind']} for Kubernetes {kube}: {e.message} at "
+                        f"/{'/'.join(map(str, e.absolute_path))}", pytrace=False)
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)

@@ -5,11 +5,12 @@ misplaced field fails), then the properties a platform team relies on."""
 from __future__ import annotations
 
 import celpy
+import yaml
 import helm_python
 import kubernetes_validate
 import pytest
 
-from chartlib import CHART, REPO, Rendered, load_chart, render
+from chartlib import CHART, REPO, Rendered, load_chart, render, to_yaml_stream
 
 # The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the newest schema known.
 KUBE_VERSIONS = ["1.30", kubernetes_validate.latest_version()]
@@ -480,6 +481,7 @@ EXPECTED_CLUSTER_PERMISSIONS = {
     ("rbac.authorization.k8s.io", "roles"): {"get", "list", "watch", "create", "patch"},
     ("rbac.authorization.k8s.io", "rolebindings"): {"get", "list", "watch", "create", "patch"},
     ("rbac.authorization.k8s.io", "clusterrolebindings"): {"get", "list", "watch"},
+    ("rbac.authorization.k8s.io", "clusterroles"): {"get", "list", "watch"},
     ("", "namespaces"): {"get", "list", "watch"},
     ("", "nodes"): {"get", "list", "watch"},
     ("", "pods"): {"get", "list", "watch"},
@@ -496,8 +498,9 @@ def test_cluster_role_grants_exactly_what_annexa_does(rendered):
     expected[("rbac.authorization.k8s.io", "roles")] = expected[("rbac.authorization.k8s.io", "roles")] | \
         {"escalate", "bind"}
     assert granted == expected
-    # Nothing cluster-wide on Secrets, nothing on ClusterRoles, no impersonation.
-    assert not any(res in {"secrets", "clusterroles"} for _, res in granted)
+    # Nothing cluster-wide on Secrets, ClusterRoles only read, no impersonation.
+    assert not any(res == "secrets" for _, res in granted)
+    assert granted[("rbac.authorization.k8s.io", "clusterroles")] == {"get", "list", "watch"}
     assert not any("impersonate" in verbs for verbs in granted.values())
     binding = r.one("ClusterRoleBinding")
     assert binding["roleRef"]["name"] == "annexa"
@@ -585,3 +588,11 @@ def test_notes_tell_how_to_remove_a_blocking_webhook(rendered):
     assert "kubectl delete validatingwebhookconfiguration annexa" in notes
     assert "kubectl delete mutatingwebhookconfiguration annexa" in notes
     assert "kubectl -n annexa-system rollout restart deployment/annexa" in notes
+
+
+def test_render_stream_for_the_e2e_suite_puts_crds_before_everything(rendered):
+    docs = list(yaml.safe_load_all(to_yaml_stream(rendered["default"])))
+    kinds = [d["kind"] for d in docs]
+    assert kinds[:5] == ["CustomResourceDefinition"] * 5
+    assert "CustomResourceDefinition" not in kinds[5:]
+    assert len(docs) == 5 + len(rendered["default"].objects)

@@ -596,3 +596,27 @@ def test_render_stream_for_the_e2e_suite_puts_crds_before_everything(rendered):
     assert kinds[:5] == ["CustomResourceDefinition"] * 5
     assert "CustomResourceDefinition" not in kinds[5:]
     assert len(docs) == 5 + len(rendered["default"].objects)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_helm_lint_strict_finds_no_warning(scenario):
+    values, _, namespace = SCENARIOS[scenario]
+    result = helm_python.lint(str(CHART), values, strict=True, namespace=namespace)
+    assert result["errors"] == []
+    # Severity 1 is informational (e.g. "icon is recommended"); 2 and above are warnings/errors.
+    assert [m for m in result["messages"] if m["severity"] >= 2] == []
+
+
+def test_image_and_chart_agree_on_user_and_entrypoint():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    stages = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("FROM ")]
+    assert len(stages) >= 2, "multi-stage: the build toolchain stays out of the image"
+    assert stages[-1].startswith("gcr.io/distroless/") and stages[-1].endswith(":nonroot")
+    final = dockerfile.split("\nFROM ")[-1]
+    assert "\nUSER 65532:65532\n" in final
+    assert '\nENTRYPOINT ["/annexa"]\n' in final
+    c = render().one("Deployment")["spec"]["template"]["spec"]
+    assert c["securityContext"]["runAsUser"] == 65532
+    assert c["containers"][0]["command"] == ["/annexa"]
+    ignored = (REPO / ".dockerignore").read_text().split()
+    assert "target/" in ignored and ".git/" in ignored

@@ -294,8 +294,10 @@ pub fn typed<T: DeserializeOwned>(kind: &str, name: &str, value: &Value) -> Resu
     let mut unknown = Vec::new();
     let mut on_ignored = |path: serde_ignored::Path<'_>| {
         let p = path.to_string();
-        // Server-populated metadata and status are not the user's to get wrong.
-        if !p.starts_with("metadata.") && !p.starts_with("status.") {
+        // Server-populated metadata and status are not the user's to get wrong. The derived
+        // kinds have no `apiVersion`/`kind` fields; `decode` has already checked both.
+        let type_meta = p == "apiVersion" || p == "kind";
+        if !type_meta && !p.starts_with("metadata.") && !p.starts_with("status.") {
             unknown.push(p)
         }
     };

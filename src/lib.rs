@@ -8,3 +8,4 @@ pub mod api;
 pub mod error;
 pub mod manifest;
 pub mod policy;
+pub mod webhook;

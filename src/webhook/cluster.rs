@@ -1,0 +1,1 @@
+//! Cluster mode: reflector-store context, certificates in a Secret, caBundle patching.

@@ -1,0 +1,68 @@
+//! `annexa webhook` flags (src/cli/webhook.rs, compiled here against the library so the
+//! branch checks it before it is wired into the top-level command).
+
+pub use annexa::{error, webhook};
+
+#[path = "../src/cli/webhook.rs"]
+pub mod cli_webhook;
+mod cli {
+    pub use super::cli_webhook as webhook;
+}
+
+use clap::Parser;
+use std::time::Duration;
+
+#[derive(Parser)]
+struct Top {
+    #[command(flatten)]
+    args: cli::webhook::Args,
+}
+
+#[test]
+fn flags_map_to_the_standalone_config() {
+    let top = Top::try_parse_from([
+        "annexa", "--addr", "127.0.0.1:9443", "--tls-cert-file", "c.pem", "--tls-key-file", "k.pem",
+        "--metrics-addr", "127.0.0.1:9090", "--policy", "p.yaml", "--policy", "policies/",
+        "--context", "ctx.yaml", "--max-body-bytes", "1024", "--deadline-ms", "1500",
+    ])
+    .unwrap();
+    let config = top.args.config();
+    assert_eq!(config.addr.to_string(), "127.0.0.1:9443");
+    assert_eq!(config.metrics_addr.unwrap().to_string(), "127.0.0.1:9090");
+    assert_eq!(config.policy_files.len(), 2);
+    assert_eq!(config.context_files.len(), 1);
+    assert_eq!(config.limits.max_body_bytes, 1024);
+    assert_eq!(config.limits.deadline, Duration::from_millis(1500));
+    assert_eq!(config.cert_reload_interval, Duration::from_secs(5));
+}
+
+#[test]
+fn defaults_and_required_flags() {
+    let top = Top::try_parse_from(["annexa", "--tls-cert-file", "c", "--tls-key-file", "k"]).unwrap();
+    let config = top.args.config();
+    assert_eq!(config.addr.to_string(), "0.0.0.0:8443");
+    assert_eq!(config.limits.max_body_bytes, 4 * 1024 * 1024);
+    assert_eq!(config.limits.deadline, Duration::from_secs(4));
+    assert!(config.metrics_addr.is_none());
+    let err = Top::try_parse_from(["annexa", "--tls-key-file", "k"]).err().unwrap();
+    assert!(err.to_string().contains("--tls-cert-file"), "{err}");
+}
+
+#[tokio::test]
+async fn unreadable_files_are_named() {
+    let top = Top::try_parse_from([
+        "annexa", "--addr", "127.0.0.1:0", "--tls-cert-file", "/nonexistent/c.pem", "--tls-key-file", "/nonexistent/k.pem",
+    ])
+    .unwrap();
+    let err = annexa::webhook::run_standalone(top.args.config(), std::future::pending()).await.unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/c.pem"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "kind: [").unwrap();
+    let top = Top::try_parse_from([
+        "annexa", "--tls-cert-file", "c", "--tls-key-file", "k", "--context", bad.to_str().unwrap(),
+    ])
+    .unwrap();
+    let err = annexa::webhook::run_standalone(top.args.config(), std::future::pending()).await.unwrap_err();
+    assert!(err.to_string().contains("bad.yaml"), "{err}");
+}

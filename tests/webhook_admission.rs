@@ -1,5 +1,6 @@
 //! In-process tests of the admission handlers: AdmissionReview fixtures through the router
 //! (`oneshot`), for every Annexa kind, workloads, and every decision.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod webhook_support;
 
@@ -498,4 +499,30 @@ async fn health_endpoints() {
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{path}");
     }
+}
+
+/// The benchmark's review (benches/fixtures) is a compliant GPU pod that goes through every
+/// workload rule; without its pool placement it is denied.
+#[tokio::test]
+async fn the_benchmark_review_is_fully_evaluated() {
+    let (documents, errors) = annexa::manifest::parse_documents(
+        "context.yaml",
+        include_str!("../benches/fixtures/context.yaml"),
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    let state = std::sync::Arc::new(annexa::webhook::WebhookState {
+        context: std::sync::Arc::new(annexa::webhook::StaticContext::from_documents(documents)),
+        metrics: std::sync::Arc::new(annexa::webhook::Metrics::new()),
+        limits: annexa::webhook::Limits::default(),
+    });
+    let router = annexa::webhook::server::router(state);
+    let mut rv: Value =
+        serde_json::from_slice(include_bytes!("../benches/fixtures/gpu-pod-review.json")).unwrap();
+    assert!(serde_json::to_vec(&rv).unwrap().len() > 9_000);
+    admitted_clean(&validate(&router, &rv).await);
+    rv["request"]["object"]["spec"]["nodeSelector"] = json!({});
+    assert_eq!(
+        denial(&validate(&router, &rv).await),
+        "Pod \"llm-serve-7d9f8b6c5-x2x7q\" is not compliant: A.8.22 Segregation of networks: pod \"llm-serve-7d9f8b6c5-x2x7q\" requests GPUs for Confidential data but does not select the Confidential pool (annexa.dev/gpu-pool=confidential)"
+    );
 }

@@ -1,11 +1,15 @@
 //! `annexa webhook` flags (src/cli/webhook.rs, compiled here against the library so the
 //! branch checks it before it is wired into the top-level command).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 pub use annexa::{error, webhook};
 
+#[path = "../src/cli/run.rs"]
+pub mod cli_run;
 #[path = "../src/cli/webhook.rs"]
 pub mod cli_webhook;
 mod cli {
+    pub use super::cli_run as run;
     pub use super::cli_webhook as webhook;
 }
 
@@ -18,12 +22,68 @@ struct Top {
     args: cli::webhook::Args,
 }
 
+#[derive(Parser)]
+struct RunTop {
+    #[command(flatten)]
+    args: cli::run::Args,
+}
+
+#[test]
+fn run_defaults_to_self_managed_certificates() {
+    use annexa::webhook::cluster::CertificateSource;
+    let top = RunTop::try_parse_from([
+        "annexa",
+        "--namespace",
+        "annexa",
+        "--validating-webhook-configuration",
+        "a",
+        "--validating-webhook-configuration",
+        "b",
+    ])
+    .unwrap();
+    let config = top.args.webhook_config();
+    let CertificateSource::Secret(certs) = config.certificates else {
+        panic!("expected the Secret mode")
+    };
+    assert_eq!(certs.namespace, "annexa");
+    assert_eq!(certs.service_name, "annexa-webhook");
+    assert_eq!(certs.secret_name, "annexa-webhook-certs");
+    assert_eq!(certs.validating_configurations, ["a", "b"]);
+    assert_eq!(certs.mutating_configurations, ["annexa"]);
+    let top =
+        RunTop::try_parse_from(["annexa", "--tls-cert-file", "c", "--tls-key-file", "k"]).unwrap();
+    assert!(matches!(
+        top.args.webhook_config().certificates,
+        CertificateSource::Files { .. }
+    ));
+    assert!(
+        RunTop::try_parse_from(["annexa", "--tls-cert-file", "c"]).is_err(),
+        "cert without key"
+    );
+}
+
 #[test]
 fn flags_map_to_the_standalone_config() {
     let top = Top::try_parse_from([
-        "annexa", "--addr", "127.0.0.1:9443", "--tls-cert-file", "c.pem", "--tls-key-file", "k.pem",
-        "--metrics-addr", "127.0.0.1:9090", "--policy", "p.yaml", "--policy", "policies/",
-        "--context", "ctx.yaml", "--max-body-bytes", "1024", "--deadline-ms", "1500",
+        "annexa",
+        "--addr",
+        "127.0.0.1:9443",
+        "--tls-cert-file",
+        "c.pem",
+        "--tls-key-file",
+        "k.pem",
+        "--metrics-addr",
+        "127.0.0.1:9090",
+        "--policy",
+        "p.yaml",
+        "--policy",
+        "policies/",
+        "--context",
+        "ctx.yaml",
+        "--max-body-bytes",
+        "1024",
+        "--deadline-ms",
+        "1500",
     ])
     .unwrap();
     let config = top.args.config();
@@ -38,31 +98,50 @@ fn flags_map_to_the_standalone_config() {
 
 #[test]
 fn defaults_and_required_flags() {
-    let top = Top::try_parse_from(["annexa", "--tls-cert-file", "c", "--tls-key-file", "k"]).unwrap();
+    let top =
+        Top::try_parse_from(["annexa", "--tls-cert-file", "c", "--tls-key-file", "k"]).unwrap();
     let config = top.args.config();
     assert_eq!(config.addr.to_string(), "0.0.0.0:8443");
     assert_eq!(config.limits.max_body_bytes, 4 * 1024 * 1024);
     assert_eq!(config.limits.deadline, Duration::from_secs(4));
     assert!(config.metrics_addr.is_none());
-    let err = Top::try_parse_from(["annexa", "--tls-key-file", "k"]).err().unwrap();
+    let err = Top::try_parse_from(["annexa", "--tls-key-file", "k"])
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("--tls-cert-file"), "{err}");
 }
 
 #[tokio::test]
 async fn unreadable_files_are_named() {
     let top = Top::try_parse_from([
-        "annexa", "--addr", "127.0.0.1:0", "--tls-cert-file", "/nonexistent/c.pem", "--tls-key-file", "/nonexistent/k.pem",
+        "annexa",
+        "--addr",
+        "127.0.0.1:0",
+        "--tls-cert-file",
+        "/nonexistent/c.pem",
+        "--tls-key-file",
+        "/nonexistent/k.pem",
     ])
     .unwrap();
-    let err = annexa::webhook::run_standalone(top.args.config(), std::future::pending()).await.unwrap_err();
+    let err = annexa::webhook::run_standalone(top.args.config(), std::future::pending())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("/nonexistent/c.pem"), "{err}");
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, "kind: [").unwrap();
     let top = Top::try_parse_from([
-        "annexa", "--tls-cert-file", "c", "--tls-key-file", "k", "--context", bad.to_str().unwrap(),
+        "annexa",
+        "--tls-cert-file",
+        "c",
+        "--tls-key-file",
+        "k",
+        "--context",
+        bad.to_str().unwrap(),
     ])
     .unwrap();
-    let err = annexa::webhook::run_standalone(top.args.config(), std::future::pending()).await.unwrap_err();
+    let err = annexa::webhook::run_standalone(top.args.config(), std::future::pending())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("bad.yaml"), "{err}");
 }

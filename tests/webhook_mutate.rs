@@ -1,6 +1,7 @@
 //! The mutating webhook: `annexa.dev/digest-requested-by` is set from the request's user when
 //! the digest is new or changed and restored from the old object otherwise, so nobody can
 //! forge it; nothing else is ever patched.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod webhook_support;
 

@@ -1,5 +1,6 @@
 //! The webhook over real TLS on 127.0.0.1 with rcgen certificates: trust, certificate
 //! rotation without dropping connections, file reload, bad input, metrics and shutdown.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod webhook_support;
 
@@ -162,10 +163,9 @@ async fn only_clients_trusting_the_ca_connect() {
     let (mut sender, _) = connect(server.addr, &[&server.ca]).await.unwrap();
     assert_decides(&mut sender).await;
     let stranger = ca();
-    let err = connect(server.addr, &[&stranger])
-        .await
-        .err()
-        .expect("an untrusted CA must fail");
+    let Err(err) = connect(server.addr, &[&stranger]).await else {
+        panic!("a client that does not trust the CA must fail");
+    };
     assert!(
         err.contains("invalid peer certificate") || err.contains("UnknownIssuer"),
         "{err}"
@@ -402,10 +402,9 @@ async fn standalone_mode_reloads_certificate_files() {
     let (mut sender, presented) = loop {
         match connect(addr, &[&ca]).await {
             Ok(c) => break c,
-            Err(e) if attempt < 100 => {
+            Err(_) if attempt < 100 => {
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                let _ = e;
             }
             Err(e) => panic!("stand-alone server did not come up: {e}"),
         }

@@ -1,6 +1,6 @@
 //! Shared fixtures for the webhook tests: a stand-alone context, AdmissionReview builders and
 //! an in-process client.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use annexa::manifest;
 use annexa::webhook::{Limits, Metrics, StaticContext, WebhookState, server};

@@ -58,13 +58,17 @@ struct Server {
 }
 
 async fn start() -> Server {
+    start_with(Limits::default()).await
+}
+
+async fn start_with(limits: Limits) -> Server {
     let ca = ca();
     let metrics = Arc::new(Metrics::new());
     let store = CertStore::new(loaded(&serving(&ca)), Some(metrics.clone()));
     let state = Arc::new(WebhookState {
         context: Arc::new(context()),
         metrics,
-        limits: Limits::default(),
+        limits,
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -433,4 +437,100 @@ async fn standalone_mode_reloads_certificate_files() {
             .await
             .is_ok()
     );
+}
+
+type Chunks = futures::channel::mpsc::Sender<Result<Frame<Bytes>, std::convert::Infallible>>;
+
+/// Starts a POST whose body arrives in chunks the test sends when it wants.
+async fn open_request(server: &Server) -> (Chunks, tokio::task::JoinHandle<(u16, String)>) {
+    let mut roots = RootCertStore::empty();
+    roots.add(der(&server.ca.cert)).unwrap();
+    let config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let tls = TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let (chunks, rx) = futures::channel::mpsc::channel(4);
+    let request = Request::post("/validate")
+        .header("host", "localhost")
+        .body(StreamBody::new(rx))
+        .unwrap();
+    let response = tokio::spawn(async move {
+        let response = sender.send_request(request).await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    });
+    (chunks, response)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_request_is_cut_at_the_deadline() {
+    let server = start_with(Limits {
+        deadline: Duration::from_millis(300),
+        ..Limits::default()
+    })
+    .await;
+    let (mut chunks, response) = open_request(&server).await;
+    let body = good_review();
+    chunks
+        .try_send(Ok(Frame::data(Bytes::copy_from_slice(&body[..100]))))
+        .unwrap();
+    // The rest never comes; the server answers on its own deadline.
+    let (status, text) = tokio::time::timeout(Duration::from_secs(10), response)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, 408, "{text}");
+    assert!(
+        text.contains("was not received and decided within 300 ms"),
+        "{text}"
+    );
+    drop(chunks);
+    let (mut sender, _) = connect(server.addr, &[&server.ca]).await.unwrap();
+    assert_decides(&mut sender).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_in_flight_requests_finish() {
+    let mut server = start().await;
+    let (mut chunks, response) = open_request(&server).await;
+    let body = good_review();
+    chunks
+        .try_send(Ok(Frame::data(Bytes::copy_from_slice(&body[..100]))))
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.stop.take().unwrap().send(()).unwrap();
+    // New connections are refused while the request in flight completes.
+    let mut refused = false;
+    for _ in 0..50 {
+        if connect(server.addr, &[&server.ca]).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refused, "the listener still accepts after shutdown");
+    chunks
+        .try_send(Ok(Frame::data(Bytes::copy_from_slice(&body[100..]))))
+        .unwrap();
+    drop(chunks);
+    let (status, text) = tokio::time::timeout(Duration::from_secs(10), response)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("A.8.22"), "{text}");
+    let stopped = tokio::time::timeout(Duration::from_secs(15), server.task).await;
+    assert!(matches!(stopped, Ok(Ok(Ok(())))), "{stopped:?}");
 }

@@ -52,12 +52,14 @@ fn client(fake: Arc<Mutex<Fake>>) -> kube::Client {
                         winner["metadata"]["resourceVersion"] = json!("1");
                         fake.objects.insert(key, winner);
                         (409, status(409, "AlreadyExists"))
-                    } else if fake.objects.contains_key(&key) {
-                        (409, status(409, "AlreadyExists"))
-                    } else {
+                    } else if let std::collections::hash_map::Entry::Vacant(slot) =
+                        fake.objects.entry(key)
+                    {
                         object["metadata"]["resourceVersion"] = json!("1");
-                        fake.objects.insert(key, object.clone());
+                        slot.insert(object.clone());
                         (201, object)
+                    } else {
+                        (409, status(409, "AlreadyExists"))
                     }
                 }
                 Method::PUT => {

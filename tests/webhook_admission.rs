@@ -526,3 +526,26 @@ async fn the_benchmark_review_is_fully_evaluated() {
         "Pod \"llm-serve-7d9f8b6c5-x2x7q\" is not compliant: A.8.22 Segregation of networks: pod \"llm-serve-7d9f8b6c5-x2x7q\" requests GPUs for Confidential data but does not select the Confidential pool (annexa.dev/gpu-pool=confidential)"
     );
 }
+
+#[tokio::test]
+async fn metadata_only_updates_of_annexa_objects_are_admitted() {
+    let router = router();
+    let old = dataset("ml-prod", false);
+    // A label or finalizer on an object that a tightened policy would now refuse.
+    let mut labelled = old.clone();
+    labelled["metadata"]["finalizers"] = json!(["annexa.dev/cleanup"]);
+    admitted_clean(
+        &validate(
+            &router,
+            &review("UPDATE", "annexa-controller", &labelled, Some(&old)),
+        )
+        .await,
+    );
+    // Changing the spec is evaluated again.
+    let mut changed = old.clone();
+    changed["spec"]["owner"] = json!("another-team");
+    assert_eq!(
+        denial(&validate(&router, &review("UPDATE", "alice", &changed, Some(&old))).await),
+        NO_KMS
+    );
+}

@@ -149,8 +149,9 @@ fn is_subresource(request: &Request<'_>) -> bool {
 /// The validating webhook: every Annexa kind, and workloads in opted-in namespaces.
 ///
 /// Admitted without evaluation: DELETE and CONNECT, subresources (status, scale), kinds Annexa
-/// does not govern, workloads in namespaces not labelled `annexa.dev/enforce=true`, and
-/// objects already being deleted (so finalizers can always be removed).
+/// does not govern, workloads in namespaces not labelled `annexa.dev/enforce=true`, objects
+/// already being deleted (so finalizers can always be removed), and updates of Annexa objects
+/// that keep their spec.
 pub fn validate(
     request: &Request<'_>,
     context: &dyn AdmissionContext,
@@ -178,6 +179,17 @@ pub fn validate(
     if value
         .pointer("/metadata/deletionTimestamp")
         .is_some_and(|t| !t.is_null())
+    {
+        return Ok(Decision::admit(request, kind));
+    }
+    // An update of an Annexa object that keeps its spec (labels, annotations, finalizers) is
+    // admitted: the rules read the spec, and a policy tightened since creation must not block
+    // metadata changes by controllers or GitOps (the controller reports the object's status).
+    if matches!(target, Target::Annexa(_))
+        && request.operation == Operation::Update
+        && let Some(old) = request.old_object
+        && serde_json::from_str::<Value>(old.get())
+            .is_ok_and(|old| old.get("spec") == value.get("spec"))
     {
         return Ok(Decision::admit(request, kind));
     }
@@ -224,8 +236,8 @@ pub fn validate(
         Object::Workload(w) => evaluate(Governed::Workload(w)),
         Object::Approval(approval) => {
             if request.operation == Operation::Update {
-                // Approvals are immutable (A.8.32): the approver was checked at creation, so an
-                // update that keeps `spec` (labels, finalizers) is admitted as is.
+                // Approvals are immutable (A.8.32); updates that keep `spec` were admitted above
+                // (the approver was checked at creation).
                 let mut old_value = object_value(request.old_object, "request.oldObject")?;
                 let Object::Approval(old) =
                     decode_object(&mut old_value, request, "request.oldObject")?

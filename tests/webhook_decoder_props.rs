@@ -98,4 +98,90 @@ proptest! {
         rv["request"]["oldObject"] = old;
         decide(&serde_json::to_vec(&rv).unwrap(), &context());
     }
+
+    /// Valid objects of every kind with one field replaced by arbitrary JSON: the decoder and
+    /// the rules see nearly-right objects, the likeliest bad input from a real API server.
+    #[test]
+    fn valid_objects_with_one_arbitrary_field_never_panic(
+        which in 0usize..8,
+        field in 0usize..64,
+        value in arbitrary_json(),
+        replace in any::<bool>(),
+        operation in prop::sample::select(vec!["CREATE", "UPDATE"]),
+        user in prop::sample::select(vec!["alice", "bob", "carol", ""]),
+    ) {
+        let object = valid_objects().swap_remove(which);
+        let mut changed = object.clone();
+        if replace {
+            let paths = leaf_paths(&changed);
+            let path = &paths[field % paths.len()];
+            if let Some(slot) = changed.pointer_mut(path) {
+                *slot = value;
+            }
+        }
+        let rv = review(operation, user, &changed, (operation == "UPDATE").then_some(&object));
+        decide(&serde_json::to_vec(&rv).unwrap(), &context());
+    }
+}
+
+fn valid_objects() -> Vec<Value> {
+    let pod_spec = json!({"containers": [{"name": "c", "image": "registry.example.com/a@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        "resources": {"limits": {"nvidia.com/gpu": "1"}}, "securityContext": {"privileged": false}}],
+        "nodeSelector": {"annexa.dev/gpu-pool": "internal"},
+        "tolerations": [{"key": "annexa.dev/gpu-pool", "operator": "Equal", "value": "internal", "effect": "NoSchedule"}],
+        "serviceAccountName": "support-bot", "automountServiceAccountToken": false,
+        "volumes": [{"name": "t", "projected": {"sources": [{"serviceAccountToken": {"expirationSeconds": 600}}]}}]});
+    let template = json!({"metadata": {"labels": {"annexa.dev/classification": "Internal"}}, "spec": pod_spec});
+    let meta = json!({"name": "x", "namespace": "ml-prod", "annotations": {"annexa.dev/digest-requested-by": "bob"}});
+    vec![
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod_spec}),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": {"template": template}}),
+        json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": meta, "spec": {"schedule": "@daily", "jobTemplate": {"spec": {"template": template}}}}),
+        json!({"apiVersion": "annexa.dev/v1alpha1", "kind": "ModelDeployment", "metadata": meta, "spec": {
+            "model": {"name": "m", "version": "1.0.0", "uri": "s3://m", "digest": D1, "kmsKey": "k"},
+            "image": "registry.example.com/serve:1", "trainingDatasets": ["claims"], "resources": {"gpus": 1},
+            "serving": {"tlsSecret": "t"}, "network": {"allowedFrom": [{"namespaceSelector": {}}]}}}),
+        json!({"apiVersion": "annexa.dev/v1alpha1", "kind": "ModelApproval", "metadata": meta, "spec": {
+            "modelDeployment": "llm", "digest": D1, "decision": "Reject", "reason": "no", "approver": {"username": "carol", "groups": ["ml"]}}}),
+        json!({"apiVersion": "annexa.dev/v1alpha1", "kind": "TrainingDataset", "metadata": meta, "spec": {
+            "source": {"uri": "s3://d", "sha256": SHA}, "classification": "Restricted", "owner": "o",
+            "personalData": {"contains": true, "categories": ["health"], "masking": "None", "justification": "j"},
+            "residency": {"region": "eu-west-1"}, "retention": {"period": "30d", "onExpiry": "Delete"},
+            "derivedFrom": ["claims", "missing"], "access": {"allowedServiceAccounts": ["t"]}}}),
+        json!({"apiVersion": "annexa.dev/v1alpha1", "kind": "AgentPolicy", "metadata": meta, "spec": {
+            "serviceAccountName": "bot", "tokenTTL": "2h",
+            "permissions": [{"apiGroups": ["*"], "resources": ["secrets"], "verbs": ["get", "escalate"]}],
+            "egress": [{"cidr": "0.0.0.0/0", "ports": [443], "protocol": "TCP"}]}}),
+        json!({"apiVersion": "annexa.dev/v1alpha1", "kind": "CompliancePolicy", "metadata": {"name": "p"}, "spec": {
+            "namespaceSelector": {"matchLabels": {"env": "prod"}}, "environment": "Production",
+            "enforcement": {"action": "Warn", "overrides": [{"control": "A.8.9", "action": "Enforce"}]},
+            "promotion": {"requiredApprovals": 2, "approvalTTL": "7d"}, "agents": {"maxTokenTTL": "1h"}}}),
+    ]
+}
+
+/// JSON pointers of every node of a value (objects, arrays and leaves).
+fn leaf_paths(value: &Value) -> Vec<String> {
+    fn walk(value: &Value, at: String, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    walk(
+                        v,
+                        format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")),
+                        out,
+                    );
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    walk(v, format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+        out.push(at);
+    }
+    let mut out = Vec::new();
+    walk(value, String::new(), &mut out);
+    out
 }

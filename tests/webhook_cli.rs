@@ -145,3 +145,14 @@ async fn unreadable_files_are_named() {
         .unwrap_err();
     assert!(err.to_string().contains("bad.yaml"), "{err}");
 }
+
+/// The entry points `dispatch` calls (`block_on(webhook::run(&args))`, `block_on(run::run(&args))`);
+/// compiled, not run (`run` would serve until SIGTERM).
+#[allow(dead_code)]
+async fn entry_points_take_args_by_reference(
+    webhook: cli::webhook::Args,
+    run: cli::run::Args,
+) -> annexa::error::Result<()> {
+    cli::webhook::run(&webhook).await?;
+    cli::run::run(&run).await
+}

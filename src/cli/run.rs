@@ -76,7 +76,7 @@ impl Args {
 }
 
 /// Runs until SIGTERM or Ctrl-C.
-pub async fn run(args: Args) -> Result<()> {
+pub async fn run(args: &Args) -> Result<()> {
     let client = kube::Client::try_default().await?;
     cluster::run(client, args.webhook_config(), server::shutdown_signal()).await
 }

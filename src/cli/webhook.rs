@@ -61,6 +61,6 @@ impl Args {
 }
 
 /// Serves until SIGTERM or Ctrl-C, then finishes in-flight requests.
-pub async fn run(args: Args) -> Result<()> {
+pub async fn run(args: &Args) -> Result<()> {
     webhook::run_standalone(args.config(), webhook::server::shutdown_signal()).await
 }

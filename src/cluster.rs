@@ -1,109 +1,91 @@
-//! The cluster as Annexa reads it: reflector stores of the objects the rules cross-reference,
-//! shared by the webhook and the controllers, and a [`Lookup`] over them.
+//! The cluster as Annexa reads it: reflector stores of every object the rules cross-reference,
+//! shared by the admission webhook and the controllers (one watch per kind, one cache), with a
+//! [`Lookup`] over them and a cache of namespace profiles.
 //!
 //! Memory: managedFields are pruned from every cached object, and namespaces are cached as
 //! metadata only (their labels are all the rules need).
 
 use crate::api::{AgentPolicy, CompliancePolicy, ModelApproval, ModelDeployment, TrainingDataset};
 use crate::policy::{Lookup, Profile};
-use futures::{StreamExt, future::BoxFuture};
+use crate::webhook::context::ProfileCache;
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::core::PartialObjectMeta;
+use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
-use std::collections::BTreeMap;
-use std::fmt::Debug;
+use kube::{Client, Resource, ResourceExt};
+use std::collections::{BTreeMap, hash_map::DefaultHasher};
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Reflector stores of everything the rules read.
-#[derive(Clone)]
-pub struct ClusterState {
+/// The admission context over reflector stores. Namespaces are watched as metadata only and
+/// managedFields are dropped, to keep memory low.
+pub struct StoreContext {
     pub policies: Store<CompliancePolicy>,
-    pub namespaces: Store<PartialObjectMeta<Namespace>>,
     pub datasets: Store<TrainingDataset>,
     pub models: Store<ModelDeployment>,
     pub approvals: Store<ModelApproval>,
     pub agents: Store<AgentPolicy>,
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    pub(crate) profiles: ProfileCache,
+    synced: AtomicBool,
 }
 
-pub(crate) fn reflect<K>(api: Api<K>) -> (Store<K>, BoxFuture<'static, ()>)
-where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
-{
-    let (reader, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default().any_semantic())
-        .default_backoff()
-        .modify(|o: &mut K| o.managed_fields_mut().clear());
-    let fut = reflector::reflector(writer, stream).for_each(|_| futures::future::ready(()));
-    (reader, Box::pin(fut))
-}
-
-impl ClusterState {
-    /// Creates the stores and the future that keeps them in sync (run it on a task).
-    pub fn new(client: &Client) -> (Self, BoxFuture<'static, ()>) {
-        let (policies, f1) = reflect(Api::<CompliancePolicy>::all(client.clone()));
-        let (datasets, f2) = reflect(Api::<TrainingDataset>::all(client.clone()));
-        let (models, f3) = reflect(Api::<ModelDeployment>::all(client.clone()));
-        let (approvals, f4) = reflect(Api::<ModelApproval>::all(client.clone()));
-        let (agents, f5) = reflect(Api::<AgentPolicy>::all(client.clone()));
-        // Metadata only: the labels are all the rules need.
-        let (namespaces, f6) = reflect(Api::<PartialObjectMeta<Namespace>>::all(client.clone()));
-        let run = async move {
-            futures::join!(f1, f2, f3, f4, f5, f6);
-        };
-        (
-            Self {
-                policies,
-                namespaces,
-                datasets,
-                models,
-                approvals,
-                agents,
-            },
-            Box::pin(run),
-        )
+impl StoreContext {
+    /// A context over existing stores (tests fill them through their writers).
+    pub fn new(
+        policies: Store<CompliancePolicy>,
+        datasets: Store<TrainingDataset>,
+        models: Store<ModelDeployment>,
+        approvals: Store<ModelApproval>,
+        agents: Store<AgentPolicy>,
+        namespaces: Store<PartialObjectMeta<Namespace>>,
+    ) -> Self {
+        Self {
+            policies,
+            datasets,
+            models,
+            approvals,
+            agents,
+            namespaces,
+            profiles: ProfileCache::default(),
+            synced: AtomicBool::new(false),
+        }
     }
 
-    /// Waits until every store has its first full list.
-    pub async fn wait_ready(&self) {
-        let _ = futures::join!(
-            self.policies.wait_until_ready(),
-            self.namespaces.wait_until_ready(),
-            self.datasets.wait_until_ready(),
-            self.models.wait_until_ready(),
-            self.approvals.wait_until_ready(),
-            self.agents.wait_until_ready(),
-        );
+    /// Marks the stores as synced (`/readyz` then answers 200).
+    pub fn set_synced(&self) {
+        self.synced.store(true, Ordering::Relaxed);
     }
 
-    /// Labels of a namespace (with `kubernetes.io/metadata.name`, as the API server sets it).
-    pub fn namespace_labels(&self, namespace: &str) -> Option<BTreeMap<String, String>> {
-        self.namespaces.get(&ObjectRef::new(namespace)).map(|ns| {
-            let mut labels = ns.labels().clone();
-            labels
-                .entry("kubernetes.io/metadata.name".to_string())
-                .or_insert_with(|| namespace.to_string());
-            labels
-        })
-    }
-
-    /// The effective profile of a namespace.
-    pub fn profile(&self, namespace: &str) -> Profile {
-        let labels = self.namespace_labels(namespace).unwrap_or_else(|| {
-            BTreeMap::from([(
-                "kubernetes.io/metadata.name".to_string(),
-                namespace.to_string(),
-            )])
-        });
-        let policies = self.policies.state();
-        Profile::for_namespace(&labels, policies.iter().map(|p| &**p))
+    /// Names the current policy set: the profile cache is valid while it is unchanged.
+    pub(crate) fn policy_generation(&self, policies: &[Arc<CompliancePolicy>]) -> u64 {
+        let mut hasher = DefaultHasher::new();
+        let mut versions: Vec<(&str, &str)> = policies
+            .iter()
+            .map(|p| {
+                (
+                    p.metadata.name.as_deref().unwrap_or_default(),
+                    p.metadata.resource_version.as_deref().unwrap_or_default(),
+                )
+            })
+            .collect();
+        versions.sort_unstable();
+        versions.hash(&mut hasher);
+        // Objects without a resourceVersion (tests) are told apart by content.
+        if versions.iter().any(|(_, rv)| rv.is_empty()) {
+            for p in policies {
+                format!("{:?}", p.spec).hash(&mut hasher);
+            }
+        }
+        hasher.finish()
     }
 }
 
-impl Lookup for ClusterState {
+impl Lookup for StoreContext {
     fn dataset(&self, namespace: &str, name: &str) -> Option<Arc<TrainingDataset>> {
         self.datasets.get(&ObjectRef::new(name).within(namespace))
     }
@@ -121,3 +103,104 @@ impl Lookup for ClusterState {
         })
     }
 }
+
+pub(crate) type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+pub(crate) fn reflect<K>(api: Api<K>) -> (Store<K>, Task)
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone,
+{
+    let (store, writer) = reflector::store();
+    let kind = K::kind(&K::DynamicType::default()).into_owned();
+    let stream = watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(|o: &mut K| o.managed_fields_mut().clear())
+        .reflect(writer)
+        .for_each(move |event| {
+            if let Err(e) = event {
+                tracing::warn!(kind = %kind, error = %e, "watch error; retrying with backoff");
+            }
+            futures::future::ready(())
+        });
+    (store, Box::pin(stream))
+}
+
+/// Starts watching everything the decisions read. Returns the context and the future that
+/// drives the watches (run it on a task; it never ends) and marks the context synced once
+/// every store has listed.
+pub fn watch(client: Client) -> (Arc<StoreContext>, impl Future<Output = ()> + Send) {
+    let (policies, p) = reflect(Api::<CompliancePolicy>::all(client.clone()));
+    let (datasets, d) = reflect(Api::<TrainingDataset>::all(client.clone()));
+    let (models, m) = reflect(Api::<ModelDeployment>::all(client.clone()));
+    let (approvals, a) = reflect(Api::<ModelApproval>::all(client.clone()));
+    let (agents, g) = reflect(Api::<AgentPolicy>::all(client.clone()));
+    let (namespaces, namespace_writer) = reflector::store();
+    let n: Task = Box::pin(
+        watcher(Api::<PartialObjectMeta<Namespace>>::all(client), watcher::Config::default().any_semantic())
+            .default_backoff()
+            .modify(|o: &mut PartialObjectMeta<Namespace>| o.managed_fields_mut().clear())
+            .reflect(namespace_writer)
+            .for_each(|event| {
+                if let Err(e) = event {
+                    tracing::warn!(kind = "Namespace", error = %e, "watch error; retrying with backoff");
+                }
+                futures::future::ready(())
+            }),
+    );
+    let context = Arc::new(StoreContext::new(
+        policies, datasets, models, approvals, agents, namespaces,
+    ));
+    let ready = {
+        let context = context.clone();
+        async move {
+            let _ = context.policies.wait_until_ready().await;
+            let _ = context.datasets.wait_until_ready().await;
+            let _ = context.models.wait_until_ready().await;
+            let _ = context.approvals.wait_until_ready().await;
+            let _ = context.agents.wait_until_ready().await;
+            let _ = context.namespaces.wait_until_ready().await;
+            context.set_synced();
+            tracing::info!("admission context synced");
+        }
+    };
+    let tasks: Vec<Task> = vec![p, d, m, a, g, n, Box::pin(ready)];
+    (context, async move {
+        futures::future::join_all(tasks).await;
+    })
+}
+
+impl StoreContext {
+    /// Whether every store has listed once.
+    pub fn synced(&self) -> bool {
+        self.synced.load(Ordering::Relaxed)
+    }
+
+    /// Labels of a namespace (with `kubernetes.io/metadata.name`, as the API server sets it).
+    pub fn namespace_labels(&self, namespace: &str) -> Option<BTreeMap<String, String>> {
+        self.namespaces.get(&ObjectRef::new(namespace)).map(|ns| {
+            let mut labels = ns.labels().clone();
+            labels
+                .entry("kubernetes.io/metadata.name".to_string())
+                .or_insert_with(|| namespace.to_string());
+            labels
+        })
+    }
+
+    /// The effective profile of a namespace (cached per policy set).
+    pub fn profile(&self, namespace: &str) -> Arc<Profile> {
+        let labels = self.namespace_labels(namespace).unwrap_or_else(|| {
+            BTreeMap::from([(
+                "kubernetes.io/metadata.name".to_string(),
+                namespace.to_string(),
+            )])
+        });
+        let policies = self.policies.state();
+        let generation = self.policy_generation(&policies);
+        self.profiles
+            .get_or_compute(namespace, generation, &labels, || policies)
+    }
+}
+
+/// The shared state under the name the controllers use.
+pub type ClusterState = Arc<StoreContext>;

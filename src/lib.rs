@@ -11,3 +11,4 @@ pub mod controller;
 pub mod error;
 pub mod manifest;
 pub mod policy;
+pub mod webhook;

@@ -4,6 +4,8 @@ pub mod approve;
 pub mod check;
 pub mod info;
 pub mod report;
+pub mod run;
+pub mod webhook;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -18,6 +20,28 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log format of `run` and `webhook` (filter with RUST_LOG, default info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Installs the tracing subscriber: RUST_LOG-style filter, text or JSON lines on stderr.
+pub fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
 }
 
 #[derive(Subcommand, Debug)]
@@ -37,6 +61,10 @@ pub enum Command {
     Approve(approve::ApproveArgs),
     /// Print, from the cluster, each control with how many objects pass and fail it, and where.
     Report(report::ReportArgs),
+    /// Run the operator in the cluster: admission webhook, controllers, metrics and health.
+    Run(run::Args),
+    /// Serve the admission webhook stand-alone, from policy and context files (no API server).
+    Webhook(webhook::Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -110,6 +138,14 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Policy(PolicyCommand::Default) => info::policy_default(),
         Command::Approve(args) => block_on(approve::run(&args)),
         Command::Report(args) => block_on(report::run(&args)),
+        Command::Run(args) => {
+            init_logging(cli.log_format);
+            block_on(run::run(&args))
+        }
+        Command::Webhook(args) => {
+            init_logging(cli.log_format);
+            block_on(webhook::run(&args))
+        }
     };
     match result {
         Ok(()) => 0,

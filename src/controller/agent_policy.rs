@@ -285,7 +285,7 @@ async fn reconcile_inner(agent: &AgentPolicy, ctx: &Context) -> Result<Action> {
         Governed::Agent(agent),
         &PolicyContext {
             profile: &profile,
-            lookup: &ctx.state,
+            lookup: &*ctx.state,
             now,
         },
     );

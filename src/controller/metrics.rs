@@ -36,6 +36,7 @@ impl Default for ControllerMetrics {
 }
 
 impl ControllerMetrics {
+    /// Registers under the registry's `annexa` prefix (`annexa_reconciles_total`, ...).
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "annexa_reconciles",
@@ -43,12 +44,12 @@ impl ControllerMetrics {
             self.reconciles.clone(),
         );
         registry.register(
-            "annexa_reconcile_errors",
+            "reconcile_errors",
             "Reconciliation errors by kind and category",
             self.errors.clone(),
         );
         registry.register(
-            "annexa_reconcile_duration_seconds",
+            "reconcile_duration_seconds",
             "Reconciliation latency by kind",
             self.duration.clone(),
         );

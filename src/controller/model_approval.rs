@@ -122,11 +122,11 @@ async fn reconcile_inner(approval: &ModelApproval, ctx: &Context) -> Result<Acti
         Governed::Approval(approval),
         &PolicyContext {
             profile: &profile,
-            lookup: &ctx.state,
+            lookup: &*ctx.state,
             now,
         },
     );
-    let (counted, expires) = counted(approval, &ctx.state, &profile, now);
+    let (counted, expires) = counted(approval, &*ctx.state, &profile, now);
     let desired = vec![
         counted,
         Desired::new("Ready", true, "Reconciled", "evaluated"),

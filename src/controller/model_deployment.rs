@@ -522,7 +522,7 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
     let name = model.name_any();
     let now = Timestamp::now();
     let profile = ctx.state.profile(&namespace);
-    let lookup: &dyn Lookup = &ctx.state;
+    let lookup: &dyn Lookup = &*ctx.state;
     let eval = policy::evaluate(
         Governed::Model(model),
         &PolicyContext {

@@ -91,7 +91,7 @@ async fn reconcile_inner(dataset: &TrainingDataset, ctx: &Context) -> Result<Act
         Governed::Dataset(dataset),
         &PolicyContext {
             profile: &profile,
-            lookup: &ctx.state,
+            lookup: &*ctx.state,
             now,
         },
     );

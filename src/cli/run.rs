@@ -1,0 +1,172 @@
+//! `annexa run`: the operator in the cluster. The admission webhook serves on every replica;
+//! the controllers run on the replica holding the leader Lease (or always, without
+//! `--leader-election`). Both read one shared cache of the cluster.
+
+use crate::error::Result;
+use crate::webhook::cluster::{self, CertificateConfig, CertificateSource, ClusterConfig};
+use crate::webhook::{Limits, certs, server};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// Address of the HTTPS admission webhook.
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    pub webhook_addr: SocketAddr,
+    /// Plain-HTTP address for /metrics.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Serving certificate from a file (cert-manager); without it Annexa manages its own CA and
+    /// certificate in the Secret --cert-secret.
+    #[arg(long, value_name = "FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
+    /// Annexa's own namespace (the webhook Service and the certificate Secret live there).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "annexa-system")]
+    pub namespace: String,
+    /// Name of the webhook Service (the certificate is issued for SERVICE.NAMESPACE.svc).
+    #[arg(long, default_value = "annexa-webhook")]
+    pub service_name: String,
+    /// Secret holding the self-managed CA and serving certificate, shared by replicas.
+    #[arg(long, default_value = "annexa-webhook-certs")]
+    pub cert_secret: String,
+    /// ValidatingWebhookConfigurations whose caBundle Annexa keeps current (repeatable).
+    #[arg(
+        long = "validating-webhook-configuration",
+        visible_alias = "validating-webhook",
+        default_value = "annexa"
+    )]
+    pub validating_webhook_configurations: Vec<String>,
+    /// MutatingWebhookConfigurations whose caBundle Annexa keeps current (repeatable).
+    #[arg(
+        long = "mutating-webhook-configuration",
+        visible_alias = "mutating-webhook",
+        default_value = "annexa"
+    )]
+    pub mutating_webhook_configurations: Vec<String>,
+    /// Elect a leader through a coordination.k8s.io Lease so that only one replica reconciles
+    /// (required with more than one replica). Without it the controllers always run.
+    #[arg(long)]
+    pub leader_election: bool,
+    /// Name of the Lease (in --namespace) used for leader election.
+    #[arg(long, default_value = "annexa-leader")]
+    pub lease_name: String,
+    /// Identity in the Lease (default: the pod name from HOSTNAME).
+    #[arg(long, env = "HOSTNAME")]
+    pub identity: Option<String>,
+    /// Serve the webhook only; run no controllers.
+    #[arg(long)]
+    pub no_controllers: bool,
+    /// Largest AdmissionReview body accepted; larger ones are answered 413.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_BODY_BYTES, value_name = "BYTES")]
+    pub max_body_bytes: usize,
+    /// Server-side deadline for one review, in milliseconds.
+    #[arg(long, default_value_t = 4000, value_name = "MS")]
+    pub deadline_ms: u64,
+}
+
+impl Args {
+    pub fn webhook_config(&self) -> ClusterConfig {
+        let certificates = match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(cert_file), Some(key_file)) => CertificateSource::Files {
+                cert_file: cert_file.clone(),
+                key_file: key_file.clone(),
+                reload_interval: Duration::from_secs(5),
+            },
+            _ => CertificateSource::Secret(CertificateConfig {
+                namespace: self.namespace.clone(),
+                service_name: self.service_name.clone(),
+                secret_name: self.cert_secret.clone(),
+                validating_configurations: self.validating_webhook_configurations.clone(),
+                mutating_configurations: self.mutating_webhook_configurations.clone(),
+                lifetimes: certs::Lifetimes::default(),
+                check_interval: Duration::from_secs(600),
+            }),
+        };
+        ClusterConfig {
+            addr: self.webhook_addr,
+            metrics_addr: Some(self.metrics_addr),
+            limits: Limits {
+                max_body_bytes: self.max_body_bytes,
+                deadline: Duration::from_millis(self.deadline_ms),
+            },
+            certificates,
+        }
+    }
+}
+
+/// Runs until SIGTERM or Ctrl-C: webhook on every replica, controllers on the leader.
+pub async fn run(args: &Args) -> Result<()> {
+    use crate::controller::{self, leader, metrics::ControllerMetrics};
+    use std::sync::Arc;
+
+    let client = kube::Client::try_default().await?;
+    let (context, watches) = crate::cluster::watch(client.clone());
+    let watches = tokio::spawn(watches);
+    let controller_metrics = Arc::new(ControllerMetrics::default());
+    let metrics = Arc::new(crate::webhook::Metrics::with(|registry| {
+        controller_metrics.register(registry)
+    }));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        server::shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
+    let webhook = cluster::run_with(
+        client.clone(),
+        args.webhook_config(),
+        context.clone(),
+        metrics,
+        stopped(stop_rx.clone()),
+    );
+    let controllers = async {
+        if args.no_controllers {
+            return Ok(());
+        }
+        // Reconciling against half-listed caches would hold rollouts and report phantom
+        // failures: wait until every store has listed once.
+        let mut ticker = tokio::time::interval(Duration::from_millis(200));
+        while !context.synced() {
+            if *stop_rx.borrow() {
+                return Ok(());
+            }
+            ticker.tick().await;
+        }
+        let work = |stop| {
+            controller::run(
+                client.clone(),
+                context.clone(),
+                controller_metrics.clone(),
+                stop,
+            )
+        };
+        if args.leader_election {
+            let identity = args
+                .identity
+                .clone()
+                .unwrap_or_else(|| format!("annexa-{}", std::process::id()));
+            leader::run_while_leader(
+                client.clone(),
+                &args.namespace,
+                &args.lease_name,
+                identity,
+                stop_rx.clone(),
+                work,
+            )
+            .await
+        } else {
+            work(stop_rx.clone()).await;
+            Ok(())
+        }
+    };
+    let (served, reconciled) = tokio::join!(webhook, controllers);
+    watches.abort();
+    served.and(reconciled)
+}

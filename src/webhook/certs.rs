@@ -1,0 +1,573 @@
+//! Serving certificates: a rustls resolver whose certificate can be swapped while the server
+//! runs (new connections get the new certificate; established ones keep theirs and finish),
+//! PEM loading and file reload (cert-manager mode), and rcgen generation and rotation of a CA
+//! plus serving certificate (self-managed mode, kept in a Secret by `cluster`).
+
+use super::metrics::Metrics;
+use crate::error::{Error, Result};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
+};
+use rustls::ServerConfig;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+/// Default lifetimes: CA 10 years, serving certificate 1 year, rotated at two thirds.
+pub const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400);
+pub const SERVING_LIFETIME: Duration = Duration::from_secs(365 * 86_400);
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A certificate chain and key ready to serve, with its expiry.
+#[derive(Clone, Debug)]
+pub struct LoadedCert {
+    pub key: Arc<CertifiedKey>,
+    /// notAfter of the leaf, unix seconds.
+    pub not_after: i64,
+}
+
+/// Parses a PEM certificate chain (leaf first) and a PEM private key (PKCS#8, PKCS#1 or SEC1),
+/// refusing a key that does not belong to the certificate.
+pub fn load_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<LoadedCert> {
+    let chain = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::Config(format!("certificate PEM: {e}")))?;
+    let Some(leaf) = chain.first() else {
+        return Err(Error::Config(
+            "certificate PEM holds no CERTIFICATE block".into(),
+        ));
+    };
+    let not_after = validity_of_der(leaf)?.1;
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| Error::Config(format!("private key PEM: {e}")))?;
+    let certified = CertifiedKey::from_der(chain, key, &provider())
+        .map_err(|e| Error::Config(format!("certificate and key do not fit together: {e}")))?;
+    Ok(LoadedCert {
+        key: Arc::new(certified),
+        not_after,
+    })
+}
+
+/// Reads and loads a certificate and key file pair; errors name the files.
+pub fn load_files(cert_file: &Path, key_file: &Path) -> Result<LoadedCert> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    let (cert, key) = (read(cert_file)?, read(key_file)?);
+    load_pem(&cert, &key).map_err(|e| {
+        Error::Config(format!(
+            "{} / {}: {e}",
+            cert_file.display(),
+            key_file.display()
+        ))
+    })
+}
+
+/// notBefore and notAfter (unix seconds) of a DER certificate.
+pub fn validity_of_der(der: &[u8]) -> Result<(i64, i64)> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| Error::Config(format!("cannot parse certificate: {e}")))?;
+    let validity = cert.validity();
+    Ok((
+        validity.not_before.timestamp(),
+        validity.not_after.timestamp(),
+    ))
+}
+
+/// The DER blocks of every CERTIFICATE in a PEM text.
+fn pem_certificates(pem: &str) -> Vec<CertificateDer<'static>> {
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .filter_map(std::result::Result::ok)
+        .collect()
+}
+
+/// DNS names in the subjectAltName of a DER certificate.
+fn dns_names_of_der(der: &[u8]) -> Vec<String> {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return Vec::new();
+    };
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The certificate the server presents, swappable at run time.
+///
+/// rustls asks the resolver once per handshake, so a swap affects new connections only;
+/// established (keep-alive, in-flight) connections finish on the certificate they started with.
+#[derive(Debug)]
+pub struct CertStore {
+    current: RwLock<LoadedCert>,
+    not_after: AtomicI64,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl CertStore {
+    pub fn new(cert: LoadedCert, metrics: Option<Arc<Metrics>>) -> Arc<Self> {
+        if let Some(m) = &metrics {
+            m.set_certificate_expiry(cert.not_after);
+        }
+        Arc::new(Self {
+            not_after: AtomicI64::new(cert.not_after),
+            current: RwLock::new(cert),
+            metrics,
+        })
+    }
+
+    /// Serves `cert` to every new connection from now on.
+    pub fn replace(&self, cert: LoadedCert) {
+        self.not_after.store(cert.not_after, Ordering::Relaxed);
+        if let Some(m) = &self.metrics {
+            m.set_certificate_expiry(cert.not_after);
+        }
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = cert;
+    }
+
+    pub fn current(&self) -> LoadedCert {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// notAfter of the served certificate, unix seconds.
+    pub fn not_after(&self) -> i64 {
+        self.not_after.load(Ordering::Relaxed)
+    }
+
+    /// A rustls server configuration (ring, TLS 1.2 and 1.3, h2 and http/1.1) resolving to
+    /// this store.
+    pub fn server_config(self: &Arc<Self>) -> Result<ServerConfig> {
+        let mut config = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Config(format!("TLS configuration: {e}")))?
+            .with_no_client_auth()
+            .with_cert_resolver(self.clone());
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(config)
+    }
+}
+
+impl ResolvesServerCert for CertStore {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .key
+                .clone(),
+        )
+    }
+}
+
+fn modified(path: &Path) -> Option<(SystemTime, u64)> {
+    std::fs::metadata(path)
+        .ok()
+        .and_then(|m| Some((m.modified().ok()?, m.len())))
+}
+
+/// Reloads the certificate when either file changes (polled every `interval`; cert-manager
+/// and kubelet replace Secret volumes atomically). A pair that does not load (half-written,
+/// mismatched) is skipped with a warning and retried on the next change; the old certificate
+/// keeps serving meanwhile.
+pub fn spawn_file_reload(
+    store: Arc<CertStore>,
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut seen = (modified(&cert_file), modified(&key_file));
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let now = (modified(&cert_file), modified(&key_file));
+            if now == seen {
+                continue;
+            }
+            match load_files(&cert_file, &key_file) {
+                Ok(cert) => {
+                    tracing::info!(
+                        cert = %cert_file.display(),
+                        not_after = cert.not_after,
+                        "reloaded the serving certificate"
+                    );
+                    store.replace(cert);
+                    seen = now;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "certificate files changed but do not load; keeping the current certificate");
+                    seen = now;
+                }
+            }
+        }
+    })
+}
+
+/// DNS names of the webhook Service: `SERVICE.NAMESPACE.svc` is what the API server dials.
+pub fn service_dns_names(service: &str, namespace: &str) -> Vec<String> {
+    vec![
+        format!("{service}.{namespace}.svc"),
+        format!("{service}.{namespace}.svc.cluster.local"),
+        format!("{service}.{namespace}"),
+        service.to_string(),
+    ]
+}
+
+/// A CA or serving certificate with its key, PEM encoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PemPair {
+    pub cert: String,
+    pub key: String,
+}
+
+fn offset(unix_seconds: i64) -> Result<time::OffsetDateTime> {
+    time::OffsetDateTime::from_unix_timestamp(unix_seconds)
+        .map_err(|e| Error::Config(format!("time out of range: {e}")))
+}
+
+fn rcgen_error(what: &str) -> impl Fn(rcgen::Error) -> Error + '_ {
+    move |e| Error::Config(format!("{what}: {e}"))
+}
+
+/// Tolerated clock skew between the webhook and the API server.
+const SKEW_SECS: i64 = 300;
+
+/// Generates a self-signed CA valid from `now` for `lifetime`.
+pub fn generate_ca(now: i64, lifetime: Duration) -> Result<PemPair> {
+    let key = KeyPair::generate().map_err(rcgen_error("CA key"))?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    // The timestamp tells CAs apart while the old and the new one are both trusted.
+    dn.push(DnType::CommonName, format!("annexa-webhook-ca-{now}"));
+    dn.push(DnType::OrganizationName, "Annexa");
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_before = offset(now - SKEW_SECS)?;
+    params.not_after = offset(now.saturating_add(lifetime.as_secs() as i64))?;
+    let cert = params
+        .self_signed(&key)
+        .map_err(rcgen_error("CA certificate"))?;
+    Ok(PemPair {
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    })
+}
+
+/// Issues a serving certificate for `dns_names`, signed by `ca`.
+pub fn issue_serving(
+    ca: &PemPair,
+    dns_names: &[String],
+    now: i64,
+    lifetime: Duration,
+) -> Result<PemPair> {
+    let ca_key = KeyPair::from_pem(&ca.key).map_err(rcgen_error("CA key"))?;
+    let issuer =
+        Issuer::from_ca_cert_pem(&ca.cert, ca_key).map_err(rcgen_error("CA certificate"))?;
+    let key = KeyPair::generate().map_err(rcgen_error("serving key"))?;
+    let mut params =
+        CertificateParams::new(dns_names.to_vec()).map_err(rcgen_error("serving names"))?;
+    let mut dn = DistinguishedName::new();
+    dn.push(
+        DnType::CommonName,
+        dns_names
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "annexa-webhook".into()),
+    );
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.use_authority_key_identifier_extension = true;
+    params.not_before = offset(now - SKEW_SECS)?;
+    params.not_after = offset(now.saturating_add(lifetime.as_secs() as i64))?;
+    let cert = params
+        .signed_by(&key, &issuer)
+        .map_err(rcgen_error("serving certificate"))?;
+    Ok(PemPair {
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    })
+}
+
+/// Everything the self-managed mode keeps (in a Secret shared by replicas).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertBundle {
+    /// The CA that signs the current serving certificate.
+    pub ca: PemPair,
+    /// The serving certificate (leaf only) and key.
+    pub serving: PemPair,
+    /// Every CA the API server must trust: the current one first, then the previous one until
+    /// it expires (so replicas still serving a certificate from it stay trusted during a switch).
+    pub ca_bundle: String,
+}
+
+/// Lifetimes for generated certificates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lifetimes {
+    pub ca: Duration,
+    pub serving: Duration,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Self {
+        Self {
+            ca: CA_LIFETIME,
+            serving: SERVING_LIFETIME,
+        }
+    }
+}
+
+/// Whether a certificate valid from `not_before` to `not_after` is due for rotation at `now`:
+/// two thirds of its lifetime have passed.
+pub fn rotation_due(not_before: i64, not_after: i64, now: i64) -> bool {
+    let lifetime = not_after.saturating_sub(not_before).max(0);
+    now >= not_before.saturating_add(lifetime / 3 * 2)
+}
+
+fn pem_validity(pem: &str) -> Option<(i64, i64)> {
+    pem_certificates(pem)
+        .first()
+        .and_then(|der| validity_of_der(der).ok())
+}
+
+/// What to store next: `None` when `existing` is valid and not due, else a renewed bundle.
+/// - nothing stored, or unreadable: a new CA and serving certificate;
+/// - CA due: a new CA, a serving certificate from it, and the old CA kept in the bundle;
+/// - serving certificate due, or for other names: a new one from the current CA.
+pub fn renew(
+    existing: Option<&CertBundle>,
+    dns_names: &[String],
+    now: i64,
+    lifetimes: Lifetimes,
+) -> Result<Option<CertBundle>> {
+    let fresh = || -> Result<CertBundle> {
+        let ca = generate_ca(now, lifetimes.ca)?;
+        let serving = issue_serving(&ca, dns_names, now, lifetimes.serving)?;
+        Ok(CertBundle {
+            ca_bundle: ca.cert.clone(),
+            ca,
+            serving,
+        })
+    };
+    let Some(existing) = existing else {
+        return fresh().map(Some);
+    };
+    let (Some(ca_validity), Some(serving_validity)) = (
+        pem_validity(&existing.ca.cert),
+        pem_validity(&existing.serving.cert),
+    ) else {
+        return fresh().map(Some);
+    };
+    // Keep trusted CAs that are still valid.
+    let still_valid = |pem: &str| -> Vec<String> {
+        pem_certificates(pem)
+            .iter()
+            .filter(|der| validity_of_der(der).is_ok_and(|(_, not_after)| not_after > now))
+            .map(|der| der_to_pem(der))
+            .collect()
+    };
+    if rotation_due(ca_validity.0, ca_validity.1, now) {
+        let ca = generate_ca(now, lifetimes.ca)?;
+        let serving = issue_serving(&ca, dns_names, now, lifetimes.serving)?;
+        let mut bundle = vec![ca.cert.clone()];
+        bundle.extend(still_valid(&existing.ca.cert));
+        return Ok(Some(CertBundle {
+            ca,
+            serving,
+            ca_bundle: bundle.concat(),
+        }));
+    }
+    let names_differ = {
+        let mut have = pem_certificates(&existing.serving.cert)
+            .first()
+            .map(|d| dns_names_of_der(d))
+            .unwrap_or_default();
+        let mut want = dns_names.to_vec();
+        have.sort();
+        want.sort();
+        have != want
+    };
+    if rotation_due(serving_validity.0, serving_validity.1, now) || names_differ {
+        let serving = issue_serving(&existing.ca, dns_names, now, lifetimes.serving)?;
+        let mut bundle = still_valid(&existing.ca_bundle);
+        let ca_der = pem_certificates(&existing.ca.cert);
+        if !pem_certificates(&existing.ca_bundle)
+            .iter()
+            .any(|d| ca_der.contains(d))
+        {
+            bundle.insert(0, existing.ca.cert.clone());
+        }
+        return Ok(Some(CertBundle {
+            ca: existing.ca.clone(),
+            serving,
+            ca_bundle: bundle.concat(),
+        }));
+    }
+    Ok(None)
+}
+
+fn der_to_pem(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+impl CertBundle {
+    /// The serving certificate, ready for the server.
+    pub fn loaded(&self) -> Result<LoadedCert> {
+        load_pem(self.serving.cert.as_bytes(), self.serving.key.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_760_000_000;
+    const DAY: i64 = 86_400;
+
+    fn names() -> Vec<String> {
+        service_dns_names("annexa-webhook", "annexa-system")
+    }
+
+    #[test]
+    fn generated_certificates_load_and_carry_the_service_names() {
+        let bundle = renew(None, &names(), NOW, Lifetimes::default())
+            .unwrap()
+            .unwrap();
+        let loaded = bundle.loaded().unwrap();
+        assert_eq!(loaded.not_after, NOW + 365 * DAY);
+        let der = &pem_certificates(&bundle.serving.cert)[0];
+        assert_eq!(dns_names_of_der(der), names());
+        assert_eq!(pem_validity(&bundle.ca.cert).unwrap().1, NOW + 3650 * DAY);
+        assert_eq!(bundle.ca_bundle, bundle.ca.cert);
+    }
+
+    #[test]
+    fn rotates_at_two_thirds_of_the_lifetime() {
+        assert!(!rotation_due(0, 300, 199));
+        assert!(rotation_due(0, 300, 200));
+        let lifetimes = Lifetimes::default();
+        let bundle = renew(None, &names(), NOW, lifetimes).unwrap().unwrap();
+        // Not due before two thirds of a year.
+        assert_eq!(
+            renew(Some(&bundle), &names(), NOW + 240 * DAY, lifetimes).unwrap(),
+            None
+        );
+        // Serving certificate due: same CA, new leaf, bundle unchanged.
+        let renewed = renew(Some(&bundle), &names(), NOW + 245 * DAY, lifetimes)
+            .unwrap()
+            .unwrap();
+        assert_eq!(renewed.ca, bundle.ca);
+        assert_ne!(renewed.serving, bundle.serving);
+        assert_eq!(
+            pem_certificates(&renewed.ca_bundle),
+            pem_certificates(&bundle.ca.cert)
+        );
+        // Other names: reissued.
+        let other = service_dns_names("other", "annexa-system");
+        assert!(
+            renew(Some(&bundle), &other, NOW + DAY, lifetimes)
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn ca_rotation_keeps_the_old_ca_trusted() {
+        let lifetimes = Lifetimes {
+            ca: Duration::from_secs(30 * DAY as u64),
+            serving: Duration::from_secs(10 * DAY as u64),
+        };
+        let bundle = renew(None, &names(), NOW, lifetimes).unwrap().unwrap();
+        let later = NOW + 21 * DAY;
+        let renewed = renew(Some(&bundle), &names(), later, lifetimes)
+            .unwrap()
+            .unwrap();
+        assert_ne!(renewed.ca, bundle.ca);
+        let trusted = pem_certificates(&renewed.ca_bundle);
+        assert_eq!(trusted.len(), 2);
+        assert_eq!(trusted[0], pem_certificates(&renewed.ca.cert)[0]);
+        assert_eq!(trusted[1], pem_certificates(&bundle.ca.cert)[0]);
+        // Once the old CA has expired it leaves the bundle.
+        let much_later = NOW + 31 * DAY;
+        let again = renew(Some(&renewed), &names(), much_later, lifetimes)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            pem_certificates(&again.ca_bundle),
+            pem_certificates(&renewed.ca.cert)
+        );
+    }
+
+    #[test]
+    fn garbage_is_replaced() {
+        let junk = CertBundle {
+            ca: PemPair {
+                cert: "junk".into(),
+                key: "junk".into(),
+            },
+            serving: PemPair {
+                cert: "junk".into(),
+                key: "junk".into(),
+            },
+            ca_bundle: String::new(),
+        };
+        assert!(
+            renew(Some(&junk), &names(), NOW, Lifetimes::default())
+                .unwrap()
+                .is_some()
+        );
+        assert!(load_pem(b"junk", b"junk").is_err());
+    }
+
+    #[test]
+    fn a_key_from_another_certificate_is_refused() {
+        let a = renew(None, &names(), NOW, Lifetimes::default())
+            .unwrap()
+            .unwrap();
+        let b = renew(None, &names(), NOW, Lifetimes::default())
+            .unwrap()
+            .unwrap();
+        let err = load_pem(a.serving.cert.as_bytes(), b.serving.key.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("do not fit together"), "{err}");
+    }
+}

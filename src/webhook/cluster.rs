@@ -1,0 +1,375 @@
+//! Cluster mode (`annexa run`): the admission context from kube-runtime reflector stores,
+//! serving certificates kept in a Secret shared by replicas with the CA patched into `caBundle`
+//! of Annexa's webhook configurations, and the whole webhook wired together.
+
+use super::certs::{self, CertBundle, CertStore, Lifetimes, PemPair};
+use super::context::{AdmissionContext, labels_enforce};
+use super::{Limits, Metrics, WebhookState};
+pub use crate::cluster::{StoreContext, watch};
+use crate::error::{Error, Result};
+use crate::policy::{Lookup, Profile};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
+use k8s_openapi::api::core::v1::Secret;
+use kube::Client;
+use kube::api::{Api, ObjectMeta, PostParams};
+use kube::runtime::reflector::ObjectRef;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+impl AdmissionContext for StoreContext {
+    fn lookup(&self) -> &dyn Lookup {
+        self
+    }
+
+    /// A namespace missing from the store (created a moment ago) counts as opted in: the API
+    /// server only sends workloads of namespaces its `namespaceSelector` matches.
+    fn workloads_enforced(&self, namespace: &str) -> bool {
+        match self.namespaces.get(&ObjectRef::new(namespace)) {
+            None => true,
+            Some(ns) => ns.metadata.labels.as_ref().is_some_and(labels_enforce),
+        }
+    }
+
+    fn profile(&self, namespace: &str) -> Arc<Profile> {
+        StoreContext::profile(self, namespace)
+    }
+
+    fn ready(&self) -> bool {
+        self.synced()
+    }
+}
+
+/// Where the self-managed certificates live and whom they are for.
+#[derive(Clone, Debug)]
+pub struct CertificateConfig {
+    /// Namespace of the Service and the Secret (Annexa's own namespace).
+    pub namespace: String,
+    pub service_name: String,
+    pub secret_name: String,
+    /// ValidatingWebhookConfigurations and MutatingWebhookConfigurations whose `caBundle`
+    /// Annexa keeps current.
+    pub validating_configurations: Vec<String>,
+    pub mutating_configurations: Vec<String>,
+    pub lifetimes: Lifetimes,
+    /// How often the Secret is checked (renewed by this or another replica).
+    pub check_interval: Duration,
+}
+
+const CA_CERT: &str = "ca.crt";
+const CA_KEY: &str = "ca.key";
+const TLS_CERT: &str = "tls.crt";
+const TLS_KEY: &str = "tls.key";
+const CA_BUNDLE: &str = "ca-bundle.crt";
+
+/// Reads the bundle from the Secret's data; `None` when a key is missing or not UTF-8.
+pub fn bundle_from_secret(secret: &Secret) -> Option<CertBundle> {
+    let data = secret.data.as_ref()?;
+    let text = |key: &str| {
+        data.get(key)
+            .and_then(|b| String::from_utf8(b.0.clone()).ok())
+    };
+    Some(CertBundle {
+        ca: PemPair {
+            cert: text(CA_CERT)?,
+            key: text(CA_KEY)?,
+        },
+        serving: PemPair {
+            cert: text(TLS_CERT)?,
+            key: text(TLS_KEY)?,
+        },
+        ca_bundle: text(CA_BUNDLE).unwrap_or_else(|| text(CA_CERT).unwrap_or_default()),
+    })
+}
+
+/// The Secret data for a bundle.
+pub fn secret_data(bundle: &CertBundle) -> BTreeMap<String, ByteString> {
+    [
+        (CA_CERT, &bundle.ca.cert),
+        (CA_KEY, &bundle.ca.key),
+        (TLS_CERT, &bundle.serving.cert),
+        (TLS_KEY, &bundle.serving.key),
+        (CA_BUNDLE, &bundle.ca_bundle),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+    .collect()
+}
+
+/// Reads the Secret, renews what is due (creating it when missing) and returns the bundle to
+/// serve. Replicas race through optimistic concurrency: a conflict re-reads the winner's Secret.
+pub async fn ensure_certificates(
+    client: &Client,
+    config: &CertificateConfig,
+    now: i64,
+) -> Result<CertBundle> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), &config.namespace);
+    let names = certs::service_dns_names(&config.service_name, &config.namespace);
+    for _ in 0..5 {
+        let current = api.get_opt(&config.secret_name).await?;
+        let existing = current.as_ref().and_then(bundle_from_secret);
+        let Some(renewed) = certs::renew(existing.as_ref(), &names, now, config.lifetimes)? else {
+            if let Some(bundle) = existing {
+                return Ok(bundle);
+            }
+            continue;
+        };
+        let result = match current {
+            Some(mut secret) => {
+                secret.data = Some(secret_data(&renewed));
+                api.replace(&config.secret_name, &PostParams::default(), &secret)
+                    .await
+            }
+            None => {
+                let secret = Secret {
+                    metadata: ObjectMeta {
+                        name: Some(config.secret_name.clone()),
+                        namespace: Some(config.namespace.clone()),
+                        labels: Some(BTreeMap::from([(
+                            "app.kubernetes.io/managed-by".to_string(),
+                            "annexa".to_string(),
+                        )])),
+                        ..ObjectMeta::default()
+                    },
+                    type_: Some("kubernetes.io/tls".to_string()),
+                    data: Some(secret_data(&renewed)),
+                    ..Secret::default()
+                };
+                api.create(&PostParams::default(), &secret).await
+            }
+        };
+        match result {
+            Ok(_) => {
+                tracing::info!(secret = %config.secret_name, "stored renewed webhook certificates");
+                return Ok(renewed);
+            }
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                tracing::debug!("another replica renewed the certificates first; re-reading");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::Config(format!(
+        "could not settle the certificates in Secret {}/{} after 5 attempts",
+        config.namespace, config.secret_name
+    )))
+}
+
+/// Sets `caBundle` on every webhook of a configuration; true when something changed.
+pub fn set_ca_bundle<'a>(
+    client_configs: impl Iterator<
+        Item = &'a mut k8s_openapi::api::admissionregistration::v1::WebhookClientConfig,
+    >,
+    bundle: &str,
+) -> bool {
+    let mut changed = false;
+    for config in client_configs {
+        let wanted = Some(ByteString(bundle.as_bytes().to_vec()));
+        if config.ca_bundle != wanted {
+            config.ca_bundle = wanted;
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// Writes the CA bundle into Annexa's webhook configurations (missing ones are skipped with a
+/// warning: the chart may not have created them yet).
+pub async fn patch_ca_bundles(
+    client: &Client,
+    config: &CertificateConfig,
+    bundle: &str,
+) -> Result<()> {
+    let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    for name in &config.validating_configurations {
+        match validating.get_opt(name).await? {
+            None => {
+                tracing::warn!(%name, "ValidatingWebhookConfiguration not found; caBundle not set")
+            }
+            Some(mut object) => {
+                let hooks = object
+                    .webhooks
+                    .iter_mut()
+                    .flatten()
+                    .map(|w| &mut w.client_config);
+                if set_ca_bundle(hooks, bundle) {
+                    validating
+                        .replace(name, &PostParams::default(), &object)
+                        .await?;
+                    tracing::info!(%name, "patched caBundle");
+                }
+            }
+        }
+    }
+    let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    for name in &config.mutating_configurations {
+        match mutating.get_opt(name).await? {
+            None => {
+                tracing::warn!(%name, "MutatingWebhookConfiguration not found; caBundle not set")
+            }
+            Some(mut object) => {
+                let hooks = object
+                    .webhooks
+                    .iter_mut()
+                    .flatten()
+                    .map(|w| &mut w.client_config);
+                if set_ca_bundle(hooks, bundle) {
+                    mutating
+                        .replace(name, &PostParams::default(), &object)
+                        .await?;
+                    tracing::info!(%name, "patched caBundle");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Settles the certificates at start: Secret, caBundle, then the store to serve from.
+pub async fn start_certificates(
+    client: &Client,
+    config: &CertificateConfig,
+    metrics: Arc<Metrics>,
+) -> Result<Arc<CertStore>> {
+    let bundle = ensure_certificates(client, config, jiff::Timestamp::now().as_second()).await?;
+    patch_ca_bundles(client, config, &bundle.ca_bundle).await?;
+    Ok(CertStore::new(bundle.loaded()?, Some(metrics)))
+}
+
+/// Checks the Secret every `check_interval`: renews when due (or adopts what another replica
+/// renewed), patches the caBundle first, then serves the new certificate to new connections.
+pub fn spawn_certificate_rotation(
+    client: Client,
+    config: CertificateConfig,
+    store: Arc<CertStore>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(config.check_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        let mut served = None::<String>;
+        loop {
+            ticker.tick().await;
+            let result = async {
+                let bundle =
+                    ensure_certificates(&client, &config, jiff::Timestamp::now().as_second())
+                        .await?;
+                if served.as_deref() != Some(bundle.serving.cert.as_str()) {
+                    patch_ca_bundles(&client, &config, &bundle.ca_bundle).await?;
+                    let loaded = bundle.loaded()?;
+                    if loaded.key.cert != store.current().key.cert {
+                        tracing::info!(
+                            not_after = loaded.not_after,
+                            "serving the renewed certificate"
+                        );
+                        store.replace(loaded);
+                    }
+                    served = Some(bundle.serving.cert);
+                }
+                Ok::<_, Error>(())
+            }
+            .await;
+            if let Err(e) = result {
+                tracing::warn!(error = %e, category = e.category(), "certificate check failed; keeping the current certificate");
+            }
+        }
+    })
+}
+
+/// Where `annexa run` gets its serving certificate.
+#[derive(Clone, Debug)]
+pub enum CertificateSource {
+    /// Mounted files (cert-manager), reloaded when they change.
+    Files {
+        cert_file: PathBuf,
+        key_file: PathBuf,
+        reload_interval: Duration,
+    },
+    /// Self-managed with rcgen, in a Secret shared by replicas.
+    Secret(CertificateConfig),
+}
+
+/// Settings of the webhook inside `annexa run`.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    pub addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
+    pub limits: Limits,
+    pub certificates: CertificateSource,
+}
+
+/// Serves the webhook in the cluster until `shutdown` resolves: reflector-store context,
+/// certificates from files or the Secret (rotated), metrics. `/readyz` answers 503 until the
+/// stores have listed.
+pub async fn run(
+    client: Client,
+    config: ClusterConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let (context, watches) = watch(client.clone());
+    let watches = tokio::spawn(watches);
+    let result = run_with(client, config, context, Arc::new(Metrics::new()), shutdown).await;
+    watches.abort();
+    result
+}
+
+/// Serves the webhook over a context the caller watches (`annexa run` shares it with the
+/// controllers) and a metrics registry the caller may have extended.
+pub async fn run_with(
+    client: Client,
+    config: ClusterConfig,
+    context: Arc<StoreContext>,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let (store, background) = match &config.certificates {
+        CertificateSource::Files {
+            cert_file,
+            key_file,
+            reload_interval,
+        } => {
+            let store = CertStore::new(
+                certs::load_files(cert_file, key_file)?,
+                Some(metrics.clone()),
+            );
+            let task = certs::spawn_file_reload(
+                store.clone(),
+                cert_file.clone(),
+                key_file.clone(),
+                *reload_interval,
+            );
+            (store, task)
+        }
+        CertificateSource::Secret(certificates) => {
+            let store = start_certificates(&client, certificates, metrics.clone()).await?;
+            let task =
+                spawn_certificate_rotation(client.clone(), certificates.clone(), store.clone());
+            (store, task)
+        }
+    };
+    let state = Arc::new(WebhookState {
+        context,
+        metrics,
+        limits: config.limits,
+    });
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", config.addr)))?;
+    let metrics_listener = match config.metrics_addr {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))?,
+        ),
+        None => None,
+    };
+    let result = super::serve(listener, metrics_listener, state, store, shutdown).await;
+    background.abort();
+    result
+}

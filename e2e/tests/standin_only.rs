@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use annexa_e2e::harness::{self, Cluster, TestWebhook, allow, deny, eventually};
+use annexa_e2e::harness::{self, TestWebhook, allow, deny, eventually};
 use annexa_e2e::standin::Faults;
 use common::*;
 use serde_json::{Value, json};
@@ -34,27 +34,6 @@ fn webhook_config(
             "timeoutSeconds": 5,
         }],
     })
-}
-
-fn raw(cluster: &Cluster, user: Option<&str>, method: &str, path: &str) -> (u16, String) {
-    let (url, ca) = cluster.standin_endpoint().unwrap();
-    let token = user.and_then(|u| cluster.token(u)).unwrap_or("");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (code, body, _) = rt
-        .block_on(harness::raw_request(
-            url,
-            ca,
-            token,
-            method,
-            path,
-            None,
-            &[],
-        ))
-        .unwrap();
-    (code, body)
 }
 
 #[test]
@@ -548,7 +527,7 @@ fn bad_input_gets_clear_errors() {
         .build()
         .unwrap();
     let post = |body: &str, content_type: &str| {
-        rt.block_on(raw_body(
+        rt.block_on(common::raw_body(
             url,
             ca,
             token,
@@ -580,37 +559,6 @@ fn bad_input_gets_clear_errors() {
     assert_eq!(code, 413);
     // Still serving.
     cluster.kubectl().args(["get", "namespaces"]).ok().unwrap();
-}
-
-async fn raw_body(
-    url: &str,
-    ca: &str,
-    token: &str,
-    path: &str,
-    body: &str,
-    content_type: &str,
-) -> (u16, String) {
-    let hostport = url.trim_start_matches("https://").to_string();
-    let config = annexa_e2e::tls::client_config(ca.as_bytes()).unwrap();
-    let request = http::Request::post(path)
-        .header("host", hostport.clone())
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", content_type)
-        .body(bytes::Bytes::from(body.to_string()))
-        .unwrap();
-    let response = annexa_e2e::tls::https_request(
-        Arc::new(config),
-        &hostport,
-        "127.0.0.1",
-        request,
-        std::time::Duration::from_secs(30),
-    )
-    .await
-    .unwrap();
-    (
-        response.status,
-        String::from_utf8_lossy(&response.body).into_owned(),
-    )
 }
 
 #[test]

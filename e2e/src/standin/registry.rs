@@ -89,13 +89,12 @@ impl ResourceType {
 
     /// Kinds that carry `metadata.generation` (those with a spec, as the real server does).
     pub fn has_generation(&self) -> bool {
-        !(self.group.is_empty()
+        let core_without = self.group.is_empty()
             && matches!(
                 self.plural.as_str(),
                 "configmaps" | "secrets" | "serviceaccounts" | "events" | "namespaces" | "nodes"
-            ))
-            && !(self.group == "events.k8s.io")
-            && !(self.group == "coordination.k8s.io")
+            );
+        !core_without && self.group != "events.k8s.io" && self.group != "coordination.k8s.io"
     }
 }
 

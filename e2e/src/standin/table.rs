@@ -95,7 +95,7 @@ pub fn eval(obj: &Value, path: &str) -> Option<Value> {
                                     }
                                     match cur {
                                         Value::String(s) => s == value,
-                                        other => other.to_string() == *value,
+                                        other => other.to_string().as_str() == value.as_str(),
                                     }
                                 })
                                 .cloned(),

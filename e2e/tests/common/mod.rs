@@ -1,12 +1,14 @@
 //! Helpers shared by the self-tests.
 #![allow(dead_code)]
+// Test-only helpers: panicking on a broken precondition is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
 use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use annexa_e2e::harness::{Cluster, Kubectl, StandinOptions, eventually};
+use annexa_e2e::harness::{self, Cluster, Kubectl, StandinOptions, eventually};
 use serde_json::{Value, json};
 
 pub const TIMEOUT: Duration = Duration::from_secs(30);
@@ -186,4 +188,58 @@ impl Drop for Streaming {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A raw request to the stand-in as `user` (no token for None): (status, body).
+pub fn raw(cluster: &Cluster, user: Option<&str>, method: &str, path: &str) -> (u16, String) {
+    let (url, ca) = cluster.standin_endpoint().unwrap();
+    let token = user.and_then(|u| cluster.token(u)).unwrap_or("");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (code, body, _) = rt
+        .block_on(harness::raw_request(
+            url,
+            ca,
+            token,
+            method,
+            path,
+            None,
+            &[],
+        ))
+        .unwrap();
+    (code, body)
+}
+
+/// A raw POST with any body and content type: (status, body).
+pub async fn raw_body(
+    url: &str,
+    ca: &str,
+    token: &str,
+    path: &str,
+    body: &str,
+    content_type: &str,
+) -> (u16, String) {
+    let hostport = url.trim_start_matches("https://").to_string();
+    let config = annexa_e2e::tls::client_config(ca.as_bytes()).unwrap();
+    let request = http::Request::post(path)
+        .header("host", hostport.clone())
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", content_type)
+        .body(bytes::Bytes::from(body.to_string()))
+        .unwrap();
+    let response = annexa_e2e::tls::https_request(
+        Arc::new(config),
+        &hostport,
+        "127.0.0.1",
+        request,
+        std::time::Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    (
+        response.status,
+        String::from_utf8_lossy(&response.body).into_owned(),
+    )
 }

@@ -56,7 +56,7 @@ struct Cli {
     /// Fault injection: only requests with these methods (comma separated).
     #[arg(long, value_delimiter = ',')]
     fault_methods: Vec<String>,
-    /// Fault injection: only requests whose path contains this text.
+    /// Fault injection: only requests whose path and query contain this text.
     #[arg(long, default_value = "")]
     fault_path_contains: String,
 }

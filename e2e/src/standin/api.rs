@@ -220,6 +220,8 @@ pub fn parse_query(q: Option<&str>) -> HashMap<String, String> {
 pub struct Req {
     pub method: Method,
     pub path: String,
+    /// Path and query as sent (fault injection matches on it).
+    pub target: String,
     pub query: HashMap<String, String>,
     pub headers: http::HeaderMap,
     pub body: Bytes,
@@ -381,6 +383,11 @@ pub async fn handle(server: Arc<Server>, req: Request<hyper::body::Incoming>) ->
     };
     let req = Req {
         method: parts.method,
+        target: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default(),
         path,
         query,
         headers: parts.headers,
@@ -595,7 +602,7 @@ fn is_resource_fault_target(req: &Req, faults: &Faults) -> bool {
             .methods
             .iter()
             .any(|m| m.eq_ignore_ascii_case(req.method.as_str())))
-        && (faults.path_contains.is_empty() || req.path.contains(&faults.path_contains))
+        && (faults.path_contains.is_empty() || req.target.contains(&faults.path_contains))
 }
 
 async fn inject_faults(server: &Server, req: &Req) -> Result<(), ApiError> {

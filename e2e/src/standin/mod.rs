@@ -129,7 +129,8 @@ pub struct Faults {
     pub error_codes: Vec<u16>,
     /// Only requests with these methods (e.g. `["PATCH"]`); empty means all.
     pub methods: Vec<String>,
-    /// Only requests whose path contains this string; empty means all.
+    /// Only requests whose path and query contain this string (e.g. `watch=true`);
+    /// empty means all.
     pub path_contains: String,
 }
 

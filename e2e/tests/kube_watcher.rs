@@ -1,6 +1,9 @@
 //! kube-runtime's watcher against the stand-in: every change seen once, a dropped watch resumed
 //! from its resourceVersion, and a relist after 410 Gone. Stand-in only (it drops watches).
 
+// Test helpers below panic on broken preconditions, like the tests themselves.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::{Arc, Mutex};

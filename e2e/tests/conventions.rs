@@ -730,3 +730,68 @@ fn deleting_a_namespace_removes_its_content() {
         .unwrap();
     assert!(err.contains("not found"), "{err}");
 }
+
+#[test]
+fn crd_schema_prunes_defaults_and_validates() {
+    let cluster = cluster();
+    let ns = cluster.namespace("schema").unwrap();
+    let crd = TestCrd::install_with_spec_schema(
+        &cluster,
+        json!({"type": "object", "required": ["size"], "properties": {
+            "size": {"type": "integer", "minimum": 1},
+            "mode": {"type": "string", "enum": ["A", "B"], "default": "A"},
+        }}),
+    );
+    let create = |spec: serde_json::Value, name: &str, extra: &[&str]| {
+        cluster
+            .kubectl()
+            .args(["create", "-f", "-"])
+            .args(extra.iter().copied())
+            .stdin(crd.widget(&ns.name, name, spec).to_string())
+            .run()
+            .unwrap()
+    };
+    let out = create(json!({"size": 0}), "small", &[]);
+    assert!(!out.success);
+    assert!(
+        out.stderr.contains("is invalid: spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1"),
+        "{}",
+        out.stderr
+    );
+    let out = create(json!({"size": 1, "mode": "C"}), "odd", &[]);
+    assert!(
+        out.stderr
+            .contains("spec.mode: Unsupported value: \"C\": supported values: \"A\", \"B\""),
+        "{}",
+        out.stderr
+    );
+    let out = create(json!({"mode": "A"}), "nosize", &[]);
+    assert!(
+        out.stderr.contains("spec.size: Required value"),
+        "{}",
+        out.stderr
+    );
+    // kubectl asks for strict field validation by default: unknown fields are refused...
+    let out = create(json!({"size": 1, "bogus": true}), "strict", &[]);
+    assert!(!out.success);
+    assert!(
+        out.stderr
+            .contains("strict decoding error: unknown field \"spec.bogus\""),
+        "{}",
+        out.stderr
+    );
+    // ...and pruned when validation is off. Defaults are filled in.
+    let out = create(
+        json!({"size": 2, "bogus": true}),
+        "lenient",
+        &["--validate=false"],
+    );
+    assert!(out.success, "{}", out.stderr);
+    let live = get_json(cluster.kubectl().args([
+        "get",
+        &format!("{}/lenient", crd.resource()),
+        "-n",
+        &ns.name,
+    ]));
+    assert_eq!(live["spec"], json!({"size": 2, "mode": "A"}));
+}

@@ -295,10 +295,18 @@ fn hooks(server: &Server) -> Vec<(String, Hook)> {
     out
 }
 
-/// Runs admission; returns the (possibly mutated) object and the webhooks' warnings.
+/// Which webhooks to call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Mutating,
+    Validating,
+}
+
+/// Runs one admission phase; returns the (possibly mutated) object and the webhooks' warnings.
 pub async fn admit(
     server: &Arc<Server>,
     a: Attributes<'_>,
+    phase: Phase,
 ) -> Result<(Option<Value>, Vec<String>), ApiError> {
     let mut object = a.object.clone();
     let mut warnings = Vec::new();
@@ -308,6 +316,9 @@ pub async fn admit(
         return Ok((object, warnings));
     }
     for (name, hook) in hooks(server) {
+        if hook.mutating != (phase == Phase::Mutating) {
+            continue;
+        }
         let current = Attributes {
             object: object.clone(),
             old_object: a.old_object.clone(),

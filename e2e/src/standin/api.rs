@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::registry::{GroupResource, ResourceType, Special, types_from_crd};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::store::{self, State, StoreError, meta_str, now_rfc3339};
-use super::{Faults, Server, User, admission, ssa, table, watch};
+use super::{Faults, Server, User, admission, schema, ssa, table, watch};
 
 pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
 
@@ -1427,25 +1427,36 @@ async fn write(
         let created = prepared.old.is_none();
         let name = meta_str(&prepared.new, "name").to_string();
         let operation = if created { "CREATE" } else { "UPDATE" };
-        let (new, warnings) = admission::admit(
+        let attributes = |object: Option<Value>| admission::Attributes {
+            rt,
+            subresource: target.sub(),
+            operation,
+            name: &name,
+            namespace: target.ns(),
+            object,
+            old_object: prepared.old.clone(),
+            user: &req.user,
+            dry_run,
+            options: operation_options(kind, req),
+        };
+        let (mutated, mut warnings) = admission::admit(
             server,
-            admission::Attributes {
-                rt,
-                subresource: target.sub(),
-                operation,
-                name: &name,
-                namespace: target.ns(),
-                object: Some(prepared.new),
-                old_object: prepared.old.clone(),
-                user: &req.user,
-                dry_run,
-                options: operation_options(kind, req),
-            },
+            attributes(Some(prepared.new)),
+            admission::Phase::Mutating,
         )
         .await?;
-        let Some(new) = new else {
+        let Some(mutated) = mutated else {
             return Err(ApiError::internal("admission removed the object"));
         };
+        let (new, schema_warnings) = schema_check(&server.state(), rt, mutated, req, &name)?;
+        warnings.extend(schema_warnings);
+        let (_, validating_warnings) = admission::admit(
+            server,
+            attributes(Some(new.clone())),
+            admission::Phase::Validating,
+        )
+        .await?;
+        warnings.extend(validating_warnings);
         let code = if created { 201 } else { 200 };
         if dry_run {
             return Ok(json_response(code, &new, &warnings));
@@ -1504,6 +1515,86 @@ async fn write(
     Err(conflict(rt, target.name.as_deref().unwrap_or_default()))
 }
 
+/// Prunes, defaults and validates a custom resource against its CRD's schema, honouring
+/// `fieldValidation` (Strict: unknown fields are an error; Warn, the default: a warning).
+fn schema_check(
+    st: &State,
+    rt: &ResourceType,
+    mut obj: Value,
+    req: &Req,
+    name: &str,
+) -> Result<(Value, Vec<String>), ApiError> {
+    let Some(crd_name) = &rt.crd else {
+        return Ok((obj, Vec::new()));
+    };
+    let crd_gr = GroupResource {
+        group: "apiextensions.k8s.io".into(),
+        resource: "customresourcedefinitions".into(),
+    };
+    let schema = st.get(&crd_gr, "", crd_name).and_then(|crd| {
+        crd["spec"]["versions"]
+            .as_array()?
+            .iter()
+            .find(|v| v["name"] == rt.version.as_str())
+            .map(|v| v["schema"]["openAPIV3Schema"].clone())
+    });
+    let Some(schema) = schema.filter(Value::is_object) else {
+        return Ok((obj, Vec::new()));
+    };
+    let unknown = schema::prune_and_default(&schema, &mut obj);
+    let mut warnings = Vec::new();
+    if !unknown.is_empty() {
+        let listed: Vec<String> = unknown
+            .iter()
+            .map(|u| format!("unknown field \"{u}\""))
+            .collect();
+        match req.q("fieldValidation") {
+            Some("Strict") => {
+                return Err(ApiError::bad_request(format!(
+                    "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+                    listed.join(", "),
+                    kind = rt.kind,
+                    version = rt.version
+                )));
+            }
+            Some("Ignore") => {}
+            _ => warnings.extend(listed),
+        }
+    }
+    let errors = schema::validate(&schema, &obj);
+    if !errors.is_empty() {
+        return Err(invalid_many(rt, name, &errors));
+    }
+    Ok((obj, warnings))
+}
+
+fn invalid_many(rt: &ResourceType, name: &str, errors: &[schema::FieldError]) -> ApiError {
+    let kind = if rt.group.is_empty() {
+        rt.kind.clone()
+    } else {
+        format!("{}.{}", rt.kind, rt.group)
+    };
+    let texts: Vec<String> = errors
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect();
+    let joined = if texts.len() == 1 {
+        texts.join("")
+    } else {
+        format!("[{}]", texts.join(", "))
+    };
+    let causes: Vec<Value> = errors
+        .iter()
+        .map(|e| json!({"reason": "FieldValueInvalid", "message": e.message, "field": e.field}))
+        .collect();
+    ApiError::new(
+        422,
+        "Invalid",
+        format!("{kind} \"{name}\" is invalid: {joined}"),
+    )
+    .with_details(json!({"name": name, "kind": rt.kind, "group": rt.group, "causes": causes}))
+}
+
 fn delete_options(req: &Req) -> Value {
     serde_json::from_slice::<Value>(&req.body).unwrap_or_else(|_| json!({}))
 }
@@ -1544,9 +1635,9 @@ async fn delete(
     {
         return Err(conflict(rt, &name));
     }
-    let (_, warnings) = admission::admit(
-        server,
-        admission::Attributes {
+    let mut warnings = Vec::new();
+    for phase in [admission::Phase::Mutating, admission::Phase::Validating] {
+        let attributes = admission::Attributes {
             rt,
             subresource: "",
             operation: "DELETE",
@@ -1557,9 +1648,9 @@ async fn delete(
             user: &req.user,
             dry_run,
             options: json!({"apiVersion": "meta.k8s.io/v1", "kind": "DeleteOptions"}),
-        },
-    )
-    .await?;
+        };
+        warnings.extend(admission::admit(server, attributes, phase).await?.1);
+    }
     if dry_run {
         return Ok(json_response(200, &current, &warnings));
     }

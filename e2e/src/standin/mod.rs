@@ -3,6 +3,7 @@
 pub mod admission;
 pub mod api;
 pub mod registry;
+pub mod schema;
 pub mod selectors;
 pub mod ssa;
 pub mod store;

@@ -60,6 +60,14 @@ pub struct TestCrd {
 
 impl TestCrd {
     pub fn install(cluster: &Cluster) -> TestCrd {
+        Self::install_with_spec_schema(
+            cluster,
+            json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+        )
+    }
+
+    /// A CRD whose `spec` has the given schema.
+    pub fn install_with_spec_schema(cluster: &Cluster, spec_schema: Value) -> TestCrd {
         let id = random();
         let crd = TestCrd {
             group: format!("t{id}.e2e.annexa.dev"),
@@ -84,7 +92,7 @@ impl TestCrd {
                         {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
                     ],
                     "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                        "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                        "spec": spec_schema,
                         "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
                     }}},
                 }],

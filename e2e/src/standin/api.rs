@@ -1290,6 +1290,14 @@ fn prepare(st: &State, req: &Req, target: &Target, kind: WriteKind) -> Result<Pr
                 return Err(ApiError::bad_request("the apply patch must be an object"));
             }
             check_identity(rt, &applied)?;
+            let mut applied = applied;
+            // An apply patch may leave the name out; the URL names the object.
+            if meta_str(&applied, "name").is_empty() {
+                if !applied["metadata"].is_object() {
+                    applied["metadata"] = json!({});
+                }
+                applied["metadata"]["name"] = json!(name);
+            }
             let applied_name = meta_str(&applied, "name");
             if applied_name != name {
                 return Err(ApiError::bad_request(format!(

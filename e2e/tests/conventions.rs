@@ -795,3 +795,49 @@ fn crd_schema_prunes_defaults_and_validates() {
     ]));
     assert_eq!(live["spec"], json!({"size": 2, "mode": "A"}));
 }
+
+#[test]
+fn kubectl_generator_subcommands_work() {
+    let cluster = cluster();
+    // These subcommands send protobuf.
+    let name = format!("gen-{}", random());
+    cluster
+        .kubectl()
+        .args(["create", "namespace", &name])
+        .ok()
+        .unwrap();
+    let ns = name.clone();
+    cluster
+        .kubectl()
+        .args(["-n", &ns, "create", "configmap", "c", "--from-literal=a=b"])
+        .ok()
+        .unwrap();
+    cluster
+        .kubectl()
+        .args([
+            "-n",
+            &ns,
+            "create",
+            "secret",
+            "generic",
+            "s",
+            "--from-literal=pw=hunter2",
+        ])
+        .ok()
+        .unwrap();
+    cluster
+        .kubectl()
+        .args(["-n", &ns, "create", "serviceaccount", "robot"])
+        .ok()
+        .unwrap();
+    let cm = get_json(cluster.kubectl().args(["-n", &ns, "get", "configmap", "c"]));
+    assert_eq!(cm["data"]["a"], "b");
+    let secret = get_json(cluster.kubectl().args(["-n", &ns, "get", "secret", "s"]));
+    assert_eq!(secret["data"]["pw"], "aHVudGVyMg==");
+    assert_eq!(secret["type"], "Opaque");
+    cluster
+        .kubectl()
+        .args(["delete", "namespace", &ns, "--wait=false"])
+        .ok()
+        .unwrap();
+}

@@ -42,7 +42,11 @@ async fn operator_client_paths() {
     let widgets: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns.name, &resource);
     let ssa = PatchParams::apply("annexa-test").force();
     let applied = widgets
-        .patch("w1", &ssa, &Patch::Apply(crd.widget(&ns.name, "w1", json!({"size": 1}))))
+        .patch(
+            "w1",
+            &ssa,
+            &Patch::Apply(crd.widget(&ns.name, "w1", json!({"size": 1}))),
+        )
         .await
         .unwrap();
     assert_eq!(applied.metadata.generation, Some(1));
@@ -50,7 +54,10 @@ async fn operator_client_paths() {
         "apiVersion": format!("{}/v1", crd.group), "kind": "Widget",
         "status": {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "True"}]},
     });
-    let after = widgets.patch_status("w1", &ssa, &Patch::Apply(status)).await.unwrap();
+    let after = widgets
+        .patch_status("w1", &ssa, &Patch::Apply(status))
+        .await
+        .unwrap();
     assert_eq!(after.data["status"]["conditions"][0]["type"], "Ready");
     assert_eq!(after.metadata.generation, Some(1));
     assert_eq!(after.data["spec"]["size"], 1);
@@ -61,20 +68,35 @@ async fn operator_client_paths() {
         .into_iter()
         .map(|m| (m.manager.unwrap_or_default(), m.subresource))
         .collect();
-    assert!(managers.contains(&("annexa-test".into(), None)), "{managers:?}");
-    assert!(managers.contains(&("annexa-test".into(), Some("status".into()))), "{managers:?}");
+    assert!(
+        managers.contains(&("annexa-test".into(), None)),
+        "{managers:?}"
+    );
+    assert!(
+        managers.contains(&("annexa-test".into(), Some("status".into()))),
+        "{managers:?}"
+    );
 
     // Replace with a stale resourceVersion: 409 Conflict.
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns.name);
     let mut cm = ConfigMap::default();
     cm.metadata.name = Some("c".into());
-    let created = configmaps.create(&PostParams::default(), &cm).await.unwrap();
+    let created = configmaps
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
     let mut first = created.clone();
     first.data = Some([("a".to_string(), "1".to_string())].into());
-    configmaps.replace("c", &PostParams::default(), &first).await.unwrap();
+    configmaps
+        .replace("c", &PostParams::default(), &first)
+        .await
+        .unwrap();
     let mut stale = created.clone();
     stale.data = Some([("a".to_string(), "2".to_string())].into());
-    match configmaps.replace("c", &PostParams::default(), &stale).await {
+    match configmaps
+        .replace("c", &PostParams::default(), &stale)
+        .await
+    {
         Err(kube::Error::Api(status)) => {
             assert_eq!(status.code, 409);
             assert_eq!(status.reason, "Conflict");
@@ -87,7 +109,10 @@ async fn operator_client_paths() {
         let mut cm = ConfigMap::default();
         cm.metadata.name = Some(format!("page-{i}"));
         cm.metadata.labels = Some([("page".to_string(), "yes".to_string())].into());
-        configmaps.create(&PostParams::default(), &cm).await.unwrap();
+        configmaps
+            .create(&PostParams::default(), &cm)
+            .await
+            .unwrap();
     }
     let mut names = Vec::new();
     let mut params = ListParams::default().labels("page=yes").limit(3);
@@ -115,10 +140,21 @@ async fn operator_client_paths() {
     if let Some(spec) = taken.spec.as_mut() {
         spec.holder_identity = Some("replica-b".into());
     }
-    leases.replace("leader", &PostParams::default(), &taken).await.unwrap();
-    assert!(leases.replace("leader", &PostParams::default(), &held).await.is_err());
+    leases
+        .replace("leader", &PostParams::default(), &taken)
+        .await
+        .unwrap();
+    assert!(
+        leases
+            .replace("leader", &PostParams::default(), &held)
+            .await
+            .is_err()
+    );
     let now = leases.get("leader").await.unwrap();
-    assert_eq!(now.spec.unwrap().holder_identity.as_deref(), Some("replica-b"));
+    assert_eq!(
+        now.spec.unwrap().holder_identity.as_deref(),
+        Some("replica-b")
+    );
 
     tokio::task::spawn_blocking(move || {
         drop(crd);

@@ -7,13 +7,13 @@ use std::time::Duration;
 use base64::Engine;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 
 use super::registry::{GroupResource, ResourceType, Special, types_from_crd};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::store::{self, State, StoreError, meta_str, now_rfc3339};
-use super::{Faults, Server, User, admission, schema, ssa, table, watch};
+use super::{Faults, Server, User, admission, protobuf, schema, ssa, table, watch};
 
 pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
 
@@ -354,6 +354,34 @@ pub fn bootstrap(server: &Server) {
     }
 }
 
+/// Reads a request body up to `limit` bytes. A larger body is read on and discarded (up to a
+/// hard cap) so the client gets a clean 413 instead of a reset connection.
+async fn read_body(mut body: hyper::body::Incoming, limit: usize) -> Result<Bytes, ApiError> {
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    let cap = limit.saturating_mul(16).max(64 * 1024 * 1024);
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            seen = seen.saturating_add(data.len());
+            if seen <= limit {
+                buf.extend_from_slice(&data);
+            } else if seen > cap {
+                break;
+            }
+        }
+    }
+    if seen > limit {
+        return Err(ApiError::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {limit}"),
+        ));
+    }
+    Ok(buf.freeze())
+}
+
 pub async fn handle(server: Arc<Server>, req: Request<hyper::body::Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
@@ -371,15 +399,9 @@ pub async fn handle(server: Arc<Server>, req: Request<hyper::body::Incoming>) ->
         },
         None => return error_response(&ApiError::new(401, "Unauthorized", "Unauthorized")),
     };
-    let body = match Limited::new(body, server.max_body_bytes).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return error_response(&ApiError::new(
-                413,
-                "RequestEntityTooLarge",
-                "Request entity too large: limit is 3145728",
-            ));
-        }
+    let body = match read_body(body, server.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return error_response(&e),
     };
     let req = Req {
         method: parts.method,
@@ -909,6 +931,16 @@ fn parse_body(req: &Req) -> Result<Value, ApiError> {
                 "the body of the request could not be decoded as YAML: {e}"
             ))
         })?,
+        "application/vnd.kubernetes.protobuf" => match protobuf::decode(&req.body) {
+            Some(v) => v,
+            None => {
+                return Err(ApiError::new(
+                    415,
+                    "UnsupportedMediaType",
+                    "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (the stand-in decodes protobuf only for v1 Namespace, ConfigMap, Secret and ServiceAccount)",
+                ));
+            }
+        },
         other => {
             return Err(ApiError::new(
                 415,
@@ -1062,6 +1094,13 @@ fn prepare_create(
         meta.insert("generation".into(), json!(1));
     } else {
         meta.remove("generation");
+    }
+    // The one built-in default clients commonly rely on.
+    if rt.group.is_empty()
+        && rt.plural == "secrets"
+        && obj["type"].as_str().is_none_or(str::is_empty)
+    {
+        obj["type"] = json!("Opaque");
     }
     match rt.special {
         Special::Namespace => {

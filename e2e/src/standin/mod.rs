@@ -2,6 +2,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod protobuf;
 pub mod registry;
 pub mod schema;
 pub mod selectors;

@@ -841,3 +841,147 @@ fn kubectl_generator_subcommands_work() {
         .ok()
         .unwrap();
 }
+
+#[test]
+fn crd_cel_validation_rules_hold_on_create_and_update() {
+    let cluster = cluster();
+    let ns = cluster.namespace("cel").unwrap();
+    let crd = TestCrd::install_with_spec_schema(
+        &cluster,
+        json!({"type": "object",
+               "x-kubernetes-validations": [
+                   {"rule": "self == oldSelf", "message": "spec is immutable"},
+                   {"rule": "self.size <= 10", "message": "size must be at most 10"},
+               ],
+               "properties": {"size": {"type": "integer"}}}),
+    );
+    let big = cluster
+        .kubectl()
+        .args(["create", "-f", "-"])
+        .stdin(crd.widget(&ns.name, "big", json!({"size": 11})).to_string())
+        .fails()
+        .unwrap();
+    assert!(
+        big.contains("is invalid") && big.contains("size must be at most 10"),
+        "{big}"
+    );
+    cluster
+        .kubectl()
+        .args(["create", "-f", "-"])
+        .stdin(
+            crd.widget(&ns.name, "fixed", json!({"size": 1}))
+                .to_string(),
+        )
+        .ok()
+        .unwrap();
+    let changed = cluster
+        .kubectl()
+        .args([
+            "patch",
+            &format!("{}/fixed", crd.resource()),
+            "-n",
+            &ns.name,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"size":2}}"#,
+        ])
+        .fails()
+        .unwrap();
+    assert!(changed.contains("spec is immutable"), "{changed}");
+    // Metadata may still change.
+    cluster
+        .kubectl()
+        .args([
+            "label",
+            &format!("{}/fixed", crd.resource()),
+            "-n",
+            &ns.name,
+            "a=b",
+        ])
+        .ok()
+        .unwrap();
+}
+
+#[test]
+fn strategic_merge_patches_merge_lists_by_key() {
+    let cluster = cluster();
+    let ns = cluster.namespace("smp").unwrap();
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "d", "namespace": ns.name},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "d"}},
+            "template": {
+                "metadata": {"labels": {"app": "d"}},
+                "spec": {"containers": [
+                    {"name": "a", "image": "registry.example/a:1", "env": [{"name": "X", "value": "1"}]},
+                    {"name": "b", "image": "registry.example/b:1"},
+                ]},
+            },
+        },
+    });
+    apply_json(cluster.kubectl(), &deployment);
+    cluster
+        .kubectl()
+        .args(["patch", "deployment", "d", "-n", &ns.name, "-p", r#"{"spec":{"template":{"spec":{"containers":[{"name":"a","env":[{"name":"Y","value":"2"}]}]}}}}"#])
+        .ok()
+        .unwrap();
+    cluster
+        .kubectl()
+        .args([
+            "set",
+            "image",
+            "deployment/d",
+            "-n",
+            &ns.name,
+            "b=registry.example/b:2",
+        ])
+        .ok()
+        .unwrap();
+    let live = get_json(
+        cluster
+            .kubectl()
+            .args(["get", "deployment", "d", "-n", &ns.name]),
+    );
+    let containers = live["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap();
+    assert_eq!(containers.len(), 2, "{containers:?}");
+    assert_eq!(containers[0]["image"], "registry.example/a:1");
+    let env: Vec<&str> = containers[0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(env, ["X", "Y"]);
+    assert_eq!(containers[1]["image"], "registry.example/b:2");
+    assert_eq!(live["metadata"]["generation"], 3);
+
+    // Custom resources take no strategic merge patches.
+    let crd = TestCrd::install(&cluster);
+    apply_json(
+        cluster.kubectl(),
+        &crd.widget(&ns.name, "w", json!({"size": 1})),
+    );
+    let err = cluster
+        .kubectl()
+        .args([
+            "patch",
+            &format!("{}/w", crd.resource()),
+            "-n",
+            &ns.name,
+            "--type=strategic",
+            "-p",
+            r#"{"spec":{"size":2}}"#,
+        ])
+        .fails()
+        .unwrap();
+    assert!(
+        err.contains("UnsupportedMediaType")
+            || err.contains("unknown format")
+            || err.contains("strategic merge patch"),
+        "{err}"
+    );
+}

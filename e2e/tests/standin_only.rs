@@ -576,3 +576,68 @@ fn sigterm_shuts_down_cleanly() {
             .contains("stopped")
     );
 }
+
+#[test]
+fn match_conditions_select_requests_and_errors_follow_failure_policy() {
+    let cluster = standin(&[]);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let hook = TestWebhook::start(&[], move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        deny(403, "flagged")
+    })
+    .unwrap();
+    let ns = cluster
+        .namespace_with_labels("cond", &[("webhook-test", "cond")])
+        .unwrap();
+    let mut config = webhook_config(
+        "ValidatingWebhookConfiguration",
+        "cond.e2e.annexa.dev",
+        json!({"url": hook.url("/validate"), "caBundle": hook.ca_bundle()}),
+        "Fail",
+        "cond",
+    );
+    config["webhooks"][0]["matchConditions"] = json!([
+        {"name": "flagged-only", "expression": "has(object.data) && 'flag' in object.data"},
+        {"name": "not-exempt", "expression": "!object.metadata.name.startsWith('exempt-')"},
+    ]);
+    apply_json(cluster.kubectl(), &config);
+    let create = |name: &str, data: Value| {
+        cluster
+            .kubectl()
+            .args(["create", "-f", "-"])
+            .stdin(configmap(&ns.name, name, data).to_string())
+            .run()
+            .unwrap()
+    };
+    assert!(create("plain", json!({"a": "1"})).success);
+    assert!(create("exempt-one", json!({"flag": "1"})).success);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "the webhook was called for non-matching requests"
+    );
+    let out = create("flagged", json!({"flag": "1"}));
+    assert!(
+        out.stderr.contains("denied the request: flagged"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    // A condition that cannot be evaluated: Fail refuses, Ignore skips the webhook.
+    config["webhooks"][0]["matchConditions"] =
+        json!([{"name": "broken", "expression": "object.data.missing == 'x'"}]);
+    apply_json(cluster.kubectl(), &config);
+    let out = create("broken", json!({"a": "1"}));
+    assert!(!out.success);
+    assert!(
+        out.stderr.contains("Forbidden")
+            && out.stderr.contains("failed to evaluate match condition"),
+        "{}",
+        out.stderr
+    );
+    config["webhooks"][0]["failurePolicy"] = json!("Ignore");
+    apply_json(cluster.kubectl(), &config);
+    assert!(create("ignored", json!({"a": "1"})).success);
+}

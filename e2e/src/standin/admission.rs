@@ -1,9 +1,8 @@
 //! Dynamic admission: calls the Mutating- and ValidatingWebhookConfigurations stored in the
 //! server over HTTPS, as kube-apiserver does (mutating first, then validating).
 //!
-//! Not evaluated: `matchConditions` (CEL). Every request that matches `rules`,
-//! `namespaceSelector` and `objectSelector` is sent, so a webhook sees a superset of what a
-//! real cluster would send it. `reinvocationPolicy` is ignored (each webhook runs once).
+//! `matchConditions` are evaluated with the `cel` crate (no `authorizer` variable).
+//! `reinvocationPolicy` is ignored (each webhook runs once).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -242,6 +241,54 @@ fn denial(name: &str, result: &Value) -> ApiError {
     err
 }
 
+/// Evaluates `matchConditions` (CEL) as kube-apiserver does: any false skips the webhook;
+/// otherwise any error is an error; otherwise the webhook is called.
+fn match_conditions(
+    server: &Server,
+    hook: &Value,
+    request: &Value,
+    a: &Attributes<'_>,
+) -> Result<bool, String> {
+    let Some(conditions) = hook["matchConditions"].as_array().filter(|c| !c.is_empty()) else {
+        return Ok(true);
+    };
+    let namespace = if a.rt.namespaced {
+        server
+            .state()
+            .get(&store::ns_gr(), "", a.namespace)
+            .cloned()
+            .unwrap_or(Value::Null)
+    } else {
+        Value::Null
+    };
+    let vars = [
+        ("object", &request["object"]),
+        ("oldObject", &request["oldObject"]),
+        ("request", request),
+        ("namespaceObject", &namespace),
+    ];
+    let mut first_error = None;
+    for c in conditions {
+        let expression = c["expression"].as_str().unwrap_or_default();
+        match super::cel::eval_bool(expression, &vars) {
+            Ok(false) => return Ok(false),
+            Ok(true) => {}
+            Err(e) => {
+                if first_error.is_none() {
+                    let name = c["name"].as_str().unwrap_or_default();
+                    first_error = Some(format!(
+                        "failed to evaluate match condition {name:?}: expression '{expression}' resulted in error: {e}"
+                    ));
+                }
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(true),
+    }
+}
+
 fn review(a: &Attributes<'_>, object: &Option<Value>) -> Value {
     let kind = json!({"group": a.rt.group, "version": a.rt.version, "kind": a.rt.kind});
     let resource = json!({"group": a.rt.group, "version": a.rt.version, "resource": a.rt.plural});
@@ -336,6 +383,22 @@ pub async fn admit(
         }
         let ignore = hook.webhook["failurePolicy"].as_str() == Some("Ignore");
         let request = review(&current, &object);
+        match match_conditions(server, &hook.webhook, &request["request"], &current) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(_) if ignore => continue,
+            Err(e) => {
+                return Err(ApiError::new(
+                    403,
+                    "Forbidden",
+                    format!(
+                        "{} \"{}\" is forbidden: {e}",
+                        super::api::qualified(a.rt),
+                        a.name
+                    ),
+                ));
+            }
+        }
         let result = match call(server, &hook.webhook, &request).await {
             Ok(r) => r,
             Err(_) if ignore => continue,

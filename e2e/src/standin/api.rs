@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::registry::{GroupResource, ResourceType, Special, types_from_crd};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::store::{self, State, StoreError, meta_str, now_rfc3339};
-use super::{Faults, Server, User, admission, protobuf, schema, ssa, table, watch};
+use super::{Faults, Server, User, admission, protobuf, schema, smp, ssa, table, watch};
 
 pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
 
@@ -973,21 +973,6 @@ fn valid_dns_label(name: &str) -> bool {
     name.len() <= 63 && !name.contains('.') && valid_dns_subdomain(name)
 }
 
-/// Removes strategic-merge directives (`$patch`, `$setElementOrder/…`, `$retainKeys`, …):
-/// the stand-in applies strategic-merge patches as JSON merge patches.
-fn strip_directives(v: &mut Value) {
-    if let Some(m) = v.as_object_mut() {
-        m.retain(|k, _| !k.starts_with('$'));
-        for c in m.values_mut() {
-            strip_directives(c);
-        }
-    } else if let Some(a) = v.as_array_mut() {
-        for c in a {
-            strip_directives(c);
-        }
-    }
-}
-
 fn check_identity(rt: &ResourceType, body: &Value) -> Result<(), ApiError> {
     let api_version = body["apiVersion"].as_str().unwrap_or_default();
     let kind = body["kind"].as_str().unwrap_or_default();
@@ -1387,13 +1372,23 @@ fn prepare(st: &State, req: &Req, target: &Target, kind: WriteKind) -> Result<Pr
                         ApiError::new(422, "Invalid", format!("the server rejected our request due to an error in our request: {e}"))
                     })?;
                 }
-                PatchKind::Merge | PatchKind::Strategic => {
-                    let mut p: Value = serde_json::from_slice(&req.body)
+                PatchKind::Merge => {
+                    let p: Value = serde_json::from_slice(&req.body)
                         .map_err(|e| ApiError::bad_request(format!("invalid merge patch: {e}")))?;
-                    if patch == PatchKind::Strategic {
-                        strip_directives(&mut p);
-                    }
                     json_patch::merge(&mut doc, &p);
+                }
+                PatchKind::Strategic => {
+                    if rt.crd.is_some() {
+                        return Err(ApiError::new(
+                            415,
+                            "UnsupportedMediaType",
+                            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+                        ));
+                    }
+                    let p: Value = serde_json::from_slice(&req.body).map_err(|e| {
+                        ApiError::bad_request(format!("invalid strategic merge patch: {e}"))
+                    })?;
+                    smp::apply(&mut doc, &p);
                 }
                 PatchKind::Apply => {}
             }
@@ -1495,7 +1490,14 @@ async fn write(
         let Some(mutated) = mutated else {
             return Err(ApiError::internal("admission removed the object"));
         };
-        let (new, schema_warnings) = schema_check(&server.state(), rt, mutated, req, &name)?;
+        let (new, schema_warnings) = schema_check(
+            &server.state(),
+            rt,
+            mutated,
+            prepared.old.as_ref(),
+            req,
+            &name,
+        )?;
         warnings.extend(schema_warnings);
         let (_, validating_warnings) = admission::admit(
             server,
@@ -1568,6 +1570,7 @@ fn schema_check(
     st: &State,
     rt: &ResourceType,
     mut obj: Value,
+    old: Option<&Value>,
     req: &Req,
     name: &str,
 ) -> Result<(Value, Vec<String>), ApiError> {
@@ -1608,7 +1611,7 @@ fn schema_check(
             _ => warnings.extend(listed),
         }
     }
-    let errors = schema::validate(&schema, &obj);
+    let errors = schema::validate(&schema, &obj, old);
     if !errors.is_empty() {
         return Err(invalid_many(rt, name, &errors));
     }

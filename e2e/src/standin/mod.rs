@@ -2,10 +2,12 @@
 
 pub mod admission;
 pub mod api;
+pub mod cel;
 pub mod protobuf;
 pub mod registry;
 pub mod schema;
 pub mod selectors;
+pub mod smp;
 pub mod ssa;
 pub mod store;
 pub mod table;

@@ -1,6 +1,8 @@
 //! CRD structural-schema handling: pruning of unknown fields, defaulting and the common
 //! OpenAPI v3 validations (type, nullable, required, enum, bounds, lengths, pattern, items).
-//! Not done: `x-kubernetes-validations` (CEL), `format`, list-type uniqueness, `oneOf`/`not`.
+//! `x-kubernetes-validations` rules run through CEL (`self`, and `oldSelf` on updates for
+//! object properties). Not done: `format`, list-type uniqueness, `oneOf`/`not`,
+//! `messageExpression`, CEL cost limits.
 
 use serde_json::{Map, Value};
 
@@ -117,13 +119,19 @@ pub struct FieldError {
     pub message: String,
 }
 
-/// Validates everything but apiVersion, kind and metadata.
-pub fn validate(schema: &Value, obj: &Value) -> Vec<FieldError> {
+/// Validates everything but apiVersion, kind and metadata; `old` is the stored object on
+/// updates (for transition rules).
+pub fn validate(schema: &Value, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
     let mut errors = Vec::new();
     let Some(map) = obj.as_object() else {
         return errors;
     };
+    // Root-level rules see the whole object, metadata included.
+    rules(schema, obj, old, "", &mut errors);
     let mut root = schema.clone();
+    if let Some(m) = root.as_object_mut() {
+        m.remove("x-kubernetes-validations");
+    }
     if let Some(props) = root["properties"].as_object_mut() {
         props.remove("metadata");
         props.remove("apiVersion");
@@ -137,8 +145,68 @@ pub fn validate(schema: &Value, obj: &Value) -> Vec<FieldError> {
     if let Some(required) = root["required"].as_array_mut() {
         required.retain(|r| !matches!(r.as_str(), Some("apiVersion" | "kind" | "metadata")));
     }
-    check(&root, &Value::Object(stripped), "", &mut errors);
+    check(&root, &Value::Object(stripped), old, "", &mut errors);
     errors
+}
+
+/// Runs a node's `x-kubernetes-validations`. Transition rules (those using `oldSelf`) run
+/// only when there is an old value, unless `optionalOldSelf` is set.
+fn rules(
+    schema: &Value,
+    value: &Value,
+    old: Option<&Value>,
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) {
+    let Some(list) = schema["x-kubernetes-validations"].as_array() else {
+        return;
+    };
+    let null = Value::Null;
+    for r in list {
+        let Some(rule) = r["rule"].as_str() else {
+            continue;
+        };
+        let transition = rule.contains("oldSelf");
+        let optional = r["optionalOldSelf"].as_bool() == Some(true);
+        if transition && old.is_none() && !optional {
+            continue;
+        }
+        let old_value = old.unwrap_or(&null);
+        let mut vars = vec![("self", value)];
+        if transition {
+            vars.push(("oldSelf", old_value));
+        }
+        let field = match r["fieldPath"].as_str() {
+            Some(fp) if !fp.is_empty() => format!("{path}{fp}").trim_start_matches('.').to_string(),
+            _ => path.to_string(),
+        };
+        let shown_type = schema["type"]
+            .as_str()
+            .unwrap_or(type_name(value))
+            .to_string();
+        match super::cel::eval_bool(rule, &vars) {
+            Ok(true) => {}
+            Ok(false) => {
+                let message = r["message"]
+                    .as_str()
+                    .filter(|m| !m.is_empty())
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("failed rule: {rule}"));
+                let text = match r["reason"].as_str() {
+                    Some("FieldValueForbidden") => format!("Forbidden: {message}"),
+                    Some("FieldValueRequired") => format!("Required value: {message}"),
+                    Some("FieldValueDuplicate") => format!("Duplicate value: {message}"),
+                    _ => format!("Invalid value: \"{shown_type}\": {message}"),
+                };
+                err(errors, &field, text);
+            }
+            Err(e) => err(
+                errors,
+                &field,
+                format!("Invalid value: \"{shown_type}\": {e} evaluating rule: {rule}"),
+            ),
+        }
+    }
 }
 
 fn err(errors: &mut Vec<FieldError>, field: &str, message: String) {
@@ -148,17 +216,23 @@ fn err(errors: &mut Vec<FieldError>, field: &str, message: String) {
     });
 }
 
-fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>) {
+fn check(
+    schema: &Value,
+    value: &Value,
+    old: Option<&Value>,
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) {
     if let Some(all) = schema["allOf"].as_array() {
         for s in all {
-            check(s, value, path, errors);
+            check(s, value, old, path, errors);
         }
     }
     if let Some(any) = schema["anyOf"].as_array()
         && !any.is_empty()
         && !any.iter().any(|s| {
             let mut e = Vec::new();
-            check(s, value, path, &mut e);
+            check(s, value, old, path, &mut e);
             e.is_empty()
         })
     {
@@ -222,6 +296,7 @@ fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>
             ),
         );
     }
+    rules(schema, value, old, path, errors);
     match value {
         Value::String(s) => {
             if let Some(max) = schema["maxLength"].as_u64()
@@ -317,8 +392,9 @@ fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>
                 );
             }
             if schema["items"].is_object() {
+                // List items are not correlated with old items (no oldSelf inside lists).
                 for (i, v) in items.iter().enumerate() {
-                    check(&schema["items"], v, &format!("{path}[{i}]"), errors);
+                    check(&schema["items"], v, None, &format!("{path}[{i}]"), errors);
                 }
             }
         }
@@ -341,10 +417,17 @@ fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>
             }
             let props = schema["properties"].as_object();
             for (k, v) in map {
+                let old_child = old.and_then(|o| o.get(k));
                 if let Some(s) = props.and_then(|p| p.get(k)) {
-                    check(s, v, &child(path, k), errors);
+                    check(s, v, old_child, &child(path, k), errors);
                 } else if schema["additionalProperties"].is_object() {
-                    check(&schema["additionalProperties"], v, &child(path, k), errors);
+                    check(
+                        &schema["additionalProperties"],
+                        v,
+                        old_child,
+                        &child(path, k),
+                        errors,
+                    );
                 }
             }
         }
@@ -370,6 +453,36 @@ mod tests {
     }
 
     #[test]
+    fn cel_rules_and_transition_rules() {
+        let schema = json!({"type": "object", "properties": {"spec": {
+            "type": "object",
+            "x-kubernetes-validations": [
+                {"rule": "self == oldSelf", "message": "spec is immutable"},
+                {"rule": "self.size <= 10", "fieldPath": ".size", "reason": "FieldValueForbidden", "message": "too big"},
+            ],
+            "properties": {"size": {"type": "integer"}},
+        }}});
+        let new = json!({"spec": {"size": 11}});
+        let old = json!({"spec": {"size": 1}});
+        let created = validate(&schema, &new, None);
+        assert_eq!(
+            created,
+            vec![FieldError {
+                field: "spec.size".into(),
+                message: "Forbidden: too big".into()
+            }]
+        );
+        let updated = validate(&schema, &new, Some(&old));
+        assert!(
+            updated.contains(&FieldError {
+                field: "spec".into(),
+                message: "Invalid value: \"object\": spec is immutable".into()
+            }),
+            "{updated:?}"
+        );
+    }
+
+    #[test]
     fn prunes_defaults_and_validates() {
         let mut obj = json!({"apiVersion": "x/v1", "kind": "W", "metadata": {"name": "w"},
             "spec": {"size": 0, "bogus": 1, "labels": {"a": "b"}, "free": {"any": {"thing": 1}}}, "extra": true});
@@ -377,7 +490,7 @@ mod tests {
         assert_eq!(unknown, vec!["extra".to_string(), "spec.bogus".to_string()]);
         assert_eq!(obj["spec"]["mode"], "A");
         assert_eq!(obj["spec"]["free"]["any"]["thing"], 1);
-        let errors = validate(&schema(), &obj);
+        let errors = validate(&schema(), &obj, None);
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].field, "spec.size");
         assert_eq!(
@@ -385,7 +498,7 @@ mod tests {
             "Invalid value: 0: spec.size in body should be greater than or equal to 1"
         );
         let bad = json!({"spec": {"mode": "C", "size": "x"}});
-        let errors = validate(&schema(), &bad);
+        let errors = validate(&schema(), &bad, None);
         let text: Vec<String> = errors
             .iter()
             .map(|e| format!("{}: {}", e.field, e.message))
@@ -398,6 +511,9 @@ mod tests {
         );
         assert!(text.contains(&"spec.size: Invalid value: \"string\": spec.size in body must be of type integer: \"string\"".to_string()), "{text:?}");
         let missing = json!({"spec": {}});
-        assert_eq!(validate(&schema(), &missing)[0].message, "Required value");
+        assert_eq!(
+            validate(&schema(), &missing, None)[0].message,
+            "Required value"
+        );
     }
 }

@@ -531,6 +531,7 @@ fn bad_input_gets_clear_errors() {
             url,
             ca,
             token,
+            "POST",
             &format!("/api/v1/namespaces/{}/configmaps", ns.name),
             body,
             content_type,
@@ -557,7 +558,52 @@ fn bad_input_gets_clear_errors() {
     );
     let (code, _) = post(&huge, "application/json");
     assert_eq!(code, 413);
-    // Still serving.
+    let (code, body) = post(
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x","labels":"oops"}}"#,
+        "application/json",
+    );
+    assert_eq!(code, 400, "{body}");
+    apply_json(
+        cluster.kubectl(),
+        &configmap(&ns.name, "target", json!({"a": "1"})),
+    );
+    let patch = |body: &str, content_type: &str| {
+        rt.block_on(common::raw_body(
+            url,
+            ca,
+            token,
+            "PATCH",
+            &format!("/api/v1/namespaces/{}/configmaps/target", ns.name),
+            body,
+            content_type,
+        ))
+    };
+    for (body, content_type) in [
+        ("[1,2]", "application/merge-patch+json"),
+        (r#"{"metadata":"x"}"#, "application/merge-patch+json"),
+        (
+            r#"{"metadata":{"labels":[1]}}"#,
+            "application/strategic-merge-patch+json",
+        ),
+        (
+            r#"[{"op":"replace","path":"","value":"x"}]"#,
+            "application/json-patch+json",
+        ),
+        ("kind: [", "application/apply-patch+yaml"),
+        ("{}", "application/octet-stream"),
+    ] {
+        let (code, text) = patch(body, content_type);
+        assert!((400..500).contains(&code), "{body}: {code} {text}");
+    }
+    let (code, text) = patch("{}", "application/apply-patch+yaml");
+    assert_eq!(code, 422, "fieldManager is required: {text}");
+    // Nothing was damaged, and the server still serves.
+    let live = get_json(
+        cluster
+            .kubectl()
+            .args(["get", "configmap", "target", "-n", &ns.name]),
+    );
+    assert_eq!(live["data"]["a"], "1");
     cluster.kubectl().args(["get", "namespaces"]).ok().unwrap();
 }
 

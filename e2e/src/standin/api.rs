@@ -416,9 +416,14 @@ pub async fn handle(server: Arc<Server>, req: Request<hyper::body::Incoming>) ->
         body,
         user,
     };
-    match route(&server, &req).await {
-        Ok(resp) => resp,
-        Err(e) => error_response(&e),
+    // A bug must cost one request, never the server (or the connection).
+    let routed = std::panic::AssertUnwindSafe(route(&server, &req));
+    match futures::FutureExt::catch_unwind(routed).await {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(e)) => error_response(&e),
+        Err(_) => error_response(&ApiError::internal(
+            "the stand-in failed to handle this request",
+        )),
     }
 }
 
@@ -951,12 +956,63 @@ fn parse_body(req: &Req) -> Result<Value, ApiError> {
             ));
         }
     };
-    if !v.is_object() {
-        return Err(ApiError::bad_request(
-            "the body of the request must be a JSON object",
-        ));
-    }
+    check_shape(&v)?;
     Ok(v)
+}
+
+/// Rejects objects whose metadata does not have the ObjectMeta shape (as decoding into the Go
+/// types would), so later code can rely on it.
+pub fn check_shape(v: &Value) -> Result<(), ApiError> {
+    let bad = |what: &str| {
+        Err(ApiError::bad_request(format!(
+            "the object could not be decoded: {what}"
+        )))
+    };
+    let Some(obj) = v.as_object() else {
+        return bad("expected a JSON object");
+    };
+    for f in ["apiVersion", "kind"] {
+        if obj.get(f).is_some_and(|x| !x.is_string()) {
+            return bad(&format!("{f} must be a string"));
+        }
+    }
+    let Some(meta) = obj.get("metadata") else {
+        return Ok(());
+    };
+    let Some(meta) = meta.as_object() else {
+        return bad("metadata must be an object");
+    };
+    for f in [
+        "name",
+        "namespace",
+        "generateName",
+        "resourceVersion",
+        "uid",
+    ] {
+        if meta.get(f).is_some_and(|x| !x.is_string() && !x.is_null()) {
+            return bad(&format!("metadata.{f} must be a string"));
+        }
+    }
+    for f in ["labels", "annotations"] {
+        match meta.get(f) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(m)) if m.values().all(Value::is_string) => {}
+            Some(_) => return bad(&format!("metadata.{f} must map strings to strings")),
+        }
+    }
+    match meta.get("finalizers") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => {}
+        Some(_) => return bad("metadata.finalizers must be a list of strings"),
+    }
+    for f in ["ownerReferences", "managedFields"] {
+        match meta.get(f) {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(a)) if a.iter().all(Value::is_object) => {}
+            Some(_) => return bad(&format!("metadata.{f} must be a list of objects")),
+        }
+    }
+    Ok(())
 }
 
 fn valid_dns_subdomain(name: &str) -> bool {
@@ -1310,9 +1366,7 @@ fn prepare(st: &State, req: &Req, target: &Target, kind: WriteKind) -> Result<Pr
             };
             let applied: Value = serde_yaml_ng::from_slice(&req.body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
-            if !applied.is_object() {
-                return Err(ApiError::bad_request("the apply patch must be an object"));
-            }
+            check_shape(&applied)?;
             check_identity(rt, &applied)?;
             let mut applied = applied;
             // An apply patch may leave the name out; the URL names the object.
@@ -1392,6 +1446,7 @@ fn prepare(st: &State, req: &Req, target: &Target, kind: WriteKind) -> Result<Pr
                 }
                 PatchKind::Apply => {}
             }
+            check_shape(&doc)?;
             let patched_rv = meta_str(&doc, "resourceVersion");
             if !patched_rv.is_empty() && patched_rv != meta_str(&current, "resourceVersion") {
                 return Err(conflict(rt, &name));
@@ -1490,6 +1545,12 @@ async fn write(
         let Some(mutated) = mutated else {
             return Err(ApiError::internal("admission removed the object"));
         };
+        check_shape(&mutated).map_err(|e| {
+            ApiError::internal(format!(
+                "a mutating webhook produced an invalid object: {}",
+                e.message
+            ))
+        })?;
         let (new, schema_warnings) = schema_check(
             &server.state(),
             rt,

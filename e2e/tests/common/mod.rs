@@ -225,13 +225,16 @@ pub async fn raw_body(
     url: &str,
     ca: &str,
     token: &str,
+    method: &str,
     path: &str,
     body: &str,
     content_type: &str,
 ) -> (u16, String) {
     let hostport = url.trim_start_matches("https://").to_string();
     let config = annexa_e2e::tls::client_config(ca.as_bytes()).unwrap();
-    let request = http::Request::post(path)
+    let request = http::Request::builder()
+        .method(method)
+        .uri(path)
         .header("host", hostport.clone())
         .header("authorization", format!("Bearer {token}"))
         .header("content-type", content_type)

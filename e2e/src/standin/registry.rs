@@ -92,9 +92,27 @@ impl ResourceType {
         let core_without = self.group.is_empty()
             && matches!(
                 self.plural.as_str(),
-                "configmaps" | "secrets" | "serviceaccounts" | "events" | "namespaces" | "nodes"
+                "configmaps"
+                    | "secrets"
+                    | "serviceaccounts"
+                    | "events"
+                    | "namespaces"
+                    | "nodes"
+                    | "persistentvolumes"
+                    | "endpoints"
+                    | "limitranges"
+                    | "resourcequotas"
             );
-        !core_without && self.group != "events.k8s.io" && self.group != "coordination.k8s.io"
+        let group_without = matches!(
+            self.group.as_str(),
+            "events.k8s.io"
+                | "coordination.k8s.io"
+                | "storage.k8s.io"
+                | "node.k8s.io"
+                | "scheduling.k8s.io"
+                | "discovery.k8s.io"
+        );
+        !core_without && !group_without
     }
 }
 
@@ -348,6 +366,126 @@ fn builtins() -> Vec<ResourceType> {
             "selfsubjectaccessreviews",
             "SelfSubjectAccessReview",
             false,
+            &[],
+            &[],
+            false,
+        ),
+        builtin(
+            "",
+            "v1",
+            "persistentvolumes",
+            "PersistentVolume",
+            false,
+            &["pv"],
+            &[],
+            true,
+        ),
+        builtin(
+            "",
+            "v1",
+            "resourcequotas",
+            "ResourceQuota",
+            true,
+            &["quota"],
+            &[],
+            true,
+        ),
+        builtin(
+            "",
+            "v1",
+            "limitranges",
+            "LimitRange",
+            true,
+            &["limits"],
+            &[],
+            false,
+        ),
+        builtin(
+            "",
+            "v1",
+            "endpoints",
+            "Endpoints",
+            true,
+            &["ep"],
+            &[],
+            false,
+        ),
+        builtin(
+            "policy",
+            "v1",
+            "poddisruptionbudgets",
+            "PodDisruptionBudget",
+            true,
+            &["pdb"],
+            &[],
+            true,
+        ),
+        builtin(
+            "autoscaling",
+            "v2",
+            "horizontalpodautoscalers",
+            "HorizontalPodAutoscaler",
+            true,
+            &["hpa"],
+            &["all"],
+            true,
+        ),
+        builtin(
+            "storage.k8s.io",
+            "v1",
+            "storageclasses",
+            "StorageClass",
+            false,
+            &["sc"],
+            &[],
+            false,
+        ),
+        builtin(
+            "node.k8s.io",
+            "v1",
+            "runtimeclasses",
+            "RuntimeClass",
+            false,
+            &[],
+            &[],
+            false,
+        ),
+        builtin(
+            "scheduling.k8s.io",
+            "v1",
+            "priorityclasses",
+            "PriorityClass",
+            false,
+            &["pc"],
+            &[],
+            false,
+        ),
+        builtin(
+            "networking.k8s.io",
+            "v1",
+            "ingresses",
+            "Ingress",
+            true,
+            &["ing"],
+            &[],
+            true,
+        ),
+        builtin(
+            "networking.k8s.io",
+            "v1",
+            "ingressclasses",
+            "IngressClass",
+            false,
+            &[],
+            &[],
+            false,
+        ),
+        builtin(
+            "discovery.k8s.io",
+            "v1",
+            "endpointslices",
+            "EndpointSlice",
+            true,
             &[],
             &[],
             false,

@@ -985,3 +985,54 @@ fn strategic_merge_patches_merge_lists_by_key() {
         "{err}"
     );
 }
+
+#[test]
+fn webhook_configurations_are_validated_and_defaulted() {
+    let cluster = cluster();
+    let name = format!("cfg-{}.e2e.annexa.dev", random());
+    let config = |side_effects: Option<&str>| {
+        let mut hook = json!({
+            "name": name,
+            "admissionReviewVersions": ["v1"],
+            "clientConfig": {"service": {"name": "nowhere", "namespace": "nowhere", "path": "/validate"}},
+            // Matches nothing that exists, so it never affects other tests.
+            "rules": [{"operations": ["CREATE"], "apiGroups": ["nothing.e2e.annexa.dev"], "apiVersions": ["v1"], "resources": ["nothings"]}],
+        });
+        if let Some(s) = side_effects {
+            hook["sideEffects"] = json!(s);
+        }
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+               "metadata": {"name": name}, "webhooks": [hook]})
+    };
+    let err = cluster
+        .kubectl()
+        .args(["create", "-f", "-"])
+        .stdin(config(None).to_string())
+        .fails()
+        .unwrap();
+    assert!(
+        err.contains("webhooks[0].sideEffects: Required value"),
+        "{err}"
+    );
+    cluster
+        .kubectl()
+        .args(["create", "-f", "-"])
+        .stdin(config(Some("None")).to_string())
+        .ok()
+        .unwrap();
+    let live = get_json(
+        cluster
+            .kubectl()
+            .args(["get", "validatingwebhookconfiguration", &name]),
+    );
+    cluster
+        .kubectl()
+        .args(["delete", "validatingwebhookconfiguration", &name])
+        .ok()
+        .unwrap();
+    let hook = &live["webhooks"][0];
+    assert_eq!(hook["failurePolicy"], "Fail");
+    assert_eq!(hook["timeoutSeconds"], 10);
+    assert_eq!(hook["matchPolicy"], "Equivalent");
+    assert_eq!(hook["clientConfig"]["service"]["port"], 443);
+}

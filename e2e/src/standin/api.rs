@@ -13,7 +13,9 @@ use serde_json::{Value, json};
 use super::registry::{GroupResource, ResourceType, Special, types_from_crd};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::store::{self, State, StoreError, meta_str, now_rfc3339};
-use super::{Faults, Server, User, admission, protobuf, schema, smp, ssa, table, watch};
+use super::{
+    Faults, Server, User, admission, protobuf, schema, smp, ssa, table, watch, webhookconfig,
+};
 
 pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
 
@@ -1635,6 +1637,15 @@ fn schema_check(
     req: &Req,
     name: &str,
 ) -> Result<(Value, Vec<String>), ApiError> {
+    if rt.group == "admissionregistration.k8s.io" {
+        let mutating = rt.plural == "mutatingwebhookconfigurations";
+        webhookconfig::default(&mut obj, mutating);
+        let errors = webhookconfig::validate(&obj);
+        if !errors.is_empty() {
+            return Err(invalid_many(rt, name, &errors));
+        }
+        return Ok((obj, Vec::new()));
+    }
     let Some(crd_name) = &rt.crd else {
         return Ok((obj, Vec::new()));
     };

@@ -12,6 +12,7 @@ pub mod ssa;
 pub mod store;
 pub mod table;
 pub mod watch;
+pub mod webhookconfig;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -426,6 +426,26 @@ impl Cluster {
         .map(|_| ())
     }
 
+    /// Starts a process (e.g. `annexa run`) with `KUBECONFIG` set to the kubeconfig of `user`;
+    /// its output goes to `<name>.log` in the cluster's temporary directory.
+    pub fn spawn_as(
+        &self,
+        user: &str,
+        name: &str,
+        mut command: Command,
+    ) -> Result<Background, HarnessError> {
+        let kubeconfig = match self.standin {
+            Some(_) => self.kubeconfig_for(user)?,
+            // On a real cluster the first user is the kubeconfig's own identity.
+            None if self.users.first().is_some_and(|u| u.name == user) => {
+                self.admin_kubeconfig.clone()
+            }
+            None => self.kubeconfig_for(user)?,
+        };
+        command.env("KUBECONFIG", kubeconfig);
+        Background::spawn(command, self.dir.path().join(format!("{name}.log")))
+    }
+
     /// Stops the stand-in with SIGTERM and returns whether it exited cleanly (status 0).
     pub fn stop(&mut self) -> Result<bool, HarnessError> {
         let Some(s) = self.standin.as_mut() else {
@@ -452,6 +472,97 @@ impl Drop for Cluster {
             let _ = s.child.kill();
             let _ = s.child.wait();
         }
+    }
+}
+
+/// A child process such as `annexa run`, with stdout and stderr in a log file; killed when
+/// dropped.
+pub struct Background {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Background {
+    /// Starts `command` with its output appended to `log`.
+    pub fn spawn(mut command: Command, log: PathBuf) -> Result<Self, HarnessError> {
+        let out = std::fs::File::create(&log).map_err(io(format!("creating {}", log.display())))?;
+        let err = out.try_clone().map_err(io("duplicating the log file"))?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(io(format!("starting {:?}", command.get_program())))?;
+        Ok(Self { child, log })
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the process has written so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle`; fails early if the process exits.
+    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> Result<(), HarnessError> {
+        let start = Instant::now();
+        loop {
+            if self.log().contains(needle) {
+                return Ok(());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(HarnessError::Other(format!(
+                    "the process exited ({status}) before logging {needle:?}:\n{}",
+                    self.log()
+                )));
+            }
+            if start.elapsed() > timeout {
+                return Err(HarnessError::Other(format!(
+                    "timed out after {timeout:?} waiting for {needle:?} in the log:\n{}",
+                    self.log()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends SIGTERM and waits up to `timeout`; returns the exit status (None if it had to be
+    /// killed).
+    pub fn terminate(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<std::process::ExitStatus>, HarnessError> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Some(status) = self
+                .child
+                .try_wait()
+                .map_err(io("waiting for the process"))?
+            {
+                return Ok(Some(status));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        Ok(None)
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -841,4 +952,25 @@ pub fn patch(ops: Value) -> Value {
         "patchType": "JSONPatch",
         "patch": base64::engine::general_purpose::STANDARD.encode(ops.to_string()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn background_processes_log_and_terminate() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = Command::new("sh");
+        command.args([
+            "-c",
+            "echo started; trap 'echo bye; exit 0' TERM; while true; do sleep 0.05; done",
+        ]);
+        let mut p = Background::spawn(command, dir.path().join("p.log")).unwrap();
+        p.wait_for_log("started", Duration::from_secs(10)).unwrap();
+        assert!(p.is_running());
+        let status = p.terminate(Duration::from_secs(10)).unwrap();
+        assert!(status.is_some_and(|s| s.success()));
+        assert!(p.log().contains("bye"));
+    }
 }

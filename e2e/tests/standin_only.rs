@@ -215,7 +215,7 @@ fn failure_policy_decides_when_the_webhook_is_down() {
 fn webhook_with_a_service_reference_is_reached_through_a_host_override() {
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = calls.clone();
-    let hook = TestWebhook::start(&["hook.hooks.svc"], move |_| {
+    let hook = TestWebhook::start(&["hook.hooks.svc", "late.hooks.svc"], move |_| {
         counter.fetch_add(1, Ordering::SeqCst);
         deny(422, "refused through the service")
     })
@@ -253,6 +253,34 @@ fn webhook_with_a_service_reference_is_reached_through_a_host_override() {
         .fails()
         .unwrap();
     assert!(err.contains("refused through the service"), "{err}");
+
+    // Overrides can also be added while the stand-in runs (e.g. once `annexa run` listens).
+    cluster
+        .add_webhook_override("late.hooks:8443", &format!("127.0.0.1:{}", hook.port))
+        .unwrap();
+    let late_ns = cluster
+        .namespace_with_labels("late", &[("webhook-test", "late")])
+        .unwrap();
+    apply_json(
+        cluster.kubectl(),
+        &webhook_config(
+            "ValidatingWebhookConfiguration",
+            "late.e2e.annexa.dev",
+            json!({"service": {"name": "late", "namespace": "hooks", "port": 8443, "path": "/validate"}, "caBundle": hook.ca_bundle()}),
+            "Fail",
+            "late",
+        ),
+    );
+    let err = cluster
+        .kubectl()
+        .args(["create", "-f", "-"])
+        .stdin(configmap(&late_ns.name, "c", json!({})).to_string())
+        .fails()
+        .unwrap();
+    assert!(
+        err.contains("admission webhook \"late.e2e.annexa.dev\" denied the request"),
+        "{err}"
+    );
 }
 
 #[test]

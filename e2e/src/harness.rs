@@ -143,6 +143,9 @@ struct StandinProcess {
 }
 
 /// An API server under test: a stand-in process started for the test, or a real cluster.
+///
+/// Every method blocks (kubectl runs as a child process); from async tests call them through
+/// `tokio::task::spawn_blocking`.
 pub struct Cluster {
     dir: tempfile::TempDir,
     standin: Option<StandinProcess>,

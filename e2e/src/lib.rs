@@ -1,0 +1,5 @@
+//! End-to-end harness for Annexa: a stand-in Kubernetes API server and test support.
+
+pub mod harness;
+pub mod standin;
+pub mod tls;

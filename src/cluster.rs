@@ -11,6 +11,7 @@ use crate::webhook::context::ProfileCache;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PartialObjectMeta};
+use kube::core::DeserializeGuard;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -126,15 +127,69 @@ where
     (store, Box::pin(stream))
 }
 
+/// Like [`reflect`], for Annexa's own kinds, where an object that does not decode (written
+/// before a schema change, or by hand with the webhook down) must not stop the watch: it is
+/// logged and left out of the cache, and every other object stays current.
+pub(crate) fn reflect_guarded<K>(client: Client) -> (Store<K>, Task)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, mut writer) = reflector::store::<K>();
+    let kind = K::kind(&()).into_owned();
+    let api: Api<DeserializeGuard<K>> = Api::all(client);
+    let stream = watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .for_each(move |event| {
+            let valid = |guard: DeserializeGuard<K>| match guard.0 {
+                Ok(mut object) => {
+                    object.managed_fields_mut().clear();
+                    Some(object)
+                }
+                Err(invalid) => {
+                    tracing::warn!(
+                        kind = %kind,
+                        namespace = invalid.metadata.namespace.as_deref().unwrap_or_default(),
+                        name = invalid.metadata.name.as_deref().unwrap_or_default(),
+                        error = %invalid.error,
+                        "object does not decode; left out of the cache"
+                    );
+                    None
+                }
+            };
+            let event = match event {
+                Ok(watcher::Event::Apply(g)) => valid(g).map(watcher::Event::Apply),
+                Ok(watcher::Event::InitApply(g)) => valid(g).map(watcher::Event::InitApply),
+                Ok(watcher::Event::Delete(g)) => valid(g).map(watcher::Event::Delete),
+                Ok(watcher::Event::Init) => Some(watcher::Event::Init),
+                Ok(watcher::Event::InitDone) => Some(watcher::Event::InitDone),
+                Err(e) => {
+                    tracing::warn!(kind = %kind, error = %e, "watch error; retrying with backoff");
+                    None
+                }
+            };
+            if let Some(event) = event {
+                writer.apply_watcher_event(&event);
+            }
+            futures::future::ready(())
+        });
+    (store, Box::pin(stream))
+}
+
 /// Starts watching everything the decisions read. Returns the context and the future that
 /// drives the watches (run it on a task; it never ends) and marks the context synced once
 /// every store has listed.
 pub fn watch(client: Client) -> (Arc<StoreContext>, impl Future<Output = ()> + Send) {
-    let (policies, p) = reflect(Api::<CompliancePolicy>::all(client.clone()));
-    let (datasets, d) = reflect(Api::<TrainingDataset>::all(client.clone()));
-    let (models, m) = reflect(Api::<ModelDeployment>::all(client.clone()));
-    let (approvals, a) = reflect(Api::<ModelApproval>::all(client.clone()));
-    let (agents, g) = reflect(Api::<AgentPolicy>::all(client.clone()));
+    let (policies, p) = reflect_guarded::<CompliancePolicy>(client.clone());
+    let (datasets, d) = reflect_guarded::<TrainingDataset>(client.clone());
+    let (models, m) = reflect_guarded::<ModelDeployment>(client.clone());
+    let (approvals, a) = reflect_guarded::<ModelApproval>(client.clone());
+    let (agents, g) = reflect_guarded::<AgentPolicy>(client.clone());
     let (namespaces, namespace_writer) = reflector::store();
     let n: Task = Box::pin(
         watcher(Api::<PartialObjectMeta<Namespace>>::all(client), watcher::Config::default().any_semantic())

@@ -344,7 +344,9 @@ async fn metrics_on_their_own_plain_http_address() {
         server.store.not_after()
     );
     assert!(text.contains(&expiry), "{text}");
-    // The metrics address does not serve the webhook.
+    // The metrics address does not serve the webhook. (Wait until the keep-alive connection
+    // can take the next request: sending earlier fails with "connection was not ready".)
+    plain.ready().await.unwrap();
     let request = Request::post("/validate")
         .header("host", "localhost")
         .body(Full::new(Bytes::from(good_review())))

@@ -18,6 +18,7 @@ use k8s_openapi::api::rbac::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
@@ -268,9 +269,13 @@ pub fn excess_bindings(agent: &AgentPolicy, rbac: &RbacState) -> Vec<String> {
     excess
 }
 
-pub async fn reconcile(agent: Arc<AgentPolicy>, ctx: Arc<Context>) -> Result<Action> {
+pub async fn reconcile(
+    guard: Arc<DeserializeGuard<AgentPolicy>>,
+    ctx: Arc<Context>,
+) -> Result<Action> {
+    let agent = super::decoded(&guard)?;
     let started = std::time::Instant::now();
-    let result = reconcile_inner(&agent, &ctx).await;
+    let result = reconcile_inner(agent, &ctx).await;
     ctx.metrics.observe(KIND, started.elapsed().as_secs_f64());
     result
 }
@@ -388,7 +393,11 @@ async fn reconcile_inner(agent: &AgentPolicy, ctx: &Context) -> Result<Action> {
     Ok(Action::requeue(Duration::from_secs(3600)))
 }
 
-pub fn error_policy(agent: Arc<AgentPolicy>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(
+    agent: Arc<DeserializeGuard<AgentPolicy>>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
     ctx.metrics.error(KIND, error.category());
     tracing::warn!(agentpolicy = %agent.name_any(), error = %error, "reconcile failed");
     error_action(error, &agent.name_any())

@@ -10,6 +10,7 @@ use crate::policy::{selector_matches, validate_policy};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::ListParams;
+use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use std::sync::Arc;
@@ -79,9 +80,13 @@ async fn ungoverned_gpu_pods(
     Ok((found, total))
 }
 
-pub async fn reconcile(policy: Arc<CompliancePolicy>, ctx: Arc<Context>) -> Result<Action> {
+pub async fn reconcile(
+    guard: Arc<DeserializeGuard<CompliancePolicy>>,
+    ctx: Arc<Context>,
+) -> Result<Action> {
+    let policy = super::decoded(&guard)?;
     let started = std::time::Instant::now();
-    let result = reconcile_inner(&policy, &ctx).await;
+    let result = reconcile_inner(policy, &ctx).await;
     ctx.metrics.observe(KIND, started.elapsed().as_secs_f64());
     result
 }
@@ -160,7 +165,11 @@ async fn reconcile_inner(policy: &CompliancePolicy, ctx: &Context) -> Result<Act
     Ok(Action::requeue(Duration::from_secs(600)))
 }
 
-pub fn error_policy(policy: Arc<CompliancePolicy>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(
+    policy: Arc<DeserializeGuard<CompliancePolicy>>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
     ctx.metrics.error(KIND, error.category());
     tracing::warn!(compliancepolicy = %policy.name_any(), error = %error, "reconcile failed");
     error_action(error, &policy.name_any())

@@ -131,6 +131,23 @@ pub fn child_labels(owner_kind: &str, owner: &str) -> std::collections::BTreeMap
     ])
 }
 
+/// The object a reconcile works on, or an `Invalid` error (retried when the object changes)
+/// naming the object and what does not decode: one malformed object never stops a watch.
+pub fn decoded<K: Resource<DynamicType = ()>>(
+    guard: &kube::core::DeserializeGuard<K>,
+) -> Result<&K> {
+    match &guard.0 {
+        Ok(object) => Ok(object),
+        Err(invalid) => Err(Error::Invalid(format!(
+            "{} {}/{} does not decode: {}",
+            K::kind(&()),
+            invalid.metadata.namespace.as_deref().unwrap_or_default(),
+            invalid.metadata.name.as_deref().unwrap_or_default(),
+            invalid.error
+        ))),
+    }
+}
+
 /// Requeue after an error: invalid objects wait for a change; API errors back off with jitter.
 pub fn error_action(error: &Error, attempt_hint: &str) -> Action {
     match error {
@@ -158,7 +175,31 @@ pub fn requeue_until(at: Option<jiff::Timestamp>, now: jiff::Timestamp) -> Actio
     }
 }
 
-/// Runs every controller until `shutdown` resolves (in-flight reconciles finish first).
+/// References to the objects, as the guarded controllers key them.
+fn refs<K>(
+    objects: impl IntoIterator<Item = Arc<K>>,
+) -> Vec<kube::runtime::reflector::ObjectRef<kube::core::DeserializeGuard<K>>>
+where
+    K: Resource<DynamicType = ()>,
+{
+    objects
+        .into_iter()
+        .map(|o| {
+            let r = kube::runtime::reflector::ObjectRef::new(&o.name_any());
+            match o.namespace() {
+                Some(ns) => r.within(&ns),
+                None => r,
+            }
+        })
+        .collect()
+}
+
+/// Runs every controller until `shutdown` turns true (in-flight reconciles finish first).
+///
+/// Each controller watches its kind through a `DeserializeGuard` (an object that does not
+/// decode is reported and skipped, never stops the watch) and is triggered by its owned
+/// children (drift is put back) and, through mappers over the shared cache, by the objects its
+/// decisions read: policies, namespaces, approvals, datasets, bindings.
 pub async fn run(
     client: Client,
     state: ClusterState,
@@ -173,7 +214,7 @@ pub async fn run(
     use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
     use k8s_openapi::api::networking::v1::NetworkPolicy;
     use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-    use kube::core::PartialObjectMeta;
+    use kube::core::{DeserializeGuard, PartialObjectMeta};
     use kube::runtime::reflector::ObjectRef;
     use kube::runtime::{Controller, controller::Config, watcher};
 
@@ -182,7 +223,7 @@ pub async fn run(
         crate::cluster::reflect(Api::<ClusterRoleBinding>::all(client.clone()));
     let (roles, f3) = crate::cluster::reflect(Api::<Role>::all(client.clone()));
     let (cluster_roles, f4) = crate::cluster::reflect(Api::<ClusterRole>::all(client.clone()));
-    tokio::spawn(async move {
+    let rbac_watches = tokio::spawn(async move {
         futures::join!(f1, f2, f3, f4);
     });
     let mut context = Context::new(client.clone(), state.clone(), metrics);
@@ -202,225 +243,191 @@ pub async fn run(
     let all = watcher::Config::default();
     let config = Config::default().concurrency(4);
 
-    let md = Controller::new(Api::<ModelDeployment>::all(client.clone()), all.clone())
-        .with_config(config.clone());
-    let md_store = md.store();
-    let md_store2 = md.store();
-    let md_store3 = md.store();
-    let md = md
-        .owns(Api::<Deployment>::all(client.clone()), owned.clone())
-        .owns(Api::<Service>::all(client.clone()), owned.clone())
-        .owns(Api::<NetworkPolicy>::all(client.clone()), owned.clone())
-        .owns(Api::<ServiceAccount>::all(client.clone()), owned.clone())
-        .watches(
-            Api::<ModelApproval>::all(client.clone()),
-            all.clone(),
-            |a| {
-                a.metadata
-                    .namespace
-                    .clone()
-                    .map(|ns| ObjectRef::new(&a.spec.model_deployment).within(&ns))
-            },
-        )
-        .watches(
-            Api::<TrainingDataset>::all(client.clone()),
-            all.clone(),
-            move |d| {
-                let ns = d.metadata.namespace.clone().unwrap_or_default();
-                let name = d.name_any();
-                md_store
-                    .state()
-                    .iter()
-                    .filter(|m| {
-                        m.metadata.namespace.as_deref() == Some(ns.as_str())
-                            && m.spec.training_datasets.contains(&name)
-                    })
-                    .map(|m| ObjectRef::from_obj(&**m))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .watches(
-            Api::<CompliancePolicy>::all(client.clone()),
-            all.clone(),
-            move |_| {
-                md_store2
-                    .state()
-                    .iter()
-                    .map(|m| ObjectRef::from_obj(&**m))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .watches(
-            Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
-            all.clone(),
-            move |ns| {
-                let ns = ns.name_any();
-                md_store3
-                    .state()
-                    .iter()
-                    .filter(|m| m.metadata.namespace.as_deref() == Some(ns.as_str()))
-                    .map(|m| ObjectRef::from_obj(&**m))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .graceful_shutdown_on(stop(shutdown.clone()))
-        .run(
-            model_deployment::reconcile,
-            model_deployment::error_policy,
-            ctx.clone(),
-        )
-        .for_each(|_| futures::future::ready(()));
-
-    let td = Controller::new(Api::<TrainingDataset>::all(client.clone()), all.clone())
-        .with_config(config.clone());
-    let td_store = td.store();
-    let td_store2 = td.store();
-    let td = td
-        .owns(Api::<Role>::all(client.clone()), owned.clone())
-        .owns(Api::<RoleBinding>::all(client.clone()), owned.clone())
-        .watches(
-            Api::<TrainingDataset>::all(client.clone()),
-            all.clone(),
-            move |parent| {
-                let ns = parent.metadata.namespace.clone().unwrap_or_default();
-                let name = parent.name_any();
-                td_store
-                    .state()
-                    .iter()
-                    .filter(|d| {
-                        d.metadata.namespace.as_deref() == Some(ns.as_str())
-                            && d.spec.derived_from.contains(&name)
-                    })
-                    .map(|d| ObjectRef::from_obj(&**d))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .watches(
-            Api::<CompliancePolicy>::all(client.clone()),
-            all.clone(),
-            move |_| {
-                td_store2
-                    .state()
-                    .iter()
-                    .map(|d| ObjectRef::from_obj(&**d))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .graceful_shutdown_on(stop(shutdown.clone()))
-        .run(
-            training_dataset::reconcile,
-            training_dataset::error_policy,
-            ctx.clone(),
-        )
-        .for_each(|_| futures::future::ready(()));
-
-    let ap = Controller::new(Api::<AgentPolicy>::all(client.clone()), all.clone())
-        .with_config(config.clone());
-    let ap_store = ap.store();
-    let ap_store2 = ap.store();
-    let ap_store3 = ap.store();
-    let subjects_of = |subjects: Option<Vec<k8s_openapi::api::rbac::v1::Subject>>,
-                       store: &kube::runtime::reflector::Store<AgentPolicy>| {
-        let subjects = subjects.unwrap_or_default();
-        store
-            .state()
-            .iter()
-            .filter(|a| {
-                subjects.iter().any(|s| {
-                    s.kind == "Group"
-                        || (s.name == a.spec.service_account_name
-                            && s.namespace.as_deref() == a.metadata.namespace.as_deref())
-                })
+    let s = state.clone();
+    let s2 = state.clone();
+    let s3 = state.clone();
+    let md = Controller::new(
+        Api::<DeserializeGuard<ModelDeployment>>::all(client.clone()),
+        all.clone(),
+    )
+    .with_config(config.clone())
+    .owns(Api::<Deployment>::all(client.clone()), owned.clone())
+    .owns(Api::<Service>::all(client.clone()), owned.clone())
+    .owns(Api::<NetworkPolicy>::all(client.clone()), owned.clone())
+    .owns(Api::<ServiceAccount>::all(client.clone()), owned.clone())
+    .watches(
+        Api::<ModelApproval>::all(client.clone()),
+        all.clone(),
+        |a| {
+            a.metadata.namespace.clone().map(|ns| {
+                ObjectRef::<DeserializeGuard<ModelDeployment>>::new(&a.spec.model_deployment)
+                    .within(&ns)
             })
-            .map(|a| ObjectRef::from_obj(&**a))
-            .collect::<Vec<_>>()
+        },
+    )
+    .watches(
+        Api::<TrainingDataset>::all(client.clone()),
+        all.clone(),
+        move |d| {
+            let ns = d.namespace().unwrap_or_default();
+            let name = d.name_any();
+            refs(s.models.state_filter(|m| {
+                m.metadata.namespace.as_deref() == Some(ns.as_str())
+                    && m.spec.training_datasets.contains(&name)
+            }))
+        },
+    )
+    .watches(
+        Api::<CompliancePolicy>::all(client.clone()),
+        all.clone(),
+        move |_| refs(s2.models.state()),
+    )
+    .watches(
+        Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+        all.clone(),
+        move |ns| {
+            let ns = ns.name_any();
+            refs(
+                s3.models
+                    .state_filter(|m| m.metadata.namespace.as_deref() == Some(ns.as_str())),
+            )
+        },
+    )
+    .graceful_shutdown_on(stop(shutdown.clone()))
+    .run(
+        model_deployment::reconcile,
+        model_deployment::error_policy,
+        ctx.clone(),
+    )
+    .for_each(|_| futures::future::ready(()));
+
+    let s = state.clone();
+    let s2 = state.clone();
+    let td = Controller::new(
+        Api::<DeserializeGuard<TrainingDataset>>::all(client.clone()),
+        all.clone(),
+    )
+    .with_config(config.clone())
+    .owns(Api::<Role>::all(client.clone()), owned.clone())
+    .owns(Api::<RoleBinding>::all(client.clone()), owned.clone())
+    .watches(
+        Api::<TrainingDataset>::all(client.clone()),
+        all.clone(),
+        move |parent| {
+            let ns = parent.namespace().unwrap_or_default();
+            let name = parent.name_any();
+            refs(s.datasets.state_filter(|d| {
+                d.metadata.namespace.as_deref() == Some(ns.as_str())
+                    && d.spec.derived_from.contains(&name)
+            }))
+        },
+    )
+    .watches(
+        Api::<CompliancePolicy>::all(client.clone()),
+        all.clone(),
+        move |_| refs(s2.datasets.state()),
+    )
+    .graceful_shutdown_on(stop(shutdown.clone()))
+    .run(
+        training_dataset::reconcile,
+        training_dataset::error_policy,
+        ctx.clone(),
+    )
+    .for_each(|_| futures::future::ready(()));
+
+    let bound_agents = |subjects: Option<Vec<k8s_openapi::api::rbac::v1::Subject>>,
+                        state: &ClusterState| {
+        let subjects = subjects.unwrap_or_default();
+        refs(state.agents.state_filter(|a| {
+            subjects.iter().any(|s| {
+                s.kind == "Group"
+                    || (s.name == a.spec.service_account_name
+                        && s.namespace.as_deref() == a.metadata.namespace.as_deref())
+            })
+        }))
     };
-    let ap = ap
-        .owns(Api::<ServiceAccount>::all(client.clone()), owned.clone())
-        .owns(Api::<Role>::all(client.clone()), owned.clone())
-        .owns(Api::<NetworkPolicy>::all(client.clone()), owned.clone())
-        .watches(
-            Api::<RoleBinding>::all(client.clone()),
-            all.clone(),
-            move |rb| subjects_of(rb.subjects, &ap_store),
-        )
-        .watches(
-            Api::<ClusterRoleBinding>::all(client.clone()),
-            all.clone(),
-            move |crb| subjects_of(crb.subjects, &ap_store2),
-        )
-        .watches(
-            Api::<CompliancePolicy>::all(client.clone()),
-            all.clone(),
-            move |_| {
-                ap_store3
-                    .state()
-                    .iter()
-                    .map(|a| ObjectRef::from_obj(&**a))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .graceful_shutdown_on(stop(shutdown.clone()))
-        .run(
-            agent_policy::reconcile,
-            agent_policy::error_policy,
-            ctx.clone(),
-        )
-        .for_each(|_| futures::future::ready(()));
+    let s = state.clone();
+    let s2 = state.clone();
+    let s3 = state.clone();
+    let ap = Controller::new(
+        Api::<DeserializeGuard<AgentPolicy>>::all(client.clone()),
+        all.clone(),
+    )
+    .with_config(config.clone())
+    .owns(Api::<ServiceAccount>::all(client.clone()), owned.clone())
+    .owns(Api::<Role>::all(client.clone()), owned.clone())
+    .owns(Api::<RoleBinding>::all(client.clone()), owned.clone())
+    .owns(Api::<NetworkPolicy>::all(client.clone()), owned.clone())
+    .watches(
+        Api::<RoleBinding>::all(client.clone()),
+        all.clone(),
+        move |rb| bound_agents(rb.subjects, &s),
+    )
+    .watches(
+        Api::<ClusterRoleBinding>::all(client.clone()),
+        all.clone(),
+        move |crb| bound_agents(crb.subjects, &s2),
+    )
+    .watches(
+        Api::<CompliancePolicy>::all(client.clone()),
+        all.clone(),
+        move |_| refs(s3.agents.state()),
+    )
+    .graceful_shutdown_on(stop(shutdown.clone()))
+    .run(
+        agent_policy::reconcile,
+        agent_policy::error_policy,
+        ctx.clone(),
+    )
+    .for_each(|_| futures::future::ready(()));
 
-    let mapr = Controller::new(Api::<ModelApproval>::all(client.clone()), all.clone())
-        .with_config(config.clone());
-    let mapr_store = mapr.store();
-    let mapr = mapr
-        .watches(
-            Api::<ModelDeployment>::all(client.clone()),
-            all.clone(),
-            move |m| {
-                let ns = m.metadata.namespace.clone().unwrap_or_default();
-                let name = m.name_any();
-                mapr_store
-                    .state()
-                    .iter()
-                    .filter(|a| {
-                        a.metadata.namespace.as_deref() == Some(ns.as_str())
-                            && a.spec.model_deployment == name
-                    })
-                    .map(|a| ObjectRef::from_obj(&**a))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .graceful_shutdown_on(stop(shutdown.clone()))
-        .run(
-            model_approval::reconcile,
-            model_approval::error_policy,
-            ctx.clone(),
-        )
-        .for_each(|_| futures::future::ready(()));
+    let s = state.clone();
+    let mapr = Controller::new(
+        Api::<DeserializeGuard<ModelApproval>>::all(client.clone()),
+        all.clone(),
+    )
+    .with_config(config.clone())
+    .watches(
+        Api::<ModelDeployment>::all(client.clone()),
+        all.clone(),
+        move |m| {
+            let ns = m.namespace().unwrap_or_default();
+            let name = m.name_any();
+            refs(s.approvals.state_filter(|a| {
+                a.metadata.namespace.as_deref() == Some(ns.as_str())
+                    && a.spec.model_deployment == name
+            }))
+        },
+    )
+    .graceful_shutdown_on(stop(shutdown.clone()))
+    .run(
+        model_approval::reconcile,
+        model_approval::error_policy,
+        ctx.clone(),
+    )
+    .for_each(|_| futures::future::ready(()));
 
-    let cpol = Controller::new(Api::<CompliancePolicy>::all(client.clone()), all.clone())
-        .with_config(config);
-    let cpol_store = cpol.store();
-    let cpol = cpol
-        .watches(
-            Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
-            all,
-            move |_| {
-                cpol_store
-                    .state()
-                    .iter()
-                    .map(|p| ObjectRef::from_obj(&**p))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .graceful_shutdown_on(stop(shutdown))
-        .run(
-            compliance_policy::reconcile,
-            compliance_policy::error_policy,
-            ctx,
-        )
-        .for_each(|_| futures::future::ready(()));
+    let s = state.clone();
+    let cpol = Controller::new(
+        Api::<DeserializeGuard<CompliancePolicy>>::all(client.clone()),
+        all.clone(),
+    )
+    .with_config(config)
+    .watches(
+        Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+        all,
+        move |_| refs(s.policies.state()),
+    )
+    .graceful_shutdown_on(stop(shutdown))
+    .run(
+        compliance_policy::reconcile,
+        compliance_policy::error_policy,
+        ctx,
+    )
+    .for_each(|_| futures::future::ready(()));
 
     futures::join!(md, td, ap, mapr, cpol);
+    rbac_watches.abort();
 }
 
 #[cfg(test)]

@@ -198,17 +198,22 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
             .iter()
             .position(|d| d == m)
             .unwrap_or_default();
-        rec.fail(
+        // A reference to an object that does not exist (yet) warns rather than denies: a GitOps
+        // sync does not order objects within a wave, and the controller holds the rollout
+        // until the dataset exists and complies.
+        rec.fail_capped(
             &A_5_9,
             format!("spec.trainingDatasets[{i}]"),
             format!("model {name:?} trains on dataset {m:?}, which does not exist in namespace {namespace:?}"),
+            Action::Warn,
         );
     }
     if !missing.is_empty() {
-        rec.fail(
+        rec.fail_capped(
             &A_5_12,
             "spec.trainingDatasets",
             format!("model {name:?} cannot be classified: datasets {missing:?} are missing"),
+            Action::Warn,
         );
     } else if spec.training_datasets.is_empty() {
         rec.pass_note(

@@ -3,7 +3,7 @@
 use super::catalogue::{A_5_9, A_5_12, A_5_34, A_8_3, A_8_10, A_8_11, A_8_24};
 use super::duration::{format_duration, parse_duration};
 use super::{Context, Evaluation, ObjectRef, Recorder};
-use crate::api::{Classification, MaskingTechnique, OnExpiry, TrainingDataset};
+use crate::api::{Action, Classification, MaskingTechnique, OnExpiry, TrainingDataset};
 use jiff::{SignedDuration, Timestamp};
 
 pub const KIND: &str = "TrainingDataset";
@@ -57,10 +57,12 @@ pub fn evaluate(dataset: &TrainingDataset, ctx: &Context<'_>) -> Evaluation {
     // A.5.12 classification: lineage never downgrades; personal data is never Public.
     for (i, parent) in spec.derived_from.iter().enumerate() {
         match ctx.lookup.dataset(namespace, parent) {
-            None => rec.fail(
+            // Missing (not yet created) parents warn; see the same rule for models.
+            None => rec.fail_capped(
                 &A_5_12,
                 format!("spec.derivedFrom[{i}]"),
                 format!("dataset {name:?} derives from {parent:?}, which does not exist in namespace {namespace:?}, so its classification cannot be verified"),
+                Action::Warn,
             ),
             Some(p) if p.spec.classification > class => rec.fail(
                 &A_5_12,

@@ -155,13 +155,13 @@ fn each_rule_fails_on_the_field_that_breaks_it() {
                 (
                     "A.5.9",
                     "spec.trainingDatasets[1]",
-                    Enforce,
+                    Warn,
                     r#"A.5.9 Inventory of information and other associated assets: model "fraud-detection" trains on dataset "claims-2024", which does not exist in namespace "fraud""#,
                 ),
                 (
                     "A.5.12",
                     "spec.trainingDatasets",
-                    Enforce,
+                    Warn,
                     r#"A.5.12 Classification of information: model "fraud-detection" cannot be classified: datasets ["claims-2024"] are missing"#,
                 ),
             ],

@@ -217,7 +217,22 @@ impl Annexa {
             .ok()
             .expect("the rendered chart applies");
         let webhook_port = annexa_e2e::harness::free_port().unwrap();
-        let service = rendered
+        let annexa = Annexa {
+            cluster,
+            namespace,
+            rendered,
+            processes: Mutex::new(Vec::new()),
+            webhook_port,
+        };
+        annexa.route_webhook_service_to(webhook_port);
+        annexa
+    }
+
+    /// Sends the stand-in's calls for the chart's webhook Service to a loopback port (what the
+    /// Service's endpoints do on a real cluster).
+    pub fn route_webhook_service_to(&self, webhook_port: u16) {
+        let service = self
+            .rendered
             .iter()
             .find(|o| {
                 o["kind"] == "Service"
@@ -226,19 +241,12 @@ impl Annexa {
             .expect("the chart renders the webhook Service");
         let service_name = service["metadata"]["name"].as_str().unwrap();
         let port = service["spec"]["ports"][0]["port"].as_u64().unwrap();
-        cluster
+        self.cluster
             .add_webhook_override(
-                &format!("{service_name}.{namespace}:{port}"),
+                &format!("{service_name}.{}:{port}", self.namespace),
                 &format!("127.0.0.1:{webhook_port}"),
             )
             .unwrap();
-        Annexa {
-            cluster,
-            namespace,
-            rendered,
-            processes: Mutex::new(Vec::new()),
-            webhook_port,
-        }
     }
 
     /// Starts `annexa run` as the chart's Deployment would, as pod `identity` (its HOSTNAME),

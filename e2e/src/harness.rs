@@ -449,6 +449,16 @@ impl Cluster {
         Background::spawn(command, self.dir.path().join(format!("{name}.log")))
     }
 
+    /// Makes the stand-in and this cluster's temporary directory go away with the test
+    /// process, also when this `Cluster` is never dropped (a `static` fixture shared by the
+    /// tests of one file) or the test process is killed.
+    pub fn clean_up_with_test_process(&self) -> Result<(), HarnessError> {
+        reap_with_test_process(
+            self.standin.as_ref().map(|s| s.child.id()),
+            Some(self.dir.path()),
+        )
+    }
+
     /// Stops the stand-in with SIGTERM and returns whether it exited cleanly (status 0).
     pub fn stop(&mut self) -> Result<bool, HarnessError> {
         let Some(s) = self.standin.as_mut() else {
@@ -531,6 +541,12 @@ impl Background {
         }
     }
 
+    /// Kills the process when the test process exits (see
+    /// [`Cluster::clean_up_with_test_process`]).
+    pub fn stop_with_test_process(&self) -> Result<(), HarnessError> {
+        reap_with_test_process(Some(self.child.id()), None)
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -567,6 +583,27 @@ impl Drop for Background {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts a small `sh` watchdog that waits for the test process to exit, then kills `pid`
+/// and removes `dir`. Statics are never dropped, so this is how a fixture shared through a
+/// `OnceLock` cleans up; it also works when the test process is killed.
+fn reap_with_test_process(pid: Option<u32>, dir: Option<&Path>) -> Result<(), HarnessError> {
+    let script = r#"while kill -0 "$1" 2>/dev/null; do sleep 1; done
+[ -n "$2" ] && kill "$2" 2>/dev/null
+[ -n "$3" ] && rm -rf -- "$3"
+exit 0"#;
+    Command::new("sh")
+        .args(["-c", script, "annexa-e2e-reaper"])
+        .arg(std::process::id().to_string())
+        .arg(pid.map(|p| p.to_string()).unwrap_or_default())
+        .arg(dir.map(|d| d.as_os_str().to_owned()).unwrap_or_default())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(io("starting the clean-up watchdog"))?;
+    Ok(())
 }
 
 /// A namespace that is deleted (without waiting) when dropped.

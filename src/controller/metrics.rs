@@ -39,7 +39,7 @@ impl ControllerMetrics {
     /// Registers under the registry's `annexa` prefix (`annexa_reconciles_total`, ...).
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
-            "annexa_reconciles",
+            "reconciles",
             "Reconciliations by kind",
             self.reconciles.clone(),
         );

@@ -1,0 +1,639 @@
+//! Annexa end to end: the real `annexa run` and real `kubectl` against the stand-in API server
+//! (or, with ANNEXA_E2E_KUBECONFIG, a real cluster where Annexa is installed with Helm).
+//! Annexa is installed from the rendered chart once for this file; each test works in its own
+//! namespace with its own CompliancePolicy and cleans up.
+
+mod annexa;
+
+use annexa::*;
+use serde_json::{Value, json};
+
+// ---------------------------------------------------------------------------------------------
+// 1. Install
+
+#[test]
+fn install_from_chart_serves_crds_webhooks_and_readyz() {
+    let a = Annexa::shared();
+    // The category covers every Annexa kind (kubectl may need a discovery refresh after the
+    // CRDs appeared, as on a real cluster).
+    annexa_e2e::harness::eventually(TIMEOUT, "kubectl get annexa -A", || {
+        a.kubectl().args(["get", "annexa", "-A"]).ok().ok()
+    })
+    .unwrap();
+    for crd in [
+        "compliancepolicies.annexa.dev",
+        "trainingdatasets.annexa.dev",
+        "modeldeployments.annexa.dev",
+        "modelapprovals.annexa.dev",
+        "agentpolicies.annexa.dev",
+    ] {
+        a.kubectl()
+            .args([
+                "wait",
+                "--for=condition=Established",
+                &format!("crd/{crd}"),
+                "--timeout=60s",
+            ])
+            .ok()
+            .unwrap();
+    }
+    // Both webhook configurations carry the CA that signs the serving certificate.
+    let ca = a.ca_bundle_pem();
+    assert!(ca.contains("BEGIN CERTIFICATE"), "{ca}");
+    let mutating = a
+        .kubectl()
+        .args([
+            "get",
+            "mutatingwebhookconfiguration",
+            RELEASE,
+            "-o",
+            "jsonpath={.webhooks[0].clientConfig.caBundle}",
+        ])
+        .ok()
+        .unwrap();
+    assert!(!mutating.trim().is_empty(), "mutating caBundle not patched");
+    if a.cluster.is_standin() {
+        assert_eq!(a.readyz(a.webhook_port, &ca).as_deref(), Some("ok"));
+        // The self-managed certificate Secret the chart names exists.
+        a.kubectl()
+            .args(["-n", &a.namespace, "get", "secret", "annexa-webhook-tls"])
+            .ok()
+            .unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Admission through the real webhook
+
+#[test]
+fn noncompliant_model_is_refused_with_the_control_id_and_compliant_one_admitted() {
+    let a = Annexa::shared();
+    let case = Case::new(a, "adm", staging_policy("Enforce"));
+    let ns = case.name();
+    apply(a.kubectl_as("alice"), &dataset(ns, "data"));
+
+    let mut open = model(ns, "open-to-all", DIGEST_1, &["data"]);
+    open["spec"]["network"]["allowedFrom"] = json!([{"namespaceSelector": {}}]);
+    let err = create_fails(a.kubectl_as("alice"), &open);
+    assert!(
+        err.contains("admission webhook \"kinds.validate.annexa.dev\" denied the request"),
+        "{err}"
+    );
+    assert!(err.contains("A.8.22"), "{err}");
+    assert!(get(a.kubectl(), ns, "md/open-to-all").is_none());
+
+    apply(
+        a.kubectl_as("alice"),
+        &model(ns, "closed", DIGEST_1, &["data"]),
+    );
+    assert!(get(a.kubectl(), ns, "md/closed").is_some());
+}
+
+#[test]
+fn warn_findings_reach_kubectl_as_warnings() {
+    let a = Annexa::shared();
+    let case = Case::new(a, "warn", staging_policy("Warn"));
+    let ns = case.name();
+    apply(a.kubectl_as("alice"), &dataset(ns, "data"));
+    let mut open = model(ns, "open-to-all", DIGEST_1, &["data"]);
+    open["spec"]["network"]["allowedFrom"] = json!([{"namespaceSelector": {}}]);
+    let out = a
+        .kubectl_as("alice")
+        .args(["create", "-f", "-"])
+        .stdin(open.to_string())
+        .run()
+        .unwrap();
+    assert!(out.success, "Warn must admit: {}", out.stderr);
+    let warning = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("Warning:") && l.contains("A.8.22"));
+    assert!(warning.is_some(), "no A.8.22 warning in: {}", out.stderr);
+}
+
+#[test]
+fn approval_in_someone_elses_name_is_refused() {
+    let a = Annexa::shared();
+    let case = Case::new(a, "forge", production_policy());
+    let ns = case.name();
+    apply(a.kubectl_as("alice"), &dataset(ns, "data"));
+    apply(a.kubectl_as("alice"), &model(ns, "m", DIGEST_1, &["data"]));
+    let forged = json!({
+        "apiVersion": "annexa.dev/v1alpha1", "kind": "ModelApproval",
+        "metadata": {"name": "m-by-alice", "namespace": ns},
+        "spec": {"modelDeployment": "m", "digest": DIGEST_1, "decision": "Approve",
+                 "reason": "looks good", "approver": {"username": "alice", "groups": ["approvers"]}},
+    });
+    let err = create_fails(a.kubectl_as("bob"), &forged);
+    assert!(err.contains("denied the request"), "{err}");
+    assert!(err.contains("A.5.3"), "{err}");
+    assert!(err.contains("submitted by \"bob\""), "{err}");
+}
+
+#[test]
+fn wildcard_verb_agent_policy_is_refused() {
+    let a = Annexa::shared();
+    let case = Case::new(a, "wild", staging_policy("Enforce"));
+    let ns = case.name();
+    let mut agent = agent_policy(ns, "greedy");
+    agent["spec"]["permissions"][0]["verbs"] = json!(["*"]);
+    let err = create_fails(a.kubectl_as("alice"), &agent);
+    assert!(err.contains("denied the request"), "{err}");
+    assert!(err.contains("A.8.2"), "{err}");
+    // The same agent with enumerated verbs is admitted.
+    apply(a.kubectl_as("alice"), &agent_policy(ns, "modest"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. The digest requester annotation
+
+#[test]
+fn digest_requester_is_set_by_the_webhook_and_cannot_be_forged() {
+    let a = Annexa::shared();
+    let case = Case::new(a, "req", staging_policy("Enforce"));
+    let ns = case.name();
+    apply(a.kubectl_as("alice"), &dataset(ns, "data"));
+    let requester = |object: &Value| {
+        object["metadata"]["annotations"]["annexa.dev/digest-requested-by"]
+            .as_str()
+            .map(str::to_string)
+    };
+
+    let mut forged = model(ns, "m", DIGEST_1, &["data"]);
+    forged["metadata"]["annotations"] = json!({"annexa.dev/digest-requested-by": "mallory"});
+    apply(a.kubectl_as("alice"), &forged);
+    let stored = get(a.kubectl(), ns, "md/m").unwrap();
+    assert_eq!(requester(&stored).as_deref(), Some("alice"));
+
+    // Bob edits something else and claims the digest is carol's: the record stays alice's.
+    let mut edit = forged.clone();
+    edit["metadata"]["annotations"] = json!({"annexa.dev/digest-requested-by": "carol"});
+    edit["spec"]["replicas"] = json!(2);
+    apply(a.kubectl_as("bob"), &edit);
+    let stored = get(a.kubectl(), ns, "md/m").unwrap();
+    assert_eq!(stored["spec"]["replicas"], 2);
+    assert_eq!(requester(&stored).as_deref(), Some("alice"));
+
+    // Bob changes the digest: now he is its requester.
+    edit["spec"]["model"]["digest"] = json!(DIGEST_2);
+    apply(a.kubectl_as("bob"), &edit);
+    let stored = get(a.kubectl(), ns, "md/m").unwrap();
+    assert_eq!(requester(&stored).as_deref(), Some("bob"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Controllers: a compliant staging model
+
+#[test]
+fn compliant_staging_model_gets_hardened_children_and_becomes_ready() {
+    let a = Annexa::shared();
+    let case = Case::new(a, "stg", staging_policy("Enforce"));
+    let ns = case.name();
+    apply(a.kubectl_as("alice"), &dataset(ns, "data"));
+    apply(a.kubectl_as("alice"), &model(ns, "m", DIGEST_1, &["data"]));
+    a.kubectl()
+        .args([
+            "-n",
+            ns,
+            "wait",
+            "--for=condition=Ready",
+            "md/m",
+            "--timeout=60s",
+        ])
+        .ok()
+        .unwrap();
+
+    let sa = get(a.kubectl(), ns, "serviceaccount/m").expect("ServiceAccount");
+    assert_eq!(sa["automountServiceAccountToken"], false);
+    let deployment = get(a.kubectl(), ns, "deployment/m").expect("Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(container["image"], IMAGE);
+    let sc = &container["securityContext"];
+    assert_eq!(sc["runAsNonRoot"], true);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
+    assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(container["resources"]["limits"]["nvidia.com/gpu"], "1");
+    assert_eq!(pod["nodeSelector"]["gpu.example.com/pool"], "e2e-internal");
+    let tolerations = pod["tolerations"].as_array().expect("tolerations");
+    assert!(
+        tolerations
+            .iter()
+            .any(|t| t["key"] == "gpu.example.com/pool" && t["value"] == "e2e-internal"),
+        "{tolerations:?}"
+    );
+    assert_eq!(pod["serviceAccountName"], "m");
+    assert_eq!(
+        deployment["metadata"]["ownerReferences"][0]["kind"],
+        "ModelDeployment"
+    );
+    get(a.kubectl(), ns, "service/m").expect("Service");
+    let netpol = get(a.kubectl(), ns, "networkpolicy/m").expect("NetworkPolicy");
+    assert_eq!(
+        netpol["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+        "e2e-client"
+    );
+
+    let md = get(a.kubectl(), ns, "md/m").unwrap();
+    let controls = md["status"]["controls"]
+        .as_array()
+        .expect("status.controls");
+    assert!(
+        controls
+            .iter()
+            .any(|c| c["id"] == "A.8.22" && c["result"] == "Pass"),
+        "{controls:?}"
+    );
+    assert_eq!(condition(&md, "Compliant").unwrap()["status"], "True");
+    assert_eq!(condition(&md, "GPUIsolated").unwrap()["status"], "True");
+    assert_eq!(md["status"]["servingDigest"], DIGEST_1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Production promotion
+
+#[test]
+fn production_promotion_waits_for_two_approvals_of_exactly_the_digest() {
+    let a = Annexa::shared();
+    let case = Case::new(a, "prod", production_policy());
+    let ns = case.name();
+    apply(a.kubectl_as("alice"), &dataset(ns, "data"));
+    let manifest = model(ns, "m", DIGEST_1, &["data"]);
+    apply(a.kubectl_as("alice"), &manifest);
+
+    // No approvals: nothing serves.
+    let md = wait_condition(a, ns, "md/m", "Approved", "False");
+    let approved = condition(&md, "Approved").unwrap();
+    assert!(
+        approved["message"]
+            .as_str()
+            .unwrap()
+            .contains("0 of 2 approvals"),
+        "{approved}"
+    );
+    assert!(get(a.kubectl(), ns, "deployment/m").is_none());
+
+    let approve = |user: &str, digest: &str| {
+        annexa_cli(a, user, &["approve", "md/m", "--digest", digest, "-n", ns])
+    };
+    let (ok, out, err) = approve("bob", DIGEST_1);
+    assert!(ok, "bob's approval: {out}{err}");
+    wait_for(a, ns, "md/m", "1 of 2 approvals", |md| {
+        condition(md, "Approved").is_some_and(|c| {
+            c["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("1 of 2 approvals")
+        })
+    });
+    assert!(get(a.kubectl(), ns, "deployment/m").is_none());
+    let (ok, out, err) = approve("carol", DIGEST_1);
+    assert!(ok, "carol's approval: {out}{err}");
+
+    let deployment = wait_for(a, ns, "deployment/m", "rollout of digest 1", |d| {
+        serving_digest(d) == Some(DIGEST_1)
+    });
+    assert!(deployment.is_object());
+    wait_condition(a, ns, "md/m", "Approved", "True");
+
+    // A new digest: the old one keeps serving, the new one is pending.
+    let mut changed = manifest.clone();
+    changed["spec"]["model"]["digest"] = json!(DIGEST_2);
+    apply(a.kubectl_as("alice"), &changed);
+    let md = wait_for(a, ns, "md/m", "pendingDigest = digest 2", |md| {
+        md["status"]["pendingDigest"] == DIGEST_2
+    });
+    assert_eq!(md["status"]["servingDigest"], DIGEST_1);
+    let deployment = get(a.kubectl(), ns, "deployment/m").unwrap();
+    assert_eq!(serving_digest(&deployment), Some(DIGEST_1));
+    assert_eq!(condition(&md, "Approved").unwrap()["status"], "False");
+
+    // The requester cannot approve her own digest.
+    let (ok, out, err) = approve("alice", DIGEST_2);
+    assert!(!ok, "alice approved her own digest: {out}");
+    assert!(err.contains("A.5.3"), "{err}");
+
+    let (ok, out, err) = approve("bob", DIGEST_2);
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = approve("carol", DIGEST_2);
+    assert!(ok, "{out}{err}");
+    wait_for(a, ns, "deployment/m", "rollout of digest 2", |d| {
+        serving_digest(d) == Some(DIGEST_2)
+    });
+    let md = wait_for(a, ns, "md/m", "servingDigest = digest 2", |md| {
+        md["status"]["servingDigest"] == DIGEST_2
+    });
+    assert!(md["status"]["pendingDigest"].is_null(), "{}", md["status"]);
+}
+
+fn serving_digest(deployment: &Value) -> Option<&str> {
+    let key = "annexa.dev/model-digest";
+    deployment["metadata"]["annotations"][key]
+        .as_str()
+        .or_else(|| deployment["spec"]["template"]["metadata"]["annotations"][key].as_str())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Datasets: personal data, retention
+
+#[test]
+fn unmasked_personal_data_fails_a_8_11_and_holds_the_model() {
+    let a = Annexa::shared();
+    // Audit: admitted, so the controllers' report is what the user sees.
+    // The dataset predates the enforcement: created under Audit (admitted), then the platform
+    // team switches the namespace to Enforce. Under Enforce it could not be created at all.
+    let case = Case::new(a, "pii", staging_policy("Audit"));
+    let ns = case.name();
+    let mut pii = dataset(ns, "pii");
+    pii["spec"]["personalData"] =
+        json!({"contains": true, "categories": ["contact"], "masking": "None"});
+    apply(a.kubectl_as("alice"), &pii);
+    let td = wait_condition(a, ns, "td/pii", "Compliant", "False");
+    let message = condition(&td, "Compliant").unwrap()["message"].to_string();
+    assert!(message.contains("A.8.11"), "{message}");
+    a.kubectl()
+        .args([
+            "patch",
+            "compliancepolicy",
+            &case.policy_name(),
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"enforcement":{"action":"Enforce"}}}"#,
+        ])
+        .ok()
+        .unwrap();
+    // Now a dataset like it is refused at admission.
+    let mut again = pii.clone();
+    again["metadata"]["name"] = json!("pii-again");
+    let err = annexa_e2e::harness::eventually(TIMEOUT, "Enforce to apply", || {
+        let out = a
+            .kubectl_as("alice")
+            .args(["create", "--dry-run=server", "-f", "-"])
+            .stdin(again.to_string())
+            .run()
+            .ok()?;
+        (!out.success).then_some(out.stderr)
+    })
+    .unwrap();
+    assert!(err.contains("A.8.11"), "{err}");
+
+    apply(a.kubectl_as("alice"), &model(ns, "m", DIGEST_1, &["pii"]));
+    let md = wait_condition(a, ns, "md/m", "DatasetsCompliant", "False");
+    assert!(md["status"]["servingDigest"].is_null(), "{}", md["status"]);
+    assert!(get(a.kubectl(), ns, "deployment/m").is_none());
+}
+
+#[test]
+fn expired_dataset_with_on_expiry_delete_removes_its_pvc() {
+    let a = Annexa::shared();
+    let case = Case::new(a, "ret", staging_policy("Enforce"));
+    let ns = case.name();
+    let pvc = json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "features", "namespace": ns},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    });
+    apply(a.kubectl(), &pvc);
+    // Whole seconds: metav1.Time has no fractions.
+    let until = jiff::Timestamp::from_second(
+        (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(6)).as_second(),
+    )
+    .unwrap();
+    let mut td = dataset(ns, "short-lived");
+    td["spec"]["source"] = json!({"pvc": "features",
+        "sha256": "sha256:ca150bd50c376842bc72630b2dd7fb3c1ad1410b2bee1b2e61d9635daf46b22e"});
+    td["spec"]["retention"] =
+        json!({"until": until.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(), "onExpiry": "Delete"});
+    apply(a.kubectl_as("alice"), &td);
+    // Retained until the instant passes; the PVC is still there meanwhile.
+    wait_condition(a, ns, "td/short-lived", "Retained", "True");
+    wait_gone(a, ns, "pvc/features");
+    let td = wait_condition(a, ns, "td/short-lived", "Retained", "False");
+    let deleted_at = td["status"]["deletedAt"]
+        .as_str()
+        .expect("status.deletedAt");
+    let deleted_at: jiff::Timestamp = deleted_at.parse().unwrap();
+    assert!(
+        deleted_at >= until,
+        "deleted at {deleted_at}, before {until}"
+    );
+    assert_eq!(condition(&td, "Retained").unwrap()["reason"], "Expired");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. AgentPolicy least privilege
+
+fn agent_policy(ns: &str, name: &str) -> Value {
+    json!({
+        "apiVersion": "annexa.dev/v1alpha1", "kind": "AgentPolicy",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "serviceAccountName": name,
+            "permissions": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}],
+            "egress": [{"cidr": "10.40.12.0/24", "ports": [443], "protocol": "TCP"}],
+            "tokenTTL": "30m",
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": name}},
+        },
+    })
+}
+
+#[test]
+fn cluster_admin_binding_for_an_agent_is_reported_and_cleared() {
+    let a = Annexa::shared();
+    let case = Case::new(a, "agent", staging_policy("Enforce"));
+    let ns = case.name();
+    apply(a.kubectl_as("alice"), &agent_policy(ns, "helper"));
+    wait_condition(a, ns, "ap/helper", "LeastPrivilege", "True");
+    // The stand-in has no bootstrap ClusterRoles; a real cluster has cluster-admin already.
+    if get(a.kubectl(), "default", "clusterrole/cluster-admin").is_none() {
+        apply(
+            a.kubectl(),
+            &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                    "metadata": {"name": "cluster-admin"},
+                    "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+                              {"nonResourceURLs": ["*"], "verbs": ["*"]}]}),
+        );
+    }
+    let binding = format!("e2e-{}-helper-admin", case.id);
+    apply(
+        a.kubectl(),
+        &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                "metadata": {"name": binding},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+                "subjects": [{"kind": "ServiceAccount", "name": "helper", "namespace": ns}]}),
+    );
+    let ap = wait_condition(a, ns, "ap/helper", "LeastPrivilege", "False");
+    let message = condition(&ap, "LeastPrivilege").unwrap()["message"].to_string();
+    assert!(message.contains(&binding), "{message}");
+    a.kubectl()
+        .args(["delete", "clusterrolebinding", &binding])
+        .ok()
+        .unwrap();
+    wait_condition(a, ns, "ap/helper", "LeastPrivilege", "True");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Drift and policy changes
+
+#[test]
+fn children_edited_by_hand_are_restored() {
+    let a = Annexa::shared();
+    let case = Case::new(a, "drift", staging_policy("Enforce"));
+    let ns = case.name();
+    apply(a.kubectl_as("alice"), &dataset(ns, "data"));
+    apply(a.kubectl_as("alice"), &model(ns, "m", DIGEST_1, &["data"]));
+    wait_condition(a, ns, "md/m", "Ready", "True");
+    let netpol = get(a.kubectl(), ns, "networkpolicy/m").unwrap();
+    let original_ingress = netpol["spec"]["ingress"].clone();
+
+    a.kubectl()
+        .args([
+            "-n",
+            ns,
+            "patch",
+            "deployment/m",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"replicas":5}}"#,
+        ])
+        .ok()
+        .unwrap();
+    a.kubectl()
+        .args([
+            "-n",
+            ns,
+            "patch",
+            "networkpolicy/m",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"ingress":[{}]}}"#,
+        ])
+        .ok()
+        .unwrap();
+    wait_for(a, ns, "deployment/m", "replicas restored to 1", |d| {
+        d["spec"]["replicas"] == 1
+    });
+    wait_for(a, ns, "networkpolicy/m", "ingress restored", |n| {
+        n["spec"]["ingress"] == original_ingress
+    });
+}
+
+#[test]
+fn compliance_policy_change_re_evaluates_models() {
+    let a = Annexa::shared();
+    let case = Case::new(a, "cpol", staging_policy("Audit"));
+    let ns = case.name();
+    apply(a.kubectl_as("alice"), &dataset(ns, "data"));
+    apply(a.kubectl_as("alice"), &model(ns, "m", DIGEST_1, &["data"]));
+    wait_condition(a, ns, "md/m", "Compliant", "True");
+
+    let patch = json!({"spec": {"images": {"allowedRegistries": ["other.example.com/"]}}});
+    a.kubectl()
+        .args([
+            "patch",
+            "compliancepolicy",
+            &case.policy_name(),
+            "--type=merge",
+            "-p",
+            &patch.to_string(),
+        ])
+        .ok()
+        .unwrap();
+    let md = wait_condition(a, ns, "md/m", "Compliant", "False");
+    let message = condition(&md, "Compliant").unwrap()["message"].to_string();
+    assert!(message.contains("A.8.19"), "{message}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. GitOps
+
+#[test]
+fn gitops_reapply_has_no_conflict_and_no_difference_in_user_fields() {
+    let a = Annexa::shared();
+    let case = Case::new(a, "gitops", staging_policy("Enforce"));
+    let ns = case.name();
+    let argocd = |doc: &Value| {
+        a.kubectl()
+            .args([
+                "apply",
+                "--server-side",
+                "--field-manager=argocd",
+                "-f",
+                "-",
+            ])
+            .stdin(doc.to_string())
+            .ok()
+            .unwrap_or_else(|e| panic!("argocd apply: {e}"))
+    };
+    argocd(&dataset(ns, "data"));
+    let manifest = model(ns, "m", DIGEST_1, &["data"]);
+    argocd(&manifest);
+    wait_condition(a, ns, "md/m", "Ready", "True");
+    let before = get(a.kubectl(), ns, "md/m").unwrap();
+
+    // Re-apply the same manifest: no conflict, no change.
+    argocd(&manifest);
+    let after = get(a.kubectl(), ns, "md/m").unwrap();
+    assert_eq!(after["spec"], before["spec"]);
+    // Status may move on (Annexa reports), the object's generation does not: no spec change.
+    assert_eq!(
+        after["metadata"]["generation"],
+        before["metadata"]["generation"]
+    );
+    assert_eq!(
+        after["metadata"]["annotations"],
+        before["metadata"]["annotations"]
+    );
+    // kubectl diff (what Argo CD's server-side diff does) sees nothing to change.
+    let diff = a
+        .kubectl()
+        .args(["diff", "--server-side", "--field-manager=argocd", "-f", "-"])
+        .stdin(manifest.to_string())
+        .run()
+        .unwrap();
+    assert!(
+        diff.success,
+        "kubectl diff found a difference:\n{}{}",
+        diff.stdout, diff.stderr
+    );
+
+    // The user's spec is exactly the manifest's; Annexa's only addition is the annotation.
+    for (key, value) in manifest["spec"].as_object().unwrap() {
+        assert_eq!(&after["spec"][key], value, "spec.{key}");
+    }
+    let annotations: Vec<&String> = after["metadata"]["annotations"]
+        .as_object()
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
+    assert_eq!(annotations, vec!["annexa.dev/digest-requested-by"]);
+    // Annexa manages no field of the object but its status; Argo CD owns the spec.
+    let with_fields: Value = serde_json::from_str(
+        &a.kubectl()
+            .args([
+                "-n",
+                ns,
+                "get",
+                "md/m",
+                "-o",
+                "json",
+                "--show-managed-fields",
+            ])
+            .ok()
+            .unwrap(),
+    )
+    .unwrap();
+    let managers = with_fields["metadata"]["managedFields"].as_array().unwrap();
+    assert!(
+        managers
+            .iter()
+            .any(|e| e["manager"] == "argocd" && e["fieldsV1"]["f:spec"].is_object()),
+        "{managers:?}"
+    );
+    for entry in managers {
+        if entry["manager"] == "annexa" {
+            assert_eq!(entry["subresource"], "status", "{entry}");
+        }
+    }
+}

@@ -48,3 +48,34 @@ pub fn crds() -> Vec<(&'static str, CustomResourceDefinition)> {
         ("agentpolicies.yaml", AgentPolicy::crd()),
     ]
 }
+
+/// Access to the status fields every Annexa kind shares.
+pub trait HasCommonStatus {
+    fn common_status(&self) -> Option<&CommonStatus>;
+}
+
+impl HasCommonStatus for CompliancePolicy {
+    fn common_status(&self) -> Option<&CommonStatus> {
+        self.status.as_ref().map(|s| &s.common)
+    }
+}
+impl HasCommonStatus for TrainingDataset {
+    fn common_status(&self) -> Option<&CommonStatus> {
+        self.status.as_ref().map(|s| &s.common)
+    }
+}
+impl HasCommonStatus for ModelDeployment {
+    fn common_status(&self) -> Option<&CommonStatus> {
+        self.status.as_ref().map(|s| &s.common)
+    }
+}
+impl HasCommonStatus for ModelApproval {
+    fn common_status(&self) -> Option<&CommonStatus> {
+        self.status.as_ref().map(|s| &s.common)
+    }
+}
+impl HasCommonStatus for AgentPolicy {
+    fn common_status(&self) -> Option<&CommonStatus> {
+        self.status.as_ref().map(|s| &s.common)
+    }
+}

@@ -3,7 +3,8 @@
 //! `status.controls`.
 
 use crate::api::{
-    AgentPolicy, ControlOutcome, ControlResult, ModelApproval, ModelDeployment, TrainingDataset,
+    AgentPolicy, ControlOutcome, ControlResult, HasCommonStatus, ModelApproval, ModelDeployment,
+    TrainingDataset,
 };
 use crate::error::{Error, Result};
 use crate::policy::{CATALOGUE, ObjectRef};
@@ -161,14 +162,11 @@ pub fn markdown(report: &AuditReport) -> String {
     out
 }
 
-async fn observe<K>(
-    client: &Client,
-    namespace: Option<&str>,
-    controls: impl Fn(&K) -> Option<Vec<ControlResult>>,
-    observed_generation: impl Fn(&K) -> Option<i64>,
-) -> Result<Vec<Observed>>
+/// Lists one kind and reads each object's evaluated controls from its status.
+async fn observe<K>(client: &Client, namespace: Option<&str>) -> Result<Vec<Observed>>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + HasCommonStatus
         + Clone
         + serde::de::DeserializeOwned
         + std::fmt::Debug,
@@ -181,11 +179,15 @@ where
     Ok(list
         .items
         .iter()
-        .map(|o| Observed {
-            object: ObjectRef::new(&K::kind(&()), o.namespace().as_deref(), &o.name_any()),
-            current: controls(o).is_some_and(|c| !c.is_empty())
-                && observed_generation(o) == o.meta().generation,
-            controls: controls(o).unwrap_or_default(),
+        .map(|o| {
+            let status = o.common_status();
+            let controls = status.map(|s| s.controls.clone()).unwrap_or_default();
+            Observed {
+                object: ObjectRef::new(&K::kind(&()), o.namespace().as_deref(), &o.name_any()),
+                current: !controls.is_empty()
+                    && status.and_then(|s| s.observed_generation) == o.meta().generation,
+                controls,
+            }
         })
         .collect())
 }
@@ -193,43 +195,10 @@ where
 pub async fn run(args: &ReportArgs) -> Result<()> {
     let client = Client::try_default().await?;
     let ns = args.namespace.as_deref();
-    let mut observed = Vec::new();
-    observed.extend(
-        observe::<TrainingDataset>(
-            &client,
-            ns,
-            |o| o.status.as_ref().map(|s| s.common.controls.clone()),
-            |o| o.status.as_ref().and_then(|s| s.common.observed_generation),
-        )
-        .await?,
-    );
-    observed.extend(
-        observe::<ModelDeployment>(
-            &client,
-            ns,
-            |o| o.status.as_ref().map(|s| s.common.controls.clone()),
-            |o| o.status.as_ref().and_then(|s| s.common.observed_generation),
-        )
-        .await?,
-    );
-    observed.extend(
-        observe::<ModelApproval>(
-            &client,
-            ns,
-            |o| o.status.as_ref().map(|s| s.common.controls.clone()),
-            |o| o.status.as_ref().and_then(|s| s.common.observed_generation),
-        )
-        .await?,
-    );
-    observed.extend(
-        observe::<AgentPolicy>(
-            &client,
-            ns,
-            |o| o.status.as_ref().map(|s| s.common.controls.clone()),
-            |o| o.status.as_ref().and_then(|s| s.common.observed_generation),
-        )
-        .await?,
-    );
+    let mut observed = observe::<TrainingDataset>(&client, ns).await?;
+    observed.extend(observe::<ModelDeployment>(&client, ns).await?);
+    observed.extend(observe::<ModelApproval>(&client, ns).await?);
+    observed.extend(observe::<AgentPolicy>(&client, ns).await?);
     let report = aggregate(&observed, jiff::Timestamp::now().to_string());
     let text = match args.output {
         ReportFormat::Table => table(&report),

@@ -82,7 +82,8 @@ impl Args {
                 validating_configurations: self.validating_webhook_configurations.clone(),
                 mutating_configurations: self.mutating_webhook_configurations.clone(),
                 lifetimes: certs::Lifetimes::default(),
-                check_interval: Duration::from_secs(600),
+                // Also how soon a webhook configuration recreated without caBundle is repaired.
+                check_interval: Duration::from_secs(60),
             }),
         };
         ClusterConfig {

@@ -180,50 +180,69 @@ pub fn set_ca_bundle<'a>(
 }
 
 /// Writes the CA bundle into Annexa's webhook configurations (missing ones are skipped with a
-/// warning: the chart may not have created them yet).
+/// warning: the chart may not have created them yet). Only configurations whose bundle differs
+/// are written, so calling it on every check is cheap; it also repairs configurations that were
+/// deleted and recreated without a bundle (the emergency procedure).
 pub async fn patch_ca_bundles(
     client: &Client,
     config: &CertificateConfig,
     bundle: &str,
 ) -> Result<()> {
-    let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-    for name in &config.validating_configurations {
-        match validating.get_opt(name).await? {
+    patch_kind(
+        Api::<ValidatingWebhookConfiguration>::all(client.clone()),
+        &config.validating_configurations,
+        bundle,
+        |o| {
+            o.webhooks
+                .iter_mut()
+                .flatten()
+                .map(|w| &mut w.client_config)
+                .collect()
+        },
+    )
+    .await?;
+    patch_kind(
+        Api::<MutatingWebhookConfiguration>::all(client.clone()),
+        &config.mutating_configurations,
+        bundle,
+        |o| {
+            o.webhooks
+                .iter_mut()
+                .flatten()
+                .map(|w| &mut w.client_config)
+                .collect()
+        },
+    )
+    .await
+}
+
+async fn patch_kind<K>(
+    api: Api<K>,
+    names: &[String],
+    bundle: &str,
+    client_configs: fn(
+        &mut K,
+    ) -> Vec<
+        &mut k8s_openapi::api::admissionregistration::v1::WebhookClientConfig,
+    >,
+) -> Result<()>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let kind = K::kind(&());
+    for name in names {
+        match api.get_opt(name).await? {
             None => {
-                tracing::warn!(%name, "ValidatingWebhookConfiguration not found; caBundle not set")
+                tracing::warn!(%name, %kind, "webhook configuration not found; caBundle not set")
             }
             Some(mut object) => {
-                let hooks = object
-                    .webhooks
-                    .iter_mut()
-                    .flatten()
-                    .map(|w| &mut w.client_config);
-                if set_ca_bundle(hooks, bundle) {
-                    validating
-                        .replace(name, &PostParams::default(), &object)
-                        .await?;
-                    tracing::info!(%name, "patched caBundle");
-                }
-            }
-        }
-    }
-    let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    for name in &config.mutating_configurations {
-        match mutating.get_opt(name).await? {
-            None => {
-                tracing::warn!(%name, "MutatingWebhookConfiguration not found; caBundle not set")
-            }
-            Some(mut object) => {
-                let hooks = object
-                    .webhooks
-                    .iter_mut()
-                    .flatten()
-                    .map(|w| &mut w.client_config);
-                if set_ca_bundle(hooks, bundle) {
-                    mutating
-                        .replace(name, &PostParams::default(), &object)
-                        .await?;
-                    tracing::info!(%name, "patched caBundle");
+                if set_ca_bundle(client_configs(&mut object).into_iter(), bundle) {
+                    api.replace(name, &PostParams::default(), &object).await?;
+                    tracing::info!(%name, %kind, "patched caBundle");
                 }
             }
         }
@@ -260,8 +279,9 @@ pub fn spawn_certificate_rotation(
                 let bundle =
                     ensure_certificates(&client, &config, jiff::Timestamp::now().as_second())
                         .await?;
+                // Every check: repairs configurations recreated without a bundle.
+                patch_ca_bundles(&client, &config, &bundle.ca_bundle).await?;
                 if served.as_deref() != Some(bundle.serving.cert.as_str()) {
-                    patch_ca_bundles(&client, &config, &bundle.ca_bundle).await?;
                     let loaded = bundle.loaded()?;
                     if loaded.key.cert != store.current().key.cert {
                         tracing::info!(

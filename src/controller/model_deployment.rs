@@ -621,9 +621,11 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
         classification: Some(class),
         serving_digest: serving.clone(),
         pending_digest: (serving.as_deref() != Some(requested)).then(|| requested.to_string()),
+        // Bounded: status never grows with the number of approvals filed.
         approvals: gate
             .counted
             .iter()
+            .take(20)
             .map(|c| ApprovalRecord {
                 name: c.name.clone(),
                 approver: c.approver.clone(),

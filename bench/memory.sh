@@ -35,7 +35,7 @@ python3 "$ROOT/bench/objects.py" 10000 "$W/10k"
 RUN_PID=$!
 sleep 15
 echo "mode: ${EXTRA[*]:-controllers}"
-echo "idle: rss ${RSS:-$(rss $RUN_PID)} MiB (peak $(hwm $RUN_PID) MiB)"
+echo "idle: rss $(rss $RUN_PID) MiB (peak $(hwm $RUN_PID) MiB)"
 
 load() { # $1 = dir of YAML files
   for f in "$1"/*.yaml; do $K create -f "$f" >/dev/null; done

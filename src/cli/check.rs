@@ -92,15 +92,15 @@ pub fn evaluate_documents(docs: &[Document], now: Timestamp) -> Result<Report, V
         return Err(errors);
     }
 
-    let mut profiles: BTreeMap<String, Profile> = BTreeMap::new();
-    let mut profile_for = |ns: &str| -> Profile {
+    let mut profiles: BTreeMap<String, std::rc::Rc<Profile>> = BTreeMap::new();
+    let mut profile_for = |ns: &str| -> std::rc::Rc<Profile> {
         profiles
             .entry(ns.to_string())
             .or_insert_with(|| {
                 let labels = namespaces.get(ns).cloned().unwrap_or_else(|| {
                     BTreeMap::from([("kubernetes.io/metadata.name".to_string(), ns.to_string())])
                 });
-                Profile::for_namespace(&labels, &policies)
+                std::rc::Rc::new(Profile::for_namespace(&labels, &policies))
             })
             .clone()
     };

@@ -360,11 +360,7 @@ async fn reconcile_inner(agent: &AgentPolicy, ctx: &Context) -> Result<Action> {
             Desired::new("Compliant", false, "ControlsFailed", messages.join("; "))
         },
     ];
-    let old = agent
-        .status
-        .as_ref()
-        .map(|s| s.common.conditions.clone())
-        .unwrap_or_default();
+    let old = super::old_conditions(agent);
     let merged = conditions::merge(&old, &desired, agent.metadata.generation, now);
     for c in conditions::transitions(&old, &merged) {
         ctx.event(

@@ -136,11 +136,7 @@ async fn reconcile_inner(policy: &CompliancePolicy, ctx: &Context) -> Result<Act
             )
         },
     ];
-    let old = policy
-        .status
-        .as_ref()
-        .map(|s| s.common.conditions.clone())
-        .unwrap_or_default();
+    let old = super::old_conditions(policy);
     let merged = conditions::merge(&old, &desired, policy.metadata.generation, now);
     for c in conditions::transitions(&old, &merged) {
         ctx.event(policy, c.status == "False", &c.reason, c.message.clone())

@@ -148,6 +148,16 @@ pub fn decoded<K: Resource<DynamicType = ()>>(
     }
 }
 
+/// The conditions an object's status holds now (empty before its first reconcile).
+pub fn old_conditions<K: crate::api::HasCommonStatus>(
+    object: &K,
+) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    object
+        .common_status()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default()
+}
+
 /// Requeue after an error: invalid objects wait for a change; API errors back off with jitter.
 pub fn error_action(error: &Error, attempt_hint: &str) -> Action {
     match error {

@@ -142,11 +142,7 @@ async fn reconcile_inner(approval: &ModelApproval, ctx: &Context) -> Result<Acti
             Desired::new("Compliant", false, "ControlsFailed", messages.join("; "))
         },
     ];
-    let old = approval
-        .status
-        .as_ref()
-        .map(|s| s.common.conditions.clone())
-        .unwrap_or_default();
+    let old = super::old_conditions(approval);
     let merged = conditions::merge(&old, &desired, approval.metadata.generation, now);
     let status = ModelApprovalStatus {
         common: CommonStatus {

@@ -543,23 +543,23 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
     let requested = model.spec.model.digest.as_str();
 
     // The digest that served before: status, else the live Deployment's template.
-    let deployments: kube::Api<Deployment> = kube::Api::namespaced(ctx.client.clone(), &namespace);
-    let existing = deployments.get_opt(&name).await?;
-    let existing_digest = existing
-        .as_ref()
-        .and_then(|d| d.spec.template.metadata.as_ref())
-        .and_then(|m| m.annotations.as_ref())
-        .and_then(|a| a.get(SERVING_DIGEST_ANNOTATION).cloned());
-    let previous = model
-        .status
-        .as_ref()
-        .and_then(|s| s.serving_digest.clone())
-        .or(existing_digest);
-    let allowed = gate.approved()
-        && bad_datasets.is_empty()
-        && eval
-            .denials()
-            .all(|f| f.control == "A.8.32" || f.control == "A.5.3");
+    // The digest that served before: from status; only when status has none (lost, or the
+    // first reconcile after an upgrade) ask the API server for the live Deployment.
+    let previous = match model.status.as_ref().and_then(|s| s.serving_digest.clone()) {
+        Some(digest) => Some(digest),
+        None => {
+            let deployments: kube::Api<Deployment> =
+                kube::Api::namespaced(ctx.client.clone(), &namespace);
+            deployments
+                .get_opt(&name)
+                .await?
+                .and_then(|d| d.spec.template.metadata)
+                .and_then(|m| m.annotations)
+                .and_then(|mut a| a.remove(SERVING_DIGEST_ANNOTATION))
+        }
+    };
+    // Gate findings are capped at Warn, so any denial here is another control failing.
+    let allowed = gate.approved() && bad_datasets.is_empty() && eval.denials().next().is_none();
     let serving = decide_serving(requested, allowed, previous.as_deref());
 
     let inputs = Inputs {
@@ -588,11 +588,7 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
         )
     });
 
-    let old_conditions = model
-        .status
-        .as_ref()
-        .map(|s| s.common.conditions.clone())
-        .unwrap_or_default();
+    let old_conditions = super::old_conditions(model);
     let desired = desired_conditions(
         &eval,
         &gate,

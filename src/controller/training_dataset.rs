@@ -176,11 +176,7 @@ async fn reconcile_inner(dataset: &TrainingDataset, ctx: &Context) -> Result<Act
             Desired::new("Compliant", false, "ControlsFailed", messages.join("; "))
         },
     ];
-    let old = dataset
-        .status
-        .as_ref()
-        .map(|s| s.common.conditions.clone())
-        .unwrap_or_default();
+    let old = super::old_conditions(dataset);
     let merged = conditions::merge(&old, &desired, dataset.metadata.generation, now);
     for c in conditions::transitions(&old, &merged) {
         ctx.event(

@@ -17,8 +17,8 @@ pub use catalogue::{CATALOGUE, Control, Theme};
 pub use profile::{Profile, selector_matches, validate_policy};
 
 use crate::api::{
-    Action, AgentPolicy, CompliancePolicy, ControlOutcome, ControlResult, ModelApproval,
-    ModelDeployment, TrainingDataset,
+    Action, AgentPolicy, ControlOutcome, ControlResult, ModelApproval, ModelDeployment,
+    TrainingDataset,
 };
 use catalogue::controls_for;
 use jiff::Timestamp;
@@ -384,11 +384,6 @@ pub fn registry_allowed(image: &str, allowed: &[String]) -> bool {
                 prefix.ends_with('/') || rest.is_empty() || rest.starts_with(['/', ':', '@'])
             })
         })
-}
-
-/// Evaluates a CompliancePolicy: it carries no controls of its own, only validation.
-pub fn policy_errors(policy: &CompliancePolicy) -> Vec<String> {
-    validate_policy(policy)
 }
 
 #[cfg(test)]

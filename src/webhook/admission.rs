@@ -211,7 +211,7 @@ pub fn validate(
     };
     let evaluation = match &object {
         Object::Policy(p) => {
-            let errors = policy::policy_errors(p);
+            let errors = policy::validate_policy(p);
             if errors.is_empty() {
                 return Ok(Decision::admit(request, kind));
             }

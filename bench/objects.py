@@ -23,6 +23,8 @@ for i in range(n):
     obj = copy.deepcopy(templates[i % 3])
     obj["metadata"] = {"name": f"{obj['metadata']['name']}-{i}", "namespace": f"mem-{i % 10}",
                       "labels": {"annexa.dev/bench": "memory"}}
+    if obj["kind"] == "AgentPolicy":  # one service account per agent, as in a real cluster
+        obj["spec"]["serviceAccountName"] = f"{obj['spec']['serviceAccountName']}-{i}"
     docs.append(obj)
 for chunk in range(0, n, 500):
     (out / f"objects-{chunk // 500:03d}.yaml").write_text(yaml.safe_dump_all(docs[chunk:chunk + 500]))

@@ -1,18 +1,24 @@
 //! The cluster as Annexa reads it: reflector stores of every object the rules cross-reference,
-//! shared by the admission webhook and the controllers (one watch per kind, one cache), with a
-//! [`Lookup`] over them and a cache of namespace profiles.
+//! shared by the admission webhook and the controllers, with a [`Lookup`] over them and a cache
+//! of namespace profiles.
 //!
-//! Memory: managedFields are pruned from every cached object, and namespaces are cached as
-//! metadata only (their labels are all the rules need).
+//! Each kind is watched once and held once: the controllers do not watch or cache Annexa's
+//! kinds again, they subscribe to a [`Feed`] of the shared store's changes (see
+//! `controller::run`).
+//!
+//! Memory: managedFields and `kubectl.kubernetes.io/last-applied-configuration` (a second copy
+//! of the object) are pruned from every cached object, and namespaces are cached as metadata
+//! only (their labels are all the rules need).
 
 use crate::api::{AgentPolicy, CompliancePolicy, ModelApproval, ModelDeployment, TrainingDataset};
 use crate::policy::{Lookup, Profile};
 use crate::webhook::context::ProfileCache;
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PartialObjectMeta};
 use kube::core::DeserializeGuard;
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use std::collections::{BTreeMap, hash_map::DefaultHasher};
@@ -21,6 +27,123 @@ use std::hash::{Hash, Hasher};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::broadcast;
+
+/// Changes buffered per kind for a subscriber that falls behind; past that the subscriber is
+/// resynced from the store (every cached object once more).
+const FEED_BUFFER: usize = 1024;
+
+/// The annotation `kubectl apply` writes: a full second copy of the object, read by no rule.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops what no rule and no controller reads before an object is cached.
+pub(crate) fn prune<K: Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
+/// The changes of one cached kind, for the controllers: every object applied to or deleted
+/// from the shared store, in order, as the `Arc` the store holds (no copy). Controllers
+/// subscribe when they start (on the leader only), so a replica that only serves the webhook
+/// pays nothing for it.
+pub struct Feed<K: Resource<DynamicType = ()> + Clone + 'static> {
+    store: Store<K>,
+    tx: broadcast::Sender<Arc<K>>,
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Clone for Feed<K> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+impl<K> Feed<K>
+where
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    pub fn new(store: Store<K>) -> Self {
+        let (tx, _) = broadcast::channel(FEED_BUFFER);
+        Self { store, tx }
+    }
+
+    /// The shared store this feed reports on.
+    pub fn store(&self) -> Store<K> {
+        self.store.clone()
+    }
+
+    /// Every object applied or deleted from now on (what [`Feed::changes`] yields after the
+    /// objects already cached), for watches that only map changes onto other objects.
+    pub fn updates(&self) -> BoxStream<'static, Arc<K>> {
+        Self::follow(self.tx.subscribe(), self.store.clone())
+    }
+
+    /// Every object in the store now, then every object applied or deleted from now on
+    /// (deleted ones as last seen). A subscriber that falls more than the buffer behind gets
+    /// every cached object again in place of the changes it missed.
+    pub fn changes(&self) -> BoxStream<'static, Arc<K>> {
+        let rx = self.tx.subscribe();
+        let now = futures::stream::iter(self.store.state());
+        now.chain(Self::follow(rx, self.store.clone())).boxed()
+    }
+
+    fn follow(rx: broadcast::Receiver<Arc<K>>, store: Store<K>) -> BoxStream<'static, Arc<K>> {
+        futures::stream::unfold((rx, store), |(mut rx, store)| async move {
+            match rx.recv().await {
+                Ok(object) => Some((vec![object], (rx, store))),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::debug!(kind = %K::kind(&()), missed, "change feed fell behind; resyncing from the cache");
+                    let all = store.state();
+                    Some((all, (rx, store)))
+                }
+                Err(broadcast::error::RecvError::Closed) => None,
+            }
+        })
+        .flat_map(futures::stream::iter)
+        .boxed()
+    }
+
+    /// Applies a watch event to the store, then tells the subscribers.
+    pub fn apply(&self, writer: &mut Writer<K>, event: watcher::Event<K>) {
+        writer.apply_watcher_event(&event);
+        if self.tx.receiver_count() == 0 {
+            return;
+        }
+        match event {
+            watcher::Event::Apply(object) => {
+                if let Some(stored) = self.store.get(&ObjectRef::from_obj(&object)) {
+                    let _ = self.tx.send(stored);
+                }
+            }
+            watcher::Event::Delete(object) => {
+                let _ = self.tx.send(Arc::new(object));
+            }
+            // After a relist every object counts as changed (what was deleted during a
+            // disconnect is not known; the controllers' periodic requeues cover it).
+            watcher::Event::InitDone => {
+                for object in self.store.state() {
+                    let _ = self.tx.send(object);
+                }
+            }
+            watcher::Event::Init | watcher::Event::InitApply(_) => {}
+        }
+    }
+}
+
+/// One [`Feed`] per kind of the admission context.
+pub struct Feeds {
+    pub policies: Feed<CompliancePolicy>,
+    pub datasets: Feed<TrainingDataset>,
+    pub models: Feed<ModelDeployment>,
+    pub approvals: Feed<ModelApproval>,
+    pub agents: Feed<AgentPolicy>,
+    pub namespaces: Feed<PartialObjectMeta<Namespace>>,
+}
 
 /// The admission context over reflector stores. Namespaces are watched as metadata only and
 /// managedFields are dropped, to keep memory low.
@@ -31,6 +154,8 @@ pub struct StoreContext {
     pub approvals: Store<ModelApproval>,
     pub agents: Store<AgentPolicy>,
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    /// The stores' changes, for the controllers.
+    pub feeds: Feeds,
     pub(crate) profiles: ProfileCache,
     synced: AtomicBool,
 }
@@ -45,13 +170,25 @@ impl StoreContext {
         agents: Store<AgentPolicy>,
         namespaces: Store<PartialObjectMeta<Namespace>>,
     ) -> Self {
+        Self::with_feeds(Feeds {
+            policies: Feed::new(policies),
+            datasets: Feed::new(datasets),
+            models: Feed::new(models),
+            approvals: Feed::new(approvals),
+            agents: Feed::new(agents),
+            namespaces: Feed::new(namespaces),
+        })
+    }
+
+    fn with_feeds(feeds: Feeds) -> Self {
         Self {
-            policies,
-            datasets,
-            models,
-            approvals,
-            agents,
-            namespaces,
+            policies: feeds.policies.store(),
+            datasets: feeds.datasets.store(),
+            models: feeds.models.store(),
+            approvals: feeds.approvals.store(),
+            agents: feeds.agents.store(),
+            namespaces: feeds.namespaces.store(),
+            feeds,
             profiles: ProfileCache::default(),
             synced: AtomicBool::new(false),
         }
@@ -107,30 +244,42 @@ impl Lookup for StoreContext {
 
 pub(crate) type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-pub(crate) fn reflect<K>(api: Api<K>) -> (Store<K>, Task)
+/// Watches every object of a kind into a shared store (pruned, see [`prune`]); returns its
+/// [`Feed`] and the task driving the watch.
+pub(crate) fn reflect<K>(api: Api<K>) -> (Feed<K>, Task)
 where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + Hash + Clone,
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
 {
-    let (store, writer) = reflector::store();
-    let kind = K::kind(&K::DynamicType::default()).into_owned();
+    let (store, mut writer) = reflector::store();
+    let feed = Feed::new(store);
+    let publisher = feed.clone();
+    let kind = K::kind(&()).into_owned();
     let stream = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
-        .modify(|o: &mut K| o.managed_fields_mut().clear())
-        .reflect(writer)
+        .modify(prune::<K>)
         .for_each(move |event| {
-            if let Err(e) = event {
-                tracing::warn!(kind = %kind, error = %e, "watch error; retrying with backoff");
+            match event {
+                Ok(event) => publisher.apply(&mut writer, event),
+                Err(e) => {
+                    tracing::warn!(kind = %kind, error = %e, "watch error; retrying with backoff")
+                }
             }
             futures::future::ready(())
         });
-    (store, Box::pin(stream))
+    (feed, Box::pin(stream))
 }
 
 /// Like [`reflect`], for Annexa's own kinds, where an object that does not decode (written
 /// before a schema change, or by hand with the webhook down) must not stop the watch: it is
-/// logged and left out of the cache, and every other object stays current.
-pub(crate) fn reflect_guarded<K>(client: Client) -> (Store<K>, Task)
+/// logged and left out of the cache (so no controller reconciles it), and every other object
+/// stays current.
+pub(crate) fn reflect_guarded<K>(client: Client) -> (Feed<K>, Task)
 where
     K: Resource<DynamicType = ()>
         + Clone
@@ -141,6 +290,8 @@ where
         + 'static,
 {
     let (store, mut writer) = reflector::store::<K>();
+    let feed = Feed::new(store);
+    let publisher = feed.clone();
     let kind = K::kind(&()).into_owned();
     let api: Api<DeserializeGuard<K>> = Api::all(client);
     let stream = watcher(api, watcher::Config::default().any_semantic())
@@ -148,7 +299,7 @@ where
         .for_each(move |event| {
             let valid = |guard: DeserializeGuard<K>| match guard.0 {
                 Ok(mut object) => {
-                    object.managed_fields_mut().clear();
+                    prune(&mut object);
                     Some(object)
                 }
                 Err(invalid) => {
@@ -157,7 +308,7 @@ where
                         namespace = invalid.metadata.namespace.as_deref().unwrap_or_default(),
                         name = invalid.metadata.name.as_deref().unwrap_or_default(),
                         error = %invalid.error,
-                        "object does not decode; left out of the cache"
+                        "object does not decode; left out of the cache and not reconciled until it is fixed"
                     );
                     None
                 }
@@ -174,11 +325,11 @@ where
                 }
             };
             if let Some(event) = event {
-                writer.apply_watcher_event(&event);
+                publisher.apply(&mut writer, event);
             }
             futures::future::ready(())
         });
-    (store, Box::pin(stream))
+    (feed, Box::pin(stream))
 }
 
 /// Starts watching everything the decisions read. Returns the context and the future that
@@ -190,22 +341,15 @@ pub fn watch(client: Client) -> (Arc<StoreContext>, impl Future<Output = ()> + S
     let (models, m) = reflect_guarded::<ModelDeployment>(client.clone());
     let (approvals, a) = reflect_guarded::<ModelApproval>(client.clone());
     let (agents, g) = reflect_guarded::<AgentPolicy>(client.clone());
-    let (namespaces, namespace_writer) = reflector::store();
-    let n: Task = Box::pin(
-        watcher(Api::<PartialObjectMeta<Namespace>>::all(client), watcher::Config::default().any_semantic())
-            .default_backoff()
-            .modify(|o: &mut PartialObjectMeta<Namespace>| o.managed_fields_mut().clear())
-            .reflect(namespace_writer)
-            .for_each(|event| {
-                if let Err(e) = event {
-                    tracing::warn!(kind = "Namespace", error = %e, "watch error; retrying with backoff");
-                }
-                futures::future::ready(())
-            }),
-    );
-    let context = Arc::new(StoreContext::new(
-        policies, datasets, models, approvals, agents, namespaces,
-    ));
+    let (namespaces, n) = reflect(Api::<PartialObjectMeta<Namespace>>::all(client));
+    let context = Arc::new(StoreContext::with_feeds(Feeds {
+        policies,
+        datasets,
+        models,
+        approvals,
+        agents,
+        namespaces,
+    }));
     let ready = {
         let context = context.clone();
         async move {
@@ -259,3 +403,107 @@ impl StoreContext {
 
 /// The shared state under the name the controllers use.
 pub type ClusterState = Arc<StoreContext>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::ObjectMeta;
+    use watcher::Event;
+
+    fn object(name: &str) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.to_string()),
+                namespace: Some("ml".to_string()),
+                ..ObjectMeta::default()
+            },
+            ..ConfigMap::default()
+        }
+    }
+
+    fn names(objects: &[Arc<ConfigMap>]) -> Vec<String> {
+        objects.iter().map(|o| o.name_any()).collect()
+    }
+
+    /// A feed whose store has listed `names`.
+    fn listed(names: &[&str]) -> (Feed<ConfigMap>, Writer<ConfigMap>) {
+        let (store, mut writer) = reflector::store();
+        let feed = Feed::new(store);
+        feed.apply(&mut writer, Event::Init);
+        for name in names {
+            feed.apply(&mut writer, Event::InitApply(object(name)));
+        }
+        feed.apply(&mut writer, Event::InitDone);
+        (feed, writer)
+    }
+
+    #[tokio::test]
+    async fn changes_start_with_the_cache_then_follow_applies_and_deletions() {
+        let (feed, mut writer) = listed(&["a"]);
+        let mut changes = feed.changes();
+        feed.apply(&mut writer, Event::Apply(object("b")));
+        feed.apply(&mut writer, Event::Delete(object("a")));
+        let seen: Vec<_> = (&mut changes).take(3).collect().await;
+        assert_eq!(names(&seen), ["a", "b", "a"]);
+        assert_eq!(
+            names(&feed.store().state()),
+            ["b"],
+            "the deletion reached the store"
+        );
+    }
+
+    #[tokio::test]
+    async fn updates_skip_the_cache_and_what_happened_before_subscribing() {
+        let (feed, mut writer) = listed(&["a", "b"]);
+        feed.apply(&mut writer, Event::Apply(object("before")));
+        let mut updates = feed.updates();
+        feed.apply(&mut writer, Event::Apply(object("after")));
+        let next = updates.next().await.unwrap();
+        assert_eq!(next.name_any(), "after");
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_behind_gets_the_whole_cache_again() {
+        let (feed, mut writer) = listed(&[]);
+        let mut updates = feed.updates();
+        for i in 0..FEED_BUFFER + 10 {
+            feed.apply(&mut writer, Event::Apply(object(&format!("o{i}"))));
+        }
+        // Without the resync the stream would wait forever after the buffered changes.
+        let resync: Vec<_> = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            (&mut updates).take(FEED_BUFFER + 10).collect(),
+        )
+        .await
+        .expect("the lagging subscriber is resynced");
+        let mut got = names(&resync);
+        got.sort();
+        let mut want = names(&feed.store().state());
+        want.sort();
+        assert_eq!(got.len(), FEED_BUFFER + 10);
+        assert_eq!(got, want, "every cached object, once");
+    }
+
+    #[test]
+    fn pruning_drops_managed_fields_and_the_last_applied_copy_only() {
+        let mut o = object("a");
+        o.metadata.managed_fields = Some(vec![Default::default()]);
+        o.metadata.annotations = Some(BTreeMap::from([
+            (LAST_APPLIED.to_string(), "{\"big\": true}".to_string()),
+            (
+                "annexa.dev/digest-requested-by".to_string(),
+                "alice".to_string(),
+            ),
+        ]));
+        prune(&mut o);
+        assert_eq!(o.metadata.managed_fields, None);
+        assert_eq!(
+            o.metadata.annotations,
+            Some(BTreeMap::from([(
+                "annexa.dev/digest-requested-by".to_string(),
+                "alice".to_string()
+            )]))
+        );
+    }
+}

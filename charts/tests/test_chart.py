@@ -486,8 +486,7 @@ EXPECTED_CLUSTER_PERMISSIONS = {
     ("", "nodes"): {"get", "list", "watch"},
     ("", "pods"): {"get", "list", "watch"},
     ("", "persistentvolumeclaims"): {"get", "delete"},
-    ("events.k8s.io", "events"): {"create", "patch"},
-    ("", "events"): {"create", "patch"},
+    ("events.k8s.io", "events"): {"create"},
 }
 
 

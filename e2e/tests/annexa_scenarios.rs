@@ -474,6 +474,45 @@ fn cluster_admin_binding_for_an_agent_is_reported_and_cleared() {
     wait_condition(a, ns, "ap/helper", "LeastPrivilege", "True");
 }
 
+#[test]
+fn second_agent_policy_for_one_service_account_reports_the_conflict_and_takes_over_later() {
+    let a = Annexa::shared();
+    let case = Case::new(a, "agent-conflict", staging_policy("Enforce"));
+    let ns = case.name();
+    apply(a.kubectl_as("alice"), &agent_policy(ns, "helper"));
+    wait_condition(a, ns, "ap/helper", "Ready", "True");
+    let mut second = agent_policy(ns, "helper-two");
+    second["spec"]["serviceAccountName"] = json!("helper");
+    apply(a.kubectl_as("alice"), &second);
+    let ap = wait_condition(a, ns, "ap/helper-two", "Ready", "False");
+    let ready = condition(&ap, "Ready").unwrap();
+    assert_eq!(ready["reason"], "ServiceAccountConflict");
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap()
+            .contains("already governed by AgentPolicy \"helper\""),
+        "{ready}"
+    );
+    // The account keeps its one owner: the second policy applied nothing.
+    let sa = get(a.kubectl(), ns, "serviceaccount/helper").unwrap();
+    let owners: Vec<&str> = sa["metadata"]["ownerReferences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(owners, ["helper"]);
+    assert!(get(a.kubectl(), ns, "role/helper-two-agent").is_none());
+    // Once the first policy is gone, the second one governs the account.
+    a.kubectl()
+        .args(["delete", "agentpolicy", "helper", "-n", ns])
+        .ok()
+        .unwrap();
+    wait_condition(a, ns, "ap/helper-two", "Ready", "True");
+    assert!(get(a.kubectl(), ns, "role/helper-two-agent").is_some());
+}
+
 // ---------------------------------------------------------------------------------------------
 // 8. Drift and policy changes
 

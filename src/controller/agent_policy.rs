@@ -18,7 +18,6 @@ use k8s_openapi::api::rbac::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
@@ -269,11 +268,30 @@ pub fn excess_bindings(agent: &AgentPolicy, rbac: &RbacState) -> Vec<String> {
     excess
 }
 
-pub async fn reconcile(
-    guard: Arc<DeserializeGuard<AgentPolicy>>,
-    ctx: Arc<Context>,
-) -> Result<Action> {
-    let agent = super::decoded(&guard)?;
+/// The AgentPolicy that governs `agent`'s service account when several name the same one: the
+/// oldest (then the first by name). Only it is reconciled; the others report the conflict.
+/// (Two owners would take the account, its Role and NetworkPolicy from each other on every
+/// reconcile.)
+pub fn account_owner(agent: &AgentPolicy, agents: &[Arc<AgentPolicy>]) -> Option<Arc<AgentPolicy>> {
+    let key = |a: &AgentPolicy| {
+        (
+            a.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            a.name_any(),
+        )
+    };
+    agents
+        .iter()
+        .filter(|a| {
+            a.metadata.namespace == agent.metadata.namespace
+                && a.spec.service_account_name == agent.spec.service_account_name
+        })
+        .min_by_key(|a| key(a))
+        .filter(|owner| owner.name_any() != agent.name_any())
+        .cloned()
+}
+
+pub async fn reconcile(agent: Arc<AgentPolicy>, ctx: Arc<Context>) -> Result<Action> {
+    let agent = &*agent;
     let started = std::time::Instant::now();
     let result = reconcile_inner(agent, &ctx).await;
     ctx.metrics.observe(KIND, started.elapsed().as_secs_f64());
@@ -285,6 +303,9 @@ async fn reconcile_inner(agent: &AgentPolicy, ctx: &Context) -> Result<Action> {
         .namespace()
         .ok_or_else(|| Error::Invalid("AgentPolicy without namespace".into()))?;
     let now = Timestamp::now();
+    if let Some(owner) = account_owner(agent, &ctx.state.agents.state()) {
+        return report_conflict(agent, &owner, ctx, now).await;
+    }
     let profile = ctx.state.profile(&namespace);
     let eval = policy::evaluate(
         Governed::Agent(agent),
@@ -389,11 +410,54 @@ async fn reconcile_inner(agent: &AgentPolicy, ctx: &Context) -> Result<Action> {
     Ok(Action::requeue(Duration::from_secs(3600)))
 }
 
-pub fn error_policy(
-    agent: Arc<DeserializeGuard<AgentPolicy>>,
-    error: &Error,
-    ctx: Arc<Context>,
-) -> Action {
+/// Status of an AgentPolicy whose service account another one already governs: nothing is
+/// applied for it until the conflict is resolved (the owner's deletion re-triggers it).
+async fn report_conflict(
+    agent: &AgentPolicy,
+    owner: &AgentPolicy,
+    ctx: &Context,
+    now: Timestamp,
+) -> Result<Action> {
+    let message = format!(
+        "service account {:?} is already governed by AgentPolicy {:?}; give this agent a service account of its own",
+        agent.spec.service_account_name,
+        owner.name_any()
+    );
+    let desired = vec![
+        Desired::new("Ready", false, "ServiceAccountConflict", message.clone()),
+        Desired::new("Compliant", false, "ServiceAccountConflict", message),
+    ];
+    let old = super::old_conditions(agent);
+    let merged = conditions::merge(&old, &desired, agent.metadata.generation, now);
+    for c in conditions::transitions(&old, &merged) {
+        ctx.event(
+            agent,
+            true,
+            &c.reason,
+            format!("{}: {}", c.type_, c.message),
+        )
+        .await;
+    }
+    let status = AgentPolicyStatus {
+        common: CommonStatus {
+            observed_generation: agent.metadata.generation,
+            conditions: merged,
+            controls: Vec::new(),
+        },
+        excess_bindings: Vec::new(),
+    };
+    let api: Api<AgentPolicy> =
+        Api::namespaced(ctx.client.clone(), &agent.namespace().unwrap_or_default());
+    apply_status(
+        &api,
+        agent,
+        serde_json::to_value(&status).map_err(|e| Error::Serialize(e.to_string()))?,
+    )
+    .await?;
+    Ok(Action::await_change())
+}
+
+pub fn error_policy(agent: Arc<AgentPolicy>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.error(KIND, error.category());
     tracing::warn!(agentpolicy = %agent.name_any(), error = %error, "reconcile failed");
     error_action(error, &agent.name_any())

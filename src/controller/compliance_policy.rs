@@ -1,5 +1,6 @@
 //! CompliancePolicy: `Ready` says whether the policy is valid, `status.matchedNamespaces` how
-//! many namespaces it selects. Changes re-evaluate every governed object (see `run`).
+//! many namespaces it selects, `GPUPoolsIsolated` whether anything ungoverned runs on its GPU
+//! pool nodes. Changes re-evaluate every governed object (see `run`).
 
 use super::conditions::{self, Desired};
 use super::{Context, apply_status, error_action};
@@ -10,15 +11,58 @@ use crate::policy::{selector_matches, validate_policy};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::ListParams;
-use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub const KIND: &str = "CompliancePolicy";
 /// Ungoverned pods listed in status at most.
 const MAX_LISTED: usize = 20;
+/// How often each policy's GPU pool nodes are scanned for ungoverned pods (a scan lists the
+/// pods of every pool node, so it runs on this timer and on spec changes, not on every
+/// namespace event).
+pub const SCAN_INTERVAL: Duration = Duration::from_secs(600);
+
+/// The last GPU-pool scan of each policy: the generation it was made for, when, and what it
+/// found (listed pods, total count).
+#[derive(Default)]
+pub struct PoolScans(std::sync::Mutex<HashMap<String, PoolScan>>);
+
+#[derive(Clone)]
+struct PoolScan {
+    generation: Option<i64>,
+    at: std::time::Instant,
+    found: Vec<String>,
+    total: usize,
+}
+
+impl PoolScans {
+    /// A scan of this policy generation younger than [`SCAN_INTERVAL`], if any.
+    fn fresh(&self, policy: &CompliancePolicy) -> Option<(Vec<String>, usize)> {
+        let scans = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        scans
+            .get(&policy.name_any())
+            .filter(|s| {
+                s.generation == policy.metadata.generation && s.at.elapsed() < SCAN_INTERVAL
+            })
+            .map(|s| (s.found.clone(), s.total))
+    }
+
+    fn record(&self, policy: &CompliancePolicy, found: &[String], total: usize) {
+        let mut scans = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        scans.insert(
+            policy.name_any(),
+            PoolScan {
+                generation: policy.metadata.generation,
+                at: std::time::Instant::now(),
+                found: found.to_vec(),
+                total,
+            },
+        );
+    }
+}
 
 /// Whether a pod on a GPU pool node is governed: created by a ModelDeployment, in a namespace
 /// opted into workload checks, or a per-node agent (DaemonSet pods such as GPU device plugins).
@@ -80,11 +124,8 @@ async fn ungoverned_gpu_pods(
     Ok((found, total))
 }
 
-pub async fn reconcile(
-    guard: Arc<DeserializeGuard<CompliancePolicy>>,
-    ctx: Arc<Context>,
-) -> Result<Action> {
-    let policy = super::decoded(&guard)?;
+pub async fn reconcile(policy: Arc<CompliancePolicy>, ctx: Arc<Context>) -> Result<Action> {
+    let policy = &*policy;
     let started = std::time::Instant::now();
     let result = reconcile_inner(policy, &ctx).await;
     ctx.metrics.observe(KIND, started.elapsed().as_secs_f64());
@@ -105,7 +146,14 @@ async fn reconcile_inner(policy: &CompliancePolicy, ctx: &Context) -> Result<Act
             selector_matches(policy.spec.namespace_selector.as_ref(), &labels)
         })
         .count();
-    let (ungoverned, total) = ungoverned_gpu_pods(policy, ctx).await?;
+    let (ungoverned, total) = match ctx.pool_scans.fresh(policy) {
+        Some(scan) => scan,
+        None => {
+            let (found, total) = ungoverned_gpu_pods(policy, ctx).await?;
+            ctx.pool_scans.record(policy, &found, total);
+            (found, total)
+        }
+    };
     let desired = vec![
         if errors.is_empty() {
             Desired::new(
@@ -158,14 +206,10 @@ async fn reconcile_inner(policy: &CompliancePolicy, ctx: &Context) -> Result<Act
         serde_json::to_value(&status).map_err(|e| Error::Serialize(e.to_string()))?,
     )
     .await?;
-    Ok(Action::requeue(Duration::from_secs(600)))
+    Ok(Action::requeue(SCAN_INTERVAL))
 }
 
-pub fn error_policy(
-    policy: Arc<DeserializeGuard<CompliancePolicy>>,
-    error: &Error,
-    ctx: Arc<Context>,
-) -> Action {
+pub fn error_policy(policy: Arc<CompliancePolicy>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.error(KIND, error.category());
     tracing::warn!(compliancepolicy = %policy.name_any(), error = %error, "reconcile failed");
     error_action(error, &policy.name_any())

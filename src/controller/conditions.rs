@@ -72,12 +72,15 @@ pub fn merge(
         .collect()
 }
 
-/// Conditions whose status changed (or that are new) between two lists: (type, new condition).
+/// Conditions worth an Event: those whose status or reason changed. On an object's first
+/// reconcile (no condition of that type yet) only the failing ones and the `Compliant` summary
+/// are: a new object passing every control says so once, not once per condition (thousands of
+/// "passed" Events would bury the ones that matter, and cost the API server).
 pub fn transitions<'a>(old: &[Condition], new: &'a [Condition]) -> Vec<&'a Condition> {
     new.iter()
-        .filter(|n| {
-            !old.iter()
-                .any(|o| o.type_ == n.type_ && o.status == n.status && o.reason == n.reason)
+        .filter(|n| match old.iter().find(|o| o.type_ == n.type_) {
+            Some(o) => o.status != n.status || o.reason != n.reason,
+            None => n.status == "False" || n.type_ == "Compliant",
         })
         .collect()
 }
@@ -152,6 +155,26 @@ mod tests {
             .map(|c| c.type_.as_str())
             .collect();
         assert_eq!(changed, vec!["Compliant"]);
+    }
+
+    #[test]
+    fn first_reconcile_reports_failures_and_the_summary_only() {
+        let new = merge(
+            &[],
+            &[
+                Desired::new("Ready", true, "Reconciled", ""),
+                Desired::new("Encrypted", true, "KmsKeySet", ""),
+                Desired::new("Approved", false, "AwaitingApproval", "1 of 2"),
+                Desired::new("Compliant", true, "AllControlsPass", ""),
+            ],
+            None,
+            at(1),
+        );
+        let reported: Vec<_> = transitions(&[], &new)
+            .into_iter()
+            .map(|c| c.type_.as_str())
+            .collect();
+        assert_eq!(reported, vec!["Approved", "Compliant"]);
     }
 
     #[test]

@@ -12,11 +12,14 @@ pub mod training_dataset;
 
 use crate::cluster::ClusterState;
 use crate::error::{Error, Result};
+use jiff::Timestamp;
 use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::Event as K8sEvent;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Patch, PatchParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -33,10 +36,11 @@ pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "annexa");
 pub struct Context {
     pub client: Client,
     pub state: ClusterState,
-    pub recorder: Recorder,
     pub metrics: Arc<metrics::ControllerMetrics>,
     /// RBAC caches for the AgentPolicy least-privilege check.
     pub rbac: Option<agent_policy::RbacState>,
+    /// Each CompliancePolicy's last scan of its GPU pool nodes.
+    pub pool_scans: compliance_policy::PoolScans,
 }
 
 impl Context {
@@ -45,17 +49,20 @@ impl Context {
         state: ClusterState,
         metrics: Arc<metrics::ControllerMetrics>,
     ) -> Self {
-        let recorder = Recorder::new(client.clone(), Reporter::from("annexa"));
         Self {
             client,
             state,
-            recorder,
             metrics,
             rbac: None,
+            pool_scans: compliance_policy::PoolScans::default(),
         }
     }
 
-    /// Publishes an Event on the object; failures are logged, never fatal.
+    /// Publishes an Event (events.k8s.io/v1) on the object; failures are logged, never fatal.
+    ///
+    /// Events are published on condition transitions only, so there is nothing to aggregate:
+    /// unlike kube's `Recorder`, nothing is cached (its series cache would hold every event
+    /// for six minutes, tens of MiB with thousands of objects).
     pub async fn event<K: Resource<DynamicType = ()>>(
         &self,
         object: &K,
@@ -63,20 +70,48 @@ impl Context {
         reason: &str,
         note: String,
     ) {
-        let event = Event {
-            type_: if warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: reason.chars().take(128).collect(),
-            note: Some(note.chars().take(1000).collect()),
-            action: "Reconcile".to_string(),
-            secondary: None,
-        };
-        if let Err(e) = self.recorder.publish(&event, &object.object_ref(&())).await {
-            tracing::warn!(error = %e, "cannot publish event");
+        let event = build_event(
+            &object.object_ref(&()),
+            warning,
+            reason,
+            note,
+            Timestamp::now(),
+        );
+        let namespace = event.metadata.namespace.as_deref().unwrap_or("default");
+        let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), namespace);
+        if let Err(e) = api.create(&PostParams::default(), &event).await {
+            tracing::warn!(error = %e, reason, "cannot publish event");
         }
+    }
+}
+
+/// The Event Annexa publishes about `regarding` (reported by controller "annexa").
+pub fn build_event(
+    regarding: &ObjectReference,
+    warning: bool,
+    reason: &str,
+    note: String,
+    now: Timestamp,
+) -> K8sEvent {
+    K8sEvent {
+        metadata: ObjectMeta {
+            namespace: regarding.namespace.clone(),
+            name: Some(format!(
+                "{}.{:x}",
+                regarding.name.as_deref().unwrap_or(FIELD_MANAGER),
+                now.as_nanosecond()
+            )),
+            ..ObjectMeta::default()
+        },
+        action: Some("Reconcile".to_string()),
+        reason: Some(reason.chars().take(128).collect()),
+        note: Some(note.chars().take(1000).collect()),
+        event_time: Some(MicroTime(now)),
+        regarding: Some(regarding.clone()),
+        reporting_controller: Some(FIELD_MANAGER.to_string()),
+        reporting_instance: Some(FIELD_MANAGER.to_string()),
+        type_: Some(if warning { "Warning" } else { "Normal" }.to_string()),
+        ..K8sEvent::default()
     }
 }
 
@@ -131,23 +166,6 @@ pub fn child_labels(owner_kind: &str, owner: &str) -> std::collections::BTreeMap
     ])
 }
 
-/// The object a reconcile works on, or an `Invalid` error (retried when the object changes)
-/// naming the object and what does not decode: one malformed object never stops a watch.
-pub fn decoded<K: Resource<DynamicType = ()>>(
-    guard: &kube::core::DeserializeGuard<K>,
-) -> Result<&K> {
-    match &guard.0 {
-        Ok(object) => Ok(object),
-        Err(invalid) => Err(Error::Invalid(format!(
-            "{} {}/{} does not decode: {}",
-            K::kind(&()),
-            invalid.metadata.namespace.as_deref().unwrap_or_default(),
-            invalid.metadata.name.as_deref().unwrap_or_default(),
-            invalid.error
-        ))),
-    }
-}
-
 /// The conditions an object's status holds now (empty before its first reconcile).
 pub fn old_conditions<K: crate::api::HasCommonStatus>(
     object: &K,
@@ -185,46 +203,39 @@ pub fn requeue_until(at: Option<jiff::Timestamp>, now: jiff::Timestamp) -> Actio
     }
 }
 
-/// References to the objects, as the guarded controllers key them.
-fn refs<K>(
-    objects: impl IntoIterator<Item = Arc<K>>,
-) -> Vec<kube::runtime::reflector::ObjectRef<kube::core::DeserializeGuard<K>>>
+/// References to the objects, as the controllers key them.
+fn refs<K>(objects: impl IntoIterator<Item = Arc<K>>) -> Vec<kube::runtime::reflector::ObjectRef<K>>
 where
     K: Resource<DynamicType = ()>,
 {
     objects
         .into_iter()
-        .map(|o| {
-            let r = kube::runtime::reflector::ObjectRef::new(&o.name_any());
-            match o.namespace() {
-                Some(ns) => r.within(&ns),
-                None => r,
-            }
-        })
+        .map(|o| kube::runtime::reflector::ObjectRef::from_obj(&*o))
         .collect()
 }
 
 /// Runs every controller until `shutdown` turns true (in-flight reconciles finish first).
 ///
-/// Each controller watches its kind through a `DeserializeGuard` (an object that does not
-/// decode is reported and skipped, never stops the watch) and is triggered by its owned
-/// children (drift is put back) and, through mappers over the shared cache, by the objects its
-/// decisions read: policies, namespaces, approvals, datasets, bindings.
+/// Annexa's kinds, namespaces and RBAC objects are watched once: each controller is fed from
+/// the shared cache ([`crate::cluster::Feed`]) for its own kind and for the objects its
+/// decisions read (policies, namespaces, approvals, datasets, bindings), and reconciles the
+/// cached object itself, so nothing is held twice. Only the owned children Annexa does not
+/// otherwise read (Deployments, Services, NetworkPolicies, ServiceAccounts) have watches of
+/// their own, filtered by Annexa's label and without a store: a change to one puts the
+/// drift back. An object that does not decode is left out of the cache (and logged), never
+/// stops a watch.
 pub async fn run(
     client: Client,
     state: ClusterState,
     metrics: Arc<metrics::ControllerMetrics>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    use crate::api::{
-        AgentPolicy, CompliancePolicy, ModelApproval, ModelDeployment, TrainingDataset,
-    };
+    use crate::api::{ModelApproval, ModelDeployment};
     use futures::StreamExt;
     use k8s_openapi::api::apps::v1::Deployment;
-    use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
+    use k8s_openapi::api::core::v1::{Service, ServiceAccount};
     use k8s_openapi::api::networking::v1::NetworkPolicy;
     use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-    use kube::core::{DeserializeGuard, PartialObjectMeta};
     use kube::runtime::reflector::ObjectRef;
     use kube::runtime::{Controller, controller::Config, watcher};
 
@@ -238,116 +249,109 @@ pub async fn run(
     });
     let mut context = Context::new(client.clone(), state.clone(), metrics);
     context.rbac = Some(agent_policy::RbacState {
-        role_bindings,
-        cluster_role_bindings,
-        roles,
-        cluster_roles,
+        role_bindings: role_bindings.store(),
+        cluster_role_bindings: cluster_role_bindings.store(),
+        roles: roles.store(),
+        cluster_roles: cluster_roles.store(),
     });
     let ctx = Arc::new(context);
+    // Least privilege judged against half-listed RBAC caches would report phantom results.
+    let (rb, crb, r, cr) = (
+        role_bindings.store(),
+        cluster_role_bindings.store(),
+        roles.store(),
+        cluster_roles.store(),
+    );
+    let listed = async {
+        let _ = futures::join!(
+            rb.wait_until_ready(),
+            crb.wait_until_ready(),
+            r.wait_until_ready(),
+            cr.wait_until_ready()
+        );
+    };
+    let mut stopping = shutdown.clone();
+    tokio::select! {
+        _ = listed => {}
+        _ = stopping.wait_for(|v| *v) => {
+            rbac_watches.abort();
+            return;
+        }
+    }
 
     let stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|v| *v).await;
     };
     // Children are watched by label: Annexa never caches the cluster's other Deployments.
     let owned = watcher::Config::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
-    let all = watcher::Config::default();
     let config = Config::default().concurrency(4);
+    let feeds = &state.feeds;
 
     let s = state.clone();
     let s2 = state.clone();
     let s3 = state.clone();
-    let md = Controller::new(
-        Api::<DeserializeGuard<ModelDeployment>>::all(client.clone()),
-        all.clone(),
-    )
-    .with_config(config.clone())
-    .owns(Api::<Deployment>::all(client.clone()), owned.clone())
-    .owns(Api::<Service>::all(client.clone()), owned.clone())
-    .owns(Api::<NetworkPolicy>::all(client.clone()), owned.clone())
-    .owns(Api::<ServiceAccount>::all(client.clone()), owned.clone())
-    .watches(
-        Api::<ModelApproval>::all(client.clone()),
-        all.clone(),
-        |a| {
-            a.metadata.namespace.clone().map(|ns| {
-                ObjectRef::<DeserializeGuard<ModelDeployment>>::new(&a.spec.model_deployment)
-                    .within(&ns)
-            })
-        },
-    )
-    .watches(
-        Api::<TrainingDataset>::all(client.clone()),
-        all.clone(),
-        move |d| {
+    let md = Controller::for_shared_stream(feeds.models.changes(), feeds.models.store())
+        .with_config(config.clone())
+        .owns(Api::<Deployment>::all(client.clone()), owned.clone())
+        .owns(Api::<Service>::all(client.clone()), owned.clone())
+        .owns(Api::<NetworkPolicy>::all(client.clone()), owned.clone())
+        .owns(Api::<ServiceAccount>::all(client.clone()), owned.clone())
+        .watches_shared_stream(feeds.approvals.updates(), |a: Arc<ModelApproval>| {
+            a.metadata
+                .namespace
+                .clone()
+                .map(|ns| ObjectRef::<ModelDeployment>::new(&a.spec.model_deployment).within(&ns))
+        })
+        .watches_shared_stream(feeds.datasets.updates(), move |d| {
             let ns = d.namespace().unwrap_or_default();
             let name = d.name_any();
             refs(s.models.state_filter(|m| {
                 m.metadata.namespace.as_deref() == Some(ns.as_str())
                     && m.spec.training_datasets.contains(&name)
             }))
-        },
-    )
-    .watches(
-        Api::<CompliancePolicy>::all(client.clone()),
-        all.clone(),
-        move |_| refs(s2.models.state()),
-    )
-    .watches(
-        Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
-        all.clone(),
-        move |ns| {
+        })
+        .watches_shared_stream(feeds.policies.updates(), move |_| refs(s2.models.state()))
+        .watches_shared_stream(feeds.namespaces.updates(), move |ns| {
             let ns = ns.name_any();
             refs(
                 s3.models
                     .state_filter(|m| m.metadata.namespace.as_deref() == Some(ns.as_str())),
             )
-        },
-    )
-    .graceful_shutdown_on(stop(shutdown.clone()))
-    .run(
-        model_deployment::reconcile,
-        model_deployment::error_policy,
-        ctx.clone(),
-    )
-    .for_each(|_| futures::future::ready(()));
+        })
+        .graceful_shutdown_on(stop(shutdown.clone()))
+        .run(
+            model_deployment::reconcile,
+            model_deployment::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| futures::future::ready(()));
 
     let s = state.clone();
     let s2 = state.clone();
-    let td = Controller::new(
-        Api::<DeserializeGuard<TrainingDataset>>::all(client.clone()),
-        all.clone(),
-    )
-    .with_config(config.clone())
-    .owns(Api::<Role>::all(client.clone()), owned.clone())
-    .owns(Api::<RoleBinding>::all(client.clone()), owned.clone())
-    .watches(
-        Api::<TrainingDataset>::all(client.clone()),
-        all.clone(),
-        move |parent| {
+    let td = Controller::for_shared_stream(feeds.datasets.changes(), feeds.datasets.store())
+        .with_config(config.clone())
+        .owns_shared_stream(roles.updates())
+        .owns_shared_stream(role_bindings.updates())
+        .watches_shared_stream(feeds.datasets.updates(), move |parent| {
             let ns = parent.namespace().unwrap_or_default();
             let name = parent.name_any();
             refs(s.datasets.state_filter(|d| {
                 d.metadata.namespace.as_deref() == Some(ns.as_str())
                     && d.spec.derived_from.contains(&name)
             }))
-        },
-    )
-    .watches(
-        Api::<CompliancePolicy>::all(client.clone()),
-        all.clone(),
-        move |_| refs(s2.datasets.state()),
-    )
-    .graceful_shutdown_on(stop(shutdown.clone()))
-    .run(
-        training_dataset::reconcile,
-        training_dataset::error_policy,
-        ctx.clone(),
-    )
-    .for_each(|_| futures::future::ready(()));
+        })
+        .watches_shared_stream(feeds.policies.updates(), move |_| refs(s2.datasets.state()))
+        .graceful_shutdown_on(stop(shutdown.clone()))
+        .run(
+            training_dataset::reconcile,
+            training_dataset::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| futures::future::ready(()));
 
-    let bound_agents = |subjects: Option<Vec<k8s_openapi::api::rbac::v1::Subject>>,
+    let bound_agents = |subjects: Option<&Vec<k8s_openapi::api::rbac::v1::Subject>>,
                         state: &ClusterState| {
-        let subjects = subjects.unwrap_or_default();
+        let subjects = subjects.map(Vec::as_slice).unwrap_or_default();
         refs(state.agents.state_filter(|a| {
             subjects.iter().any(|s| {
                 s.kind == "Group"
@@ -359,82 +363,69 @@ pub async fn run(
     let s = state.clone();
     let s2 = state.clone();
     let s3 = state.clone();
-    let ap = Controller::new(
-        Api::<DeserializeGuard<AgentPolicy>>::all(client.clone()),
-        all.clone(),
-    )
-    .with_config(config.clone())
-    .owns(Api::<ServiceAccount>::all(client.clone()), owned.clone())
-    .owns(Api::<Role>::all(client.clone()), owned.clone())
-    .owns(Api::<RoleBinding>::all(client.clone()), owned.clone())
-    .owns(Api::<NetworkPolicy>::all(client.clone()), owned.clone())
-    .watches(
-        Api::<RoleBinding>::all(client.clone()),
-        all.clone(),
-        move |rb| bound_agents(rb.subjects, &s),
-    )
-    .watches(
-        Api::<ClusterRoleBinding>::all(client.clone()),
-        all.clone(),
-        move |crb| bound_agents(crb.subjects, &s2),
-    )
-    .watches(
-        Api::<CompliancePolicy>::all(client.clone()),
-        all.clone(),
-        move |_| refs(s3.agents.state()),
-    )
-    .graceful_shutdown_on(stop(shutdown.clone()))
-    .run(
-        agent_policy::reconcile,
-        agent_policy::error_policy,
-        ctx.clone(),
-    )
-    .for_each(|_| futures::future::ready(()));
+    let s4 = state.clone();
+    let ap = Controller::for_shared_stream(feeds.agents.changes(), feeds.agents.store())
+        .with_config(config.clone())
+        .owns(Api::<ServiceAccount>::all(client.clone()), owned.clone())
+        .owns(Api::<NetworkPolicy>::all(client.clone()), owned.clone())
+        .owns_shared_stream(roles.updates())
+        // Every RoleBinding change (Annexa's own grant included) re-judges the agents it binds.
+        .watches_shared_stream(role_bindings.updates(), move |rb| {
+            bound_agents(rb.subjects.as_ref(), &s)
+        })
+        .watches_shared_stream(cluster_role_bindings.updates(), move |crb| {
+            bound_agents(crb.subjects.as_ref(), &s2)
+        })
+        .watches_shared_stream(feeds.policies.updates(), move |_| refs(s3.agents.state()))
+        // Agents naming the same service account: when one changes or goes, the others
+        // re-check which of them governs it.
+        .watches_shared_stream(feeds.agents.updates(), move |changed| {
+            refs(s4.agents.state_filter(|a| {
+                a.metadata.namespace == changed.metadata.namespace
+                    && a.spec.service_account_name == changed.spec.service_account_name
+                    && a.metadata.name != changed.metadata.name
+            }))
+        })
+        .graceful_shutdown_on(stop(shutdown.clone()))
+        .run(
+            agent_policy::reconcile,
+            agent_policy::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| futures::future::ready(()));
 
     let s = state.clone();
-    let mapr = Controller::new(
-        Api::<DeserializeGuard<ModelApproval>>::all(client.clone()),
-        all.clone(),
-    )
-    .with_config(config.clone())
-    .watches(
-        Api::<ModelDeployment>::all(client.clone()),
-        all.clone(),
-        move |m| {
+    let mapr = Controller::for_shared_stream(feeds.approvals.changes(), feeds.approvals.store())
+        .with_config(config.clone())
+        .watches_shared_stream(feeds.models.updates(), move |m| {
             let ns = m.namespace().unwrap_or_default();
             let name = m.name_any();
             refs(s.approvals.state_filter(|a| {
                 a.metadata.namespace.as_deref() == Some(ns.as_str())
                     && a.spec.model_deployment == name
             }))
-        },
-    )
-    .graceful_shutdown_on(stop(shutdown.clone()))
-    .run(
-        model_approval::reconcile,
-        model_approval::error_policy,
-        ctx.clone(),
-    )
-    .for_each(|_| futures::future::ready(()));
+        })
+        .graceful_shutdown_on(stop(shutdown.clone()))
+        .run(
+            model_approval::reconcile,
+            model_approval::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| futures::future::ready(()));
 
     let s = state.clone();
-    let cpol = Controller::new(
-        Api::<DeserializeGuard<CompliancePolicy>>::all(client.clone()),
-        all.clone(),
-    )
-    .with_config(config)
-    .watches(
-        Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
-        all,
-        move |_| refs(s.policies.state()),
-    )
-    .graceful_shutdown_on(stop(shutdown))
-    .run(
-        compliance_policy::reconcile,
-        compliance_policy::error_policy,
-        ctx,
-    )
-    .for_each(|_| futures::future::ready(()));
+    let cpol = Controller::for_shared_stream(feeds.policies.changes(), feeds.policies.store())
+        .with_config(config)
+        .watches_shared_stream(feeds.namespaces.updates(), move |_| {
+            refs(s.policies.state())
+        })
+        .graceful_shutdown_on(stop(shutdown))
+        .run(
+            compliance_policy::reconcile,
+            compliance_policy::error_policy,
+            ctx,
+        )
+        .for_each(|_| futures::future::ready(()));
 
     futures::join!(md, td, ap, mapr, cpol);
     rbac_watches.abort();

@@ -8,7 +8,6 @@ use crate::error::{Error, Result};
 use crate::policy::model_deployment::promotion;
 use crate::policy::{self, Context as PolicyContext, Governed, Lookup};
 use jiff::Timestamp;
-use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use std::sync::Arc;
@@ -106,11 +105,8 @@ pub fn counted(
     (Desired::new("Counted", false, reason, why), None)
 }
 
-pub async fn reconcile(
-    guard: Arc<DeserializeGuard<ModelApproval>>,
-    ctx: Arc<Context>,
-) -> Result<Action> {
-    let approval = super::decoded(&guard)?;
+pub async fn reconcile(approval: Arc<ModelApproval>, ctx: Arc<Context>) -> Result<Action> {
+    let approval = &*approval;
     let started = std::time::Instant::now();
     let result = reconcile_inner(approval, &ctx).await;
     ctx.metrics.observe(KIND, started.elapsed().as_secs_f64());
@@ -161,11 +157,7 @@ async fn reconcile_inner(approval: &ModelApproval, ctx: &Context) -> Result<Acti
     Ok(requeue_until(expires, now))
 }
 
-pub fn error_policy(
-    approval: Arc<DeserializeGuard<ModelApproval>>,
-    error: &Error,
-    ctx: Arc<Context>,
-) -> Action {
+pub fn error_policy(approval: Arc<ModelApproval>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.error(KIND, error.category());
     tracing::warn!(modelapproval = %approval.name_any(), error = %error, "reconcile failed");
     error_action(error, &approval.name_any())

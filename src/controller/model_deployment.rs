@@ -30,7 +30,6 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
-use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -509,11 +508,8 @@ pub fn desired_conditions(
     out
 }
 
-pub async fn reconcile(
-    guard: Arc<DeserializeGuard<ModelDeployment>>,
-    ctx: Arc<Context>,
-) -> Result<Action> {
-    let model = super::decoded(&guard)?;
+pub async fn reconcile(model: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Action> {
+    let model = &*model;
     let started = std::time::Instant::now();
     let result = reconcile_inner(model, &ctx).await;
     ctx.metrics.observe(KIND, started.elapsed().as_secs_f64());
@@ -637,19 +633,10 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
         serde_json::to_value(&status).map_err(|e| Error::Serialize(e.to_string()))?,
     )
     .await?;
-    if serving.as_deref() != Some(requested) {
-        // Held for approval: approvals arrive through their own watch and the shared cache may
-        // lag it by a moment, so look again soon rather than at the next expiry.
-        return Ok(Action::requeue(std::time::Duration::from_secs(15)));
-    }
     Ok(requeue_until(gate.next_expiry(), now))
 }
 
-pub fn error_policy(
-    model: Arc<DeserializeGuard<ModelDeployment>>,
-    error: &Error,
-    ctx: Arc<Context>,
-) -> Action {
+pub fn error_policy(model: Arc<ModelDeployment>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.error(KIND, error.category());
     tracing::warn!(modeldeployment = %model.name_any(), error = %error, "reconcile failed");
     error_action(error, &model.name_any())

@@ -12,6 +12,7 @@ use crate::api::{AgentPolicy, Classification, ModelDeployment, TrainingDataset};
 use crate::policy::model_deployment::Promotion;
 use crate::policy::{self, Context as PolicyContext, Governed, Inventory, Profile};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
+use kube::ResourceExt;
 use kube::runtime::reflector;
 use kube::runtime::watcher::Event;
 
@@ -386,4 +387,41 @@ subjects: [{kind: ServiceAccount, name: support-agent, namespace: agents}]
         excess_bindings(&a, &clean).is_empty(),
         "Annexa's own binding is not excess"
     );
+}
+
+#[test]
+fn the_oldest_agent_policy_governs_a_shared_service_account() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    let at = |name: &str, namespace: &str, second: i64| {
+        let mut a = agent();
+        a.metadata.name = Some(name.to_string());
+        a.metadata.namespace = Some(namespace.to_string());
+        a.metadata.creation_timestamp = Some(Time(
+            jiff::Timestamp::from_second(1_700_000_000 + second).unwrap(),
+        ));
+        std::sync::Arc::new(a)
+    };
+    let first = at("zeta", "agents", 0);
+    let same_second = at("alpha", "agents", 0);
+    let later = at("beta", "agents", 5);
+    let elsewhere = at("gamma", "other", -5);
+    let all = vec![
+        later.clone(),
+        first.clone(),
+        same_second.clone(),
+        elsewhere.clone(),
+    ];
+    // Oldest wins; a tie goes to the first name.
+    assert!(super::agent_policy::account_owner(&same_second, &all).is_none());
+    for other in [&first, &later] {
+        assert_eq!(
+            super::agent_policy::account_owner(other, &all).map(|o| o.name_any()),
+            Some("alpha".to_string())
+        );
+    }
+    // The same account name in another namespace is another account.
+    assert!(super::agent_policy::account_owner(&elsewhere, &all).is_none());
+    let mut own_account = (*later).clone();
+    own_account.spec.service_account_name = "beta-agent".to_string();
+    assert!(super::agent_policy::account_owner(&own_account, &all).is_none());
 }

@@ -17,7 +17,6 @@ use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams};
-use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use std::sync::Arc;
 
@@ -75,11 +74,8 @@ pub fn build_access(dataset: &TrainingDataset) -> Option<(Role, RoleBinding)> {
     Some((role, binding))
 }
 
-pub async fn reconcile(
-    guard: Arc<DeserializeGuard<TrainingDataset>>,
-    ctx: Arc<Context>,
-) -> Result<Action> {
-    let dataset = super::decoded(&guard)?;
+pub async fn reconcile(dataset: Arc<TrainingDataset>, ctx: Arc<Context>) -> Result<Action> {
+    let dataset = &*dataset;
     let started = std::time::Instant::now();
     let result = reconcile_inner(dataset, &ctx).await;
     ctx.metrics.observe(KIND, started.elapsed().as_secs_f64());
@@ -206,11 +202,7 @@ async fn reconcile_inner(dataset: &TrainingDataset, ctx: &Context) -> Result<Act
     Ok(requeue_until(expires_at.filter(|_| !expired), now))
 }
 
-pub fn error_policy(
-    dataset: Arc<DeserializeGuard<TrainingDataset>>,
-    error: &Error,
-    ctx: Arc<Context>,
-) -> Action {
+pub fn error_policy(dataset: Arc<TrainingDataset>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.error(KIND, error.category());
     tracing::warn!(trainingdataset = %dataset.name_any(), error = %error, "reconcile failed");
     error_action(error, &dataset.name_any())

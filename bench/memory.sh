@@ -5,7 +5,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-ANNEXA=$TARGET/release/annexa
+ANNEXA=${ANNEXA_BIN:-$TARGET/release/annexa}
 STANDIN=${STANDIN:-$TARGET/release/annexa-standin}
 [ -x "$STANDIN" ] || STANDIN=$TARGET/debug/annexa-standin
 EXTRA=("$@")
@@ -48,11 +48,11 @@ load() { # $1 = dir of YAML files
 settle() { # $1 = expected objects
   [ "${EXTRA[*]:-}" = "--no-controllers" ] && return 0
   local done=0
-  for _ in $(seq 900); do
+  for _ in $(seq 360); do
     done=$($K get trainingdatasets,modeldeployments,agentpolicies -A \
       -o jsonpath='{range .items[*]}{.status.observedGeneration}{"\n"}{end}' 2>/dev/null | grep -c . || true)
     [ "$done" -ge "$1" ] && break
-    sleep 2
+    sleep 5
   done
   echo "  reconciled: $done of $1"
 }

@@ -7,10 +7,12 @@
 //! `controller::run`).
 //!
 //! Memory: managedFields and `kubectl.kubernetes.io/last-applied-configuration` (a second copy
-//! of the object) are pruned from every cached object, and namespaces are cached as metadata
-//! only (their labels are all the rules need).
+//! of the object) are pruned from every cached object, `status.controls` from Annexa's own, and
+//! namespaces are cached as metadata only (their labels are all the rules need).
 
-use crate::api::{AgentPolicy, CompliancePolicy, ModelApproval, ModelDeployment, TrainingDataset};
+use crate::api::{
+    AgentPolicy, CompliancePolicy, HasCommonStatus, ModelApproval, ModelDeployment, TrainingDataset,
+};
 use crate::policy::{Lookup, Profile};
 use crate::webhook::context::ProfileCache;
 use futures::StreamExt;
@@ -42,6 +44,15 @@ pub(crate) fn prune<K: Resource>(object: &mut K) {
     meta.managed_fields = None;
     if let Some(annotations) = meta.annotations.as_mut() {
         annotations.remove(LAST_APPLIED);
+    }
+}
+
+/// [`prune`], and for Annexa's kinds `status.controls` too: the controllers write it whole on
+/// every reconcile and nothing reads it back from the cache (`annexa report` asks the API).
+pub(crate) fn prune_governed<K: Resource + HasCommonStatus>(object: &mut K) {
+    prune(object);
+    if let Some(status) = object.common_status_mut() {
+        status.controls = Vec::new();
     }
 }
 
@@ -282,6 +293,7 @@ where
 pub(crate) fn reflect_guarded<K>(client: Client) -> (Feed<K>, Task)
 where
     K: Resource<DynamicType = ()>
+        + HasCommonStatus
         + Clone
         + serde::de::DeserializeOwned
         + std::fmt::Debug
@@ -299,7 +311,7 @@ where
         .for_each(move |event| {
             let valid = |guard: DeserializeGuard<K>| match guard.0 {
                 Ok(mut object) => {
-                    prune(&mut object);
+                    prune_governed(&mut object);
                     Some(object)
                 }
                 Err(invalid) => {
@@ -504,6 +516,35 @@ mod tests {
                 "annexa.dev/digest-requested-by".to_string(),
                 "alice".to_string()
             )]))
+        );
+    }
+
+    #[test]
+    fn governed_objects_are_cached_without_their_controls_but_with_their_conditions() {
+        let mut dataset: TrainingDataset = serde_yaml_ng::from_str(
+            "apiVersion: annexa.dev/v1alpha1
+kind: TrainingDataset
+metadata: {name: claims, namespace: ml}
+spec:
+  source: {uri: 's3://bucket/claims'}
+  classification: Internal
+  encryption: {atRest: true}
+  retention: {days: 30}
+status:
+  conditions:
+  - {type: Ready, status: 'True', reason: Reconciled, message: ok, lastTransitionTime: '2026-11-25T00:00:00Z'}
+  controls:
+  - {id: A.8.24, title: Use of cryptography, result: Pass, message: ''}
+",
+        )
+        .unwrap();
+        prune_governed(&mut dataset);
+        let status = dataset.common_status().unwrap();
+        assert!(status.controls.is_empty());
+        assert_eq!(
+            status.conditions.len(),
+            1,
+            "conditions are read by the controllers"
         );
     }
 }

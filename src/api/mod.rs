@@ -52,30 +52,26 @@ pub fn crds() -> Vec<(&'static str, CustomResourceDefinition)> {
 /// Access to the status fields every Annexa kind shares.
 pub trait HasCommonStatus {
     fn common_status(&self) -> Option<&CommonStatus>;
+    fn common_status_mut(&mut self) -> Option<&mut CommonStatus>;
 }
 
-impl HasCommonStatus for CompliancePolicy {
-    fn common_status(&self) -> Option<&CommonStatus> {
-        self.status.as_ref().map(|s| &s.common)
-    }
+macro_rules! has_common_status {
+    ($($kind:ty),*) => {$(
+        impl HasCommonStatus for $kind {
+            fn common_status(&self) -> Option<&CommonStatus> {
+                self.status.as_ref().map(|s| &s.common)
+            }
+            fn common_status_mut(&mut self) -> Option<&mut CommonStatus> {
+                self.status.as_mut().map(|s| &mut s.common)
+            }
+        }
+    )*};
 }
-impl HasCommonStatus for TrainingDataset {
-    fn common_status(&self) -> Option<&CommonStatus> {
-        self.status.as_ref().map(|s| &s.common)
-    }
-}
-impl HasCommonStatus for ModelDeployment {
-    fn common_status(&self) -> Option<&CommonStatus> {
-        self.status.as_ref().map(|s| &s.common)
-    }
-}
-impl HasCommonStatus for ModelApproval {
-    fn common_status(&self) -> Option<&CommonStatus> {
-        self.status.as_ref().map(|s| &s.common)
-    }
-}
-impl HasCommonStatus for AgentPolicy {
-    fn common_status(&self) -> Option<&CommonStatus> {
-        self.status.as_ref().map(|s| &s.common)
-    }
-}
+
+has_common_status!(
+    CompliancePolicy,
+    TrainingDataset,
+    ModelDeployment,
+    ModelApproval,
+    AgentPolicy
+);

@@ -246,10 +246,21 @@ impl Lookup for StoreContext {
             a.metadata.namespace.as_deref() == Some(namespace) && a.spec.model_deployment == model
         })
     }
+    /// When several AgentPolicies name the account, the one that governs it: the oldest, as
+    /// the controller decides (`controller::agent_policy::account_owner`).
     fn agent_for_service_account(&self, namespace: &str, sa: &str) -> Option<Arc<AgentPolicy>> {
-        self.agents.find(|a| {
-            a.metadata.namespace.as_deref() == Some(namespace) && a.spec.service_account_name == sa
-        })
+        self.agents
+            .state_filter(|a| {
+                a.metadata.namespace.as_deref() == Some(namespace)
+                    && a.spec.service_account_name == sa
+            })
+            .into_iter()
+            .min_by_key(|a| {
+                (
+                    a.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                    a.name_any(),
+                )
+            })
     }
 }
 

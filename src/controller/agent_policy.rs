@@ -292,6 +292,7 @@ async fn reconcile_inner(agent: &AgentPolicy, ctx: &Context) -> Result<Action> {
             profile: &profile,
             lookup: &*ctx.state,
             now,
+            detail: policy::Detail::Outcomes,
         },
     );
 

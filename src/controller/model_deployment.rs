@@ -362,6 +362,7 @@ pub fn noncompliant_datasets(
         profile,
         lookup,
         now,
+        detail: policy::Detail::Outcomes,
     };
     model
         .spec
@@ -534,6 +535,7 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
             profile: &profile,
             lookup,
             now,
+            detail: policy::Detail::Outcomes,
         },
     );
     let (class, _) = classification(model, lookup);

@@ -108,6 +108,7 @@ fn deployment_is_hardened_and_placed_on_the_classification_pool() {
             profile: &profile,
             lookup: &inv,
             now: jiff::Timestamp::now(),
+            detail: policy::Detail::Outcomes,
         },
     );
     assert!(eval.is_compliant(), "{:?}", eval.findings);
@@ -191,6 +192,7 @@ fn conditions_say_awaiting_approval_and_pending() {
             profile: &profile,
             lookup: &inv,
             now: jiff::Timestamp::now(),
+            detail: policy::Detail::Outcomes,
         },
     );
     let gate = Promotion {

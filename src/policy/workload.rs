@@ -284,13 +284,13 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
     for (list, i, c) in w.all_containers() {
         let image = c.image.as_deref().unwrap_or_default();
         if !registry_allowed(image, &profile.allowed_registries) {
-            rec.fail(&A_8_19, format!("{sp}.{list}[{i}].image"), format!(
+            rec.fail(&A_8_19, format!("{sp}.{list}[{i}].image"), format_args!(
                 "{what} container {:?} uses image {image:?}, which is not from an allowed registry {:?}",
                 c.name, profile.allowed_registries
             ));
         }
         if profile.digest_required() && !image_pinned(image) {
-            rec.fail(&A_8_9, format!("{sp}.{list}[{i}].image"), format!(
+            rec.fail(&A_8_9, format!("{sp}.{list}[{i}].image"), format_args!(
                 "{what} container {:?} uses image {image:?}, which is not pinned by digest (@sha256:)",
                 c.name
             ));
@@ -319,7 +319,7 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
                     let metadata = sp
                         .strip_suffix("spec")
                         .map_or_else(|| "metadata".to_string(), |p| format!("{p}metadata"));
-                    rec.fail(&A_8_22, format!("{metadata}.labels[{CLASSIFICATION_LABEL}]"), format!(
+                    rec.fail(&A_8_22, format!("{metadata}.labels[{CLASSIFICATION_LABEL}]"), format_args!(
                         "{what} has classification {v:?}, which is not Public, Internal, Confidential or Restricted"
                     ));
                 }
@@ -328,13 +328,13 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
         };
         if let Some(class) = class {
             match profile.pool_for(class) {
-                None => rec.fail(&A_8_22, sp.clone(), format!(
+                None => rec.fail(&A_8_22, sp.clone(), format_args!(
                     "{what} requests GPUs for {class} data, but no GPU pool serves {class} or stricter data"
                 )),
                 Some(pool) => {
                     for (k, v) in &pool.node_selector {
                         if w.pod.node_selector.get(k) != Some(v) {
-                            rec.fail(&A_8_22, format!("{sp}.nodeSelector"), format!(
+                            rec.fail(&A_8_22, format!("{sp}.nodeSelector"), format_args!(
                                 "{what} requests GPUs for {class} data but does not select the {} pool ({k}={v})",
                                 pool.classification
                             ));
@@ -342,14 +342,14 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
                     }
                     if let Some(taint) = &pool.taint
                         && !w.pod.tolerations.iter().any(|t| tolerates(t, pool)) {
-                            rec.fail(&A_8_22, format!("{sp}.tolerations"), format!(
+                            rec.fail(&A_8_22, format!("{sp}.tolerations"), format_args!(
                                 "{what} requests GPUs for {class} data but does not tolerate the {} pool taint {}={}:{}",
                                 pool.classification, taint.key, taint.value.as_deref().unwrap_or_default(), taint.effect.as_str()
                             ));
                         }
                     if let Some(rc) = &pool.runtime_class_name
                         && w.pod.runtime_class_name.as_ref() != Some(rc) {
-                            rec.fail(&A_8_22, format!("{sp}.runtimeClassName"), format!(
+                            rec.fail(&A_8_22, format!("{sp}.runtimeClassName"), format_args!(
                                 "{what} requests GPUs for {class} data but does not use runtimeClassName {rc:?} of the {} pool",
                                 pool.classification
                             ));
@@ -362,7 +362,7 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
                 rec.fail(
                     &A_8_2,
                     format!("{sp}.{list}[{i}].securityContext.privileged"),
-                    format!(
+                    format_args!(
                         "{what} requests GPUs and container {:?} is privileged",
                         c.name
                     ),
@@ -378,7 +378,7 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
                 rec.fail(
                     &A_8_2,
                     format!("{sp}.{field}"),
-                    format!("{what} requests GPUs and uses {field}"),
+                    format_args!("{what} requests GPUs and uses {field}"),
                 );
             }
         }
@@ -387,7 +387,7 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
                 rec.fail(
                     &A_8_2,
                     format!("{sp}.volumes[{i}].hostPath"),
-                    format!(
+                    format_args!(
                         "{what} requests GPUs and mounts hostPath volume {:?}",
                         v.name
                     ),
@@ -401,7 +401,7 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
                 rec.fail(
                     &A_8_22,
                     format!("{sp}.tolerations[{i}]"),
-                    format!(
+                    format_args!(
                         "{what} requests no GPU but tolerates the taint of the {} GPU pool",
                         pool.classification
                     ),
@@ -420,7 +420,7 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
                 rec.fail(
                     &A_5_18,
                     format!("{sp}.automountServiceAccountToken"),
-                    format!(
+                    format_args!(
                         "{what} runs as agent {agent_name:?} and automounts a service-account token"
                     ),
                 );
@@ -441,7 +441,7 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
                     if let Some(token) = &source.service_account_token {
                         let secs = token.expiration_seconds.unwrap_or(3_600);
                         if secs > ttl.as_secs() {
-                            rec.fail(&A_5_18, format!("{sp}.volumes[{i}].projected.sources[{j}].serviceAccountToken.expirationSeconds"), format!(
+                            rec.fail(&A_5_18, format!("{sp}.volumes[{i}].projected.sources[{j}].serviceAccountToken.expirationSeconds"), format_args!(
                                 "{what} runs as agent {agent_name:?} and projects a token valid for {secs}s, longer than its TTL of {}",
                                 format_duration(ttl)
                             ));

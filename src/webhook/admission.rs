@@ -93,43 +93,60 @@ impl Decision {
     pub fn from_evaluation(
         request: &Request<'_>,
         kind: &'static str,
-        evaluation: &Evaluation,
+        evaluation: Evaluation,
     ) -> Self {
-        let mut denials: Vec<&str> = Vec::new();
+        const SEPARATOR: &str = "; ";
+        let mut denials = 0;
+        let mut denial_bytes = 0;
         let mut warnings = Vec::new();
         let mut counts = Vec::with_capacity(evaluation.findings.len().max(1));
         for finding in &evaluation.findings {
-            let result = match finding.action {
-                Action::Enforce => {
-                    denials.push(&finding.message);
-                    "deny"
-                }
-                Action::Warn => {
-                    warnings.push(finding.message.clone());
-                    "warn"
-                }
-                Action::Audit => "audit",
-            };
-            counts.push((finding.control, result));
+            counts.push((
+                finding.control,
+                match finding.action {
+                    Action::Enforce => {
+                        denials += 1;
+                        denial_bytes += finding.message.len() + SEPARATOR.len();
+                        "deny"
+                    }
+                    Action::Warn => "warn",
+                    Action::Audit => "audit",
+                },
+            ));
         }
         if counts.is_empty() {
             counts.push(("none", "admit"));
         }
-        let mut response = if denials.is_empty() {
+        let mut response = if denials == 0 {
             Response::allow(&request.uid)
         } else {
-            Response::deny(
-                &request.uid,
-                403,
-                "Forbidden",
-                format!(
-                    "{} {:?} is not compliant: {}",
-                    evaluation.object.kind,
-                    evaluation.object.name,
-                    denials.join("; ")
-                ),
-            )
+            use std::fmt::Write as _;
+            // `<Kind> "<name>" is not compliant: <denial>; <denial>`, written once.
+            let object = &evaluation.object;
+            let mut message =
+                String::with_capacity(object.kind.len() + object.name.len() + 24 + denial_bytes);
+            // Writing into a String cannot fail.
+            let _ = write!(
+                message,
+                "{} {:?} is not compliant: ",
+                object.kind, object.name
+            );
+            for (i, finding) in evaluation.denials().enumerate() {
+                if i > 0 {
+                    message.push_str(SEPARATOR);
+                }
+                message.push_str(&finding.message);
+            }
+            Response::deny(&request.uid, 403, "Forbidden", message)
         };
+        if denials < evaluation.findings.len() {
+            warnings = evaluation
+                .findings
+                .into_iter()
+                .filter(|f| f.action == Action::Warn)
+                .map(|f| f.message)
+                .collect();
+        }
         response.warnings = warnings;
         Self {
             response,
@@ -206,6 +223,7 @@ pub fn validate(
             profile: &profile,
             lookup: context.lookup(),
             now,
+            detail: policy::Detail::Findings,
         };
         policy::evaluate(governed, &ctx)
     };
@@ -266,6 +284,7 @@ pub fn validate(
                 profile: &profile,
                 lookup: context.lookup(),
                 now,
+                detail: policy::Detail::Findings,
             };
             model_approval::evaluate_request(
                 approval,
@@ -277,7 +296,7 @@ pub fn validate(
             return Ok(Decision::admit(request, kind));
         }
     };
-    Ok(Decision::from_evaluation(request, kind, &evaluation))
+    Ok(Decision::from_evaluation(request, kind, evaluation))
 }
 
 /// Parses a raw object; a missing or non-mapping object is a bad request.

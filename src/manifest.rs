@@ -316,11 +316,21 @@ pub fn decode(value: &Value) -> Result<Object, String> {
     })
 }
 
-fn with_default_namespace<K: kube::Resource>(mut object: K) -> K {
+pub(crate) fn with_default_namespace<K: kube::Resource>(mut object: K) -> K {
     if object.meta().namespace.is_none() {
         object.meta_mut().namespace = Some("default".to_string());
     }
     object
+}
+
+/// Whether a field the typed decoding ignored is the user's mistake. Server-populated metadata
+/// and status are not the user's to get wrong; `apiVersion` and `kind` are checked before
+/// decoding.
+fn is_unknown_field(path: &str) -> bool {
+    !path.starts_with("metadata.")
+        && !path.starts_with("status.")
+        && path != "apiVersion"
+        && path != "kind"
 }
 
 /// Decodes an Annexa kind strictly: unknown fields and wrong types are errors naming the field.
@@ -328,13 +338,7 @@ pub fn typed<T: DeserializeOwned>(kind: &str, name: &str, value: &Value) -> Resu
     let mut unknown = Vec::new();
     let mut on_ignored = |path: serde_ignored::Path<'_>| {
         let p = path.to_string();
-        // Server-populated metadata and status are not the user's to get wrong.
-        // `apiVersion` and `kind` were checked before decoding.
-        if !p.starts_with("metadata.")
-            && !p.starts_with("status.")
-            && p != "apiVersion"
-            && p != "kind"
-        {
+        if is_unknown_field(&p) {
             unknown.push(p)
         }
     };
@@ -351,6 +355,93 @@ pub fn typed<T: DeserializeOwned>(kind: &str, name: &str, value: &Value) -> Resu
             unknown.join(", ")
         )),
         Ok(v) => Ok(v),
+    }
+}
+
+/// [`typed`] straight from JSON text, without building a `Value` first (the admission fast
+/// path). It accepts what `typed` accepts or less (a duplicate key is an error here, the last
+/// value in a `Value`) and decodes it to the same object; on any error it returns None without
+/// a message: decode through [`decode`] to name the problem. The caller checks the nesting
+/// with [`within_value_depth`]: ignored fields are skipped here at any depth.
+pub(crate) fn typed_json<T: DeserializeOwned>(json: &str) -> Option<T> {
+    let mut unknown = false;
+    let mut on_ignored = |path: serde_ignored::Path<'_>| {
+        // Every object's `apiVersion` and `kind` are ignored: known without formatting the path.
+        let type_field = matches!(
+            &path,
+            serde_ignored::Path::Map { parent: serde_ignored::Path::Root, key }
+                if key == "apiVersion" || key == "kind"
+        );
+        if !type_field && is_unknown_field(&path.to_string()) {
+            unknown = true;
+        }
+    };
+    let mut de = serde_json::Deserializer::from_str(json);
+    let value = T::deserialize(serde_ignored::Deserializer::new(&mut de, &mut on_ignored)).ok()?;
+    de.end().ok()?;
+    (!unknown).then_some(value)
+}
+
+/// Whether JSON text nests arrays and objects less deeply than `serde_json` lets a `Value`
+/// nest (127 levels). A fast path that skips what it ignores without a depth limit must refuse
+/// what the `Value` path refuses.
+pub(crate) fn within_value_depth(json: &str) -> bool {
+    const LIMIT: usize = 128;
+    let bytes = json.as_bytes();
+    // Each level opens with a bracket: fewer brackets than the limit, wherever they are, is
+    // enough (the usual case, and a loop the compiler vectorises).
+    if bytes.iter().filter(|b| matches!(b, b'{' | b'[')).count() < LIMIT {
+        return true;
+    }
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in bytes {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth >= LIMIT {
+                    return false;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
+}
+
+/// Decodes `T` from a JSON object only. A derived `Deserialize` also accepts a list of the
+/// fields in order, which `Value::get` (what the `Value` path navigates with) never reads as
+/// a mapping: without this, a fast path could read an object the slow path refuses.
+pub(crate) struct MapOnly<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for MapOnly<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Mapping<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Mapping<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer
+            .deserialize_map(Mapping(std::marker::PhantomData))
+            .map(MapOnly)
     }
 }
 

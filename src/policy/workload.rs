@@ -9,7 +9,9 @@ use super::catalogue::{A_5_18, A_8_2, A_8_9, A_8_19, A_8_22};
 use super::duration::format_duration;
 use super::{Context, Evaluation, ObjectRef, Recorder, image_pinned, registry_allowed};
 use crate::api::{CLASSIFICATION_LABEL, Classification, GpuPool};
+use crate::manifest::MapOnly;
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -143,6 +145,49 @@ pub struct TokenProjectionView {
     pub expiration_seconds: Option<i64>,
 }
 
+/// Object metadata as a workload reads it: `Labels` is a map for a Pod and ignored for the
+/// other kinds, whose pod labels are the template's.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ObjectMetaView<Labels> {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    generate_name: Option<String>,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    labels: Labels,
+}
+
+/// A workload object as [`Workload::from_json`] reads it; `Spec` leads to the pod spec.
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "Labels: Deserialize<'de> + Default, Spec: Deserialize<'de>"))]
+struct ObjectView<Labels, Spec> {
+    // Missing is None without `default` (which would ask for `Spec: Default`).
+    metadata: Option<MapOnly<ObjectMetaView<Labels>>>,
+    spec: Option<Spec>,
+}
+
+#[derive(Deserialize)]
+struct WithTemplate {
+    #[serde(default)]
+    template: Option<TemplateView>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WithJobTemplate {
+    #[serde(default)]
+    job_template: Option<MapOnly<JobTemplateView>>,
+}
+
+#[derive(Deserialize)]
+struct JobTemplateView {
+    #[serde(default)]
+    spec: Option<MapOnly<WithTemplate>>,
+}
+
 /// A pod or pod template, reduced to what the rules read.
 #[derive(Debug, Clone)]
 pub struct Workload {
@@ -214,6 +259,70 @@ impl Workload {
             labels,
             pod,
             spec_path,
+        })
+    }
+
+    /// [`Workload::from_object`] straight from the object's JSON text, in one pass and without
+    /// a `Value` (the admission fast path). None where `from_object` might read something else
+    /// or fail (a missing or malformed field, a duplicate key, a mapping written as a list):
+    /// call it for the error. The caller checks the nesting with `manifest::within_value_depth`.
+    pub(crate) fn from_json(kind: &str, json: &str) -> Option<Self> {
+        let template_path = WORKLOAD_KINDS
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, p)| *p)?;
+        let (metadata, labels, pod) = match kind {
+            "Pod" => {
+                let MapOnly(object) = serde_json::from_str::<
+                    MapOnly<ObjectView<BTreeMap<String, String>, PodView>>,
+                >(json)
+                .ok()?;
+                let pod = object.spec?;
+                match object.metadata {
+                    Some(MapOnly(m)) => {
+                        (Some((m.name, m.generate_name, m.namespace)), m.labels, pod)
+                    }
+                    None => (None, BTreeMap::new(), pod),
+                }
+            }
+            "CronJob" => {
+                let MapOnly(object) = serde_json::from_str::<
+                    MapOnly<ObjectView<IgnoredAny, MapOnly<WithJobTemplate>>>,
+                >(json)
+                .ok()?;
+                let template = object.spec?.0.job_template?.0.spec?.0.template?;
+                let metadata = object
+                    .metadata
+                    .map(|MapOnly(m)| (m.name, m.generate_name, m.namespace));
+                (metadata, template.metadata.labels, template.spec)
+            }
+            _ => {
+                let MapOnly(object) = serde_json::from_str::<
+                    MapOnly<ObjectView<IgnoredAny, MapOnly<WithTemplate>>>,
+                >(json)
+                .ok()?;
+                let template = object.spec?.0.template?;
+                let metadata = object
+                    .metadata
+                    .map(|MapOnly(m)| (m.name, m.generate_name, m.namespace));
+                (metadata, template.metadata.labels, template.spec)
+            }
+        };
+        let (name, generate_name, namespace) = metadata.unwrap_or_default();
+        Some(Workload {
+            kind: kind.to_string(),
+            namespace: namespace.unwrap_or_default(),
+            name: name
+                .filter(|n| !n.is_empty())
+                .or(generate_name)
+                .unwrap_or_default(),
+            labels,
+            pod,
+            spec_path: if template_path.is_empty() {
+                "spec".to_string()
+            } else {
+                format!("{}.spec", template_path.join("."))
+            },
         })
     }
 

@@ -234,23 +234,159 @@ impl Response {
         }
     }
 
-    /// The whole AdmissionReview answer.
+    /// The whole AdmissionReview answer: exactly the bytes `serde_json` writes for it (a test
+    /// compares them), written into one buffer sized up front, with strings escaped eight bytes
+    /// at a time where nothing needs escaping (denials can run to kilobytes).
     pub fn to_json(&self) -> Vec<u8> {
-        #[derive(Serialize)]
-        #[serde(rename_all = "camelCase")]
-        struct ReviewOut<'a> {
-            api_version: &'static str,
-            kind: &'static str,
-            response: &'a Response,
+        let strings = self.uid.len()
+            + self.status.as_ref().map_or(0, |s| s.message.len())
+            + self.patch.as_ref().map_or(0, String::len)
+            + self.warnings.iter().map(|w| w.len() + 3).sum::<usize>()
+            + self
+                .audit_annotations
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 6)
+                .sum::<usize>();
+        // Fixed text, plus room for a few escapes.
+        let mut out = Vec::with_capacity(256 + strings + strings / 16);
+        out.extend_from_slice(b"{\"apiVersion\":");
+        write_json_string(&mut out, REVIEW_API_VERSION);
+        out.extend_from_slice(b",\"kind\":");
+        write_json_string(&mut out, REVIEW_KIND);
+        out.extend_from_slice(b",\"response\":{\"uid\":");
+        write_json_string(&mut out, &self.uid);
+        out.extend_from_slice(if self.allowed {
+            b",\"allowed\":true"
+        } else {
+            b",\"allowed\":false"
+        });
+        if let Some(status) = &self.status {
+            out.extend_from_slice(b",\"status\":{\"code\":");
+            write_decimal(&mut out, status.code);
+            out.extend_from_slice(b",\"reason\":");
+            write_json_string(&mut out, status.reason);
+            out.extend_from_slice(b",\"message\":");
+            write_json_string(&mut out, &status.message);
+            out.push(b'}');
         }
-        serde_json::to_vec(&ReviewOut {
-            api_version: REVIEW_API_VERSION,
-            kind: REVIEW_KIND,
-            response: self,
-        })
-        // Serializing strings, booleans and maps of strings cannot fail.
-        .unwrap_or_default()
+        if let Some(patch) = &self.patch {
+            out.extend_from_slice(b",\"patch\":");
+            write_json_string(&mut out, patch);
+        }
+        if let Some(patch_type) = self.patch_type {
+            out.extend_from_slice(b",\"patchType\":");
+            write_json_string(&mut out, patch_type);
+        }
+        if !self.warnings.is_empty() {
+            out.extend_from_slice(b",\"warnings\":[");
+            for (i, warning) in self.warnings.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json_string(&mut out, warning);
+            }
+            out.push(b']');
+        }
+        if !self.audit_annotations.is_empty() {
+            out.extend_from_slice(b",\"auditAnnotations\":{");
+            for (i, (key, value)) in self.audit_annotations.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json_string(&mut out, key);
+                out.push(b':');
+                write_json_string(&mut out, value);
+            }
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"}}");
+        out
     }
+}
+
+fn write_decimal(out: &mut Vec<u8>, number: u16) {
+    let mut digits = [0u8; 5];
+    let mut start = digits.len();
+    let mut rest = number;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
+}
+
+/// How `serde_json` escapes each byte in a string: 0 for not at all, `u` for `\u00xx`, else the
+/// letter after the backslash.
+const ESCAPES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = b'u';
+        byte += 1;
+    }
+    table[0x08] = b'b';
+    table[0x09] = b't';
+    table[0x0a] = b'n';
+    table[0x0c] = b'f';
+    table[0x0d] = b'r';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
+
+/// Writes a JSON string as `serde_json` does: `"` and `\` and control characters escaped,
+/// everything else (non-ASCII too) as is.
+fn write_json_string(out: &mut Vec<u8>, text: &str) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+    /// Whether any of eight bytes is below 0x20, a quote or a backslash (the classic
+    /// "has a zero byte" test; false alarms only next to a true one, and then the bytes are
+    /// looked at one by one anyway).
+    fn may_need_escape(chunk: u64) -> bool {
+        let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH_BITS != 0;
+        chunk.wrapping_sub(ONES * 0x20) & !chunk & HIGH_BITS != 0
+            || has_zero(chunk ^ (ONES * u64::from(b'"')))
+            || has_zero(chunk ^ (ONES * u64::from(b'\\')))
+    }
+    let bytes = text.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut written = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        if let Some(chunk) = bytes[at..].first_chunk::<8>()
+            && !may_need_escape(u64::from_le_bytes(*chunk))
+        {
+            at += 8;
+            continue;
+        }
+        let byte = bytes[at];
+        let escape = ESCAPES[usize::from(byte)];
+        if escape != 0 {
+            out.extend_from_slice(&bytes[written..at]);
+            if escape == b'u' {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(byte >> 4)],
+                    HEX[usize::from(byte & 0xf)],
+                ]);
+            } else {
+                out.extend_from_slice(&[b'\\', escape]);
+            }
+            written = at + 1;
+        }
+        at += 1;
+    }
+    out.extend_from_slice(&bytes[written..]);
+    out.push(b'"');
 }
 
 /// A `metav1.Status` body for an HTTP error answer (the API server shows its message).
@@ -288,6 +424,71 @@ mod tests {
     fn null_old_object_is_none() {
         let body = MINIMAL.replace(r#""object""#, r#""oldObject":null,"object""#);
         assert!(decode(body.as_bytes()).unwrap().old_object.is_none());
+    }
+
+    /// What `to_json` must write: `serde_json` encoding the derived `Serialize`.
+    fn reference_json(response: &Response) -> Vec<u8> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct ReviewOut<'a> {
+            api_version: &'static str,
+            kind: &'static str,
+            response: &'a Response,
+        }
+        serde_json::to_vec(&ReviewOut {
+            api_version: REVIEW_API_VERSION,
+            kind: REVIEW_KIND,
+            response,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn responses_are_encoded_as_serde_json_encodes_them() {
+        let texts = [
+            String::new(),
+            "plain text longer than eight bytes, twice over".to_string(),
+            r#"Model "m" is not compliant: A.8.9 "x\y"; tab	end"#.to_string(),
+            (0u8..0x80).map(char::from).collect(),
+            "unicode é ☃ 😀 \u{7f} \u{80} \u{2028}\"".to_string(),
+            "\"\"\"\"\"\"\"\"\"".to_string(),
+        ];
+        let mut responses = vec![Response::allow("u1")];
+        for text in &texts {
+            let mut deny = Response::deny(text, 403, "Forbidden", text.clone());
+            deny.warnings = vec![text.clone(), "second".to_string()];
+            responses.push(deny);
+            let mut patched = Response::allow(text);
+            patched.patch = Some(text.clone());
+            patched.patch_type = Some("JSONPatch");
+            patched.audit_annotations = BTreeMap::from([
+                (text.clone(), text.clone()),
+                ("a".to_string(), String::new()),
+            ]);
+            responses.push(patched);
+        }
+        responses.push(Response::deny("u", 0, "Invalid", String::new()));
+        responses.push(Response::deny("u", 65535, "Invalid", String::new()));
+        for response in responses {
+            assert_eq!(
+                String::from_utf8(response.to_json()).unwrap(),
+                String::from_utf8(reference_json(&response)).unwrap()
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_string_is_escaped_as_serde_json_escapes_it(
+            text in "(\\PC|[\\x00-\\x1f\"\\\\]){0,64}",
+            other in proptest::prelude::any::<String>(),
+        ) {
+            for text in [&text, &other] {
+                let mut out = Vec::new();
+                write_json_string(&mut out, text);
+                proptest::prop_assert_eq!(out, serde_json::to_vec(text).unwrap());
+            }
+        }
     }
 
     #[test]

@@ -60,11 +60,21 @@ pub struct Finding {
     /// Annex A control identifier, e.g. `A.8.24`.
     pub control: &'static str,
     pub action: Action,
-    pub object: ObjectRef,
+    /// Shared by every finding of the evaluation (a finding costs no copy of the names).
+    #[serde(serialize_with = "serialize_shared")]
+    pub object: Arc<ObjectRef>,
     /// Field path of the offending value, e.g. `spec.encryption.kmsKey`.
     pub path: String,
     /// Names the control: `A.8.24 Use of cryptography: dataset "claims" is ...`.
     pub message: String,
+}
+
+/// Serialises a shared object as the object itself (what serde's `rc` feature would do).
+fn serialize_shared<S: serde::Serializer>(
+    object: &Arc<ObjectRef>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    object.as_ref().serialize(serializer)
 }
 
 /// The result of one control on one object.
@@ -78,7 +88,8 @@ pub struct Outcome {
 /// Everything the engine concluded about one object.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Evaluation {
-    pub object: ObjectRef,
+    #[serde(serialize_with = "serialize_shared")]
+    pub object: Arc<ObjectRef>,
     /// One entry per control evaluated on the object's kind, in catalogue order.
     pub outcomes: Vec<Outcome>,
     /// Failed controls that were not excepted.
@@ -248,7 +259,7 @@ struct Failure {
 /// that they are formatted only when outcomes are recorded ([`Detail::Outcomes`]).
 pub(crate) struct Recorder<'a> {
     kind: &'static str,
-    object: ObjectRef,
+    object: Arc<ObjectRef>,
     ctx: &'a Context<'a>,
     failures: Vec<Failure>,
     not_applicable: Vec<(&'static str, String)>,
@@ -259,7 +270,7 @@ impl<'a> Recorder<'a> {
     pub(crate) fn new(kind: &'static str, object: ObjectRef, ctx: &'a Context<'a>) -> Self {
         Self {
             kind,
-            object,
+            object: Arc::new(object),
             ctx,
             failures: Vec::new(),
             not_applicable: Vec::new(),
@@ -301,7 +312,8 @@ impl<'a> Recorder<'a> {
         cap: Option<Action>,
     ) {
         use fmt::Write as _;
-        let mut message = String::with_capacity(control.id.len() + control.title.len() + 96);
+        // Room for a typical detail: most messages are written without growing the buffer.
+        let mut message = String::with_capacity(control.id.len() + control.title.len() + 192);
         // Writing into a String cannot fail.
         let _ = write!(message, "{} {}: {detail}", control.id, control.title);
         self.failures.push(Failure {

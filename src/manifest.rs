@@ -3,15 +3,24 @@
 //! field; nothing panics on any input.
 
 use crate::api::{
-    API_VERSION, AgentPolicy, CompliancePolicy, GROUP, ModelApproval, ModelDeployment,
-    TrainingDataset,
+    API_VERSION, AgentPolicy, AgentPolicySpec, AgentPolicyStatus, CompliancePolicy,
+    CompliancePolicySpec, CompliancePolicyStatus, GROUP, ModelApproval, ModelApprovalSpec,
+    ModelApprovalStatus, ModelDeployment, ModelDeploymentSpec, ModelDeploymentStatus,
+    TrainingDataset, TrainingDatasetSpec, TrainingDatasetStatus,
 };
 use crate::error::{Error, Result};
 use crate::policy::workload::{Workload, is_workload_kind};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::BTreeMap;
+use strict::Strict;
+
+mod strict;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -358,28 +367,70 @@ pub fn typed<T: DeserializeOwned>(kind: &str, name: &str, value: &Value) -> Resu
     }
 }
 
-/// [`typed`] straight from JSON text, without building a `Value` first (the admission fast
-/// path). It accepts what `typed` accepts or less (a duplicate key is an error here, the last
-/// value in a `Value`) and decodes it to the same object; on any error it returns None without
-/// a message: decode through [`decode`] to name the problem. The caller checks the nesting
-/// with [`within_value_depth`]: ignored fields are skipped here at any depth.
-pub(crate) fn typed_json<T: DeserializeOwned>(json: &str) -> Option<T> {
-    let mut unknown = false;
-    let mut on_ignored = |path: serde_ignored::Path<'_>| {
-        // Every object's `apiVersion` and `kind` are ignored: known without formatting the path.
-        let type_field = matches!(
-            &path,
-            serde_ignored::Path::Map { parent: serde_ignored::Path::Root, key }
-                if key == "apiVersion" || key == "kind"
-        );
-        if !type_field && is_unknown_field(&path.to_string()) {
-            unknown = true;
+/// An Annexa kind as kube derives it: metadata, spec and status.
+pub(crate) trait AnnexaKind: kube::Resource + Sized {
+    type Spec: DeserializeOwned;
+    type Status: DeserializeOwned;
+    fn assemble(metadata: ObjectMeta, spec: Self::Spec, status: Option<Self::Status>) -> Self;
+}
+
+macro_rules! annexa_kinds {
+    ($($kind:ident($spec:ident, $status:ident)),*) => {$(
+        impl AnnexaKind for $kind {
+            type Spec = $spec;
+            type Status = $status;
+            fn assemble(metadata: ObjectMeta, spec: $spec, status: Option<$status>) -> Self {
+                Self { metadata, spec, status }
+            }
         }
-    };
-    let mut de = serde_json::Deserializer::from_str(json);
-    let value = T::deserialize(serde_ignored::Deserializer::new(&mut de, &mut on_ignored)).ok()?;
-    de.end().ok()?;
-    (!unknown).then_some(value)
+    )*};
+}
+
+annexa_kinds!(
+    CompliancePolicy(CompliancePolicySpec, CompliancePolicyStatus),
+    TrainingDataset(TrainingDatasetSpec, TrainingDatasetStatus),
+    ModelDeployment(ModelDeploymentSpec, ModelDeploymentStatus),
+    ModelApproval(ModelApprovalSpec, ModelApprovalStatus),
+    AgentPolicy(AgentPolicySpec, AgentPolicyStatus)
+);
+
+/// The top level of an Annexa object read straight from JSON text, without a `Value` (the
+/// admission fast path): metadata and status decoded as the kind's type decodes them (fields
+/// they do not know are not the user's mistake), the spec kept raw for [`TopLevel::assemble`]
+/// to decode strictly. Together they accept what [`typed`] accepts or less (a duplicate or
+/// unknown top-level key, a mapping written as a list) and read it the same; they say nothing
+/// about what they refuse: decode through [`decode`] to name the problem. The caller checks the
+/// nesting with [`within_value_depth`]: ignored fields are skipped here at any depth.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct TopLevel<'a, Status> {
+    #[serde(borrow)]
+    pub api_version: Cow<'a, str>,
+    #[serde(borrow)]
+    pub kind: Cow<'a, str>,
+    pub metadata: ObjectMeta,
+    #[serde(borrow)]
+    pub spec: &'a RawValue,
+    // Missing is None without `default` (which would ask for `Status: Default`).
+    pub status: Option<Status>,
+}
+
+impl<'a, Status: DeserializeOwned> TopLevel<'a, Status> {
+    pub(crate) fn read(json: &'a str) -> Option<Self> {
+        serde_json::from_str::<MapOnly<Self>>(json)
+            .ok()
+            .map(|MapOnly(top)| top)
+    }
+
+    /// The object, its spec decoded strictly: None if the spec holds a field its type does not
+    /// have or does not decode.
+    pub(crate) fn assemble<K: AnnexaKind<Status = Status>>(self) -> Option<K> {
+        let ignored = Cell::new(false);
+        let mut de = serde_json::Deserializer::from_str(self.spec.get());
+        let spec = K::Spec::deserialize(Strict::new(&mut de, &ignored)).ok()?;
+        de.end().ok()?;
+        (!ignored.get()).then(|| K::assemble(self.metadata, spec, self.status))
+    }
 }
 
 /// Whether JSON text nests arrays and objects less deeply than `serde_json` lets a `Value`

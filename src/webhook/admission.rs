@@ -6,8 +6,13 @@
 
 use super::context::AdmissionContext;
 use super::review::{Gvk, Operation, Request, Response, ReviewError};
-use crate::api::{API_VERSION, Action, DIGEST_REQUESTED_BY, GROUP};
-use crate::manifest::{self, MapOnly, Object, with_default_namespace, within_value_depth};
+use crate::api::{
+    API_VERSION, Action, AgentPolicy, CompliancePolicy, DIGEST_REQUESTED_BY, GROUP, ModelApproval,
+    ModelDeployment, TrainingDataset,
+};
+use crate::manifest::{
+    self, AnnexaKind, MapOnly, Object, TopLevel, with_default_namespace, within_value_depth,
+};
 use crate::policy::workload::Workload;
 use crate::policy::{self, Context, Evaluation, Governed, model_approval};
 use base64::Engine as _;
@@ -15,7 +20,7 @@ use jiff::Timestamp;
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, PatchOperation, RemoveOperation};
 use serde::Deserialize;
-use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::de::IgnoredAny;
 use serde_json::Value;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -341,28 +346,101 @@ fn prepare_by_value<'r>(
     Ok(Prepared::Object(object, namespace))
 }
 
-/// What the fast path reads of an object before decoding it, borrowed from the request.
+/// The namespace whose profile applies: the request's, else the object's, else `default`.
+fn profile_namespace<'r>(request: &'r Request<'_>, object: Option<Cow<'r, str>>) -> Cow<'r, str> {
+    match (&request.namespace, object) {
+        (Some(requested), _) => Cow::Borrowed(&**requested),
+        (None, Some(namespace)) => namespace,
+        (None, None) => Cow::Borrowed("default"),
+    }
+}
+
+/// The API server may leave the namespace out of the object on CREATE: the request's is filled
+/// in (as `decode_object` does for an object with metadata).
+fn fill_namespace(request: &Request<'_>, namespace: &mut Option<String>) {
+    if namespace.as_deref().is_none_or(str::is_empty)
+        && let Some(requested) = &request.namespace
+    {
+        *namespace = Some(requested.to_string());
+    }
+}
+
+/// Reads the object straight from the raw JSON, never through a `Value`. None whenever the
+/// `Value` path might answer differently: the object is not a mapping or nests too deeply, has
+/// a duplicate key, an unknown field, a wrong type, a kind or apiVersion that does not match,
+/// or no name. The checks are the `Value` path's, in the same order.
+fn prepare_fast<'r>(request: &'r Request<'_>, target: Target) -> Option<Prepared<'r>> {
+    let raw = request.object?.get();
+    if !within_value_depth(raw) {
+        return None;
+    }
+    match target {
+        Target::Annexa("CompliancePolicy") => {
+            prepare_annexa::<CompliancePolicy>(request, raw, Object::Policy, |p| p)
+        }
+        Target::Annexa("TrainingDataset") => {
+            prepare_annexa::<TrainingDataset>(request, raw, Object::Dataset, with_default_namespace)
+        }
+        Target::Annexa("ModelDeployment") => {
+            prepare_annexa::<ModelDeployment>(request, raw, Object::Model, with_default_namespace)
+        }
+        Target::Annexa("ModelApproval") => {
+            prepare_annexa::<ModelApproval>(request, raw, Object::Approval, with_default_namespace)
+        }
+        Target::Annexa("AgentPolicy") => {
+            prepare_annexa::<AgentPolicy>(request, raw, Object::Agent, with_default_namespace)
+        }
+        Target::Workload(kind) => prepare_workload(request, kind, raw),
+        Target::Annexa(_) | Target::Other => None,
+    }
+}
+
+/// The fast path for an Annexa kind: one pass over the object, a second over its spec.
+fn prepare_annexa<'r, K: AnnexaKind>(
+    request: &'r Request<'_>,
+    raw: &'r str,
+    wrap: fn(K) -> Object,
+    default_namespace: fn(K) -> K,
+) -> Option<Prepared<'r>> {
+    let top = TopLevel::<K::Status>::read(raw)?;
+    if top.metadata.deletion_timestamp.is_some() {
+        return Some(Prepared::Admit);
+    }
+    if request.operation == Operation::Update
+        && let Some(old) = request.old_object
+        && spec_unchanged(Some(top.spec), old)?
+    {
+        return Some(Prepared::Admit);
+    }
+    if top.kind != request.kind.kind
+        || top.api_version != API_VERSION
+        || (top.metadata.name.as_deref())
+            .or(top.metadata.generate_name.as_deref())
+            .is_none_or(str::is_empty)
+    {
+        return None;
+    }
+    let namespace = profile_namespace(request, top.metadata.namespace.clone().map(Cow::Owned));
+    let mut object: K = top.assemble()?;
+    fill_namespace(request, &mut object.meta_mut().namespace);
+    Some(Prepared::Object(wrap(default_namespace(object)), namespace))
+}
+
+/// What the fast path reads of a workload before decoding its pod, borrowed from the request.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ObjectHeader<'a> {
+struct WorkloadHeader<'a> {
     #[serde(borrow, default)]
     api_version: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     kind: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     metadata: Option<MapOnly<MetadataHeader<'a>>>,
-    /// Raw, to compare with the old object's; an explicit `null` is kept (as `Value::get` sees it).
-    #[serde(borrow, default, deserialize_with = "present")]
-    spec: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct MetadataHeader<'a> {
-    #[serde(borrow, default)]
-    name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    generate_name: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     namespace: Option<Cow<'a, str>>,
     /// Present and not null.
@@ -370,7 +448,42 @@ struct MetadataHeader<'a> {
     deletion_timestamp: Option<IgnoredAny>,
 }
 
-/// The spec of the old object of an update.
+/// The fast path for a workload: a pass for the header, a second for the pod.
+fn prepare_workload<'r>(
+    request: &'r Request<'_>,
+    kind: &str,
+    raw: &'r str,
+) -> Option<Prepared<'r>> {
+    let MapOnly(header) = serde_json::from_str::<MapOnly<WorkloadHeader<'r>>>(raw).ok()?;
+    let metadata = header.metadata.map(|MapOnly(m)| m);
+    if metadata
+        .as_ref()
+        .is_some_and(|m| m.deletion_timestamp.is_some())
+    {
+        return Some(Prepared::Admit);
+    }
+    if header.kind.as_deref() != Some(&*request.kind.kind)
+        || !matches!(
+            header.api_version.as_deref(),
+            Some("v1" | "apps/v1" | "batch/v1")
+        )
+    {
+        return None;
+    }
+    let mut workload = Workload::from_json(kind, raw)?;
+    let mut namespace = Some(std::mem::take(&mut workload.namespace));
+    if metadata.is_some() {
+        fill_namespace(request, &mut namespace);
+    }
+    workload.namespace = namespace
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "default".to_string());
+    let namespace = profile_namespace(request, metadata.and_then(|m| m.namespace));
+    Some(Prepared::Object(Object::Workload(workload), namespace))
+}
+
+/// The spec of the old object of an update; an explicit `null` is kept (as `Value::get` sees
+/// it).
 #[derive(Deserialize)]
 struct SpecHeader<'a> {
     #[serde(borrow, default, deserialize_with = "present")]
@@ -381,94 +494,6 @@ fn present<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<&'de RawValue>, D::Error> {
     <&RawValue>::deserialize(deserializer).map(Some)
-}
-
-/// Reads the object straight from the raw JSON, never through a `Value`. None whenever the
-/// `Value` path might answer differently: the object is not a mapping or nests too deeply, has
-/// a duplicate key, an unknown field, a wrong type, a kind or apiVersion that does not match,
-/// or no name. Every check below is the `Value` path's, in the same order.
-fn prepare_fast<'r>(request: &'r Request<'_>, target: Target) -> Option<Prepared<'r>> {
-    let raw = request.object?.get();
-    if !within_value_depth(raw) {
-        return None;
-    }
-    let MapOnly(header) = serde_json::from_str::<MapOnly<ObjectHeader<'r>>>(raw).ok()?;
-    let metadata = header.metadata.as_ref().map(|MapOnly(m)| m);
-    if metadata.is_some_and(|m| m.deletion_timestamp.is_some()) {
-        return Some(Prepared::Admit);
-    }
-    if matches!(target, Target::Annexa(_))
-        && request.operation == Operation::Update
-        && let Some(old) = request.old_object
-        && spec_unchanged(header.spec, old)?
-    {
-        return Some(Prepared::Admit);
-    }
-    if header.kind.as_deref() != Some(request.kind.kind.as_str()) {
-        return None;
-    }
-    // The API server may leave the namespace out of the object on CREATE: the request's is
-    // filled in (as `decode_object` does), then `default` (as `manifest::decode` does).
-    let fill = |namespace: &mut Option<String>| {
-        if metadata.is_some()
-            && namespace.as_deref().is_none_or(str::is_empty)
-            && let Some(requested) = &request.namespace
-        {
-            *namespace = Some(requested.clone());
-        }
-    };
-    let object = match target {
-        Target::Annexa(kind) => {
-            if header.api_version.as_deref() != Some(API_VERSION)
-                || metadata
-                    .and_then(|m| m.name.as_deref().or(m.generate_name.as_deref()))
-                    .is_none_or(str::is_empty)
-            {
-                return None;
-            }
-            fn typed<K: kube::Resource + DeserializeOwned>(
-                raw: &str,
-                fill: impl Fn(&mut Option<String>),
-            ) -> Option<K> {
-                let mut object: K = manifest::typed_json(raw)?;
-                fill(&mut object.meta_mut().namespace);
-                Some(object)
-            }
-            match kind {
-                "CompliancePolicy" => Object::Policy(typed(raw, fill)?),
-                "TrainingDataset" => Object::Dataset(with_default_namespace(typed(raw, fill)?)),
-                "ModelDeployment" => Object::Model(with_default_namespace(typed(raw, fill)?)),
-                "ModelApproval" => Object::Approval(with_default_namespace(typed(raw, fill)?)),
-                "AgentPolicy" => Object::Agent(with_default_namespace(typed(raw, fill)?)),
-                _ => return None,
-            }
-        }
-        Target::Workload(kind) => {
-            if !matches!(
-                header.api_version.as_deref(),
-                Some("v1" | "apps/v1" | "batch/v1")
-            ) {
-                return None;
-            }
-            let mut workload = Workload::from_json(kind, raw)?;
-            let mut namespace = Some(std::mem::take(&mut workload.namespace));
-            fill(&mut namespace);
-            workload.namespace = namespace
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| "default".to_string());
-            Object::Workload(workload)
-        }
-        Target::Other => return None,
-    };
-    let namespace = match (
-        &request.namespace,
-        metadata.and_then(|m| m.namespace.as_ref()),
-    ) {
-        (Some(requested), _) => Cow::Borrowed(requested.as_str()),
-        (None, Some(namespace)) => namespace.clone(),
-        (None, None) => Cow::Borrowed("default"),
-    };
-    Some(Prepared::Object(object, namespace))
 }
 
 /// Whether an update keeps the spec, compared as JSON values (key order and spacing may differ
@@ -778,6 +803,12 @@ mod tests {
         }
         let (mut fast, mut cases) = (0, 0);
         for object in example_objects() {
+            let mut unknown = object.clone();
+            unknown["zzUnknown"] = json!(1);
+            assert!(
+                !agree(&review_of("CREATE", None, &unknown.to_string(), None))
+                    || object["apiVersion"].as_str() != Some(API_VERSION)
+            );
             let mut paths = Vec::new();
             pointers(&object, String::new(), &mut paths);
             for path in paths {
@@ -828,6 +859,21 @@ mod tests {
                     &mutated.to_string(),
                     None,
                 )));
+                // A field no type has, added to a mapping: an unknown field in the spec (or at
+                // the top), ignored in metadata and status.
+                let mut mutated = object.clone();
+                if let Some(Value::Object(map)) = mutated.pointer_mut(&path) {
+                    map.insert("zzUnknown".to_string(), json!(1));
+                    let review = review_of("CREATE", Some("ml-prod"), &mutated.to_string(), None);
+                    let decided = agree(&review);
+                    let annexa = object["apiVersion"].as_str() == Some(API_VERSION);
+                    assert!(
+                        !(decided && annexa && path.starts_with("/spec")),
+                        "unknown field at {path} decided by the fast path"
+                    );
+                    cases += 1;
+                    fast += usize::from(decided);
+                }
             }
         }
         // Not vacuous: many mutants are still valid objects and decided by the fast path.
@@ -865,11 +911,7 @@ mod tests {
             deployment
                 .replace(r#""spec":{"template":"#, r#""spec":["#)
                 .replace("}]}}}}", "}]}}]}"),
-            // Duplicate keys: a `Value` keeps the last, typed decoding refuses.
-            model.replace(
-                r#""name":"m","namespace""#,
-                r#""name":"x","name":"m","namespace""#,
-            ),
+            // Duplicate keys: a `Value` keeps the last, derived types refuse.
             model.replace(r#""image":"#, r#""image":"nginx","image":"#),
             pod.replace(r#""spec":"#, r#""spec":{},"spec":"#),
             // Unknown fields, wrong types, another kind or version, no name.
@@ -897,9 +939,14 @@ mod tests {
             };
             assert!(!agree(&review), "decided by the fast path: {review}");
         }
-        // Decided and agreeing: generateName, a null namespace, duplicate label keys (both keep
-        // the last), a deleted object whatever its content.
+        // Decided and agreeing: generateName, a null namespace, duplicate label keys and
+        // duplicate metadata fields (ObjectMeta, like a `Value`, keeps the last), a deleted
+        // object whatever its content.
         for object in [
+            model.replace(
+                r#""name":"m","namespace""#,
+                r#""name":"x","name":"m","namespace""#,
+            ),
             model.replace(
                 r#""name":"m","namespace""#,
                 r#""generateName":"m-","namespace""#,

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// The only AdmissionReview version Annexa serves (`admissionReviewVersions: [v1]`).
@@ -49,39 +50,45 @@ pub enum Operation {
     Connect,
 }
 
+// Strings borrow from the request body (`Cow` owns only those with escapes): a review is
+// decoded once per request and mostly read, so copying every field would be wasted.
+
 /// Group, version and kind of the object under review.
 #[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-pub struct Gvk {
-    #[serde(default)]
-    pub group: String,
-    #[serde(default)]
-    pub version: String,
-    pub kind: String,
+pub struct Gvk<'a> {
+    #[serde(borrow, default)]
+    pub group: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub version: Cow<'a, str>,
+    #[serde(borrow)]
+    pub kind: Cow<'a, str>,
 }
 
 #[derive(Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-pub struct UserInfo {
-    #[serde(default)]
-    pub username: Option<String>,
-    #[serde(default)]
-    pub groups: Option<Vec<String>>,
+pub struct UserInfo<'a> {
+    #[serde(borrow, default)]
+    pub username: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub groups: Option<Vec<Cow<'a, str>>>,
 }
 
 /// The fields of `request` the webhook reads. `object` and `oldObject` are kept raw.
 #[derive(Deserialize, Debug)]
 #[serde(rename_all = "camelCase")]
 pub struct Request<'a> {
-    pub uid: String,
-    pub kind: Gvk,
-    #[serde(default)]
-    pub sub_resource: Option<String>,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub namespace: Option<String>,
+    #[serde(borrow)]
+    pub uid: Cow<'a, str>,
+    #[serde(borrow)]
+    pub kind: Gvk<'a>,
+    #[serde(borrow, default)]
+    pub sub_resource: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub namespace: Option<Cow<'a, str>>,
     pub operation: Operation,
-    #[serde(default)]
-    pub user_info: UserInfo,
+    #[serde(borrow, default)]
+    pub user_info: UserInfo<'a>,
     #[serde(borrow, default)]
     pub object: Option<&'a RawValue>,
     #[serde(borrow, default)]
@@ -342,48 +349,54 @@ const ESCAPES: [u8; 256] = {
 /// everything else (non-ASCII too) as is.
 fn write_json_string(out: &mut Vec<u8>, text: &str) {
     const ONES: u64 = 0x0101_0101_0101_0101;
+    const LOW_BITS: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
-    /// Whether any of eight bytes is below 0x20, a quote or a backslash (the classic
-    /// "has a zero byte" test; false alarms only next to a true one, and then the bytes are
-    /// looked at one by one anyway).
-    fn may_need_escape(chunk: u64) -> bool {
-        let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH_BITS != 0;
-        chunk.wrapping_sub(ONES * 0x20) & !chunk & HIGH_BITS != 0
-            || has_zero(chunk ^ (ONES * u64::from(b'"')))
-            || has_zero(chunk ^ (ONES * u64::from(b'\\')))
+    /// The high bit of each of eight bytes that needs escaping: below 0x20, a quote or a
+    /// backslash. Exact: no sum carries from one byte into the next.
+    fn escapes(chunk: u64) -> u64 {
+        let zero = |x: u64| !(((x & LOW_BITS) + LOW_BITS) | x) & HIGH_BITS;
+        let at_least_space = ((chunk & LOW_BITS) + ONES * (0x80 - 0x20)) | chunk;
+        (!at_least_space & HIGH_BITS)
+            | zero(chunk ^ (ONES * u64::from(b'"')))
+            | zero(chunk ^ (ONES * u64::from(b'\\')))
+    }
+    fn escape(out: &mut Vec<u8>, byte: u8) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        match ESCAPES[usize::from(byte)] {
+            b'u' => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(byte >> 4)],
+                HEX[usize::from(byte & 0xf)],
+            ]),
+            letter => out.extend_from_slice(&[b'\\', letter]),
+        }
     }
     let bytes = text.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut written = 0;
     let mut at = 0;
-    while at < bytes.len() {
-        if let Some(chunk) = bytes[at..].first_chunk::<8>()
-            && !may_need_escape(u64::from_le_bytes(*chunk))
-        {
+    while let Some(chunk) = bytes[at..].first_chunk::<8>() {
+        let mask = escapes(u64::from_le_bytes(*chunk));
+        if mask == 0 {
             at += 8;
             continue;
         }
-        let byte = bytes[at];
-        let escape = ESCAPES[usize::from(byte)];
-        if escape != 0 {
-            out.extend_from_slice(&bytes[written..at]);
-            if escape == b'u' {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(&[
-                    b'\\',
-                    b'u',
-                    b'0',
-                    b'0',
-                    HEX[usize::from(byte >> 4)],
-                    HEX[usize::from(byte & 0xf)],
-                ]);
-            } else {
-                out.extend_from_slice(&[b'\\', escape]);
-            }
-            written = at + 1;
-        }
+        at += (mask.trailing_zeros() / 8) as usize;
+        out.extend_from_slice(&bytes[written..at]);
+        escape(out, bytes[at]);
         at += 1;
+        written = at;
+    }
+    for (offset, &byte) in bytes[at..].iter().enumerate() {
+        if ESCAPES[usize::from(byte)] != 0 {
+            out.extend_from_slice(&bytes[written..at + offset]);
+            escape(out, byte);
+            written = at + offset + 1;
+        }
     }
     out.extend_from_slice(&bytes[written..]);
     out.push(b'"');
@@ -474,6 +487,23 @@ mod tests {
                 String::from_utf8(response.to_json()).unwrap(),
                 String::from_utf8(reference_json(&response)).unwrap()
             );
+        }
+    }
+
+    #[test]
+    fn every_ascii_character_is_escaped_as_serde_json_escapes_it_wherever_it_falls() {
+        for byte in 0u8..0x80 {
+            for before in 0..17 {
+                let text = format!(
+                    "{}{}{}",
+                    "a".repeat(before),
+                    char::from(byte),
+                    "é".repeat(9)
+                );
+                let mut out = Vec::new();
+                write_json_string(&mut out, &text);
+                assert_eq!(out, serde_json::to_vec(&text).unwrap(), "{text:?}");
+            }
         }
     }
 

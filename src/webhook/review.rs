@@ -377,28 +377,30 @@ fn write_json_string(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
-    let mut written = 0;
     let mut at = 0;
+    // Eight bytes at a time: copied whole when clean (a fixed-size copy, no call), else up to
+    // the first byte to escape.
     while let Some(chunk) = bytes[at..].first_chunk::<8>() {
         let mask = escapes(u64::from_le_bytes(*chunk));
         if mask == 0 {
+            out.extend_from_slice(chunk);
             at += 8;
             continue;
         }
-        at += (mask.trailing_zeros() / 8) as usize;
-        out.extend_from_slice(&bytes[written..at]);
-        escape(out, bytes[at]);
-        at += 1;
-        written = at;
+        let clean = (mask.trailing_zeros() / 8) as usize;
+        for &byte in &chunk[..clean] {
+            out.push(byte);
+        }
+        escape(out, chunk[clean]);
+        at += clean + 1;
     }
-    for (offset, &byte) in bytes[at..].iter().enumerate() {
-        if ESCAPES[usize::from(byte)] != 0 {
-            out.extend_from_slice(&bytes[written..at + offset]);
+    for &byte in &bytes[at..] {
+        if ESCAPES[usize::from(byte)] == 0 {
+            out.push(byte);
+        } else {
             escape(out, byte);
-            written = at + offset + 1;
         }
     }
-    out.extend_from_slice(&bytes[written..]);
     out.push(b'"');
 }
 

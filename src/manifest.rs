@@ -3,15 +3,24 @@
 //! field; nothing panics on any input.
 
 use crate::api::{
-    API_VERSION, AgentPolicy, CompliancePolicy, GROUP, ModelApproval, ModelDeployment,
-    TrainingDataset,
+    API_VERSION, AgentPolicy, AgentPolicySpec, AgentPolicyStatus, CompliancePolicy,
+    CompliancePolicySpec, CompliancePolicyStatus, GROUP, ModelApproval, ModelApprovalSpec,
+    ModelApprovalStatus, ModelDeployment, ModelDeploymentSpec, ModelDeploymentStatus,
+    TrainingDataset, TrainingDatasetSpec, TrainingDatasetStatus,
 };
 use crate::error::{Error, Result};
 use crate::policy::workload::{Workload, is_workload_kind};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::BTreeMap;
+use strict::Strict;
+
+mod strict;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -316,11 +325,21 @@ pub fn decode(value: &Value) -> Result<Object, String> {
     })
 }
 
-fn with_default_namespace<K: kube::Resource>(mut object: K) -> K {
+pub(crate) fn with_default_namespace<K: kube::Resource>(mut object: K) -> K {
     if object.meta().namespace.is_none() {
         object.meta_mut().namespace = Some("default".to_string());
     }
     object
+}
+
+/// Whether a field the typed decoding ignored is the user's mistake. Server-populated metadata
+/// and status are not the user's to get wrong; `apiVersion` and `kind` are checked before
+/// decoding.
+fn is_unknown_field(path: &str) -> bool {
+    !path.starts_with("metadata.")
+        && !path.starts_with("status.")
+        && path != "apiVersion"
+        && path != "kind"
 }
 
 /// Decodes an Annexa kind strictly: unknown fields and wrong types are errors naming the field.
@@ -328,13 +347,7 @@ pub fn typed<T: DeserializeOwned>(kind: &str, name: &str, value: &Value) -> Resu
     let mut unknown = Vec::new();
     let mut on_ignored = |path: serde_ignored::Path<'_>| {
         let p = path.to_string();
-        // Server-populated metadata and status are not the user's to get wrong.
-        // `apiVersion` and `kind` were checked before decoding.
-        if !p.starts_with("metadata.")
-            && !p.starts_with("status.")
-            && p != "apiVersion"
-            && p != "kind"
-        {
+        if is_unknown_field(&p) {
             unknown.push(p)
         }
     };
@@ -351,6 +364,135 @@ pub fn typed<T: DeserializeOwned>(kind: &str, name: &str, value: &Value) -> Resu
             unknown.join(", ")
         )),
         Ok(v) => Ok(v),
+    }
+}
+
+/// An Annexa kind as kube derives it: metadata, spec and status.
+pub(crate) trait AnnexaKind: kube::Resource + Sized {
+    type Spec: DeserializeOwned;
+    type Status: DeserializeOwned;
+    fn assemble(metadata: ObjectMeta, spec: Self::Spec, status: Option<Self::Status>) -> Self;
+}
+
+macro_rules! annexa_kinds {
+    ($($kind:ident($spec:ident, $status:ident)),*) => {$(
+        impl AnnexaKind for $kind {
+            type Spec = $spec;
+            type Status = $status;
+            fn assemble(metadata: ObjectMeta, spec: $spec, status: Option<$status>) -> Self {
+                Self { metadata, spec, status }
+            }
+        }
+    )*};
+}
+
+annexa_kinds!(
+    CompliancePolicy(CompliancePolicySpec, CompliancePolicyStatus),
+    TrainingDataset(TrainingDatasetSpec, TrainingDatasetStatus),
+    ModelDeployment(ModelDeploymentSpec, ModelDeploymentStatus),
+    ModelApproval(ModelApprovalSpec, ModelApprovalStatus),
+    AgentPolicy(AgentPolicySpec, AgentPolicyStatus)
+);
+
+/// The top level of an Annexa object read straight from JSON text, without a `Value` (the
+/// admission fast path): metadata and status decoded as the kind's type decodes them (fields
+/// they do not know are not the user's mistake), the spec kept raw for [`TopLevel::assemble`]
+/// to decode strictly. Together they accept what [`typed`] accepts or less (a duplicate or
+/// unknown top-level key, a mapping written as a list) and read it the same; they say nothing
+/// about what they refuse: decode through [`decode`] to name the problem. The caller checks the
+/// nesting with [`within_value_depth`]: ignored fields are skipped here at any depth.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct TopLevel<'a, Status> {
+    #[serde(borrow)]
+    pub api_version: Cow<'a, str>,
+    #[serde(borrow)]
+    pub kind: Cow<'a, str>,
+    pub metadata: ObjectMeta,
+    #[serde(borrow)]
+    pub spec: &'a RawValue,
+    // Missing is None without `default` (which would ask for `Status: Default`).
+    pub status: Option<Status>,
+}
+
+impl<'a, Status: DeserializeOwned> TopLevel<'a, Status> {
+    pub(crate) fn read(json: &'a str) -> Option<Self> {
+        serde_json::from_str::<MapOnly<Self>>(json)
+            .ok()
+            .map(|MapOnly(top)| top)
+    }
+
+    /// The object, its spec decoded strictly: None if the spec holds a field its type does not
+    /// have or does not decode.
+    pub(crate) fn assemble<K: AnnexaKind<Status = Status>>(self) -> Option<K> {
+        let ignored = Cell::new(false);
+        let mut de = serde_json::Deserializer::from_str(self.spec.get());
+        let spec = K::Spec::deserialize(Strict::new(&mut de, &ignored)).ok()?;
+        de.end().ok()?;
+        (!ignored.get()).then(|| K::assemble(self.metadata, spec, self.status))
+    }
+}
+
+/// Whether JSON text nests arrays and objects less deeply than `serde_json` lets a `Value`
+/// nest (127 levels). A fast path that skips what it ignores without a depth limit must refuse
+/// what the `Value` path refuses.
+pub(crate) fn within_value_depth(json: &str) -> bool {
+    const LIMIT: usize = 128;
+    let bytes = json.as_bytes();
+    // Each level opens with a bracket: fewer brackets than the limit, wherever they are, is
+    // enough (the usual case, and a loop the compiler vectorises).
+    if bytes.iter().filter(|b| matches!(b, b'{' | b'[')).count() < LIMIT {
+        return true;
+    }
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in bytes {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth >= LIMIT {
+                    return false;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
+}
+
+/// Decodes `T` from a JSON object only. A derived `Deserialize` also accepts a list of the
+/// fields in order, which `Value::get` (what the `Value` path navigates with) never reads as
+/// a mapping: without this, a fast path could read an object the slow path refuses.
+pub(crate) struct MapOnly<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for MapOnly<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Mapping<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Mapping<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer
+            .deserialize_map(Mapping(std::marker::PhantomData))
+            .map(MapOnly)
     }
 }
 

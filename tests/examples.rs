@@ -9,7 +9,7 @@
 use annexa::api::{CompliancePolicy, ControlOutcome, ENFORCE_LABEL, crds};
 use annexa::manifest::{Document, Object, load};
 use annexa::policy::{
-    CATALOGUE, Context, Evaluation, Governed, Inventory, Profile, evaluate, validate_policy,
+    CATALOGUE, Context, Detail, Evaluation, Governed, Inventory, Profile, evaluate, validate_policy,
 };
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -350,10 +350,21 @@ fn check(paths: &[PathBuf]) -> Vec<Checked> {
             profile: &profile,
             lookup: &inventory,
             now,
+            detail: Detail::Outcomes,
         };
+        let evaluation = evaluate(governed, &ctx);
+        // Admission records findings only; it must conclude exactly the same.
+        let admission = evaluate(
+            governed,
+            &Context {
+                detail: Detail::Findings,
+                ..ctx
+            },
+        );
+        assert_eq!(admission.findings, evaluation.findings, "{}", doc.origin);
         out.push(Checked {
             file: doc.origin.file.clone(),
-            evaluation: evaluate(governed, &ctx),
+            evaluation,
         });
     }
     out

@@ -157,6 +157,7 @@ pub fn evaluate_documents(docs: &[Document], now: Timestamp) -> Result<Report, V
             profile: &profile,
             lookup: &inventory,
             now,
+            detail: crate::policy::Detail::Outcomes,
         };
         objects.push(Checked {
             origin: doc.origin.clone(),

@@ -313,6 +313,7 @@ async fn reconcile_inner(agent: &AgentPolicy, ctx: &Context) -> Result<Action> {
             profile: &profile,
             lookup: &*ctx.state,
             now,
+            detail: policy::Detail::Outcomes,
         },
     );
 

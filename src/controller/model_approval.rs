@@ -125,6 +125,7 @@ async fn reconcile_inner(approval: &ModelApproval, ctx: &Context) -> Result<Acti
             profile: &profile,
             lookup: &*ctx.state,
             now,
+            detail: policy::Detail::Outcomes,
         },
     );
     let (counted, expires) = counted(approval, &*ctx.state, &profile, now);

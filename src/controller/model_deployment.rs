@@ -361,6 +361,7 @@ pub fn noncompliant_datasets(
         profile,
         lookup,
         now,
+        detail: policy::Detail::Outcomes,
     };
     model
         .spec
@@ -530,6 +531,7 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
             profile: &profile,
             lookup,
             now,
+            detail: policy::Detail::Outcomes,
         },
     );
     let (class, _) = classification(model, lookup);

@@ -109,6 +109,7 @@ fn deployment_is_hardened_and_placed_on_the_classification_pool() {
             profile: &profile,
             lookup: &inv,
             now: jiff::Timestamp::now(),
+            detail: policy::Detail::Outcomes,
         },
     );
     assert!(eval.is_compliant(), "{:?}", eval.findings);
@@ -192,6 +193,7 @@ fn conditions_say_awaiting_approval_and_pending() {
             profile: &profile,
             lookup: &inv,
             now: jiff::Timestamp::now(),
+            detail: policy::Detail::Outcomes,
         },
     );
     let gate = Promotion {

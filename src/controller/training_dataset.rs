@@ -94,6 +94,7 @@ async fn reconcile_inner(dataset: &TrainingDataset, ctx: &Context) -> Result<Act
             profile: &profile,
             lookup: &*ctx.state,
             now,
+            detail: policy::Detail::Outcomes,
         },
     );
 

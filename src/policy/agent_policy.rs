@@ -56,7 +56,7 @@ pub fn evaluate(agent: &AgentPolicy, ctx: &Context<'_>) -> Evaluation {
             rec.fail(
                 &A_5_15,
                 format!("{path}.apiGroups"),
-                format!("agent {name:?} is granted every API group (\"*\")"),
+                format_args!("agent {name:?} is granted every API group (\"*\")"),
             );
         }
         if rule
@@ -69,14 +69,14 @@ pub fn evaluate(agent: &AgentPolicy, ctx: &Context<'_>) -> Evaluation {
             rec.fail(
                 &A_5_15,
                 format!("{path}.resources"),
-                format!("agent {name:?} is granted every resource (\"*\")"),
+                format_args!("agent {name:?} is granted every resource (\"*\")"),
             );
         }
         if rule.resources.as_deref().unwrap_or_default().is_empty() {
             rec.fail(
                 &A_5_15,
                 format!("{path}.resources"),
-                format!("agent {name:?} has a rule that names no resources"),
+                format_args!("agent {name:?} has a rule that names no resources"),
             );
         }
         if rule
@@ -84,7 +84,7 @@ pub fn evaluate(agent: &AgentPolicy, ctx: &Context<'_>) -> Evaluation {
             .as_deref()
             .is_some_and(|u| !u.is_empty())
         {
-            rec.fail(&A_5_15, format!("{path}.nonResourceURLs"), format!("agent {name:?} is granted non-resource URLs, which a namespaced Role cannot scope"));
+            rec.fail(&A_5_15, format!("{path}.nonResourceURLs"), format_args!("agent {name:?} is granted non-resource URLs, which a namespaced Role cannot scope"));
         }
         // A.8.2: forbidden verbs and Secrets.
         for verb in &rule.verbs {
@@ -92,7 +92,7 @@ pub fn evaluate(agent: &AgentPolicy, ctx: &Context<'_>) -> Evaluation {
                 rec.fail(
                     &A_8_2,
                     format!("{path}.verbs"),
-                    format!("agent {name:?} is granted the forbidden verb {verb:?}"),
+                    format_args!("agent {name:?} is granted the forbidden verb {verb:?}"),
                 );
             }
         }
@@ -100,7 +100,7 @@ pub fn evaluate(agent: &AgentPolicy, ctx: &Context<'_>) -> Evaluation {
             rec.fail(
                 &A_8_2,
                 format!("{path}.resources"),
-                format!("agent {name:?} may read Secrets, which the policy forbids"),
+                format_args!("agent {name:?} may read Secrets, which the policy forbids"),
             );
         }
     }
@@ -110,15 +110,15 @@ pub fn evaluate(agent: &AgentPolicy, ctx: &Context<'_>) -> Evaluation {
 
     // A.5.18: time-bound tokens.
     match spec.token_ttl.as_deref().map(parse_duration) {
-        None => rec.fail(&A_5_18, "spec.tokenTTL", format!(
+        None => rec.fail(&A_5_18, "spec.tokenTTL", format_args!(
             "agent {name:?} declares no token TTL (at most {})", format_duration(profile.max_token_ttl)
         )),
-        Some(Err(e)) => rec.fail(&A_5_18, "spec.tokenTTL", format!("agent {name:?} spec.tokenTTL: {e}")),
-        Some(Ok(ttl)) if ttl > profile.max_token_ttl => rec.fail(&A_5_18, "spec.tokenTTL", format!(
+        Some(Err(e)) => rec.fail(&A_5_18, "spec.tokenTTL", format_args!("agent {name:?} spec.tokenTTL: {e}")),
+        Some(Ok(ttl)) if ttl > profile.max_token_ttl => rec.fail(&A_5_18, "spec.tokenTTL", format_args!(
             "agent {name:?} token TTL {} exceeds the maximum of {}",
             format_duration(ttl), format_duration(profile.max_token_ttl)
         )),
-        Some(Ok(ttl)) if ttl.as_secs() < 600 => rec.fail(&A_5_18, "spec.tokenTTL", format!(
+        Some(Ok(ttl)) if ttl.as_secs() < 600 => rec.fail(&A_5_18, "spec.tokenTTL", format_args!(
             "agent {name:?} token TTL {} is below the 10m minimum the API server accepts for projected tokens",
             format_duration(ttl)
         )),
@@ -131,7 +131,7 @@ pub fn evaluate(agent: &AgentPolicy, ctx: &Context<'_>) -> Evaluation {
             rec.fail(
                 &A_8_12,
                 "spec.egress",
-                format!("agent {name:?} declares no egress allow-list"),
+                format_args!("agent {name:?} declares no egress allow-list"),
             );
         } else {
             rec.not_applicable(&A_8_12, "the policy does not require an egress allow-list");
@@ -143,7 +143,7 @@ pub fn evaluate(agent: &AgentPolicy, ctx: &Context<'_>) -> Evaluation {
             rec.fail(
                 &A_8_12,
                 format!("spec.egress[{i}].cidr"),
-                format!("agent {name:?} may reach the whole internet ({cidr})"),
+                format_args!("agent {name:?} may reach the whole internet ({cidr})"),
             );
         }
         // A.8.20: well-formed, explicit rules.
@@ -151,14 +151,14 @@ pub fn evaluate(agent: &AgentPolicy, ctx: &Context<'_>) -> Evaluation {
             rec.fail(
                 &A_8_20,
                 format!("spec.egress[{i}].cidr"),
-                format!("agent {name:?} egress {cidr:?} is not a valid CIDR"),
+                format_args!("agent {name:?} egress {cidr:?} is not a valid CIDR"),
             );
         }
         if rule.ports.is_empty() {
             rec.fail(
                 &A_8_20,
                 format!("spec.egress[{i}].ports"),
-                format!("agent {name:?} egress to {cidr} opens every port"),
+                format_args!("agent {name:?} egress to {cidr} opens every port"),
             );
         }
         for (j, port) in rule.ports.iter().enumerate() {
@@ -166,7 +166,7 @@ pub fn evaluate(agent: &AgentPolicy, ctx: &Context<'_>) -> Evaluation {
                 rec.fail(
                     &A_8_20,
                     format!("spec.egress[{i}].ports[{j}]"),
-                    format!("agent {name:?} egress port {port} is not a valid port"),
+                    format_args!("agent {name:?} egress port {port} is not a valid port"),
                 );
             }
         }
@@ -176,7 +176,7 @@ pub fn evaluate(agent: &AgentPolicy, ctx: &Context<'_>) -> Evaluation {
             rec.fail(
                 &A_8_20,
                 format!("spec.egress[{i}].protocol"),
-                format!("agent {name:?} egress protocol {p:?} is not TCP, UDP or SCTP"),
+                format_args!("agent {name:?} egress protocol {p:?} is not TCP, UDP or SCTP"),
             );
         }
     }

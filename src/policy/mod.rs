@@ -20,7 +20,6 @@ use crate::api::{
     Action, AgentPolicy, ControlOutcome, ControlResult, ModelApproval, ModelDeployment,
     TrainingDataset,
 };
-use catalogue::controls_for;
 use jiff::Timestamp;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -61,11 +60,21 @@ pub struct Finding {
     /// Annex A control identifier, e.g. `A.8.24`.
     pub control: &'static str,
     pub action: Action,
-    pub object: ObjectRef,
+    /// Shared by every finding of the evaluation (a finding costs no copy of the names).
+    #[serde(serialize_with = "serialize_shared")]
+    pub object: Arc<ObjectRef>,
     /// Field path of the offending value, e.g. `spec.encryption.kmsKey`.
     pub path: String,
     /// Names the control: `A.8.24 Use of cryptography: dataset "claims" is ...`.
     pub message: String,
+}
+
+/// Serialises a shared object as the object itself (what serde's `rc` feature would do).
+fn serialize_shared<S: serde::Serializer>(
+    object: &Arc<ObjectRef>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    object.as_ref().serialize(serializer)
 }
 
 /// The result of one control on one object.
@@ -79,7 +88,8 @@ pub struct Outcome {
 /// Everything the engine concluded about one object.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Evaluation {
-    pub object: ObjectRef,
+    #[serde(serialize_with = "serialize_shared")]
+    pub object: Arc<ObjectRef>,
     /// One entry per control evaluated on the object's kind, in catalogue order.
     pub outcomes: Vec<Outcome>,
     /// Failed controls that were not excepted.
@@ -190,14 +200,29 @@ impl Lookup for Inventory {
     }
 }
 
+/// How much an evaluation records. The rules are the same in both: only what is kept differs,
+/// so the findings are identical (a test evaluates every fixture both ways).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Detail {
+    /// Findings and one outcome with its message per control of the kind: what the controllers
+    /// write into `status.controls` and what `annexa check` prints.
+    #[default]
+    Outcomes,
+    /// Findings only (`Evaluation::outcomes` is empty): all admission answers with, without
+    /// formatting a note for every passing or not-applicable control.
+    Findings,
+}
+
 /// What the rules are evaluated against.
 pub struct Context<'a> {
     pub profile: &'a Profile,
     pub lookup: &'a dyn Lookup,
     pub now: Timestamp,
+    pub detail: Detail,
 }
 
 /// An object the engine evaluates.
+#[derive(Clone, Copy)]
 pub enum Governed<'a> {
     Dataset(&'a TrainingDataset),
     Model(&'a ModelDeployment),
@@ -217,12 +242,26 @@ pub fn evaluate(object: Governed<'_>, ctx: &Context<'_>) -> Evaluation {
     }
 }
 
+/// A failed control as the rules recorded it.
+struct Failure {
+    control: &'static Control,
+    /// Position of the control in the catalogue: findings come out in catalogue order.
+    order: usize,
+    path: String,
+    /// The whole message: `"<id> <title>: <detail>"`.
+    message: String,
+    cap: Option<Action>,
+}
+
 /// Collects the results of the rules for one object, then applies actions and exceptions.
+///
+/// Notes for passing and not-applicable controls take `impl Display` (pass `format_args!`) so
+/// that they are formatted only when outcomes are recorded ([`Detail::Outcomes`]).
 pub(crate) struct Recorder<'a> {
     kind: &'static str,
-    object: ObjectRef,
+    object: Arc<ObjectRef>,
     ctx: &'a Context<'a>,
-    failures: Vec<(&'static Control, String, String, Option<Action>)>,
+    failures: Vec<Failure>,
     not_applicable: Vec<(&'static str, String)>,
     passes: Vec<(&'static str, String)>,
 }
@@ -231,7 +270,7 @@ impl<'a> Recorder<'a> {
     pub(crate) fn new(kind: &'static str, object: ObjectRef, ctx: &'a Context<'a>) -> Self {
         Self {
             kind,
-            object,
+            object: Arc::new(object),
             ctx,
             failures: Vec::new(),
             not_applicable: Vec::new(),
@@ -239,14 +278,18 @@ impl<'a> Recorder<'a> {
         }
     }
 
+    fn outcomes_recorded(&self) -> bool {
+        self.ctx.detail == Detail::Outcomes
+    }
+
     /// Records a failure; `detail` is appended to `"<id> <title>: "`.
     pub(crate) fn fail(
         &mut self,
         control: &'static Control,
         path: impl Into<String>,
-        detail: String,
+        detail: impl fmt::Display,
     ) {
-        self.failures.push((control, path.into(), detail, None));
+        self.push_failure(control, path.into(), detail, None);
     }
 
     /// Records a failure whose action is capped (the promotion gate never denies: the
@@ -255,20 +298,47 @@ impl<'a> Recorder<'a> {
         &mut self,
         control: &'static Control,
         path: impl Into<String>,
-        detail: String,
+        detail: impl fmt::Display,
         cap: Action,
     ) {
-        self.failures
-            .push((control, path.into(), detail, Some(cap)));
+        self.push_failure(control, path.into(), detail, Some(cap));
     }
 
-    pub(crate) fn not_applicable(&mut self, control: &'static Control, why: impl Into<String>) {
-        self.not_applicable.push((control.id, why.into()));
+    fn push_failure(
+        &mut self,
+        control: &'static Control,
+        path: String,
+        detail: impl fmt::Display,
+        cap: Option<Action>,
+    ) {
+        use fmt::Write as _;
+        // Room for a typical detail: most messages are written without growing the buffer.
+        let mut message = String::with_capacity(control.id.len() + control.title.len() + 192);
+        // Writing into a String cannot fail.
+        let _ = write!(message, "{} {}: {detail}", control.id, control.title);
+        self.failures.push(Failure {
+            control,
+            order: CATALOGUE
+                .iter()
+                .position(|c| c.id == control.id)
+                .unwrap_or(usize::MAX),
+            path,
+            message,
+            cap,
+        });
+    }
+
+    pub(crate) fn not_applicable(&mut self, control: &'static Control, why: impl fmt::Display) {
+        if self.outcomes_recorded() {
+            self.not_applicable.push((control.id, why.to_string()));
+        }
     }
 
     /// A message for a passing control (e.g. the derived classification).
-    pub(crate) fn pass_note(&mut self, control: &'static Control, note: impl Into<String>) {
-        self.passes.push((control.id, note.into()));
+    pub(crate) fn pass_note(&mut self, control: &'static Control, note: impl fmt::Display) {
+        if self.outcomes_recorded() {
+            self.passes.push((control.id, note.to_string()));
+        }
     }
 
     fn excepted(&self, control: &str) -> Option<&str> {
@@ -283,61 +353,73 @@ impl<'a> Recorder<'a> {
         })
     }
 
-    pub(crate) fn finish(self) -> Evaluation {
+    /// Applies actions and exceptions. Findings are built the same way whatever the
+    /// [`Detail`]; outcomes are then read from them.
+    pub(crate) fn finish(mut self) -> Evaluation {
+        let outcomes_recorded = self.outcomes_recorded();
         let mut outcomes = Vec::new();
-        let mut findings = Vec::new();
-        for control in controls_for(self.kind) {
-            let failed: Vec<_> = self
-                .failures
-                .iter()
-                .filter(|f| f.0.id == control.id)
-                .collect();
-            if !failed.is_empty() {
-                let messages: Vec<String> = failed
-                    .iter()
-                    .map(|(c, _, detail, _)| format!("{} {}: {}", c.id, c.title, detail))
-                    .collect();
-                if let Some(reason) = self.excepted(control.id) {
-                    outcomes.push(Outcome {
+        let mut findings = Vec::with_capacity(self.failures.len());
+        let mut failures = std::mem::take(&mut self.failures);
+        // Stable: failures of one control keep the order the rules recorded them in.
+        failures.sort_by_key(|f| f.order);
+        let mut failures = failures.into_iter().peekable();
+        for (order, control) in CATALOGUE
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.kinds.contains(&self.kind))
+        {
+            // Failures of controls not evaluated on this kind are dropped.
+            while failures.next_if(|f| f.order < order).is_some() {}
+            let first = findings.len();
+            let action = self.ctx.profile.action(control.id);
+            while let Some(failure) = failures.next_if(|f| f.order == order) {
+                findings.push(Finding {
+                    control: failure.control.id,
+                    action: failure.cap.map_or(action, |cap| action.min(cap)),
+                    object: self.object.clone(),
+                    path: failure.path,
+                    message: failure.message,
+                });
+            }
+            if findings.len() > first {
+                let excepted = self.excepted(control.id);
+                if outcomes_recorded {
+                    let messages = join_messages(&findings[first..]);
+                    outcomes.push(match excepted {
+                        Some(reason) => Outcome {
+                            control,
+                            result: ControlOutcome::Excepted,
+                            message: format!("excepted by policy ({reason}): {messages}"),
+                        },
+                        None => Outcome {
+                            control,
+                            result: ControlOutcome::Fail,
+                            message: messages,
+                        },
+                    });
+                }
+                if excepted.is_some() {
+                    findings.truncate(first);
+                }
+            } else if outcomes_recorded {
+                let outcome = match self.not_applicable.iter_mut().find(|n| n.0 == control.id) {
+                    Some((_, why)) => Outcome {
                         control,
-                        result: ControlOutcome::Excepted,
-                        message: format!("excepted by policy ({reason}): {}", messages.join("; ")),
-                    });
-                    continue;
-                }
-                let action = self.ctx.profile.action(control.id);
-                for ((_, path, _, cap), message) in failed.iter().zip(&messages) {
-                    findings.push(Finding {
-                        control: control.id,
-                        action: cap.map_or(action, |cap| action.min(cap)),
-                        object: self.object.clone(),
-                        path: path.clone(),
-                        message: message.clone(),
-                    });
-                }
-                outcomes.push(Outcome {
-                    control,
-                    result: ControlOutcome::Fail,
-                    message: messages.join("; "),
-                });
-            } else if let Some((_, why)) = self.not_applicable.iter().find(|n| n.0 == control.id) {
-                outcomes.push(Outcome {
-                    control,
-                    result: ControlOutcome::NotApplicable,
-                    message: why.clone(),
-                });
-            } else {
-                let message = self
-                    .passes
-                    .iter()
-                    .find(|p| p.0 == control.id)
-                    .map(|p| p.1.clone())
-                    .unwrap_or_default();
-                outcomes.push(Outcome {
-                    control,
-                    result: ControlOutcome::Pass,
-                    message,
-                });
+                        result: ControlOutcome::NotApplicable,
+                        message: std::mem::take(why),
+                    },
+                    None => Outcome {
+                        control,
+                        result: ControlOutcome::Pass,
+                        message: self
+                            .passes
+                            .iter_mut()
+                            .find(|p| p.0 == control.id)
+                            .map(|p| std::mem::take(&mut p.1))
+                            .unwrap_or_default(),
+                    },
+                };
+                outcomes.push(outcome);
             }
         }
         Evaluation {
@@ -346,6 +428,17 @@ impl<'a> Recorder<'a> {
             findings,
         }
     }
+}
+
+fn join_messages(findings: &[Finding]) -> String {
+    let mut joined = String::new();
+    for (i, finding) in findings.iter().enumerate() {
+        if i > 0 {
+            joined.push_str("; ");
+        }
+        joined.push_str(&finding.message);
+    }
+    joined
 }
 
 /// Registry host and path of an image reference, without tag or digest.

@@ -32,7 +32,7 @@ pub fn evaluate_request(
         rec.fail(
                 &A_5_3,
                 "spec.approver.username",
-                format!("approval {name:?} names approver {approver:?} but was submitted by {user:?}; approvals can only be made in one's own name"),
+                format_args!("approval {name:?} names approver {approver:?} but was submitted by {user:?}; approvals can only be made in one's own name"),
             );
     }
     if let Some(model) = ctx.lookup.model(namespace, &spec.model_deployment)
@@ -42,7 +42,7 @@ pub fn evaluate_request(
         rec.fail(
             &A_5_3,
             "spec.approver.username",
-            format!(
+            format_args!(
                 "{approver:?} requested digest {} of model {:?} and cannot approve it",
                 spec.digest.get(..19).unwrap_or(&spec.digest),
                 spec.model_deployment
@@ -57,7 +57,7 @@ pub fn evaluate_request(
         rec.fail(
             &A_8_32,
             "spec.reason",
-            format!("rejection {name:?} gives no reason"),
+            format_args!("rejection {name:?} gives no reason"),
         );
     }
     let groups = &ctx.profile.approver_groups;
@@ -65,7 +65,7 @@ pub fn evaluate_request(
         rec.fail(
             &A_8_32,
             "spec.approver.groups",
-            format!("approver {approver:?} is in none of the approver groups {groups:?}"),
+            format_args!("approver {approver:?} is in none of the approver groups {groups:?}"),
         );
     }
     rec.finish()

@@ -204,7 +204,7 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
         rec.fail_capped(
             &A_5_9,
             format!("spec.trainingDatasets[{i}]"),
-            format!("model {name:?} trains on dataset {m:?}, which does not exist in namespace {namespace:?}"),
+            format_args!("model {name:?} trains on dataset {m:?}, which does not exist in namespace {namespace:?}"),
             Action::Warn,
         );
     }
@@ -212,7 +212,7 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
         rec.fail_capped(
             &A_5_12,
             "spec.trainingDatasets",
-            format!("model {name:?} cannot be classified: datasets {missing:?} are missing"),
+            format_args!("model {name:?} cannot be classified: datasets {missing:?} are missing"),
             Action::Warn,
         );
     } else if spec.training_datasets.is_empty() {
@@ -223,7 +223,7 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
     } else {
         rec.pass_note(
             &A_5_12,
-            format!("classified {class} from its training datasets"),
+            format_args!("classified {class} from its training datasets"),
         );
     }
 
@@ -232,7 +232,7 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
         rec.fail(
             &A_8_19,
             "spec.image",
-            format!(
+            format_args!(
                 "model {name:?} serves image {:?}, which is not from an allowed registry {:?}",
                 spec.image, profile.allowed_registries
             ),
@@ -247,7 +247,9 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
         rec.fail(
             &A_8_19,
             "spec.model.uri",
-            format!("model {name:?} does not say where its weights come from (spec.model.uri)"),
+            format_args!(
+                "model {name:?} does not say where its weights come from (spec.model.uri)"
+            ),
         );
     }
 
@@ -256,7 +258,7 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
         rec.fail(
             &A_8_9,
             "spec.image",
-            format!(
+            format_args!(
                 "model {name:?} serves image {:?}, which is not pinned by digest (@sha256:) as {} requires",
                 spec.image,
                 if profile.environment == Environment::Production { "Production" } else { "the policy" }
@@ -273,7 +275,7 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
             rec.fail(
                 &A_8_31,
                 "spec.model.version",
-                format!(
+                format_args!(
                     "model {name:?} version {:?} is not a release and cannot serve in {}",
                     spec.model.version, profile.environment
                 ),
@@ -283,7 +285,7 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
             rec.fail(
                 &A_8_31,
                 "spec.image",
-                format!(
+                format_args!(
                     "model {name:?} image {:?} has a mutable reference (latest or no tag) in {}",
                     spec.image, profile.environment
                 ),
@@ -310,13 +312,13 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
             rec.fail(
                 &A_8_22,
                 format!("spec.network.allowedFrom[{i}]"),
-                format!("model {name:?} admits traffic from every pod in every namespace"),
+                format_args!("model {name:?} admits traffic from every pod in every namespace"),
             );
         } else if peer.namespace_selector.is_none() && peer.pod_selector.is_none() {
             rec.fail(
                 &A_8_22,
                 format!("spec.network.allowedFrom[{i}]"),
-                format!("model {name:?} has an allowedFrom entry without a namespaceSelector or podSelector"),
+                format_args!("model {name:?} has an allowedFrom entry without a namespaceSelector or podSelector"),
             );
         }
     }
@@ -331,14 +333,14 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
             rec.fail(
                     &A_8_22,
                     "spec.resources.gpuResourceName",
-                    format!("model {name:?} requests {resource:?}, which the policy does not count as a GPU ({:?})", profile.gpu_resource_names),
+                    format_args!("model {name:?} requests {resource:?}, which the policy does not count as a GPU ({:?})", profile.gpu_resource_names),
                 );
         }
         if profile.pool_for(class).is_none() {
             rec.fail(
                 &A_8_22,
                 "spec.resources.gpus",
-                format!("model {name:?} is {class} and requests GPUs, but no GPU pool serves {class} or stricter data"),
+                format_args!("model {name:?} is {class} and requests GPUs, but no GPU pool serves {class} or stricter data"),
             );
         }
     }
@@ -349,7 +351,7 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
             None => rec.fail(
                 &A_8_24,
                 "spec.model.kmsKey",
-                format!("model {name:?} is {class} and its weights have no KMS key"),
+                format_args!("model {name:?} is {class} and its weights have no KMS key"),
             ),
             Some(key)
                 if !profile.allowed_key_prefixes.is_empty()
@@ -358,7 +360,7 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
                 rec.fail(
                     &A_8_24,
                     "spec.model.kmsKey",
-                    format!(
+                    format_args!(
                         "model {name:?} uses KMS key {key:?}, which matches none of the allowed prefixes {:?}",
                         profile.allowed_key_prefixes
                     ),
@@ -375,13 +377,13 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
             rec.fail(
                 &A_8_24,
                 "spec.serving.tlsSecret",
-                format!("model {name:?} is {class} and does not serve over TLS"),
+                format_args!("model {name:?} is {class} and does not serve over TLS"),
             );
         }
     } else {
         rec.not_applicable(
             &A_8_24,
-            format!(
+            format_args!(
                 "{class} model: encryption is required from {}",
                 profile.require_kms_from
             ),
@@ -391,9 +393,9 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
     // A.8.32 / A.5.3 promotion gate. It never denies: the controller holds the rollout, so
     // findings are capped at Warn and the user sees them as admission warnings.
     if profile.required_approvals == 0 {
-        let why = format!("{} requires no approvals", profile.environment);
-        rec.not_applicable(&A_8_32, why.clone());
-        rec.not_applicable(&A_5_3, why);
+        let environment = profile.environment;
+        rec.not_applicable(&A_8_32, format_args!("{environment} requires no approvals"));
+        rec.not_applicable(&A_5_3, format_args!("{environment} requires no approvals"));
     } else {
         let approvals = ctx.lookup.approvals(namespace, name);
         let gate = promotion(model, &approvals, profile, ctx.now);
@@ -401,7 +403,7 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
             rec.fail_capped(
                 &A_8_32,
                 "spec.model.digest",
-                format!(
+                format_args!(
                     "digest {} of model {name:?} was rejected by {who}: {reason}",
                     short(&gate.digest)
                 ),
@@ -411,7 +413,7 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
             rec.fail_capped(
                 &A_8_32,
                 "spec.model.digest",
-                format!(
+                format_args!(
                     "rollout of digest {} of model {name:?} is held: {}",
                     short(&gate.digest),
                     gate.summary()
@@ -421,14 +423,14 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
         } else {
             rec.pass_note(
                 &A_8_32,
-                format!("{} for {}", gate.summary(), short(&gate.digest)),
+                format_args!("{} for {}", gate.summary(), short(&gate.digest)),
             );
         }
         for approval in &gate.self_approvals {
             rec.fail_capped(
                 &A_5_3,
                 "spec.model.digest",
-                format!(
+                format_args!(
                     "approval {approval:?} is by {}, who requested the digest, and is not counted",
                     requester(model).unwrap_or_default()
                 ),
@@ -436,7 +438,7 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
             );
         }
         match requester(model) {
-            Some(r) => rec.pass_note(&A_5_3, format!("digest requested by {r}")),
+            Some(r) => rec.pass_note(&A_5_3, format_args!("digest requested by {r}")),
             None => rec.pass_note(
                 &A_5_3,
                 "requester not recorded (object not admitted through the webhook)",

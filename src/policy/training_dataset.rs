@@ -43,14 +43,14 @@ pub fn evaluate(dataset: &TrainingDataset, ctx: &Context<'_>) -> Evaluation {
         rec.fail(
             &A_5_9,
             "spec.owner",
-            format!("dataset {name:?} has no owner"),
+            format_args!("dataset {name:?} has no owner"),
         );
     }
     if spec.source.sha256.is_none() {
         rec.fail(
             &A_5_9,
             "spec.source.sha256",
-            format!("dataset {name:?} has no sha256 checksum of its content manifest"),
+            format_args!("dataset {name:?} has no sha256 checksum of its content manifest"),
         );
     }
 
@@ -61,13 +61,13 @@ pub fn evaluate(dataset: &TrainingDataset, ctx: &Context<'_>) -> Evaluation {
             None => rec.fail_capped(
                 &A_5_12,
                 format!("spec.derivedFrom[{i}]"),
-                format!("dataset {name:?} derives from {parent:?}, which does not exist in namespace {namespace:?}, so its classification cannot be verified"),
+                format_args!("dataset {name:?} derives from {parent:?}, which does not exist in namespace {namespace:?}, so its classification cannot be verified"),
                 Action::Warn,
             ),
             Some(p) if p.spec.classification > class => rec.fail(
                 &A_5_12,
                 "spec.classification",
-                format!(
+                format_args!(
                     "dataset {name:?} is {class} but derives from {parent:?}, which is {}",
                     p.spec.classification
                 ),
@@ -79,7 +79,7 @@ pub fn evaluate(dataset: &TrainingDataset, ctx: &Context<'_>) -> Evaluation {
         rec.fail(
             &A_5_12,
             "spec.classification",
-            format!("dataset {name:?} contains personal data and cannot be Public"),
+            format_args!("dataset {name:?} contains personal data and cannot be Public"),
         );
     }
 
@@ -92,7 +92,7 @@ pub fn evaluate(dataset: &TrainingDataset, ctx: &Context<'_>) -> Evaluation {
         rec.fail(
             &A_5_34,
             "spec.residency.region",
-            format!(
+            format_args!(
                 "dataset {name:?} resides in {region:?}, outside the allowed regions {:?}",
                 profile.allowed_regions
             ),
@@ -104,14 +104,14 @@ pub fn evaluate(dataset: &TrainingDataset, ctx: &Context<'_>) -> Evaluation {
                 rec.fail(
                     &A_5_34,
                     "spec.personalData.categories",
-                    format!("dataset {name:?} contains personal data but lists no categories"),
+                    format_args!("dataset {name:?} contains personal data but lists no categories"),
                 );
             }
             if region.is_none() {
                 rec.fail(
                     &A_5_34,
                     "spec.residency.region",
-                    format!(
+                    format_args!(
                         "dataset {name:?} contains personal data but declares no residency region"
                     ),
                 );
@@ -120,7 +120,9 @@ pub fn evaluate(dataset: &TrainingDataset, ctx: &Context<'_>) -> Evaluation {
                 rec.fail(
                     &A_5_34,
                     "spec.retention",
-                    format!("dataset {name:?} contains personal data but declares no retention"),
+                    format_args!(
+                        "dataset {name:?} contains personal data but declares no retention"
+                    ),
                 );
             }
         }
@@ -143,7 +145,7 @@ pub fn evaluate(dataset: &TrainingDataset, ctx: &Context<'_>) -> Evaluation {
                 rec.fail(
                     &A_8_11,
                     "spec.personalData.masking",
-                    format!(
+                    format_args!(
                         "dataset {name:?} contains personal data that is not masked (set a masking technique, or classify it Restricted with a justification)"
                     ),
                 );
@@ -158,7 +160,7 @@ pub fn evaluate(dataset: &TrainingDataset, ctx: &Context<'_>) -> Evaluation {
             None => rec.fail(
                 &A_8_24,
                 "spec.encryption.kmsKey",
-                format!("dataset {name:?} is {class} and has no KMS key"),
+                format_args!("dataset {name:?} is {class} and has no KMS key"),
             ),
             Some(key) if !profile.allowed_key_prefixes.is_empty()
                 && !profile.allowed_key_prefixes.iter().any(|p| key.starts_with(p.as_str())) =>
@@ -166,7 +168,7 @@ pub fn evaluate(dataset: &TrainingDataset, ctx: &Context<'_>) -> Evaluation {
                 rec.fail(
                     &A_8_24,
                     "spec.encryption.kmsKey",
-                    format!(
+                    format_args!(
                         "dataset {name:?} uses KMS key {key:?}, which matches none of the allowed prefixes {:?}",
                         profile.allowed_key_prefixes
                     ),
@@ -180,7 +182,7 @@ pub fn evaluate(dataset: &TrainingDataset, ctx: &Context<'_>) -> Evaluation {
         rec.fail(
             &A_8_24,
             "spec.encryption.inTransitTLS",
-            format!("dataset {name:?} is {class} and is read without TLS"),
+            format_args!("dataset {name:?} is {class} and is read without TLS"),
         );
     }
     if spec.source.pvc.is_some() && !profile.encrypted_storage_classes.is_empty() {
@@ -189,7 +191,7 @@ pub fn evaluate(dataset: &TrainingDataset, ctx: &Context<'_>) -> Evaluation {
             rec.fail(
                 &A_8_24,
                 "spec.encryption.storageClass",
-                format!(
+                format_args!(
                     "dataset {name:?} is stored on a PVC whose StorageClass {} is not one of the encrypted classes {:?}",
                     sc.map_or("(unset)".to_string(), |s| format!("{s:?}")),
                     profile.encrypted_storage_classes
@@ -203,7 +205,7 @@ pub fn evaluate(dataset: &TrainingDataset, ctx: &Context<'_>) -> Evaluation {
     {
         rec.not_applicable(
             &A_8_24,
-            format!(
+            format_args!(
                 "{class} data: a KMS key is required from {}",
                 profile.require_kms_from
             ),
@@ -220,18 +222,18 @@ pub fn evaluate(dataset: &TrainingDataset, ctx: &Context<'_>) -> Evaluation {
             rec.fail(
                 &A_8_3,
                 "spec.access.allowedServiceAccounts",
-                format!("dataset {name:?} has a credentials Secret but names no service account allowed to read it"),
+                format_args!("dataset {name:?} has a credentials Secret but names no service account allowed to read it"),
             );
         } else if class >= Classification::Confidential {
             rec.fail(
                 &A_8_3,
                 "spec.access.allowedServiceAccounts",
-                format!(
+                format_args!(
                     "dataset {name:?} is {class} and names no service account allowed to read it"
                 ),
             );
         } else {
-            rec.not_applicable(&A_8_3, format!("{class} data without credentials"));
+            rec.not_applicable(&A_8_3, format_args!("{class} data without credentials"));
         }
     }
 
@@ -247,7 +249,7 @@ pub fn evaluate(dataset: &TrainingDataset, ctx: &Context<'_>) -> Evaluation {
         Ok(None) if needs_retention => rec.fail(
             &A_8_10,
             "spec.retention",
-            format!(
+            format_args!(
                 "dataset {name:?} is {class}{} and declares no retention",
                 if personal.is_some() {
                     " with personal data"
@@ -256,14 +258,14 @@ pub fn evaluate(dataset: &TrainingDataset, ctx: &Context<'_>) -> Evaluation {
                 }
             ),
         ),
-        Ok(None) => rec.not_applicable(&A_8_10, format!("{class} data without personal data")),
+        Ok(None) => rec.not_applicable(&A_8_10, format_args!("{class} data without personal data")),
         Ok(Some(expires)) => {
             let span = expires.duration_since(created);
             if span > profile.max_retention {
                 rec.fail(
                     &A_8_10,
                     "spec.retention",
-                    format!(
+                    format_args!(
                         "dataset {name:?} is retained for {}, beyond the maximum of {}",
                         format_duration(span.max(SignedDuration::ZERO)),
                         format_duration(profile.max_retention)
@@ -275,21 +277,21 @@ pub fn evaluate(dataset: &TrainingDataset, ctx: &Context<'_>) -> Evaluation {
                 rec.fail(
                     &A_8_10,
                     "spec.retention",
-                    format!(
+                    format_args!(
                         "dataset {name:?} is still retained after its retention ended at {expires} (onExpiry: Retain)"
                     ),
                 );
             } else if expires <= ctx.now {
                 rec.pass_note(
                     &A_8_10,
-                    format!("retention ended at {expires}; the controller deletes the data"),
+                    format_args!("retention ended at {expires}; the controller deletes the data"),
                 );
             } else {
-                rec.pass_note(&A_8_10, format!("retained until {expires}"));
+                rec.pass_note(&A_8_10, format_args!("retained until {expires}"));
             }
         }
     }
 
-    rec.pass_note(&A_5_12, format!("classified {class}"));
+    rec.pass_note(&A_5_12, format_args!("classified {class}"));
     rec.finish()
 }

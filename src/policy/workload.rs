@@ -9,7 +9,9 @@ use super::catalogue::{A_5_18, A_8_2, A_8_9, A_8_19, A_8_22};
 use super::duration::format_duration;
 use super::{Context, Evaluation, ObjectRef, Recorder, image_pinned, registry_allowed};
 use crate::api::{CLASSIFICATION_LABEL, Classification, GpuPool};
+use crate::manifest::MapOnly;
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -143,6 +145,49 @@ pub struct TokenProjectionView {
     pub expiration_seconds: Option<i64>,
 }
 
+/// Object metadata as a workload reads it: `Labels` is a map for a Pod and ignored for the
+/// other kinds, whose pod labels are the template's.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ObjectMetaView<Labels> {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    generate_name: Option<String>,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    labels: Labels,
+}
+
+/// A workload object as [`Workload::from_json`] reads it; `Spec` leads to the pod spec.
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "Labels: Deserialize<'de> + Default, Spec: Deserialize<'de>"))]
+struct ObjectView<Labels, Spec> {
+    // Missing is None without `default` (which would ask for `Spec: Default`).
+    metadata: Option<MapOnly<ObjectMetaView<Labels>>>,
+    spec: Option<Spec>,
+}
+
+#[derive(Deserialize)]
+struct WithTemplate {
+    #[serde(default)]
+    template: Option<TemplateView>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WithJobTemplate {
+    #[serde(default)]
+    job_template: Option<MapOnly<JobTemplateView>>,
+}
+
+#[derive(Deserialize)]
+struct JobTemplateView {
+    #[serde(default)]
+    spec: Option<MapOnly<WithTemplate>>,
+}
+
 /// A pod or pod template, reduced to what the rules read.
 #[derive(Debug, Clone)]
 pub struct Workload {
@@ -217,6 +262,70 @@ impl Workload {
         })
     }
 
+    /// [`Workload::from_object`] straight from the object's JSON text, in one pass and without
+    /// a `Value` (the admission fast path). None where `from_object` might read something else
+    /// or fail (a missing or malformed field, a duplicate key, a mapping written as a list):
+    /// call it for the error. The caller checks the nesting with `manifest::within_value_depth`.
+    pub(crate) fn from_json(kind: &str, json: &str) -> Option<Self> {
+        let template_path = WORKLOAD_KINDS
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, p)| *p)?;
+        let (metadata, labels, pod) = match kind {
+            "Pod" => {
+                let MapOnly(object) = serde_json::from_str::<
+                    MapOnly<ObjectView<BTreeMap<String, String>, PodView>>,
+                >(json)
+                .ok()?;
+                let pod = object.spec?;
+                match object.metadata {
+                    Some(MapOnly(m)) => {
+                        (Some((m.name, m.generate_name, m.namespace)), m.labels, pod)
+                    }
+                    None => (None, BTreeMap::new(), pod),
+                }
+            }
+            "CronJob" => {
+                let MapOnly(object) = serde_json::from_str::<
+                    MapOnly<ObjectView<IgnoredAny, MapOnly<WithJobTemplate>>>,
+                >(json)
+                .ok()?;
+                let template = object.spec?.0.job_template?.0.spec?.0.template?;
+                let metadata = object
+                    .metadata
+                    .map(|MapOnly(m)| (m.name, m.generate_name, m.namespace));
+                (metadata, template.metadata.labels, template.spec)
+            }
+            _ => {
+                let MapOnly(object) = serde_json::from_str::<
+                    MapOnly<ObjectView<IgnoredAny, MapOnly<WithTemplate>>>,
+                >(json)
+                .ok()?;
+                let template = object.spec?.0.template?;
+                let metadata = object
+                    .metadata
+                    .map(|MapOnly(m)| (m.name, m.generate_name, m.namespace));
+                (metadata, template.metadata.labels, template.spec)
+            }
+        };
+        let (name, generate_name, namespace) = metadata.unwrap_or_default();
+        Some(Workload {
+            kind: kind.to_string(),
+            namespace: namespace.unwrap_or_default(),
+            name: name
+                .filter(|n| !n.is_empty())
+                .or(generate_name)
+                .unwrap_or_default(),
+            labels,
+            pod,
+            spec_path: if template_path.is_empty() {
+                "spec".to_string()
+            } else {
+                format!("{}.spec", template_path.join("."))
+            },
+        })
+    }
+
     fn all_containers(&self) -> impl Iterator<Item = (&'static str, usize, &ContainerView)> {
         self.pod
             .init_containers
@@ -284,13 +393,13 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
     for (list, i, c) in w.all_containers() {
         let image = c.image.as_deref().unwrap_or_default();
         if !registry_allowed(image, &profile.allowed_registries) {
-            rec.fail(&A_8_19, format!("{sp}.{list}[{i}].image"), format!(
+            rec.fail(&A_8_19, format!("{sp}.{list}[{i}].image"), format_args!(
                 "{what} container {:?} uses image {image:?}, which is not from an allowed registry {:?}",
                 c.name, profile.allowed_registries
             ));
         }
         if profile.digest_required() && !image_pinned(image) {
-            rec.fail(&A_8_9, format!("{sp}.{list}[{i}].image"), format!(
+            rec.fail(&A_8_9, format!("{sp}.{list}[{i}].image"), format_args!(
                 "{what} container {:?} uses image {image:?}, which is not pinned by digest (@sha256:)",
                 c.name
             ));
@@ -319,7 +428,7 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
                     let metadata = sp
                         .strip_suffix("spec")
                         .map_or_else(|| "metadata".to_string(), |p| format!("{p}metadata"));
-                    rec.fail(&A_8_22, format!("{metadata}.labels[{CLASSIFICATION_LABEL}]"), format!(
+                    rec.fail(&A_8_22, format!("{metadata}.labels[{CLASSIFICATION_LABEL}]"), format_args!(
                         "{what} has classification {v:?}, which is not Public, Internal, Confidential or Restricted"
                     ));
                 }
@@ -328,13 +437,13 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
         };
         if let Some(class) = class {
             match profile.pool_for(class) {
-                None => rec.fail(&A_8_22, sp.clone(), format!(
+                None => rec.fail(&A_8_22, sp.clone(), format_args!(
                     "{what} requests GPUs for {class} data, but no GPU pool serves {class} or stricter data"
                 )),
                 Some(pool) => {
                     for (k, v) in &pool.node_selector {
                         if w.pod.node_selector.get(k) != Some(v) {
-                            rec.fail(&A_8_22, format!("{sp}.nodeSelector"), format!(
+                            rec.fail(&A_8_22, format!("{sp}.nodeSelector"), format_args!(
                                 "{what} requests GPUs for {class} data but does not select the {} pool ({k}={v})",
                                 pool.classification
                             ));
@@ -342,14 +451,14 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
                     }
                     if let Some(taint) = &pool.taint
                         && !w.pod.tolerations.iter().any(|t| tolerates(t, pool)) {
-                            rec.fail(&A_8_22, format!("{sp}.tolerations"), format!(
+                            rec.fail(&A_8_22, format!("{sp}.tolerations"), format_args!(
                                 "{what} requests GPUs for {class} data but does not tolerate the {} pool taint {}={}:{}",
                                 pool.classification, taint.key, taint.value.as_deref().unwrap_or_default(), taint.effect.as_str()
                             ));
                         }
                     if let Some(rc) = &pool.runtime_class_name
                         && w.pod.runtime_class_name.as_ref() != Some(rc) {
-                            rec.fail(&A_8_22, format!("{sp}.runtimeClassName"), format!(
+                            rec.fail(&A_8_22, format!("{sp}.runtimeClassName"), format_args!(
                                 "{what} requests GPUs for {class} data but does not use runtimeClassName {rc:?} of the {} pool",
                                 pool.classification
                             ));
@@ -362,7 +471,7 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
                 rec.fail(
                     &A_8_2,
                     format!("{sp}.{list}[{i}].securityContext.privileged"),
-                    format!(
+                    format_args!(
                         "{what} requests GPUs and container {:?} is privileged",
                         c.name
                     ),
@@ -378,7 +487,7 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
                 rec.fail(
                     &A_8_2,
                     format!("{sp}.{field}"),
-                    format!("{what} requests GPUs and uses {field}"),
+                    format_args!("{what} requests GPUs and uses {field}"),
                 );
             }
         }
@@ -387,7 +496,7 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
                 rec.fail(
                     &A_8_2,
                     format!("{sp}.volumes[{i}].hostPath"),
-                    format!(
+                    format_args!(
                         "{what} requests GPUs and mounts hostPath volume {:?}",
                         v.name
                     ),
@@ -401,7 +510,7 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
                 rec.fail(
                     &A_8_22,
                     format!("{sp}.tolerations[{i}]"),
-                    format!(
+                    format_args!(
                         "{what} requests no GPU but tolerates the taint of the {} GPU pool",
                         pool.classification
                     ),
@@ -420,7 +529,7 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
                 rec.fail(
                     &A_5_18,
                     format!("{sp}.automountServiceAccountToken"),
-                    format!(
+                    format_args!(
                         "{what} runs as agent {agent_name:?} and automounts a service-account token"
                     ),
                 );
@@ -441,7 +550,7 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
                     if let Some(token) = &source.service_account_token {
                         let secs = token.expiration_seconds.unwrap_or(3_600);
                         if secs > ttl.as_secs() {
-                            rec.fail(&A_5_18, format!("{sp}.volumes[{i}].projected.sources[{j}].serviceAccountToken.expirationSeconds"), format!(
+                            rec.fail(&A_5_18, format!("{sp}.volumes[{i}].projected.sources[{j}].serviceAccountToken.expirationSeconds"), format_args!(
                                 "{what} runs as agent {agent_name:?} and projects a token valid for {secs}s, longer than its TTL of {}",
                                 format_duration(ttl)
                             ));

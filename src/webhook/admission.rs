@@ -6,15 +6,24 @@
 
 use super::context::AdmissionContext;
 use super::review::{Gvk, Operation, Request, Response, ReviewError};
-use crate::api::{Action, DIGEST_REQUESTED_BY, GROUP};
-use crate::manifest::{self, Object};
+use crate::api::{
+    API_VERSION, Action, AgentPolicy, CompliancePolicy, DIGEST_REQUESTED_BY, GROUP, ModelApproval,
+    ModelDeployment, TrainingDataset,
+};
+use crate::manifest::{
+    self, AnnexaKind, MapOnly, Object, TopLevel, with_default_namespace, within_value_depth,
+};
+use crate::policy::workload::Workload;
 use crate::policy::{self, Context, Evaluation, Governed, model_approval};
 use base64::Engine as _;
 use jiff::Timestamp;
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, PatchOperation, RemoveOperation};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::Value;
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 
 /// The Annexa kinds the webhook governs.
 pub const ANNEXA_KINDS: [&str; 5] = [
@@ -93,43 +102,60 @@ impl Decision {
     pub fn from_evaluation(
         request: &Request<'_>,
         kind: &'static str,
-        evaluation: &Evaluation,
+        evaluation: Evaluation,
     ) -> Self {
-        let mut denials: Vec<&str> = Vec::new();
+        const SEPARATOR: &str = "; ";
+        let mut denials = 0;
+        let mut denial_bytes = 0;
         let mut warnings = Vec::new();
         let mut counts = Vec::with_capacity(evaluation.findings.len().max(1));
         for finding in &evaluation.findings {
-            let result = match finding.action {
-                Action::Enforce => {
-                    denials.push(&finding.message);
-                    "deny"
-                }
-                Action::Warn => {
-                    warnings.push(finding.message.clone());
-                    "warn"
-                }
-                Action::Audit => "audit",
-            };
-            counts.push((finding.control, result));
+            counts.push((
+                finding.control,
+                match finding.action {
+                    Action::Enforce => {
+                        denials += 1;
+                        denial_bytes += finding.message.len() + SEPARATOR.len();
+                        "deny"
+                    }
+                    Action::Warn => "warn",
+                    Action::Audit => "audit",
+                },
+            ));
         }
         if counts.is_empty() {
             counts.push(("none", "admit"));
         }
-        let mut response = if denials.is_empty() {
+        let mut response = if denials == 0 {
             Response::allow(&request.uid)
         } else {
-            Response::deny(
-                &request.uid,
-                403,
-                "Forbidden",
-                format!(
-                    "{} {:?} is not compliant: {}",
-                    evaluation.object.kind,
-                    evaluation.object.name,
-                    denials.join("; ")
-                ),
-            )
+            use std::fmt::Write as _;
+            // `<Kind> "<name>" is not compliant: <denial>; <denial>`, written once.
+            let object = &evaluation.object;
+            let mut message =
+                String::with_capacity(object.kind.len() + object.name.len() + 24 + denial_bytes);
+            // Writing into a String cannot fail.
+            let _ = write!(
+                message,
+                "{} {:?} is not compliant: ",
+                object.kind, object.name
+            );
+            for (i, finding) in evaluation.denials().enumerate() {
+                if i > 0 {
+                    message.push_str(SEPARATOR);
+                }
+                message.push_str(&finding.message);
+            }
+            Response::deny(&request.uid, 403, "Forbidden", message)
         };
+        if denials < evaluation.findings.len() {
+            warnings = evaluation
+                .findings
+                .into_iter()
+                .filter(|f| f.action == Action::Warn)
+                .map(|f| f.message)
+                .collect();
+        }
         response.warnings = warnings;
         Self {
             response,
@@ -175,30 +201,11 @@ pub fn validate(
         Target::Annexa(_) => {}
     }
 
-    let mut value = object_value(request.object, "request.object")?;
-    if value
-        .pointer("/metadata/deletionTimestamp")
-        .is_some_and(|t| !t.is_null())
-    {
-        return Ok(Decision::admit(request, kind));
-    }
-    // An update of an Annexa object that keeps its spec (labels, annotations, finalizers) is
-    // admitted: the rules read the spec, and a policy tightened since creation must not block
-    // metadata changes by controllers or GitOps (the controller reports the object's status).
-    if matches!(target, Target::Annexa(_))
-        && request.operation == Operation::Update
-        && let Some(old) = request.old_object
-        && serde_json::from_str::<Value>(old.get())
-            .is_ok_and(|old| old.get("spec") == value.get("spec"))
-    {
-        return Ok(Decision::admit(request, kind));
-    }
-    let object = decode_object(&mut value, request, "request.object")?;
-    let namespace = request
-        .namespace
-        .as_deref()
-        .or_else(|| value.pointer("/metadata/namespace").and_then(Value::as_str))
-        .unwrap_or("default");
+    let (object, namespace) = match prepare(request, target)? {
+        Prepared::Admit => return Ok(Decision::admit(request, kind)),
+        Prepared::Object(object, namespace) => (object, namespace),
+    };
+    let namespace: &str = &namespace;
 
     let evaluate = |governed: Governed<'_>| {
         let profile = context.profile(namespace);
@@ -206,6 +213,7 @@ pub fn validate(
             profile: &profile,
             lookup: context.lookup(),
             now,
+            detail: policy::Detail::Findings,
         };
         policy::evaluate(governed, &ctx)
     };
@@ -266,6 +274,7 @@ pub fn validate(
                 profile: &profile,
                 lookup: context.lookup(),
                 now,
+                detail: policy::Detail::Findings,
             };
             model_approval::evaluate_request(
                 approval,
@@ -277,7 +286,236 @@ pub fn validate(
             return Ok(Decision::admit(request, kind));
         }
     };
-    Ok(Decision::from_evaluation(request, kind, &evaluation))
+    Ok(Decision::from_evaluation(request, kind, evaluation))
+}
+
+/// The object under review, decoded, or admitted before it is decoded.
+#[allow(clippy::large_enum_variant)] // built and moved once per request; a Box would allocate
+enum Prepared<'r> {
+    Admit,
+    /// The object and the namespace whose profile applies.
+    Object(Object, Cow<'r, str>),
+}
+
+/// Decodes the object under review. Admitted without decoding: objects being deleted (so
+/// finalizers can always be removed), and updates of Annexa objects that keep their spec
+/// (labels, annotations, finalizers): the rules read the spec, and a policy tightened since
+/// creation must not block metadata changes by controllers or GitOps (the controller reports
+/// the object's status).
+///
+/// Two paths, one answer: [`prepare_fast`] reads well-formed objects straight from the raw JSON;
+/// anything else goes through a `serde_json::Value` exactly as `annexa check` decodes files
+/// ([`prepare_by_value`]), which names what is wrong. A test holds them to the same answer.
+fn prepare<'r>(request: &'r Request<'_>, target: Target) -> Result<Prepared<'r>, ReviewError> {
+    match prepare_fast(request, target) {
+        Some(prepared) => Ok(prepared),
+        None => prepare_by_value(request, target),
+    }
+}
+
+fn prepare_by_value<'r>(
+    request: &'r Request<'_>,
+    target: Target,
+) -> Result<Prepared<'r>, ReviewError> {
+    let mut value = object_value(request.object, "request.object")?;
+    if value
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|t| !t.is_null())
+    {
+        return Ok(Prepared::Admit);
+    }
+    if matches!(target, Target::Annexa(_))
+        && request.operation == Operation::Update
+        && let Some(old) = request.old_object
+        && serde_json::from_str::<Value>(old.get())
+            .is_ok_and(|old| old.get("spec") == value.get("spec"))
+    {
+        return Ok(Prepared::Admit);
+    }
+    let object = decode_object(&mut value, request, "request.object")?;
+    let namespace = match request.namespace.as_deref() {
+        Some(namespace) => Cow::Borrowed(namespace),
+        None => Cow::Owned(
+            value
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("default")
+                .to_string(),
+        ),
+    };
+    Ok(Prepared::Object(object, namespace))
+}
+
+/// The namespace whose profile applies: the request's, else the object's, else `default`.
+fn profile_namespace<'r>(request: &'r Request<'_>, object: Option<Cow<'r, str>>) -> Cow<'r, str> {
+    match (&request.namespace, object) {
+        (Some(requested), _) => Cow::Borrowed(&**requested),
+        (None, Some(namespace)) => namespace,
+        (None, None) => Cow::Borrowed("default"),
+    }
+}
+
+/// The API server may leave the namespace out of the object on CREATE: the request's is filled
+/// in (as `decode_object` does for an object with metadata).
+fn fill_namespace(request: &Request<'_>, namespace: &mut Option<String>) {
+    if namespace.as_deref().is_none_or(str::is_empty)
+        && let Some(requested) = &request.namespace
+    {
+        *namespace = Some(requested.to_string());
+    }
+}
+
+/// Reads the object straight from the raw JSON, never through a `Value`. None whenever the
+/// `Value` path might answer differently: the object is not a mapping or nests too deeply, has
+/// a duplicate key, an unknown field, a wrong type, a kind or apiVersion that does not match,
+/// or no name. The checks are the `Value` path's, in the same order.
+fn prepare_fast<'r>(request: &'r Request<'_>, target: Target) -> Option<Prepared<'r>> {
+    let raw = request.object?.get();
+    if !within_value_depth(raw) {
+        return None;
+    }
+    match target {
+        Target::Annexa("CompliancePolicy") => {
+            prepare_annexa::<CompliancePolicy>(request, raw, Object::Policy, |p| p)
+        }
+        Target::Annexa("TrainingDataset") => {
+            prepare_annexa::<TrainingDataset>(request, raw, Object::Dataset, with_default_namespace)
+        }
+        Target::Annexa("ModelDeployment") => {
+            prepare_annexa::<ModelDeployment>(request, raw, Object::Model, with_default_namespace)
+        }
+        Target::Annexa("ModelApproval") => {
+            prepare_annexa::<ModelApproval>(request, raw, Object::Approval, with_default_namespace)
+        }
+        Target::Annexa("AgentPolicy") => {
+            prepare_annexa::<AgentPolicy>(request, raw, Object::Agent, with_default_namespace)
+        }
+        Target::Workload(kind) => prepare_workload(request, kind, raw),
+        Target::Annexa(_) | Target::Other => None,
+    }
+}
+
+/// The fast path for an Annexa kind: one pass over the object, a second over its spec.
+fn prepare_annexa<'r, K: AnnexaKind>(
+    request: &'r Request<'_>,
+    raw: &'r str,
+    wrap: fn(K) -> Object,
+    default_namespace: fn(K) -> K,
+) -> Option<Prepared<'r>> {
+    let top = TopLevel::<K::Status>::read(raw)?;
+    if top.metadata.deletion_timestamp.is_some() {
+        return Some(Prepared::Admit);
+    }
+    if request.operation == Operation::Update
+        && let Some(old) = request.old_object
+        && spec_unchanged(Some(top.spec), old)?
+    {
+        return Some(Prepared::Admit);
+    }
+    if top.kind != request.kind.kind
+        || top.api_version != API_VERSION
+        || (top.metadata.name.as_deref())
+            .or(top.metadata.generate_name.as_deref())
+            .is_none_or(str::is_empty)
+    {
+        return None;
+    }
+    let namespace = profile_namespace(request, top.metadata.namespace.clone().map(Cow::Owned));
+    let mut object: K = top.assemble()?;
+    fill_namespace(request, &mut object.meta_mut().namespace);
+    Some(Prepared::Object(wrap(default_namespace(object)), namespace))
+}
+
+/// What the fast path reads of a workload before decoding its pod, borrowed from the request.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WorkloadHeader<'a> {
+    #[serde(borrow, default)]
+    api_version: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    metadata: Option<MapOnly<MetadataHeader<'a>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MetadataHeader<'a> {
+    #[serde(borrow, default)]
+    namespace: Option<Cow<'a, str>>,
+    /// Present and not null.
+    #[serde(default)]
+    deletion_timestamp: Option<IgnoredAny>,
+}
+
+/// The fast path for a workload: a pass for the header, a second for the pod.
+fn prepare_workload<'r>(
+    request: &'r Request<'_>,
+    kind: &str,
+    raw: &'r str,
+) -> Option<Prepared<'r>> {
+    let MapOnly(header) = serde_json::from_str::<MapOnly<WorkloadHeader<'r>>>(raw).ok()?;
+    let metadata = header.metadata.map(|MapOnly(m)| m);
+    if metadata
+        .as_ref()
+        .is_some_and(|m| m.deletion_timestamp.is_some())
+    {
+        return Some(Prepared::Admit);
+    }
+    if header.kind.as_deref() != Some(&*request.kind.kind)
+        || !matches!(
+            header.api_version.as_deref(),
+            Some("v1" | "apps/v1" | "batch/v1")
+        )
+    {
+        return None;
+    }
+    let mut workload = Workload::from_json(kind, raw)?;
+    let mut namespace = Some(std::mem::take(&mut workload.namespace));
+    if metadata.is_some() {
+        fill_namespace(request, &mut namespace);
+    }
+    workload.namespace = namespace
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "default".to_string());
+    let namespace = profile_namespace(request, metadata.and_then(|m| m.namespace));
+    Some(Prepared::Object(Object::Workload(workload), namespace))
+}
+
+/// The spec of the old object of an update; an explicit `null` is kept (as `Value::get` sees
+/// it).
+#[derive(Deserialize)]
+struct SpecHeader<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    spec: Option<&'a RawValue>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(deserializer).map(Some)
+}
+
+/// Whether an update keeps the spec, compared as JSON values (key order and spacing may differ
+/// between the object and the old object): the same text is the same value, and only different
+/// texts are parsed. None when the old object is not a well-formed mapping: the `Value` path
+/// decides.
+fn spec_unchanged(spec: Option<&RawValue>, old: &RawValue) -> Option<bool> {
+    let old = old.get();
+    if !within_value_depth(old) {
+        return None;
+    }
+    let MapOnly(old) = serde_json::from_str::<MapOnly<SpecHeader<'_>>>(old).ok()?;
+    Some(match (spec, old.spec) {
+        (None, None) => true,
+        (Some(new), Some(old)) => {
+            new.get() == old.get()
+                || serde_json::from_str::<Value>(new.get()).is_ok_and(|new| {
+                    serde_json::from_str::<Value>(old.get()).is_ok_and(|old| old == new)
+                })
+        }
+        _ => false,
+    })
 }
 
 /// Parses a raw object; a missing or non-mapping object is a bad request.
@@ -415,4 +653,400 @@ pub fn mutate(request: &Request<'_>) -> Result<Decision, ReviewError> {
         kind,
         counts: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The fast path and the `Value` path must give one answer: wherever the fast path decides,
+    //! it decides what the `Value` path decides (the same object, namespace, or admission).
+    use super::*;
+    use crate::webhook::review;
+    use serde_json::json;
+    use std::path::Path;
+
+    fn describe(prepared: Result<Prepared<'_>, ReviewError>) -> String {
+        match prepared {
+            Ok(Prepared::Admit) => "admitted".to_string(),
+            Ok(Prepared::Object(object, namespace)) => format!("{object:?} in {namespace:?}"),
+            Err(e) => format!("error: {e}"),
+        }
+    }
+
+    /// A review of `object` (raw JSON text, so key order and spacing are the test's).
+    fn review_of(
+        operation: &str,
+        namespace: Option<&str>,
+        object: &str,
+        old: Option<&str>,
+    ) -> String {
+        let kind = serde_json::from_str::<Value>(object)
+            .ok()
+            .and_then(|o| o.get("kind").and_then(Value::as_str).map(str::to_string))
+            .unwrap_or_else(|| "ModelDeployment".to_string());
+        let (group, version) = match WORKLOAD_GROUPS.iter().find(|(k, _)| *k == kind) {
+            Some((_, group)) => (*group, "v1"),
+            None => (GROUP, "v1alpha1"),
+        };
+        let namespace = namespace.map_or(String::new(), |n| format!(r#""namespace":"{n}","#));
+        let old = old.map_or(String::new(), |o| format!(r#","oldObject":{o}"#));
+        format!(
+            r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"u1","kind":{{"group":"{group}","version":"{version}","kind":"{kind}"}},"operation":"{operation}","userInfo":{{"username":"alice"}},{namespace}"object":{object}{old}}}}}"#
+        )
+    }
+
+    /// Asserts both paths agree on the review; returns whether the fast path decided.
+    #[track_caller]
+    fn agree(review: &str) -> bool {
+        let request = review::decode(review.as_bytes()).unwrap();
+        let target = Target::of(&request.kind);
+        let Some(fast) = prepare_fast(&request, target) else {
+            return false;
+        };
+        assert_eq!(
+            describe(Ok(fast)),
+            describe(prepare_by_value(&request, target)),
+            "{review}"
+        );
+        true
+    }
+
+    /// Every governed object of the examples, as JSON text.
+    fn example_objects() -> Vec<Value> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        let files =
+            manifest::expand_paths(&[root.join("compliant"), root.join("noncompliant")]).unwrap();
+        let mut objects = Vec::new();
+        for file in files {
+            let text = std::fs::read_to_string(file).unwrap();
+            for document in serde_yaml_ng::Deserializer::from_str(&text) {
+                let value = Value::deserialize(document).unwrap();
+                let kind = value
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if ANNEXA_KINDS.contains(&kind) || WORKLOAD_GROUPS.iter().any(|(k, _)| *k == kind) {
+                    objects.push(value);
+                }
+            }
+        }
+        assert!(objects.len() > 20, "{} objects", objects.len());
+        objects
+    }
+
+    #[test]
+    fn benchmark_reviews_take_the_fast_path_and_agree() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/fixtures");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(root).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let review = std::fs::read_to_string(&path).unwrap();
+                assert!(
+                    agree(&review),
+                    "{}: not decided by the fast path",
+                    path.display()
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 16);
+    }
+
+    #[test]
+    fn examples_take_the_fast_path_and_agree_with_or_without_the_request_namespace() {
+        for object in example_objects() {
+            let text = object.to_string();
+            for namespace in [None, Some("ml-prod"), Some("")] {
+                assert!(
+                    agree(&review_of("CREATE", namespace, &text, None)),
+                    "{text}"
+                );
+            }
+            // Without a namespace in the object, the request's (or `default`) applies.
+            let mut bare = object.clone();
+            if let Some(Value::Object(metadata)) = bare.get_mut("metadata") {
+                metadata.remove("namespace");
+            }
+            for namespace in [None, Some("ml-prod")] {
+                assert!(agree(&review_of(
+                    "CREATE",
+                    namespace,
+                    &bare.to_string(),
+                    None
+                )));
+            }
+        }
+    }
+
+    /// Every node of every example replaced by values of every JSON type, or removed: the
+    /// fast path refuses or agrees, never reads what the `Value` path would not.
+    #[test]
+    fn mutated_examples_agree() {
+        fn pointers(value: &Value, at: String, out: &mut Vec<String>) {
+            match value {
+                Value::Object(map) => {
+                    for (key, child) in map {
+                        let path = format!("{at}/{}", key.replace('~', "~0").replace('/', "~1"));
+                        out.push(path.clone());
+                        pointers(child, path, out);
+                    }
+                }
+                Value::Array(items) => {
+                    for (i, child) in items.iter().enumerate() {
+                        let path = format!("{at}/{i}");
+                        out.push(path.clone());
+                        pointers(child, path, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let (mut fast, mut cases) = (0, 0);
+        for object in example_objects() {
+            let mut unknown = object.clone();
+            unknown["zzUnknown"] = json!(1);
+            assert!(
+                !agree(&review_of("CREATE", None, &unknown.to_string(), None))
+                    || object["apiVersion"].as_str() != Some(API_VERSION)
+            );
+            let mut paths = Vec::new();
+            pointers(&object, String::new(), &mut paths);
+            for path in paths {
+                let original = object.pointer(&path).cloned().unwrap_or_default();
+                let replacements = [
+                    Value::Null,
+                    json!(true),
+                    json!(5),
+                    json!(-1.5),
+                    json!(""),
+                    json!("x"),
+                    json!([]),
+                    json!({}),
+                    json!([original.clone()]),
+                    json!({ "x": original }),
+                ];
+                for replacement in replacements {
+                    let mut mutated = object.clone();
+                    if let Some(node) = mutated.pointer_mut(&path) {
+                        *node = replacement;
+                    }
+                    for namespace in [None, Some("ml-prod")] {
+                        cases += 1;
+                        fast += usize::from(agree(&review_of(
+                            "CREATE",
+                            namespace,
+                            &mutated.to_string(),
+                            None,
+                        )));
+                    }
+                }
+                // Removed.
+                let (parent, key) = path.rsplit_once('/').unwrap();
+                let mut mutated = object.clone();
+                match mutated.pointer_mut(parent) {
+                    Some(Value::Object(map)) => {
+                        map.remove(&key.replace("~1", "/").replace("~0", "~"));
+                    }
+                    Some(Value::Array(items)) => {
+                        items.remove(key.parse::<usize>().unwrap());
+                    }
+                    _ => {}
+                }
+                cases += 1;
+                fast += usize::from(agree(&review_of(
+                    "CREATE",
+                    Some("ml-prod"),
+                    &mutated.to_string(),
+                    None,
+                )));
+                // A field no type has, added to a mapping: an unknown field in the spec (or at
+                // the top), ignored in metadata and status.
+                let mut mutated = object.clone();
+                if let Some(Value::Object(map)) = mutated.pointer_mut(&path) {
+                    map.insert("zzUnknown".to_string(), json!(1));
+                    let review = review_of("CREATE", Some("ml-prod"), &mutated.to_string(), None);
+                    let decided = agree(&review);
+                    let annexa = object["apiVersion"].as_str() == Some(API_VERSION);
+                    assert!(
+                        !(decided && annexa && path.starts_with("/spec")),
+                        "unknown field at {path} decided by the fast path"
+                    );
+                    cases += 1;
+                    fast += usize::from(decided);
+                }
+            }
+        }
+        // Not vacuous: many mutants are still valid objects and decided by the fast path.
+        assert!(
+            fast > cases / 10,
+            "{fast} of {cases} decided by the fast path"
+        );
+    }
+
+    #[test]
+    fn malformed_objects_agree() {
+        let model = r#"{"apiVersion":"annexa.dev/v1alpha1","kind":"ModelDeployment","metadata":{"name":"m","namespace":"ml-prod"},"spec":{"model":{"name":"m","version":"1.0.0","digest":"sha256:88b2072e3e177ec34a14929ecf42086800c989831269ec4b589231b683ae50be"},"image":"registry.example.com/serve@sha256:88b2072e3e177ec34a14929ecf42086800c989831269ec4b589231b683ae50be"}}"#;
+        let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"ml-prod","labels":{"app":"a"}},"spec":{"containers":[{"name":"c","image":"nginx"}]}}"#;
+        let deployment = r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"},"spec":{"template":{"metadata":{"labels":{"app":"a"}},"spec":{"containers":[{"name":"c","image":"nginx"}]}}}}"#;
+        assert!(agree(&review_of("CREATE", None, model, None)));
+        assert!(agree(&review_of("CREATE", None, pod, None)));
+        assert!(agree(&review_of("CREATE", None, deployment, None)));
+        let refused = [
+            // Not a mapping, or fields given as a list of values.
+            review_of("CREATE", None, "[1]", None),
+            review_of(
+                "CREATE",
+                None,
+                r#"["annexa.dev/v1alpha1","ModelDeployment",{"name":"m"}]"#,
+                None,
+            ),
+            model.replace(
+                r#""metadata":{"name":"m","namespace":"ml-prod"}"#,
+                r#""metadata":["m","","ml-prod"]"#,
+            ),
+            pod.replace(
+                r#""metadata":{"name":"p","namespace":"ml-prod","labels":{"app":"a"}}"#,
+                r#""metadata":["p","","ml-prod",{"app":"a"}]"#,
+            ),
+            deployment
+                .replace(r#""spec":{"template":"#, r#""spec":["#)
+                .replace("}]}}}}", "}]}}]}"),
+            // Duplicate keys: a `Value` keeps the last, derived types refuse.
+            model.replace(r#""image":"#, r#""image":"nginx","image":"#),
+            pod.replace(r#""spec":"#, r#""spec":{},"spec":"#),
+            // Unknown fields, wrong types, another kind or version, no name.
+            model.replace(r#""image":"#, r#""imag":"x","image":"#),
+            model.replace(r#""version":"1.0.0""#, r#""version":1"#),
+            model.replace(r#""kind":"ModelDeployment""#, r#""kind":"AgentPolicy""#),
+            model.replace("annexa.dev/v1alpha1", "annexa.dev/v1"),
+            model.replace(
+                r#""name":"m","namespace""#,
+                r#""name":"","generateName":"m-","namespace""#,
+            ),
+            model.replace(r#""name":"m","namespace""#, r#""namespace""#),
+            pod.replace(r#""namespace":"ml-prod""#, r#""namespace":7"#),
+            pod.replace(r#""labels":{"app":"a"}"#, r#""labels":null"#),
+            deployment.replace(
+                r#""apiVersion":"apps/v1""#,
+                r#""apiVersion":"apps/v1beta1""#,
+            ),
+        ];
+        for review in refused {
+            let review = if review.starts_with(r#"{"apiVersion":"admission"#) {
+                review
+            } else {
+                review_of("CREATE", Some("ml-prod"), &review, None)
+            };
+            assert!(!agree(&review), "decided by the fast path: {review}");
+        }
+        // Decided and agreeing: generateName, a null namespace, duplicate label keys and
+        // duplicate metadata fields (ObjectMeta, like a `Value`, keeps the last), a deleted
+        // object whatever its content.
+        for object in [
+            model.replace(
+                r#""name":"m","namespace""#,
+                r#""name":"x","name":"m","namespace""#,
+            ),
+            model.replace(
+                r#""name":"m","namespace""#,
+                r#""generateName":"m-","namespace""#,
+            ),
+            model.replace(r#""namespace":"ml-prod""#, r#""namespace":null"#),
+            pod.replace(
+                r#""labels":{"app":"a"}"#,
+                r#""labels":{"app":"a","app":"b"}"#,
+            ),
+            model
+                .replace(
+                    r#""namespace":"ml-prod""#,
+                    r#""deletionTimestamp":"2025-01-01T00:00:00Z""#,
+                )
+                .replace(r#""image":"#, r#""imag":"#),
+        ] {
+            for namespace in [None, Some("ml-prod")] {
+                assert!(
+                    agree(&review_of("CREATE", namespace, &object, None)),
+                    "{object}"
+                );
+            }
+        }
+    }
+
+    /// A `Value` nests at most 127 levels; the fast path skips ignored fields at any depth, so
+    /// it must refuse deeper objects itself.
+    #[test]
+    fn nesting_beyond_what_a_value_holds_is_left_to_the_value_path() {
+        let model = |levels: usize| {
+            format!(
+                r#"{{"apiVersion":"annexa.dev/v1alpha1","kind":"ModelDeployment","metadata":{{"name":"m","x":{}{}}},"spec":{{"model":{{"name":"m","version":"1.0.0","digest":"sha256:88b2072e3e177ec34a14929ecf42086800c989831269ec4b589231b683ae50be"}},"image":"r/i"}}}}"#,
+                "[".repeat(levels),
+                "]".repeat(levels)
+            )
+        };
+        for levels in 120..=125 {
+            assert!(
+                agree(&review_of("CREATE", None, &model(levels), None)),
+                "{levels}"
+            );
+        }
+        for levels in 126..=130 {
+            let review = review_of("CREATE", None, &model(levels), None);
+            assert!(!agree(&review), "{levels}");
+            let request = review::decode(review.as_bytes()).unwrap();
+            let error = describe(prepare_by_value(&request, Target::of(&request.kind)));
+            assert!(error.contains("recursion limit"), "{error}");
+        }
+        // Brackets inside strings do not nest.
+        let brackets = format!(r#""{}""#, "[{".repeat(100));
+        assert!(within_value_depth(&format!("[{brackets}]")));
+        assert!(!within_value_depth(&format!(
+            "{}{}",
+            "[".repeat(128),
+            "]".repeat(128)
+        )));
+        assert!(within_value_depth(&format!(
+            "{}{}",
+            "[".repeat(127),
+            "]".repeat(127)
+        )));
+    }
+
+    #[test]
+    fn updates_keeping_the_spec_are_recognised_whatever_the_formatting() {
+        let object = |spec: &str| {
+            format!(
+                r#"{{"apiVersion":"annexa.dev/v1alpha1","kind":"AgentPolicy","metadata":{{"name":"a","namespace":"ml-prod"}}{spec}}}"#
+            )
+        };
+        let spec = r#","spec":{"serviceAccountName":"sa","tokenTTL":"1h","egress":[{"cidr":"10.0.0.0/8","ports":[443]}]}"#;
+        let reordered = r#", "spec" : { "egress" : [ { "ports":[443], "cidr":"10.0.0.0/8" } ], "tokenTTL":"1h", "serviceAccountName":"sa" }"#;
+        let changed = r#","spec":{"serviceAccountName":"sa","tokenTTL":"2h","egress":[{"cidr":"10.0.0.0/8","ports":[443]}]}"#;
+        let integer_as_float = r#","spec":{"serviceAccountName":"sa","tokenTTL":"1h","egress":[{"cidr":"10.0.0.0/8","ports":[443.0]}]}"#;
+        let cases = [
+            (spec, spec, true),
+            (spec, reordered, true),
+            (spec, changed, false),
+            (spec, integer_as_float, false),
+            (spec, "", false),
+            ("", "", true),
+            ("", r#","spec":null"#, false),
+        ];
+        for (new, old, unchanged) in cases {
+            let review = review_of("UPDATE", Some("ml-prod"), &object(new), Some(&object(old)));
+            let request = review::decode(review.as_bytes()).unwrap();
+            let answer = describe(prepare_by_value(&request, Target::of(&request.kind)));
+            assert_eq!(answer == "admitted", unchanged, "{new} / {old}: {answer}");
+            // Without a spec, a changed object does not decode: the `Value` path says why.
+            let decided = agree(&review);
+            assert!(decided || new.is_empty(), "{new} / {old}");
+        }
+        // Old objects the fast path cannot read are left to the `Value` path.
+        for old in [
+            "[1]".to_string(),
+            object(spec).replace(r#""spec""#, r#""spec":{},"spec""#),
+        ] {
+            let review = review_of("UPDATE", Some("ml-prod"), &object(spec), Some(&old));
+            assert!(!agree(&review), "{old}");
+        }
+    }
 }

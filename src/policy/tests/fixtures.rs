@@ -3,7 +3,7 @@
 
 use crate::api::{Action, CompliancePolicy, ControlOutcome};
 use crate::manifest::{Object, decode};
-use crate::policy::{Context, Evaluation, Finding, Governed, Inventory, Profile, evaluate};
+use crate::policy::{Context, Detail, Evaluation, Finding, Governed, Inventory, Profile, evaluate};
 use jiff::{SignedDuration, Timestamp};
 
 /// The fixed "current time" of every test.
@@ -152,10 +152,12 @@ impl World {
             profile: &self.profile,
             lookup: &self.inventory,
             now: self.now,
+            detail: Detail::Outcomes,
         }
     }
 
-    /// Decodes and evaluates one object.
+    /// Decodes and evaluates one object, checking that admission (findings only) concludes
+    /// exactly what the controllers and `annexa check` conclude.
     pub fn eval(&self, yaml: &str) -> Evaluation {
         let object = object(yaml);
         let governed = match &object {
@@ -166,8 +168,28 @@ impl World {
             Object::Workload(w) => Governed::Workload(w),
             other => panic!("not a governed object: {other:?}"),
         };
-        evaluate(governed, &self.context())
+        let full = evaluate(governed, &self.context());
+        assert_same_findings(&full, governed, &self.context());
+        full
     }
+}
+
+/// Evaluates `object` again with [`Detail::Findings`] (what the webhook does) and asserts the
+/// findings are identical to `full`'s, and that no outcome was built.
+#[track_caller]
+pub fn assert_same_findings(full: &Evaluation, object: Governed<'_>, ctx: &Context<'_>) {
+    let admission = evaluate(
+        object,
+        &Context {
+            profile: ctx.profile,
+            lookup: ctx.lookup,
+            now: ctx.now,
+            detail: Detail::Findings,
+        },
+    );
+    assert_eq!(admission.findings, full.findings, "{}", full.object);
+    assert_eq!(admission.object, full.object);
+    assert!(admission.outcomes.is_empty(), "{}", full.object);
 }
 
 /// An expected finding: control, field path, action, full message.

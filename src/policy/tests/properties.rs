@@ -306,6 +306,7 @@ fn evaluate_everywhere(object: &Object, extra_policy: Option<&CompliancePolicy>)
             profile,
             lookup: &inventory as &dyn crate::policy::Lookup,
             now: now(),
+            detail: crate::policy::Detail::Outcomes,
         };
         let mut targets: Vec<&Object> = vec![object];
         if matches!(object, Object::Policy(_)) {
@@ -321,6 +322,7 @@ fn evaluate_everywhere(object: &Object, extra_policy: Option<&CompliancePolicy>)
                 _ => continue,
             };
             let evaluation = evaluate(governed, &ctx);
+            super::fixtures::assert_same_findings(&evaluation, governed, &ctx);
             // Every finding names its control at the start of its message.
             for f in &evaluation.findings {
                 assert!(f.message.starts_with(f.control), "{}", f.message);

@@ -18,11 +18,11 @@ use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use strict::Strict;
 
 mod strict;
-use std::io::Read;
-use std::path::{Path, PathBuf};
 
 /// Largest file `annexa check` reads (a guard against runaway inputs).
 pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
@@ -332,22 +332,18 @@ pub(crate) fn with_default_namespace<K: kube::Resource>(mut object: K) -> K {
     object
 }
 
-/// Whether a field the typed decoding ignored is the user's mistake. Server-populated metadata
-/// and status are not the user's to get wrong; `apiVersion` and `kind` are checked before
-/// decoding.
-fn is_unknown_field(path: &str) -> bool {
-    !path.starts_with("metadata.")
-        && !path.starts_with("status.")
-        && path != "apiVersion"
-        && path != "kind"
-}
-
 /// Decodes an Annexa kind strictly: unknown fields and wrong types are errors naming the field.
 pub fn typed<T: DeserializeOwned>(kind: &str, name: &str, value: &Value) -> Result<T, String> {
     let mut unknown = Vec::new();
     let mut on_ignored = |path: serde_ignored::Path<'_>| {
         let p = path.to_string();
-        if is_unknown_field(&p) {
+        // Server-populated metadata and status are not the user's to get wrong.
+        // `apiVersion` and `kind` were checked before decoding.
+        if !p.starts_with("metadata.")
+            && !p.starts_with("status.")
+            && p != "apiVersion"
+            && p != "kind"
+        {
             unknown.push(p)
         }
     };
@@ -400,7 +396,7 @@ annexa_kinds!(
 /// to decode strictly. Together they accept what [`typed`] accepts or less (a duplicate or
 /// unknown top-level key, a mapping written as a list) and read it the same; they say nothing
 /// about what they refuse: decode through [`decode`] to name the problem. The caller checks the
-/// nesting with [`within_value_depth`]: ignored fields are skipped here at any depth.
+/// text with [`value_accepts`]: ignored fields are skipped here without looking inside.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct TopLevel<'a, Status> {
@@ -433,44 +429,84 @@ impl<'a, Status: DeserializeOwned> TopLevel<'a, Status> {
     }
 }
 
-/// Whether JSON text nests arrays and objects less deeply than `serde_json` lets a `Value`
-/// nest (127 levels). A fast path that skips what it ignores without a depth limit must refuse
-/// what the `Value` path refuses.
-pub(crate) fn within_value_depth(json: &str) -> bool {
-    const LIMIT: usize = 128;
-    let bytes = json.as_bytes();
-    // Each level opens with a bracket: fewer brackets than the limit, wherever they are, is
-    // enough (the usual case, and a loop the compiler vectorises).
-    if bytes.iter().filter(|b| matches!(b, b'{' | b'[')).count() < LIMIT {
-        return true;
+/// Whether `serde_json` reads JSON text into a `Value`, checked without building one. Text the
+/// webhook receives is only known to be well-formed; a `Value` also refuses nesting deeper than
+/// 127 levels, lone surrogates in `\u` escapes, numbers beyond `f64`, and maps whose first key
+/// is serde_json's raw-value token. The fast paths skip what they ignore without looking
+/// inside, so they run only on text this accepts: they never read what the `Value` path
+/// refuses.
+pub(crate) fn value_accepts(json: &str) -> bool {
+    serde_json::from_str::<ValueSyntax>(json).is_ok()
+}
+
+/// Any JSON value, visited the way `Value` visits it (strings, numbers and keys parsed, nesting
+/// counted) and then dropped.
+struct ValueSyntax;
+
+impl<'de> Deserialize<'de> for ValueSyntax {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ValueSyntax)
     }
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in bytes {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'{' | b'[' => {
-                depth += 1;
-                if depth >= LIMIT {
-                    return false;
-                }
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
+}
+
+impl<'de> serde::de::Visitor<'de> for ValueSyntax {
+    type Value = ValueSyntax;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
     }
-    true
+    fn visit_bool<E>(self, _: bool) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_unit<E>(self) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self, A::Error> {
+        while seq.next_element::<ValueSyntax>()?.is_some() {}
+        Ok(self)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
+        let mut first = true;
+        while let Some(FirstKey(token)) = map.next_key()? {
+            if first && token {
+                return Err(serde::de::Error::custom("raw value token"));
+            }
+            first = false;
+            map.next_value::<ValueSyntax>()?;
+        }
+        Ok(self)
+    }
+}
+
+/// A map key, and whether it is the token that makes a `Value` parse the entry's string as JSON.
+struct FirstKey(bool);
+
+impl<'de> Deserialize<'de> for FirstKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Key;
+        impl serde::de::Visitor<'_> for Key {
+            type Value = FirstKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E>(self, key: &str) -> Result<FirstKey, E> {
+                Ok(FirstKey(key == "$serde_json::private::RawValue"))
+            }
+        }
+        deserializer.deserialize_str(Key)
+    }
 }
 
 /// Decodes `T` from a JSON object only. A derived `Deserialize` also accepts a list of the

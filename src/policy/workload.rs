@@ -265,7 +265,7 @@ impl Workload {
     /// [`Workload::from_object`] straight from the object's JSON text, in one pass and without
     /// a `Value` (the admission fast path). None where `from_object` might read something else
     /// or fail (a missing or malformed field, a duplicate key, a mapping written as a list):
-    /// call it for the error. The caller checks the nesting with `manifest::within_value_depth`.
+    /// call it for the error. The caller checks the text with `manifest::value_accepts`.
     pub(crate) fn from_json(kind: &str, json: &str) -> Option<Self> {
         let template_path = WORKLOAD_KINDS
             .iter()

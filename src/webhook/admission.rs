@@ -11,7 +11,7 @@ use crate::api::{
     ModelDeployment, TrainingDataset,
 };
 use crate::manifest::{
-    self, AnnexaKind, MapOnly, Object, TopLevel, with_default_namespace, within_value_depth,
+    self, AnnexaKind, MapOnly, Object, TopLevel, value_accepts, with_default_namespace,
 };
 use crate::policy::workload::Workload;
 use crate::policy::{self, Context, Evaluation, Governed, model_approval};
@@ -366,12 +366,12 @@ fn fill_namespace(request: &Request<'_>, namespace: &mut Option<String>) {
 }
 
 /// Reads the object straight from the raw JSON, never through a `Value`. None whenever the
-/// `Value` path might answer differently: the object is not a mapping or nests too deeply, has
-/// a duplicate key, an unknown field, a wrong type, a kind or apiVersion that does not match,
-/// or no name. The checks are the `Value` path's, in the same order.
+/// `Value` path might answer differently: text a `Value` refuses (see `value_accepts`), an
+/// object that is not a mapping, a duplicate key, an unknown field, a wrong type, a kind or
+/// apiVersion that does not match, no name. The checks are the `Value` path's, in its order.
 fn prepare_fast<'r>(request: &'r Request<'_>, target: Target) -> Option<Prepared<'r>> {
     let raw = request.object?.get();
-    if !within_value_depth(raw) {
+    if !value_accepts(raw) {
         return None;
     }
     match target {
@@ -408,7 +408,7 @@ fn prepare_annexa<'r, K: AnnexaKind>(
     }
     if request.operation == Operation::Update
         && let Some(old) = request.old_object
-        && spec_unchanged(Some(top.spec), old)?
+        && spec_unchanged(top.spec, old)?
     {
         return Some(Prepared::Admit);
     }
@@ -498,24 +498,20 @@ fn present<'de, D: serde::Deserializer<'de>>(
 
 /// Whether an update keeps the spec, compared as JSON values (key order and spacing may differ
 /// between the object and the old object): the same text is the same value, and only different
-/// texts are parsed. None when the old object is not a well-formed mapping: the `Value` path
-/// decides.
-fn spec_unchanged(spec: Option<&RawValue>, old: &RawValue) -> Option<bool> {
+/// texts are parsed. None when the old object is not one the `Value` path reads as a mapping:
+/// it decides.
+fn spec_unchanged(spec: &RawValue, old: &RawValue) -> Option<bool> {
     let old = old.get();
-    if !within_value_depth(old) {
+    if !value_accepts(old) {
         return None;
     }
     let MapOnly(old) = serde_json::from_str::<MapOnly<SpecHeader<'_>>>(old).ok()?;
-    Some(match (spec, old.spec) {
-        (None, None) => true,
-        (Some(new), Some(old)) => {
-            new.get() == old.get()
-                || serde_json::from_str::<Value>(new.get()).is_ok_and(|new| {
-                    serde_json::from_str::<Value>(old.get()).is_ok_and(|old| old == new)
-                })
-        }
-        _ => false,
-    })
+    Some(old.spec.is_some_and(|old| {
+        spec.get() == old.get()
+            || serde_json::from_str::<Value>(spec.get()).is_ok_and(|new| {
+                serde_json::from_str::<Value>(old.get()).is_ok_and(|old| old == new)
+            })
+    }))
 }
 
 /// Parses a raw object; a missing or non-mapping object is a bad request.
@@ -972,43 +968,75 @@ mod tests {
         }
     }
 
-    /// A `Value` nests at most 127 levels; the fast path skips ignored fields at any depth, so
-    /// it must refuse deeper objects itself.
+    /// Text the review decoder accepts (it only skips the object) but a `Value` refuses: the
+    /// fast path skips ignored fields without looking inside, so it must refuse such text
+    /// itself, wherever it hides (metadata, status, a pod's unread fields, the old object).
     #[test]
-    fn nesting_beyond_what_a_value_holds_is_left_to_the_value_path() {
-        let model = |levels: usize| {
+    fn text_a_value_refuses_is_left_to_the_value_path() {
+        let model = |extra: &str| {
             format!(
-                r#"{{"apiVersion":"annexa.dev/v1alpha1","kind":"ModelDeployment","metadata":{{"name":"m","x":{}{}}},"spec":{{"model":{{"name":"m","version":"1.0.0","digest":"sha256:88b2072e3e177ec34a14929ecf42086800c989831269ec4b589231b683ae50be"}},"image":"r/i"}}}}"#,
-                "[".repeat(levels),
-                "]".repeat(levels)
+                r#"{{"apiVersion":"annexa.dev/v1alpha1","kind":"ModelDeployment","metadata":{{"name":"m","x":{extra}}},"spec":{{"model":{{"name":"m","version":"1.0.0","digest":"sha256:88b2072e3e177ec34a14929ecf42086800c989831269ec4b589231b683ae50be"}},"image":"r/i"}},"status":{{"y":{extra}}}}}"#
             )
         };
+        let pod = |extra: &str| {
+            format!(
+                r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"p"}},"spec":{{"containers":[{{"name":"c","image":"nginx","env":[{{"name":"E","value":{extra}}}]}}]}}}}"#
+            )
+        };
+        let nested = |levels: usize| format!("{}{}", "[".repeat(levels), "]".repeat(levels));
+        // Nesting: the object is one level, metadata a second, `x` the rest (127 in all).
         for levels in 120..=125 {
-            assert!(
-                agree(&review_of("CREATE", None, &model(levels), None)),
-                "{levels}"
-            );
+            assert!(agree(&review_of(
+                "CREATE",
+                None,
+                &model(&nested(levels)),
+                None
+            )));
         }
-        for levels in 126..=130 {
-            let review = review_of("CREATE", None, &model(levels), None);
-            assert!(!agree(&review), "{levels}");
-            let request = review::decode(review.as_bytes()).unwrap();
-            let error = describe(prepare_by_value(&request, Target::of(&request.kind)));
-            assert!(error.contains("recursion limit"), "{error}");
+        let refused = [
+            nested(126),
+            nested(130),
+            r#""\ud800""#.to_string(),
+            r#""a\udc00b""#.to_string(),
+            "1e400".to_string(),
+            format!("1{}", "0".repeat(400)),
+            r#"{"$serde_json::private::RawValue":"[1]"}"#.to_string(),
+        ];
+        for extra in &refused {
+            for object in [model(extra), pod(extra)] {
+                let review = review_of("CREATE", None, &object, None);
+                assert!(!agree(&review), "decided by the fast path: {object}");
+                let request = review::decode(review.as_bytes()).unwrap();
+                let answer = describe(prepare_by_value(&request, Target::of(&request.kind)));
+                if !extra.contains("RawValue") {
+                    assert!(answer.starts_with("error: request.object: "), "{answer}");
+                }
+            }
+            // In the old object of an update: not a spec the `Value` path can compare.
+            let review = review_of("UPDATE", None, &model("1"), Some(&model(extra)));
+            assert!(!agree(&review), "decided by the fast path: {extra}");
+        }
+        // What a `Value` reads: a valid surrogate pair, big and small numbers.
+        for extra in [
+            r#""\ud83d\ude00""#,
+            "1e300",
+            "-1e-400",
+            "18446744073709551616",
+        ] {
+            assert!(
+                agree(&review_of("CREATE", None, &model(extra), None)),
+                "{extra}"
+            );
+            assert!(
+                agree(&review_of("CREATE", None, &pod(extra), None)),
+                "{extra}"
+            );
         }
         // Brackets inside strings do not nest.
         let brackets = format!(r#""{}""#, "[{".repeat(100));
-        assert!(within_value_depth(&format!("[{brackets}]")));
-        assert!(!within_value_depth(&format!(
-            "{}{}",
-            "[".repeat(128),
-            "]".repeat(128)
-        )));
-        assert!(within_value_depth(&format!(
-            "{}{}",
-            "[".repeat(127),
-            "]".repeat(127)
-        )));
+        assert!(value_accepts(&format!("[{brackets}]")));
+        assert!(value_accepts(&nested(127)));
+        assert!(!value_accepts(&nested(128)));
     }
 
     #[test]

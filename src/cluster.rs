@@ -255,12 +255,7 @@ impl Lookup for StoreContext {
                     && a.spec.service_account_name == sa
             })
             .into_iter()
-            .min_by_key(|a| {
-                (
-                    a.metadata.creation_timestamp.as_ref().map(|t| t.0),
-                    a.name_any(),
-                )
-            })
+            .min_by(|a, b| a.seniority().cmp(&b.seniority()))
     }
 }
 

@@ -83,3 +83,14 @@ pub struct AgentPolicyStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub excess_bindings: Vec<String>,
 }
+
+impl AgentPolicy {
+    /// Orders AgentPolicies naming the same service account: the smallest (oldest, then first
+    /// by name) governs it. The webhook's lookup and the controller both decide by this.
+    pub fn seniority(&self) -> (Option<jiff::Timestamp>, &str) {
+        (
+            self.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            self.metadata.name.as_deref().unwrap_or_default(),
+        )
+    }
+}

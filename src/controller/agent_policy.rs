@@ -273,19 +273,13 @@ pub fn excess_bindings(agent: &AgentPolicy, rbac: &RbacState) -> Vec<String> {
 /// (Two owners would take the account, its Role and NetworkPolicy from each other on every
 /// reconcile.)
 pub fn account_owner(agent: &AgentPolicy, agents: &[Arc<AgentPolicy>]) -> Option<Arc<AgentPolicy>> {
-    let key = |a: &AgentPolicy| {
-        (
-            a.metadata.creation_timestamp.as_ref().map(|t| t.0),
-            a.name_any(),
-        )
-    };
     agents
         .iter()
         .filter(|a| {
             a.metadata.namespace == agent.metadata.namespace
                 && a.spec.service_account_name == agent.spec.service_account_name
         })
-        .min_by_key(|a| key(a))
+        .min_by(|a, b| a.seniority().cmp(&b.seniority()))
         .filter(|owner| owner.name_any() != agent.name_any())
         .cloned()
 }

@@ -990,7 +990,7 @@ mod tests {
         };
         let pod = |extra: &str| {
             format!(
-                r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"p"}},"spec":{{"containers":[{{"name":"c","image":"nginx","env":[{{"name":"E","value":{extra}}}]}}]}}}}"#
+                r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"p"}},"spec":{{"containers":[{{"name":"c","image":"nginx","args":[{extra}]}}]}}}}"#
             )
         };
         let nested = |levels: usize| format!("{}{}", "[".repeat(levels), "]".repeat(levels));

@@ -521,9 +521,9 @@ fn ephemeral_containers_are_checked_like_containers() {
         [("A.8.9", "spec.ephemeralContainers[0].image")]
     );
     // Debug registries are for ephemeral containers only.
-    let e = world.eval(&pod(&format!(
-        "containers:\n  - name: trainer\n    image: debug.example.com/tools@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n"
-    )));
+    let e = world.eval(&pod(
+        "containers:\n  - name: trainer\n    image: debug.example.com/tools@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n",
+    ));
     assert_eq!(
         e.findings
             .iter()

@@ -160,7 +160,7 @@ control!(
     "Segregation of networks",
     Technological,
     &[MD, WL],
-    "Models admit traffic only from declared peers (never from everywhere) and land on the GPU pool of their classification; GPU pods carry the pool placement; other pods do not tolerate GPU pool taints."
+    "Models admit traffic only from declared peers (never from everywhere) and land on the GPU pool of their classification; GPU pods carry the pool placement of their classification, at least that of the datasets they read; other pods do not tolerate GPU pool taints."
 );
 control!(
     A_8_24,

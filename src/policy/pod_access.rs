@@ -357,9 +357,10 @@ pub(crate) fn dataset_access(
                 &A_8_3,
                 read.path.clone(),
                 format_args!(
-                    "{what} runs as service account {sa:?} and {} {object} {:?}, {what_it_is} of dataset {name:?} ({class}), {}",
+                    "{what} runs as service account {sa:?} and {} {object} {:?} ({}), {what_it_is} of dataset {name:?} ({class}), {}",
                     read.how,
                     read.name,
+                    read.path,
                     Readers(&dataset, &w.namespace)
                 ),
             );
@@ -583,11 +584,12 @@ pub(crate) fn agent_identity(
         agent_pod = true;
         let name = agent.metadata.name.as_deref().unwrap_or_default();
         if agent_mismatch(&agent, &w.labels, sa) == Some(AgentMismatch::Unlabelled) {
+            let labels = format!("{}.labels", metadata_path(sp));
             rec.fail(
                 &A_8_12,
-                format!("{}.labels", metadata_path(sp)),
+                labels.clone(),
                 format_args!(
-                    "{what} runs as service account {sa:?} of agent {name:?} but does not carry the agent's pod labels ({}), so the agent's egress NetworkPolicy does not select it",
+                    "{what} runs as service account {sa:?} of agent {name:?} but its labels ({labels}) do not match the agent's podSelector ({}), so the agent's egress NetworkPolicy does not select it",
                     SelectorText(&agent.pod_selector())
                 ),
             );
@@ -606,7 +608,7 @@ pub(crate) fn agent_identity(
                 &A_5_15,
                 format!("{sp}.serviceAccountName"),
                 format_args!(
-                    "{what} carries the pod labels of agent {name:?} ({}) but runs as service account {sa:?}, not the agent's {:?}, so it holds rights outside the agent's least-privilege policy",
+                    "{what} matches the podSelector of agent {name:?} ({}) but runs as service account {sa:?} ({sp}.serviceAccountName), not the agent's {:?}, so it holds rights outside the agent's least-privilege policy",
                     SelectorText(&agent.pod_selector()),
                     agent.spec.service_account_name
                 ),

@@ -53,7 +53,7 @@ fn reference_forms() -> Vec<(&'static str, String, &'static str, &'static str)> 
                 "{c}    env:\n      - {{name: PLAIN, value: x}}\n      - name: KEY\n        valueFrom:\n          secretKeyRef: {{name: claims-raw-s3-reader, key: key}}\n"
             ),
             "containers[0].env[1].valueFrom.secretKeyRef.name",
-            "reads Secret \"claims-raw-s3-reader\", the credentials",
+            "reads Secret \"claims-raw-s3-reader\"",
         ),
         (
             "envFrom secretRef",
@@ -61,7 +61,7 @@ fn reference_forms() -> Vec<(&'static str, String, &'static str, &'static str)> 
                 "{c}    envFrom:\n      - configMapRef: {{name: settings}}\n      - secretRef: {{name: claims-raw-s3-reader}}\n"
             ),
             "containers[0].envFrom[1].secretRef.name",
-            "reads Secret \"claims-raw-s3-reader\", the credentials",
+            "reads Secret \"claims-raw-s3-reader\"",
         ),
         (
             "init container envFrom",
@@ -69,7 +69,7 @@ fn reference_forms() -> Vec<(&'static str, String, &'static str, &'static str)> 
                 "initContainers:\n  - name: fetch\n    image: {IMAGE}\n    envFrom:\n      - secretRef: {{name: claims-raw-s3-reader}}\n{c}"
             ),
             "initContainers[0].envFrom[0].secretRef.name",
-            "reads Secret \"claims-raw-s3-reader\", the credentials",
+            "reads Secret \"claims-raw-s3-reader\"",
         ),
         (
             "ephemeral container env",
@@ -77,7 +77,7 @@ fn reference_forms() -> Vec<(&'static str, String, &'static str, &'static str)> 
                 "{c}ephemeralContainers:\n  - name: debug\n    image: {IMAGE}\n    env:\n      - name: KEY\n        valueFrom:\n          secretKeyRef: {{name: claims-raw-s3-reader, key: key}}\n"
             ),
             "ephemeralContainers[0].env[0].valueFrom.secretKeyRef.name",
-            "reads Secret \"claims-raw-s3-reader\", the credentials",
+            "reads Secret \"claims-raw-s3-reader\"",
         ),
         (
             "secret volume",
@@ -85,7 +85,7 @@ fn reference_forms() -> Vec<(&'static str, String, &'static str, &'static str)> 
                 "{c}volumes:\n  - name: creds\n    secret: {{secretName: claims-raw-s3-reader}}\n"
             ),
             "volumes[0].secret.secretName",
-            "mounts Secret \"claims-raw-s3-reader\", the credentials",
+            "mounts Secret \"claims-raw-s3-reader\"",
         ),
         (
             "projected secret",
@@ -93,7 +93,7 @@ fn reference_forms() -> Vec<(&'static str, String, &'static str, &'static str)> 
                 "{c}volumes:\n  - name: creds\n    projected:\n      sources:\n        - configMap: {{name: settings}}\n        - secret: {{name: claims-raw-s3-reader}}\n"
             ),
             "volumes[0].projected.sources[1].secret.name",
-            "mounts Secret \"claims-raw-s3-reader\", the credentials",
+            "mounts Secret \"claims-raw-s3-reader\"",
         ),
         (
             "CSI nodePublishSecretRef",
@@ -101,7 +101,7 @@ fn reference_forms() -> Vec<(&'static str, String, &'static str, &'static str)> 
                 "{c}volumes:\n  - name: bucket\n    csi:\n      driver: s3.csi.aws.com\n      nodePublishSecretRef: {{name: claims-raw-s3-reader}}\n"
             ),
             "volumes[0].csi.nodePublishSecretRef.name",
-            "mounts Secret \"claims-raw-s3-reader\", the credentials",
+            "mounts Secret \"claims-raw-s3-reader\"",
         ),
         (
             "persistentVolumeClaim",
@@ -109,7 +109,7 @@ fn reference_forms() -> Vec<(&'static str, String, &'static str, &'static str)> 
                 "{c}volumes:\n  - name: data\n    persistentVolumeClaim: {{claimName: features-pvc, readOnly: true}}\n"
             ),
             "volumes[0].persistentVolumeClaim.claimName",
-            "mounts PersistentVolumeClaim \"features-pvc\", the data",
+            "mounts PersistentVolumeClaim \"features-pvc\"",
         ),
         (
             "ephemeral dataSource",
@@ -117,7 +117,7 @@ fn reference_forms() -> Vec<(&'static str, String, &'static str, &'static str)> 
                 "{c}volumes:\n  - name: scratch\n    ephemeral:\n      volumeClaimTemplate:\n        spec:\n          accessModes: [ReadWriteOnce]\n          dataSource: {{kind: PersistentVolumeClaim, name: features-pvc}}\n"
             ),
             "volumes[0].ephemeral.volumeClaimTemplate.spec.dataSource.name",
-            "clones PersistentVolumeClaim \"features-pvc\", the data",
+            "clones PersistentVolumeClaim \"features-pvc\"",
         ),
         (
             "ephemeral dataSourceRef",
@@ -125,7 +125,7 @@ fn reference_forms() -> Vec<(&'static str, String, &'static str, &'static str)> 
                 "{c}volumes:\n  - name: scratch\n    ephemeral:\n      volumeClaimTemplate:\n        spec:\n          accessModes: [ReadWriteOnce]\n          dataSourceRef: {{apiGroup: \"\", kind: PersistentVolumeClaim, name: features-pvc}}\n"
             ),
             "volumes[0].ephemeral.volumeClaimTemplate.spec.dataSourceRef.name",
-            "clones PersistentVolumeClaim \"features-pvc\", the data",
+            "clones PersistentVolumeClaim \"features-pvc\"",
         ),
     ]
 }
@@ -134,15 +134,22 @@ fn reference_forms() -> Vec<(&'static str, String, &'static str, &'static str)> 
 fn every_reference_form_needs_an_allowed_service_account() {
     let world = world();
     for (form, spec, at, reads) in reference_forms() {
-        let (dataset, class, allowed) = if at.contains("Claim") || at.contains("dataSource") {
-            (
-                "features",
-                "Confidential",
-                r#"["fraud-trainer", "fraud-eval"]"#,
-            )
-        } else {
-            ("claims-raw", "Restricted", r#"["fraud-trainer"]"#)
-        };
+        let (dataset, class, allowed, what_it_is) =
+            if at.contains("Claim") || at.contains("dataSource") {
+                (
+                    "features",
+                    "Confidential",
+                    r#"["fraud-trainer", "fraud-eval"]"#,
+                    "the data",
+                )
+            } else {
+                (
+                    "claims-raw",
+                    "Restricted",
+                    r#"["fraud-trainer"]"#,
+                    "the credentials",
+                )
+            };
         for (kind, _, spec_path) in KINDS {
             let noun = kind.to_ascii_lowercase();
             // As `default` (no serviceAccountName): refused, naming dataset, path and readers.
@@ -154,7 +161,7 @@ fn every_reference_form_needs_an_allowed_service_account() {
                     &format!("{spec_path}.{at}"),
                     Enforce,
                     &format!(
-                        "A.8.3 Information access restriction: {noun} \"job\" runs as service account \"default\" and {reads} of dataset \"{dataset}\" ({class}), which only {allowed} may read"
+                        "A.8.3 Information access restriction: {noun} \"job\" runs as service account \"default\" and {reads} ({spec_path}.{at}), {what_it_is} of dataset \"{dataset}\" ({class}), which only {allowed} may read"
                     ),
                 )],
             );
@@ -246,7 +253,7 @@ fn a_dataset_with_no_readers_or_in_another_namespace_is_read_by_nobody() {
             "A.8.3",
             "spec.containers[0].envFrom[0].secretRef.name",
             Enforce,
-            r#"A.8.3 Information access restriction: pod "t" runs as service account "fraud-trainer" and reads Secret "claims-raw-s3-reader", the credentials of dataset "claims-raw" (Restricted), which no service account may read (its access.allowedServiceAccounts is empty)"#,
+            r#"A.8.3 Information access restriction: pod "t" runs as service account "fraud-trainer" and reads Secret "claims-raw-s3-reader" (spec.containers[0].envFrom[0].secretRef.name), the credentials of dataset "claims-raw" (Restricted), which no service account may read (its access.allowedServiceAccounts is empty)"#,
         )],
     );
     // A clone of another namespace's claim (dataSourceRef.namespace) is checked against that
@@ -260,7 +267,7 @@ fn a_dataset_with_no_readers_or_in_another_namespace_is_read_by_nobody() {
             "A.8.3",
             "spec.volumes[0].ephemeral.volumeClaimTemplate.spec.dataSourceRef.name",
             Enforce,
-            r#"A.8.3 Information access restriction: pod "t" runs as service account "fraud-trainer" and clones PersistentVolumeClaim "features-pvc", the data of dataset "features" (Confidential), which lives in namespace "fraud": only its own service accounts may read it"#,
+            r#"A.8.3 Information access restriction: pod "t" runs as service account "fraud-trainer" and clones PersistentVolumeClaim "features-pvc" (spec.volumes[0].ephemeral.volumeClaimTemplate.spec.dataSourceRef.name), the data of dataset "features" (Confidential), which lives in namespace "fraud": only its own service accounts may read it"#,
         )],
     );
 }
@@ -450,7 +457,7 @@ fn a_pod_running_as_the_agents_account_carries_its_labels() {
                     &format!("{metadata}metadata.labels"),
                     Enforce,
                     &format!(
-                        "A.8.12 Data leakage prevention: {noun} \"support-agent\" runs as service account \"support-agent\" of agent \"support-agent\" but does not carry the agent's pod labels ({selector}), so the agent's egress NetworkPolicy does not select it"
+                        "A.8.12 Data leakage prevention: {noun} \"support-agent\" runs as service account \"support-agent\" of agent \"support-agent\" but its labels ({metadata}metadata.labels) do not match the agent's podSelector ({selector}), so the agent's egress NetworkPolicy does not select it"
                     ),
                 )],
             );
@@ -481,7 +488,7 @@ fn a_pod_carrying_the_agents_labels_runs_as_its_account() {
                     &format!("{spec_path}.serviceAccountName"),
                     Enforce,
                     &format!(
-                        "A.5.15 Access control: {noun} \"support-agent\" carries the pod labels of agent \"support-agent\" (app=support-agent,tier=agent) but runs as service account \"{account}\", not the agent's \"support-agent\", so it holds rights outside the agent's least-privilege policy"
+                        "A.5.15 Access control: {noun} \"support-agent\" matches the podSelector of agent \"support-agent\" (app=support-agent,tier=agent) but runs as service account \"{account}\" ({spec_path}.serviceAccountName), not the agent's \"support-agent\", so it holds rights outside the agent's least-privilege policy"
                     ),
                 )],
             );

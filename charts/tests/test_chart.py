@@ -279,8 +279,16 @@ def test_match_conditions_send_creations_and_pod_spec_changes_only(rendered):
     # Scaling and metadata edits never reach the webhook, so they work even while it is down.
     assert not matches("deployments", "UPDATE", _deployment(replicas=5), _deployment())
     assert not matches("deployments", "UPDATE", _deployment(labels={"team": "x"}), _deployment())
-    assert not matches("pods", "UPDATE", {"metadata": {"labels": {"a": "b"}}, "spec": POD_SPEC},
+    assert not matches("pods", "UPDATE", {"metadata": {"annotations": {"a": "b"}}, "spec": POD_SPEC},
                        {"metadata": {}, "spec": POD_SPEC})
+    # A pod's labels say whether it is an agent's pod (A.8.12, A.5.15): adding, changing or
+    # removing them goes to Annexa; the same labels do not.
+    labelled = {"metadata": {"labels": {"app": "agent"}}, "spec": POD_SPEC}
+    assert matches("pods", "UPDATE", labelled, {"metadata": {}, "spec": POD_SPEC})
+    assert matches("pods", "UPDATE", {"metadata": {}, "spec": POD_SPEC}, labelled)
+    assert matches("pods", "UPDATE", {"metadata": {"labels": {"app": "x"}}, "spec": POD_SPEC}, labelled)
+    assert not matches("pods", "UPDATE", labelled, labelled)
+    assert not matches("pods", "UPDATE", {"metadata": {}, "spec": POD_SPEC}, {"metadata": {}, "spec": POD_SPEC})
     changed_pod = {"spec": {"containers": [{"name": "serve", "image": "evil.io/x:latest"}]}}
     assert matches("pods", "UPDATE", changed_pod, {"spec": POD_SPEC})
     # CronJobs keep their pod template one level deeper.

@@ -142,10 +142,11 @@ pub trait Lookup {
     fn datasets_by_claim(&self, namespace: &str, claim: &str) -> Vec<Arc<TrainingDataset>>;
 }
 
-/// The Secret and the claim a dataset is read through, as index keys: `(namespace, name)`.
-pub fn dataset_read_keys(
-    d: &TrainingDataset,
-) -> (Option<(String, String)>, Option<(String, String)>) {
+/// An object of a namespace, by `(namespace, name)`.
+pub type NamespacedName = (String, String);
+
+/// The Secret and the claim a dataset is read through, as index keys.
+pub fn dataset_read_keys(d: &TrainingDataset) -> (Option<NamespacedName>, Option<NamespacedName>) {
     let namespace = d.metadata.namespace.clone().unwrap_or_default();
     let named = |name: Option<&String>| {
         name.filter(|n| !n.is_empty())

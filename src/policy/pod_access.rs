@@ -435,7 +435,7 @@ pub(crate) struct ClassSource<'a> {
 
 impl ClassSource<'_> {
     /// Whether a dataset raised the classification above the label's.
-    fn from_data(&self) -> bool {
+    fn data_decides(&self) -> bool {
         self.floor.is_some_and(|f| {
             f.class == self.class
                 && self
@@ -449,7 +449,7 @@ impl ClassSource<'_> {
 
 impl fmt::Display for ClassSource<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Some(floor) = self.floor.filter(|_| self.from_data()) else {
+        let Some(floor) = self.floor.filter(|_| self.data_decides()) else {
             return Ok(());
         };
         write!(
@@ -480,7 +480,7 @@ pub(crate) fn note_classification(
         floor,
         class,
     };
-    if source.from_data() {
+    if source.data_decides() {
         rec.pass_note(&A_5_12, format_args!("classified {class}{source}"));
     } else {
         let mut note = format!("classified {class}");

@@ -98,6 +98,8 @@ pub enum OutputFormat {
     Table,
     Json,
     Junit,
+    /// SARIF 2.1.0, for code-scanning UIs.
+    Sarif,
 }
 
 #[derive(clap::Args, Debug)]

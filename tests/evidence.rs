@@ -1,0 +1,192 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Evidence outputs as their consumers read them: `annexa check -o sarif` against the official
+//! SARIF 2.1.0 schema, `annexa controls -o oscal` and the OSCAL assessment results against the
+//! official OSCAL 1.1.3 schema, and `annexa soa` over the examples. The schemas are vendored
+//! under `tests/schemas/` (see its README).
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn annexa(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_annexa"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run annexa")
+}
+
+fn schema(file: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/schemas")
+        .join(file);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn violations(validator: &jsonschema::Validator, document: &Value) -> Vec<String> {
+    validator
+        .iter_errors(document)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .take(20)
+        .collect()
+}
+
+fn sarif_validator() -> jsonschema::Validator {
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft4)
+        .build(&schema("sarif-schema-2.1.0.json"))
+        .unwrap()
+}
+
+fn sarif_of(args: &[&str]) -> (Output, Value) {
+    let mut all = vec!["check", "-o", "sarif"];
+    all.extend_from_slice(args);
+    let out = annexa(&all);
+    let log: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out, log)
+}
+
+#[test]
+fn sarif_log_of_the_noncompliant_examples_is_valid_and_locates_every_finding() {
+    let (out, log) = sarif_of(&["examples/noncompliant"]);
+    assert_eq!(out.status.code(), Some(1), "Enforce findings exit 1");
+    let errors = violations(&sarif_validator(), &log);
+    assert!(errors.is_empty(), "SARIF 2.1.0 schema: {errors:#?}");
+
+    // The same findings as the JSON report, each at its file and line.
+    let json: Value =
+        serde_json::from_slice(&annexa(&["check", "-o", "json", "examples/noncompliant"]).stdout)
+            .unwrap();
+    let mut expected = Vec::new();
+    for object in json["objects"].as_array().unwrap() {
+        let origin = object["file"].as_str().unwrap();
+        let (file, rest) = origin.split_once(':').unwrap();
+        let line: u64 = rest.split_whitespace().next().unwrap().parse().unwrap();
+        for f in object["findings"].as_array().unwrap() {
+            expected.push((
+                f["control"].as_str().unwrap().to_string(),
+                file.to_string(),
+                line,
+                f["path"].as_str().unwrap().to_string(),
+                match f["action"].as_str().unwrap() {
+                    "Enforce" => "error",
+                    "Warn" => "warning",
+                    _ => "note",
+                },
+            ));
+        }
+    }
+    assert!(expected.len() > 20, "the examples fail many controls");
+
+    let run = &log["runs"][0];
+    let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 18, "one rule per control of the catalogue");
+    let results = run["results"].as_array().unwrap();
+    let mut seen = Vec::new();
+    for r in results {
+        let rule = &rules[r["ruleIndex"].as_u64().unwrap() as usize];
+        assert_eq!(rule["id"], r["ruleId"]);
+        let location = &r["locations"][0]["physicalLocation"];
+        let field = r["properties"]["field"].as_str().unwrap().to_string();
+        assert!(
+            r["message"]["text"].as_str().unwrap().contains(&field),
+            "message names the field: {r}"
+        );
+        seen.push((
+            r["ruleId"].as_str().unwrap().to_string(),
+            location["artifactLocation"]["uri"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            location["region"]["startLine"].as_u64().unwrap(),
+            field,
+            r["level"].as_str().unwrap(),
+        ));
+    }
+    expected.sort();
+    seen.sort();
+    assert_eq!(seen, expected);
+
+    let crypto = rules.iter().find(|r| r["id"] == "A.8.24").unwrap();
+    assert_eq!(crypto["name"], "Use of cryptography");
+    assert!(
+        crypto["help"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("KMS key with an allowed prefix")
+    );
+}
+
+#[test]
+fn sarif_levels_follow_the_policy_action_and_a_clean_run_has_no_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("agents.yaml");
+    std::fs::write(
+        &file,
+        r#"apiVersion: v1
+kind: Namespace
+metadata:
+  name: agents
+  labels: {team: agents}
+---
+apiVersion: annexa.dev/v1alpha1
+kind: CompliancePolicy
+metadata:
+  name: agents
+spec:
+  namespaceSelector:
+    matchLabels: {team: agents}
+  enforcement:
+    action: Audit
+    overrides:
+      - control: A.8.12
+        action: Warn
+---
+apiVersion: annexa.dev/v1alpha1
+kind: AgentPolicy
+metadata:
+  name: triage
+  namespace: agents
+spec:
+  serviceAccountName: triage
+  permissions:
+    - apiGroups: ["*"]
+      resources: ["*"]
+      verbs: ["get"]
+  egress:
+    - cidr: 0.0.0.0/0
+      ports: [443]
+"#,
+    )
+    .unwrap();
+    let (out, log) = sarif_of(&[file.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(violations(&sarif_validator(), &log).is_empty());
+    let results = log["runs"][0]["results"].as_array().unwrap();
+    let level_of = |id: &str| -> Vec<&str> {
+        results
+            .iter()
+            .filter(|r| r["ruleId"] == id)
+            .map(|r| r["level"].as_str().unwrap())
+            .collect()
+    };
+    assert!(level_of("A.8.12").iter().all(|l| *l == "warning"));
+    assert!(!level_of("A.8.12").is_empty(), "{results:#?}");
+    assert!(!level_of("A.5.15").is_empty(), "{results:#?}");
+    assert!(level_of("A.5.15").iter().all(|l| *l == "note"));
+
+    let (out, log) = sarif_of(&["examples/compliant"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(violations(&sarif_validator(), &log).is_empty());
+    assert_eq!(log["runs"][0]["results"], serde_json::json!([]));
+}

@@ -57,6 +57,10 @@ fn sarif_log_of_the_noncompliant_examples_is_valid_and_locates_every_finding() {
     assert_eq!(out.status.code(), Some(1), "Enforce findings exit 1");
     let errors = violations(&sarif_validator(), &log);
     assert!(errors.is_empty(), "SARIF 2.1.0 schema: {errors:#?}");
+    // The schema does reject a result with a level SARIF does not know.
+    let mut broken = log.clone();
+    broken["runs"][0]["results"][0]["level"] = "critical".into();
+    assert!(!violations(&sarif_validator(), &broken).is_empty());
 
     // The same findings as the JSON report, each at its file and line.
     let json: Value =
@@ -189,4 +193,130 @@ spec:
     assert_eq!(out.status.code(), Some(0));
     assert!(violations(&sarif_validator(), &log).is_empty());
     assert_eq!(log["runs"][0]["results"], serde_json::json!([]));
+}
+
+fn oscal_validator() -> jsonschema::Validator {
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft7)
+        .build(&schema("oscal_complete_schema-1.1.3.json"))
+        .unwrap()
+}
+
+#[test]
+fn oscal_component_definition_is_valid_and_names_every_implemented_control() {
+    let out = annexa(&["controls", "-o", "oscal"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let document: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let errors = violations(&oscal_validator(), &document);
+    assert!(errors.is_empty(), "OSCAL 1.1.3 schema: {errors:#?}");
+    let definition = &document["component-definition"];
+    assert_eq!(definition["metadata"]["oscal-version"], "1.1.3");
+    let implementation = &definition["components"][0]["control-implementations"][0];
+    let ids: Vec<&str> = implementation["implemented-requirements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["control-id"].as_str().unwrap())
+        .collect();
+    let catalogue: Vec<&str> = annexa::policy::CATALOGUE.iter().map(|c| c.id).collect();
+    assert_eq!(ids, catalogue);
+    let crypto = &implementation["implemented-requirements"]
+        [ids.iter().position(|id| *id == "A.8.24").unwrap()];
+    assert!(crypto["description"].as_str().unwrap().contains("KMS key"));
+    // Stable identifiers: a second run names the same component and requirements.
+    let again: Value =
+        serde_json::from_slice(&annexa(&["controls", "-o", "oscal"]).stdout).unwrap();
+    assert_eq!(
+        again["component-definition"]["components"],
+        definition["components"]
+    );
+}
+
+fn evaluated(dir: &str) -> annexa::cli::check::Report {
+    let (docs, errors) = annexa::manifest::load(&[Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let now = "2026-11-30T00:00:00Z".parse().unwrap();
+    annexa::cli::check::evaluate_documents(&docs, now).unwrap()
+}
+
+#[test]
+fn oscal_assessment_results_are_valid_with_an_observation_per_object_and_control() {
+    let report = evaluated("examples/noncompliant");
+    let mut observed = annexa::evidence::observed_from_check(&report);
+    // One object whose status is older than its spec: left out, and said so.
+    observed[0].current = false;
+    let stale = observed[0].object.to_string();
+    let document = annexa::evidence::oscal::assessment_results(&observed, "2026-11-30T10:00:00Z");
+    let errors = violations(&oscal_validator(), &document);
+    assert!(errors.is_empty(), "OSCAL 1.1.3 schema: {errors:#?}");
+    // The schema does reject a document without its assessment plan reference.
+    let mut broken = document.clone();
+    broken["assessment-results"]
+        .as_object_mut()
+        .unwrap()
+        .remove("import-ap");
+    assert!(!violations(&oscal_validator(), &broken).is_empty());
+
+    let result = &document["assessment-results"]["results"][0];
+    assert_eq!(result["end"], "2026-11-30T10:00:00Z");
+    let expected: usize = observed
+        .iter()
+        .filter(|o| o.current)
+        .map(|o| o.controls.len())
+        .sum();
+    let observations = result["observations"].as_array().unwrap();
+    assert_eq!(observations.len(), expected);
+    assert!(result["remarks"].as_str().unwrap().contains(&stale));
+
+    // Every control a current object fails is a not-satisfied finding pointing at a failure;
+    // the others are satisfied.
+    let findings = result["findings"].as_array().unwrap();
+    let mut not_satisfied = 0;
+    for c in annexa::policy::CATALOGUE {
+        let fails = observed.iter().filter(|o| o.current).any(|o| {
+            o.controls
+                .iter()
+                .any(|r| r.id == c.id && r.result == annexa::api::ControlOutcome::Fail)
+        });
+        let finding = findings
+            .iter()
+            .find(|f| f["target"]["target-id"] == c.id)
+            .unwrap_or_else(|| panic!("no finding for {}", c.id));
+        let state = if fails { "not-satisfied" } else { "satisfied" };
+        assert_eq!(finding["target"]["status"]["state"], state, "{}", c.id);
+        if !fails {
+            continue;
+        }
+        not_satisfied += 1;
+        let related: Vec<&str> = finding["related-observations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["observation-uuid"].as_str().unwrap())
+            .collect();
+        let failing = observations.iter().find(|o| {
+            related.contains(&o["uuid"].as_str().unwrap())
+                && o["description"].as_str().unwrap().contains(": Fail")
+        });
+        assert!(failing.is_some(), "{} relates a failing observation", c.id);
+    }
+    assert!(not_satisfied >= 15, "the examples fail most controls");
+
+    // The compliant examples satisfy every finding.
+    let compliant = annexa::evidence::observed_from_check(&evaluated("examples/compliant"));
+    let document = annexa::evidence::oscal::assessment_results(&compliant, "2026-11-30T10:00:00Z");
+    assert!(violations(&oscal_validator(), &document).is_empty());
+    let findings = document["assessment-results"]["results"][0]["findings"]
+        .as_array()
+        .unwrap();
+    assert!(!findings.is_empty());
+    assert!(
+        findings
+            .iter()
+            .all(|f| f["target"]["status"]["state"] == "satisfied")
+    );
 }

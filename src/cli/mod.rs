@@ -113,6 +113,8 @@ pub enum ListFormat {
     Table,
     Json,
     Markdown,
+    /// OSCAL 1.1.3 component-definition (JSON).
+    Oscal,
 }
 
 #[derive(Subcommand, Debug)]

@@ -320,3 +320,164 @@ fn oscal_assessment_results_are_valid_with_an_observation_per_object_and_control
             .all(|f| f["target"]["status"]["state"] == "satisfied")
     );
 }
+
+fn soa(args: &[&str]) -> Output {
+    let mut all = vec!["soa"];
+    all.extend_from_slice(args);
+    annexa(&all)
+}
+
+#[test]
+fn soa_lists_all_93_controls_with_live_status_and_the_teams_decisions() {
+    let out = soa(&[
+        "-f",
+        "examples/noncompliant",
+        "--decisions",
+        "examples/soa/decisions.yaml",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let statement: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = statement["controls"].as_array().unwrap();
+    assert_eq!(rows.len(), 93);
+    for (theme, count) in [
+        ("Organizational controls", 37),
+        ("People controls", 8),
+        ("Physical controls", 14),
+        ("Technological controls", 34),
+    ] {
+        assert_eq!(rows.iter().filter(|r| r["theme"] == theme).count(), count);
+    }
+    let row = |id: &str| rows.iter().find(|r| r["id"] == id).unwrap();
+    assert_eq!(row("A.8.32")["title"], "Change management");
+    assert_eq!(
+        row("A.6.3")["title"],
+        "Information security awareness, education and training"
+    );
+
+    // Annexa's controls: live results from the manifests and the action of each policy.
+    let crypto = row("A.8.24");
+    assert_eq!(crypto["applicable"], "Yes");
+    assert_eq!(crypto["owner"], "Head of Platform");
+    assert!(crypto["annexa"]["fail"].as_u64().unwrap() > 0);
+    assert_eq!(
+        crypto["annexa"]["actions"],
+        serde_json::json!({"claims-legacy-production": "Enforce"})
+    );
+    assert_eq!(
+        rows.iter().filter(|r| !r["annexa"].is_null()).count(),
+        annexa::policy::CATALOGUE.len()
+    );
+    // The rest: the team's decisions.
+    let utilities = row("A.7.11");
+    assert_eq!(utilities["applicable"], "No");
+    assert!(
+        utilities["justification"]
+            .as_str()
+            .unwrap()
+            .contains("cloud provider")
+    );
+    assert!(utilities["annexa"].is_null());
+    assert!(rows.iter().all(|r| r["applicable"] != "Undecided"));
+
+    // Without a decisions file the controls Annexa does not implement are left undecided.
+    let bare: Value =
+        serde_json::from_slice(&soa(&["-f", "examples/compliant", "-o", "json"]).stdout).unwrap();
+    let undecided = bare["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["applicable"] == "Undecided")
+        .count();
+    assert_eq!(undecided, 93 - annexa::policy::CATALOGUE.len());
+}
+
+#[test]
+fn soa_flags_an_excluded_control_that_a_policy_enforces() {
+    let dir = tempfile::tempdir().unwrap();
+    let decisions = dir.path().join("decisions.yaml");
+    std::fs::write(
+        &decisions,
+        "controls:\n  - control: A.8.12\n    applicable: false\n    justification: Agents never leave the cluster.\n  - control: A.7.4\n    applicable: false\n    justification: No premises.\n",
+    )
+    .unwrap();
+    let decisions = decisions.to_str().unwrap();
+    // compliant/: production enforces A.8.12, staging only warns.
+    let out = soa(&[
+        "-f",
+        "examples/compliant",
+        "--decisions",
+        decisions,
+        "-o",
+        "csv",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("contradiction: A.8.12 is marked not applicable, but CompliancePolicy production enforces it"),
+        "{stderr}"
+    );
+    let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
+    let records: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(records.len(), 93);
+    let a812 = records.iter().find(|r| &r[0] == "A.8.12").unwrap();
+    assert_eq!(&a812[3], "No");
+    assert!(a812[12].contains("production"));
+    let a74 = records.iter().find(|r| &r[0] == "A.7.4").unwrap();
+    assert_eq!(
+        (&a74[3], &a74[12]),
+        ("No", ""),
+        "not Annexa's: no contradiction"
+    );
+
+    // The same exclusion where every policy only audits is no contradiction.
+    let manifests = dir.path().join("audit.yaml");
+    std::fs::write(
+        &manifests,
+        "apiVersion: annexa.dev/v1alpha1\nkind: CompliancePolicy\nmetadata:\n  name: audit-only\nspec:\n  enforcement:\n    action: Audit\n",
+    )
+    .unwrap();
+    let out = soa(&["-f", manifests.to_str().unwrap(), "--decisions", decisions]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let markdown = String::from_utf8_lossy(&out.stdout);
+    assert!(markdown.contains("0 contradiction(s)"), "{markdown}");
+    assert!(
+        markdown
+            .contains("| A.8.12 | Data leakage prevention | No | Agents never leave the cluster.")
+    );
+}
+
+#[test]
+fn soa_refuses_a_bad_decisions_file_naming_file_entry_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let decisions = dir.path().join("decisions.yaml");
+    std::fs::write(
+        &decisions,
+        "controls:\n  - control: A.7.15\n    applicable: false\n    justification: x\n",
+    )
+    .unwrap();
+    let out = soa(&[
+        "-f",
+        "examples/compliant",
+        "--decisions",
+        decisions.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("decisions.yaml: controls[0].control: \"A.7.15\" is not an ISO/IEC 27001:2022 Annex A control"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "nothing printed from bad input");
+}

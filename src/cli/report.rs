@@ -199,13 +199,18 @@ where
         .collect())
 }
 
+/// Every governed object of the Annexa kinds in the cluster (or one namespace), read back.
+pub async fn observe_all(client: &Client, ns: Option<&str>) -> Result<Vec<Observed>> {
+    let mut observed = observe::<TrainingDataset>(client, ns).await?;
+    observed.extend(observe::<ModelDeployment>(client, ns).await?);
+    observed.extend(observe::<ModelApproval>(client, ns).await?);
+    observed.extend(observe::<AgentPolicy>(client, ns).await?);
+    Ok(observed)
+}
+
 pub async fn run(args: &ReportArgs) -> Result<()> {
     let client = Client::try_default().await?;
-    let ns = args.namespace.as_deref();
-    let mut observed = observe::<TrainingDataset>(&client, ns).await?;
-    observed.extend(observe::<ModelDeployment>(&client, ns).await?);
-    observed.extend(observe::<ModelApproval>(&client, ns).await?);
-    observed.extend(observe::<AgentPolicy>(&client, ns).await?);
+    let observed = observe_all(&client, args.namespace.as_deref()).await?;
     let now = jiff::Timestamp::now().to_string();
     let report = aggregate(&observed, now.clone());
     let text = match args.output {

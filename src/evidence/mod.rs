@@ -5,6 +5,7 @@
 pub mod annex_a;
 pub mod oscal;
 pub mod sarif;
+pub mod soa;
 
 use crate::cli::check::Report;
 use crate::cli::report::Observed;

@@ -441,7 +441,8 @@ async fn approvals_are_immutable() {
     );
     // Every other field of the spec is frozen too, whoever asks: the approved model, the
     // decision, the reason, the approver and their groups.
-    let edits: [(&str, fn(&mut Value)); 5] = [
+    type Edit = (&'static str, fn(&mut Value));
+    let edits: [Edit; 5] = [
         ("modelDeployment", |v| {
             v["spec"]["modelDeployment"] = json!("other")
         }),

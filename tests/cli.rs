@@ -476,7 +476,13 @@ fn a_list_wrapping_a_non_compliant_object_exits_1() {
     );
     let path = write(dir.path(), "list.yaml", &list);
     let out = annexa(&["check", path.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     let text = stdout(&out);
     assert!(
         text.contains("DENY ModelDeployment/ml/leaky") && text.contains("(document 1, item 2)"),
@@ -499,7 +505,13 @@ fn items_of_a_typed_list_take_the_lists_kind() {
     );
     let path = write(dir.path(), "list.yaml", &list);
     let out = annexa(&["check", path.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     assert!(stdout(&out).contains("DENY ModelDeployment/ml/leaky"));
 }
 
@@ -510,7 +522,10 @@ fn a_list_with_a_bad_item_is_bad_input() {
         b"apiVersion: v1\nkind: List\nitems:\n- apiVersion: annexa.dev/v1alpha1\n  kind: ModelDeployment\n  metadata: {name: m}\n  spec: {bogus: 1}\n",
     );
     assert!(err.contains("(document 1, item 1)"), "{err}");
-    assert!(err.contains("ModelDeployment \"m\": field spec: missing field `model`"), "{err}");
+    assert!(
+        err.contains("ModelDeployment \"m\": field spec: missing field `model`"),
+        "{err}"
+    );
 }
 
 #[cfg(unix)]
@@ -526,7 +541,13 @@ fn symlinked_folders_are_followed_and_loops_end() {
     std::fs::create_dir(&top).unwrap();
     std::os::unix::fs::symlink(&real, top.join("linked")).unwrap();
     let out = annexa(&["check", top.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     // Read once, not once per way in.
     assert!(
         stdout(&out).contains("1 objects checked: 0 compliant"),
@@ -561,7 +582,13 @@ fn a_byte_order_mark_is_read_past() {
     text.push_str(&leaky_model("leaky"));
     let path = write(dir.path(), "bom.yaml", &text);
     let out = annexa(&["check", path.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     assert!(stdout(&out).contains("DENY ModelDeployment/ml/leaky"));
 }
 
@@ -571,7 +598,10 @@ fn deep_nesting_is_refused_before_parsing() {
     text.push_str(&"{a: ".repeat(100_000));
     text.push_str(&"}".repeat(100_000));
     let err = bad_input("deep.yaml", text.as_bytes());
-    assert!(err.contains("deep.yaml: line 4: nesting deeper than 256 levels"), "{err}");
+    assert!(
+        err.contains("deep.yaml: line 4: nesting deeper than 256 levels"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -595,7 +625,11 @@ fn fail_on_ungoverned_makes_ungoverned_kinds_fail_the_gate() {
     );
     let lenient = annexa(&["check", dir.path().to_str().unwrap()]);
     assert_eq!(lenient.status.code(), Some(0), "{}", stderr(&lenient));
-    let strict = annexa(&["check", "--fail-on-ungoverned", dir.path().to_str().unwrap()]);
+    let strict = annexa(&[
+        "check",
+        "--fail-on-ungoverned",
+        dir.path().to_str().unwrap(),
+    ]);
     assert_eq!(strict.status.code(), Some(1), "{}", stderr(&strict));
     assert!(stdout(&strict).contains("SKIP ConfigMap settings"));
     assert!(

@@ -89,6 +89,10 @@ pub struct CheckArgs {
     /// Only print objects with findings (table output).
     #[arg(long)]
     pub failures_only: bool,
+    /// A strict gate: exit 1 when the input holds an object of a kind Annexa does not govern
+    /// (by default such objects are listed as skipped and do not change the exit code).
+    #[arg(long)]
+    pub fail_on_ungoverned: bool,
 }
 
 #[derive(clap::Args, Debug)]

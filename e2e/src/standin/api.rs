@@ -1424,8 +1424,14 @@ fn prepare(st: &State, req: &Req, target: &Target, kind: WriteKind) -> Result<Pr
                 PatchKind::Json => {
                     let ops: json_patch::Patch = serde_json::from_slice(&req.body)
                         .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-                    json_patch::patch(&mut doc, &ops).map_err(|e| {
-                        ApiError::new(422, "Invalid", format!("the server rejected our request due to an error in our request: {e}"))
+                    // kube-apiserver answers a patch that does not apply (a failed `test`, a
+                    // missing path) with a generic 422 that does not say which operation.
+                    json_patch::patch(&mut doc, &ops).map_err(|_| {
+                        ApiError::new(
+                            422,
+                            "Invalid",
+                            "the server rejected our request due to an error in our request",
+                        )
                     })?;
                 }
                 PatchKind::Merge => {

@@ -527,15 +527,17 @@ mod tests {
 
     #[test]
     fn governed_objects_are_cached_without_their_controls_but_with_their_conditions() {
-        let mut dataset: TrainingDataset = serde_yaml_ng::from_str(
+        // Decoded the way Annexa decodes what it reads, so a field the type does not have is
+        // an error here rather than silently dropped.
+        let value: serde_json::Value = serde_yaml_ng::from_str(
             "apiVersion: annexa.dev/v1alpha1
 kind: TrainingDataset
 metadata: {name: claims, namespace: ml}
 spec:
   source: {uri: 's3://bucket/claims'}
   classification: Internal
-  encryption: {atRest: true}
-  retention: {days: 30}
+  encryption: {kmsKey: 'arn:aws:kms:eu-west-1:111122223333:key/claims'}
+  retention: {period: 30d}
 status:
   conditions:
   - {type: Ready, status: 'True', reason: Reconciled, message: ok, lastTransitionTime: '2026-11-25T00:00:00Z'}
@@ -544,6 +546,11 @@ status:
 ",
         )
         .unwrap();
+        let crate::manifest::Object::Dataset(mut dataset) =
+            crate::manifest::decode(&value).unwrap()
+        else {
+            panic!("not a TrainingDataset")
+        };
         prune_governed(&mut dataset);
         let status = dataset.common_status().unwrap();
         assert!(status.controls.is_empty());

@@ -467,16 +467,18 @@ pub fn image_tag(image: &str) -> Option<&str> {
         .and_then(|rest| rest.strip_prefix(':'))
 }
 
-/// Whether the image comes from one of the allowed registry prefixes (any when the list is empty).
+/// Whether the image comes from one of the allowed registry prefixes (any when there is no list).
 /// A prefix matches at a path boundary: `registry.example.com` allows
 /// `registry.example.com/x` but not `registry.example.com.evil.io/x`.
-pub fn registry_allowed(image: &str, allowed: &[String]) -> bool {
-    allowed.is_empty()
-        || allowed.iter().any(|prefix| {
-            image.strip_prefix(prefix.as_str()).is_some_and(|rest| {
-                prefix.ends_with('/') || rest.is_empty() || rest.starts_with(['/', ':', '@'])
-            })
+pub fn registry_allowed(image: &str, allowed: Option<&[String]>) -> bool {
+    let Some(allowed) = allowed else {
+        return true;
+    };
+    allowed.iter().any(|prefix| {
+        image.strip_prefix(prefix.as_str()).is_some_and(|rest| {
+            prefix.ends_with('/') || rest.is_empty() || rest.starts_with(['/', ':', '@'])
         })
+    })
 }
 
 #[cfg(test)]

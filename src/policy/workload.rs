@@ -392,10 +392,10 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
     // Images: registries (A.8.19) and digests (A.8.9).
     for (list, i, c) in w.all_containers() {
         let image = c.image.as_deref().unwrap_or_default();
-        if !registry_allowed(image, &profile.allowed_registries) {
+        if !registry_allowed(image, profile.allowed_registries.as_deref()) {
             rec.fail(&A_8_19, format!("{sp}.{list}[{i}].image"), format_args!(
                 "{what} container {:?} uses image {image:?}, which is not from an allowed registry {:?}",
-                c.name, profile.allowed_registries
+                c.name, profile.allowed_registries.as_deref().unwrap_or_default()
             ));
         }
         if profile.digest_required() && !image_pinned(image) {

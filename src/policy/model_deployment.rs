@@ -189,12 +189,15 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
 
     // A.5.9 / A.5.12: datasets exist; the model inherits their highest classification.
     let (class, missing) = classification(model, ctx.lookup);
+    // `missing` keeps the spec's order: each index is found by scanning on from the previous
+    // one, so the whole loop is linear in the list's length (not quadratic).
+    let mut from = 0;
     for m in &missing {
-        let i = spec
-            .training_datasets
+        let i = spec.training_datasets[from.min(spec.training_datasets.len())..]
             .iter()
             .position(|d| d == m)
-            .unwrap_or_default();
+            .map_or(from, |p| from + p);
+        from = i + 1;
         // A reference to an object that does not exist (yet) warns rather than denies: a GitOps
         // sync does not order objects within a wave, and the controller holds the rollout
         // until the dataset exists and complies.

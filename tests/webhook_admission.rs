@@ -439,10 +439,36 @@ async fn approvals_are_immutable() {
         denial(&r),
         "ModelApproval \"llm-carol\" is not compliant: A.8.32 Change management: approval \"llm-carol\" is immutable: its spec cannot change after creation; create a new ModelApproval instead"
     );
-    // Forging the approver after the fact is a spec change too.
-    let mut forged = old.clone();
-    forged["spec"]["approver"]["username"] = json!("dave");
-    denial(&validate(&router, &review("UPDATE", "dave", &forged, Some(&old))).await);
+    // Every other field of the spec is frozen too, whoever asks: the approved model, the
+    // decision, the reason, the approver and their groups.
+    type Edit = (&'static str, fn(&mut Value));
+    let edits: [Edit; 5] = [
+        ("modelDeployment", |v| {
+            v["spec"]["modelDeployment"] = json!("other")
+        }),
+        ("decision", |v| v["spec"]["decision"] = json!("Reject")),
+        ("reason", |v| v["spec"]["reason"] = json!("changed my mind")),
+        ("approver.username", |v| {
+            v["spec"]["approver"]["username"] = json!("dave")
+        }),
+        ("approver.groups", |v| {
+            v["spec"]["approver"]["groups"] = json!(["ml-reviewers"])
+        }),
+    ];
+    for (what, edit) in edits {
+        let mut edited = old.clone();
+        edit(&mut edited);
+        for user in ["carol", "dave", "admin"] {
+            let r = validate(&router, &review("UPDATE", user, &edited, Some(&old))).await;
+            assert_eq!(
+                denial(&r),
+                "ModelApproval \"llm-carol\" is not compliant: A.8.32 Change management: approval \"llm-carol\" is immutable: its spec cannot change after creation; create a new ModelApproval instead",
+                "an update of {what} by {user}"
+            );
+        }
+    }
+    // An update that leaves the spec as it was (re-applying the same manifest) is admitted.
+    admitted_clean(&validate(&router, &review("UPDATE", "carol", &old, Some(&old))).await);
     // Metadata-only updates (labels, finalizers) by anyone are fine.
     let mut labelled = old.clone();
     labelled["metadata"]["labels"] = json!({"team": "ml"});

@@ -321,7 +321,7 @@ pub fn gpu_request(
 /// A device-visibility variable set on a container (`(env index, name)`), ignoring values that
 /// expose no device.
 pub fn visibility_variables(
-    env: &[super::workload::EnvView],
+    env: &[super::pod_access::EnvVarView],
 ) -> impl Iterator<Item = (usize, &str)> {
     env.iter().enumerate().filter_map(|(i, e)| {
         let listed = DEVICE_VISIBILITY_VARIABLES.contains(&e.name.as_str());

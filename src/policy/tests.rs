@@ -6,6 +6,7 @@ mod fixtures;
 mod gpu_paths;
 mod model_approval;
 mod model_deployment;
+mod pod_access;
 mod profile;
 mod properties;
 mod training_dataset;

@@ -8,7 +8,9 @@ use crate::api::Action::Enforce;
 use crate::api::ControlOutcome::{NotApplicable, Pass};
 use crate::policy::profile::name_matches;
 
-const CONTROLS: &[&str] = &["A.5.18", "A.8.2", "A.8.9", "A.8.19", "A.8.22"];
+const CONTROLS: &[&str] = &[
+    "A.5.12", "A.5.15", "A.5.18", "A.8.2", "A.8.3", "A.8.9", "A.8.12", "A.8.19", "A.8.22",
+];
 
 const IMAGE: &str = "registry.example.com/ml/trainer@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 

@@ -13,7 +13,7 @@ pub mod model_approval;
 pub mod model_deployment;
 pub mod training_dataset;
 
-pub use agent_policy::{AgentPolicy, AgentPolicySpec, AgentPolicyStatus, EgressRule};
+pub use agent_policy::{AGENT_LABEL, AgentPolicy, AgentPolicySpec, AgentPolicyStatus, EgressRule};
 pub use common::*;
 pub use compliance_policy::*;
 pub use model_approval::{

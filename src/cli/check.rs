@@ -236,6 +236,9 @@ pub fn run(args: &CheckArgs) -> i32 {
         OutputFormat::Table => Ok(table(&report, args.failures_only)),
         OutputFormat::Json => serde_json::to_string_pretty(&report).map(|s| s + "\n"),
         OutputFormat::Junit => Ok(junit(&report)),
+        OutputFormat::Sarif => {
+            serde_json::to_string_pretty(&crate::evidence::sarif::sarif(&report)).map(|s| s + "\n")
+        }
     };
     match text {
         Ok(text) => {

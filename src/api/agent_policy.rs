@@ -47,9 +47,11 @@ pub struct AgentPolicySpec {
     pub service_account_name: String,
     /// RBAC rules the agent needs, granted through a Role in the namespace (A.5.15, A.8.2).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
     pub permissions: Vec<PolicyRule>,
     /// Destinations the agent may reach; all other egress is denied, DNS excepted (A.8.12, A.8.20).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
     pub egress: Vec<EgressRule>,
     /// Longest lifetime of the agent's projected token, e.g. `1h` (A.5.18).
     #[serde(default, rename = "tokenTTL", skip_serializing_if = "Option::is_none")]

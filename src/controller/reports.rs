@@ -310,7 +310,10 @@ pub async fn run(
     let mut resync = tokio::time::interval(RESYNC);
     resync.tick().await;
     loop {
+        let was_available = writer.available == Some(true);
         if (dirty_all || !dirty.is_empty()) && writer.check_available(&ctx).await {
+            // The CRD just appeared (or this is the first pass): every namespace is due.
+            dirty_all |= !was_available;
             if known.is_empty() {
                 known = writer.existing().await;
             }

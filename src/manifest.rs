@@ -22,7 +22,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use strict::Strict;
 
+mod bounds;
 mod strict;
+
+pub(crate) use bounds::text_within;
 
 /// Largest file `annexa check` reads (a guard against runaway inputs).
 pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
@@ -477,6 +480,7 @@ pub fn decode(value: &Value) -> Result<Object, String> {
         if name.is_empty() {
             return Err(format!("{kind}: metadata.name is required"));
         }
+        bounds::check_value(kind, value).map_err(|e| format!("{kind} {name:?}: {e}"))?;
         let object = match kind {
             "CompliancePolicy" => Object::Policy(typed(kind, &name, value)?),
             "TrainingDataset" => {

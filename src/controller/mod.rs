@@ -8,6 +8,7 @@ pub mod leader;
 pub mod metrics;
 pub mod model_approval;
 pub mod model_deployment;
+pub mod reports;
 pub mod training_dataset;
 
 use crate::cluster::ClusterState;

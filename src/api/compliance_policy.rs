@@ -288,4 +288,9 @@ pub struct CompliancePolicyStatus {
     /// Pods running on GPU pool nodes that no ModelDeployment governs (at most 20 listed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ungoverned_gpu_pods: Vec<String>,
+    /// Governed pods on GPU pool nodes that fail the workload rules as they run now, with the
+    /// failed controls: GPU paths and ephemeral containers admission did not see (at most 20
+    /// listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub non_compliant_gpu_pods: Vec<String>,
 }

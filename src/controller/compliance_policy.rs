@@ -1,13 +1,15 @@
 //! CompliancePolicy: `Ready` says whether the policy is valid, `status.matchedNamespaces` how
-//! many namespaces it selects, `GPUPoolsIsolated` whether anything ungoverned runs on its GPU
-//! pool nodes. Changes re-evaluate every governed object (see `run`).
+//! many namespaces it selects, `GPUPoolsIsolated` whether anything ungoverned, or governed
+//! but failing the workload rules (any GPU path, ephemeral containers), runs on its GPU pool
+//! nodes. Changes re-evaluate every governed object (see `run`).
 
 use super::conditions::{self, Desired};
 use super::{Context, apply_status, error_action};
 use crate::api::{CommonStatus, CompliancePolicy, CompliancePolicyStatus, ENFORCE_LABEL};
 use crate::controller::model_deployment::MODEL_LABEL;
 use crate::error::{Error, Result};
-use crate::policy::{selector_matches, validate_policy};
+use crate::policy::workload::Workload;
+use crate::policy::{self, Governed, Lookup, Profile, selector_matches, validate_policy};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::ListParams;
@@ -34,31 +36,40 @@ pub struct PoolScans(std::sync::Mutex<HashMap<String, PoolScan>>);
 struct PoolScan {
     generation: Option<i64>,
     at: std::time::Instant,
-    found: Vec<String>,
-    total: usize,
+    found: Found,
+}
+
+/// What a scan found on the GPU pool nodes: pods nothing governs, and governed pods that fail
+/// the workload rules now (admitted before a rule, while the webhook was down, or changed
+/// through a path it did not see), each listed up to [`MAX_LISTED`] and counted.
+#[derive(Clone, Default)]
+pub struct Found {
+    pub ungoverned: Vec<String>,
+    pub ungoverned_total: usize,
+    pub non_compliant: Vec<String>,
+    pub non_compliant_total: usize,
 }
 
 impl PoolScans {
     /// A scan of this policy generation younger than [`SCAN_INTERVAL`], if any.
-    fn fresh(&self, policy: &CompliancePolicy) -> Option<(Vec<String>, usize)> {
+    fn fresh(&self, policy: &CompliancePolicy) -> Option<Found> {
         let scans = self.0.lock().unwrap_or_else(|e| e.into_inner());
         scans
             .get(&policy.name_any())
             .filter(|s| {
                 s.generation == policy.metadata.generation && s.at.elapsed() < SCAN_INTERVAL
             })
-            .map(|s| (s.found.clone(), s.total))
+            .map(|s| s.found.clone())
     }
 
-    fn record(&self, policy: &CompliancePolicy, found: &[String], total: usize) {
+    fn record(&self, policy: &CompliancePolicy, found: &Found) {
         let mut scans = self.0.lock().unwrap_or_else(|e| e.into_inner());
         scans.insert(
             policy.name_any(),
             PoolScan {
                 generation: policy.metadata.generation,
                 at: std::time::Instant::now(),
-                found: found.to_vec(),
-                total,
+                found: found.clone(),
             },
         );
     }
@@ -77,11 +88,38 @@ pub fn governed(pod: &Pod, namespace_enforced: bool) -> bool {
             .any(|o| o.kind == "DaemonSet")
 }
 
-/// Pods on this policy's GPU pool nodes that nothing governs: `namespace/name on node`.
-async fn ungoverned_gpu_pods(
-    policy: &CompliancePolicy,
-    ctx: &Context,
-) -> Result<(Vec<String>, usize)> {
+/// The Enforce controls a running pod fails under the workload rules of its namespace: every
+/// GPU path (extended resources, DRA claims, pinned nodes, device-visibility variables) and
+/// its ephemeral containers, as admission would decide it today.
+pub fn failed_workload_controls(
+    pod: &Pod,
+    profile: &Profile,
+    lookup: &dyn Lookup,
+    now: Timestamp,
+) -> Vec<&'static str> {
+    let Ok(value) = serde_json::to_value(pod) else {
+        return Vec::new();
+    };
+    let Ok(workload) = Workload::from_object("Pod", &value) else {
+        return Vec::new();
+    };
+    let ctx = policy::Context {
+        profile,
+        lookup,
+        now,
+        detail: policy::Detail::Findings,
+    };
+    let mut controls: Vec<&'static str> = policy::evaluate(Governed::Workload(&workload), &ctx)
+        .denials()
+        .map(|f| f.control)
+        .collect();
+    controls.dedup();
+    controls
+}
+
+/// Pods on this policy's GPU pool nodes that nothing governs, and governed ones that fail the
+/// workload rules: `namespace/name on node` (with the failed controls).
+async fn scan_gpu_pools(policy: &CompliancePolicy, ctx: &Context) -> Result<Found> {
     let pools = policy
         .spec
         .gpu
@@ -90,8 +128,8 @@ async fn ungoverned_gpu_pods(
         .unwrap_or_default();
     let nodes: Api<Node> = Api::all(ctx.client.clone());
     let pods: Api<Pod> = Api::all(ctx.client.clone());
-    let mut found = Vec::new();
-    let mut total = 0;
+    let mut found = Found::default();
+    let now = Timestamp::now();
     for pool in pools.iter().filter(|p| !p.node_selector.is_empty()) {
         let selector: Vec<String> = pool
             .node_selector
@@ -113,15 +151,30 @@ async fn ungoverned_gpu_pods(
                     .namespace_labels(&ns)
                     .is_some_and(|l| l.get(ENFORCE_LABEL).is_some_and(|v| v == "true"));
                 if !governed(&pod, enforced) {
-                    total += 1;
-                    if found.len() < MAX_LISTED {
-                        found.push(format!("{ns}/{} on {node_name}", pod.name_any()));
+                    found.ungoverned_total += 1;
+                    if found.ungoverned.len() < MAX_LISTED {
+                        found
+                            .ungoverned
+                            .push(format!("{ns}/{} on {node_name}", pod.name_any()));
+                    }
+                } else if enforced {
+                    let profile = ctx.state.profile(&ns);
+                    let failed = failed_workload_controls(&pod, &profile, &*ctx.state, now);
+                    if !failed.is_empty() {
+                        found.non_compliant_total += 1;
+                        if found.non_compliant.len() < MAX_LISTED {
+                            found.non_compliant.push(format!(
+                                "{ns}/{} on {node_name} ({})",
+                                pod.name_any(),
+                                failed.join(", ")
+                            ));
+                        }
                     }
                 }
             }
         }
     }
-    Ok((found, total))
+    Ok(found)
 }
 
 pub async fn reconcile(policy: Arc<CompliancePolicy>, ctx: Arc<Context>) -> Result<Action> {
@@ -146,12 +199,12 @@ async fn reconcile_inner(policy: &CompliancePolicy, ctx: &Context) -> Result<Act
             selector_matches(policy.spec.namespace_selector.as_ref(), &labels)
         })
         .count();
-    let (ungoverned, total) = match ctx.pool_scans.fresh(policy) {
+    let found = match ctx.pool_scans.fresh(policy) {
         Some(scan) => scan,
         None => {
-            let (found, total) = ungoverned_gpu_pods(policy, ctx).await?;
-            ctx.pool_scans.record(policy, &found, total);
-            (found, total)
+            let found = scan_gpu_pools(policy, ctx).await?;
+            ctx.pool_scans.record(policy, &found);
+            found
         }
     };
     let desired = vec![
@@ -165,22 +218,34 @@ async fn reconcile_inner(policy: &CompliancePolicy, ctx: &Context) -> Result<Act
         } else {
             Desired::new("Ready", false, "Invalid", errors.join("; "))
         },
-        if total == 0 {
-            Desired::new(
-                "GPUPoolsIsolated",
-                true,
-                "OnlyGovernedPods",
-                "every pod on this policy's GPU pool nodes is governed",
-            )
-        } else {
+        if found.ungoverned_total > 0 {
             Desired::new(
                 "GPUPoolsIsolated",
                 false,
                 "UngovernedPods",
                 format!(
-                    "A.8.22 Segregation of networks: {total} pod(s) on GPU pool nodes are not governed by Annexa: {}",
-                    ungoverned.join(", ")
+                    "A.8.22 Segregation of networks: {} pod(s) on GPU pool nodes are not governed by Annexa: {}",
+                    found.ungoverned_total,
+                    found.ungoverned.join(", ")
                 ),
+            )
+        } else if found.non_compliant_total > 0 {
+            Desired::new(
+                "GPUPoolsIsolated",
+                false,
+                "NonCompliantPods",
+                format!(
+                    "A.8.22 Segregation of networks: {} pod(s) on GPU pool nodes fail the workload rules: {}",
+                    found.non_compliant_total,
+                    found.non_compliant.join(", ")
+                ),
+            )
+        } else {
+            Desired::new(
+                "GPUPoolsIsolated",
+                true,
+                "OnlyGovernedPods",
+                "every pod on this policy's GPU pool nodes is governed and passes the workload rules",
             )
         },
     ];
@@ -197,7 +262,8 @@ async fn reconcile_inner(policy: &CompliancePolicy, ctx: &Context) -> Result<Act
             controls: Vec::new(),
         },
         matched_namespaces: Some(i32::try_from(matched).unwrap_or(i32::MAX)),
-        ungoverned_gpu_pods: ungoverned,
+        ungoverned_gpu_pods: found.ungoverned,
+        non_compliant_gpu_pods: found.non_compliant,
     };
     let api: Api<CompliancePolicy> = Api::all(ctx.client.clone());
     apply_status(

@@ -484,3 +484,34 @@ fn the_oldest_agent_policy_governs_a_shared_service_account() {
     own_account.spec.service_account_name = "beta-agent".to_string();
     assert!(super::agent_policy::account_owner(&own_account, &all).is_none());
 }
+
+#[test]
+fn the_audit_reports_running_pods_that_reached_a_gpu_around_admission() {
+    use super::compliance_policy::failed_workload_controls;
+    use k8s_openapi::api::core::v1::Pod;
+    let running = |spec: &str| -> Pod {
+        serde_yaml_ng::from_str(&format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: train, namespace: ml}}\nspec:\n{spec}status: {{phase: Running}}\n"
+        ))
+        .unwrap()
+    };
+    let profile = Profile::baseline();
+    let lookup = Inventory::default();
+    let now = "2025-06-01T12:00:00Z".parse().unwrap();
+    let placed = "  nodeSelector: {annexa.dev/gpu-pool: internal}\n  tolerations: [{key: annexa.dev/gpu-pool, operator: Equal, value: internal, effect: NoSchedule}]\n  containers: [{name: t, image: r/t, resources: {limits: {nvidia.com/mig-1g.10gb: 1}}}]\n";
+    assert!(failed_workload_controls(&running(placed), &profile, &lookup, now).is_empty());
+    // A privileged debug container added while the webhook did not see it.
+    let debugged = format!(
+        "{placed}  ephemeralContainers: [{{name: debugger, image: busybox, securityContext: {{privileged: true}}}}]\n"
+    );
+    assert_eq!(
+        failed_workload_controls(&running(&debugged), &profile, &lookup, now),
+        ["A.8.2"]
+    );
+    // A pod that reached the pool by its node name and a DRA claim that no longer resolves.
+    let pinned = "  nodeName: gpu-1\n  resourceClaims: [{name: gpu, resourceClaimTemplateName: gone}]\n  containers: [{name: t, image: r/t}]\n";
+    assert_eq!(
+        failed_workload_controls(&running(pinned), &profile, &lookup, now),
+        ["A.8.22"]
+    );
+}

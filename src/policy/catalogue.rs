@@ -96,7 +96,7 @@ control!(
     "Privileged access rights",
     Technological,
     &[AP, WL],
-    "Agents never hold forbidden verbs (*, escalate, bind, impersonate) nor read Secrets unless allowed; GPU pods are not privileged and use no host namespaces or hostPath volumes."
+    "Agents never hold forbidden verbs (*, escalate, bind, impersonate) nor read Secrets unless allowed; GPU pods, whatever their path to the GPU, are not privileged (ephemeral debug containers included) and use no host namespaces or hostPath volumes."
 );
 control!(
     A_8_3,
@@ -112,7 +112,7 @@ control!(
     "Configuration management",
     Technological,
     &[MD, WL],
-    "Images are pinned by digest (@sha256:) where the policy requires it and always in Production."
+    "Images, ephemeral debug containers' included, are pinned by digest (@sha256:) where the policy requires it and always in Production."
 );
 control!(
     A_8_10,
@@ -144,7 +144,7 @@ control!(
     "Installation of software on operational systems",
     Technological,
     &[MD, WL],
-    "Serving and workload images come from allowed registries; model weights name their source URI."
+    "Serving and workload images come from allowed registries (ephemeral debug containers also from the policy's debug registries); model weights name their source URI."
 );
 control!(
     A_8_20,
@@ -160,7 +160,7 @@ control!(
     "Segregation of networks",
     Technological,
     &[MD, WL],
-    "Models admit traffic only from declared peers (never from everywhere) and land on the GPU pool of their classification; GPU pods carry the pool placement of their classification, at least that of the datasets they read; other pods do not tolerate GPU pool taints."
+    "Models admit traffic only from declared peers (never from everywhere) and land on the GPU pool of their classification; GPU pods carry the pool placement of their classification, at least that of the datasets they read, whether they ask for GPUs by resource name or pattern (MIG slices, shared GPUs), by a DRA claim of a GPU DeviceClass (an unresolvable claim counts) or by pinning a pool node (nodeName, hostname affinity); other pods do not tolerate GPU pool taints, use a pool's runtimeClass or set GPU device-visibility variables."
 );
 control!(
     A_8_24,

@@ -726,3 +726,16 @@ fn at_flag_evaluates_as_of_another_instant() {
         stderr(&bad)
     );
 }
+
+#[test]
+fn a_list_over_its_crd_bound_is_bad_input_naming_the_field() {
+    let datasets: String = (0..65).map(|i| format!("  - d{i}\n")).collect();
+    let text = model("big", &format!("  trainingDatasets:\n{datasets}"));
+    let err = bad_input("big.yaml", text.as_bytes());
+    assert!(
+        err.contains(
+            "ModelDeployment \"big\": spec.trainingDatasets: Too many: must have at most 64 items"
+        ),
+        "{err}"
+    );
+}

@@ -8,26 +8,33 @@
 //!
 //! Memory: managedFields and `kubectl.kubernetes.io/last-applied-configuration` (a second copy
 //! of the object) are pruned from every cached object, `status.controls` from Annexa's own, and
-//! namespaces are cached as metadata only (their labels are all the rules need).
+//! namespaces are cached as metadata only (their labels are all the rules need). For the GPU
+//! rules, ResourceClaims and ResourceClaimTemplates are cached with only the DeviceClass names
+//! of their requests, and Nodes with only their name, labels and taints (see [`GpuStores`]).
 
 use crate::api::{
     AgentPolicy, CompliancePolicy, HasCommonStatus, ModelApproval, ModelDeployment, TrainingDataset,
 };
-use crate::policy::{Lookup, Profile};
+use crate::policy::{Lookup, Profile, dataset_read_keys};
 use crate::webhook::context::ProfileCache;
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Node, NodeSpec};
+use k8s_openapi::api::resource::v1::{
+    DeviceClaim, DeviceRequest, DeviceSubRequest, ExactDeviceRequest, ResourceClaim,
+    ResourceClaimSpec, ResourceClaimTemplate,
+};
 use kube::api::{Api, PartialObjectMeta};
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
-use std::collections::{BTreeMap, hash_map::DefaultHasher};
+use std::collections::{BTreeMap, HashMap, HashSet, hash_map::DefaultHasher};
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::broadcast;
 
@@ -56,6 +63,140 @@ pub(crate) fn prune_governed<K: Resource + HasCommonStatus>(object: &mut K) {
     }
 }
 
+/// A key an object is found by besides its name: `(what, namespace, name)`, e.g.
+/// `("secret", "ml", "claims-s3-reader")` for the datasets whose credentials are that Secret.
+pub type IndexKey = (&'static str, String, String);
+
+/// A secondary index over a cached kind, kept current by the kind's [`Feed`] as watch events
+/// arrive, so that a decision finds objects by key rather than by scanning the store.
+/// Answers are read back from the store and checked against the key, so the index can only
+/// narrow a lookup, never answer with an object that no longer matches.
+pub struct Index<K: Resource<DynamicType = ()>> {
+    keys: fn(&K) -> Vec<IndexKey>,
+    entries: RwLock<IndexEntries<K>>,
+}
+
+struct IndexEntries<K: Resource<DynamicType = ()>> {
+    objects: HashMap<IndexKey, HashSet<ObjectRef<K>>>,
+    keys_of: HashMap<ObjectRef<K>, Vec<IndexKey>>,
+}
+
+impl<K: Resource<DynamicType = ()>> Default for IndexEntries<K> {
+    fn default() -> Self {
+        Self {
+            objects: HashMap::new(),
+            keys_of: HashMap::new(),
+        }
+    }
+}
+
+impl<K: Resource<DynamicType = ()> + Clone> Index<K> {
+    pub fn new(keys: fn(&K) -> Vec<IndexKey>) -> Self {
+        Self {
+            keys,
+            entries: RwLock::new(IndexEntries::default()),
+        }
+    }
+
+    /// An index of every object in the store now.
+    pub fn of(store: &Store<K>, keys: fn(&K) -> Vec<IndexKey>) -> Self {
+        let index = Self::new(keys);
+        index.rebuild(&store.state());
+        index
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, IndexEntries<K>> {
+        // A panic elsewhere while holding the lock leaves the maps whole (each change is
+        // a few inserts and removes): keep serving from them.
+        self.entries.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn unlink(entries: &mut IndexEntries<K>, object: &ObjectRef<K>) {
+        for key in entries.keys_of.remove(object).unwrap_or_default() {
+            if let Some(refs) = entries.objects.get_mut(&key) {
+                refs.remove(object);
+                if refs.is_empty() {
+                    entries.objects.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn link(&self, entries: &mut IndexEntries<K>, object: &K) {
+        let reference = ObjectRef::from_obj(object);
+        let keys = (self.keys)(object);
+        for key in &keys {
+            entries
+                .objects
+                .entry(key.clone())
+                .or_default()
+                .insert(reference.clone());
+        }
+        if !keys.is_empty() {
+            entries.keys_of.insert(reference, keys);
+        }
+    }
+
+    /// An object was created or changed.
+    pub fn upsert(&self, object: &K) {
+        let mut entries = self.write();
+        Self::unlink(&mut entries, &ObjectRef::from_obj(object));
+        self.link(&mut entries, object);
+    }
+
+    /// An object was deleted.
+    pub fn remove(&self, object: &K) {
+        Self::unlink(&mut self.write(), &ObjectRef::from_obj(object));
+    }
+
+    /// The store was relisted: index exactly what it holds.
+    pub fn rebuild(&self, objects: &[Arc<K>]) {
+        let mut entries = IndexEntries::default();
+        for object in objects {
+            self.link(&mut entries, object);
+        }
+        *self.write() = entries;
+    }
+
+    /// The objects of the store indexed under `key`.
+    pub fn get(&self, store: &Store<K>, key: &IndexKey) -> Vec<Arc<K>> {
+        let refs: Vec<ObjectRef<K>> = {
+            let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+            match entries.objects.get(key) {
+                Some(refs) => refs.iter().cloned().collect(),
+                None => return Vec::new(),
+            }
+        };
+        let mut found: Vec<Arc<K>> = refs
+            .iter()
+            .filter_map(|r| store.get(r))
+            .filter(|o| (self.keys)(o).contains(key))
+            .collect();
+        // Stable answers whatever the hash order.
+        found.sort_by(|a, b| a.meta().name.cmp(&b.meta().name));
+        found
+    }
+}
+
+/// Datasets by the Secret and the claim they are read through.
+pub fn dataset_keys(dataset: &TrainingDataset) -> Vec<IndexKey> {
+    let (secret, claim) = dataset_read_keys(dataset);
+    secret
+        .map(|(ns, name)| ("secret", ns, name))
+        .into_iter()
+        .chain(claim.map(|(ns, name)| ("claim", ns, name)))
+        .collect()
+}
+
+/// AgentPolicies by namespace.
+pub fn agent_keys(agent: &AgentPolicy) -> Vec<IndexKey> {
+    vec![(
+        "namespace",
+        agent.metadata.namespace.clone().unwrap_or_default(),
+        String::new(),
+    )]
+}
+
 /// The changes of one cached kind, for the controllers: every object applied to or deleted
 /// from the shared store, in order, as the `Arc` the store holds (no copy). Controllers
 /// subscribe when they start (on the leader only), so a replica that only serves the webhook
@@ -63,6 +204,8 @@ pub(crate) fn prune_governed<K: Resource + HasCommonStatus>(object: &mut K) {
 pub struct Feed<K: Resource<DynamicType = ()> + Clone + 'static> {
     store: Store<K>,
     tx: broadcast::Sender<Arc<K>>,
+    /// Kept current with the store, when the kind is looked up by key.
+    index: Option<Arc<Index<K>>>,
 }
 
 impl<K: Resource<DynamicType = ()> + Clone + 'static> Clone for Feed<K> {
@@ -70,6 +213,7 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Clone for Feed<K> {
         Self {
             store: self.store.clone(),
             tx: self.tx.clone(),
+            index: self.index.clone(),
         }
     }
 }
@@ -80,7 +224,19 @@ where
 {
     pub fn new(store: Store<K>) -> Self {
         let (tx, _) = broadcast::channel(FEED_BUFFER);
-        Self { store, tx }
+        Self {
+            store,
+            tx,
+            index: None,
+        }
+    }
+
+    /// A feed that also keeps `index` current with the store.
+    pub fn with_index(store: Store<K>, index: Arc<Index<K>>) -> Self {
+        Self {
+            index: Some(index),
+            ..Self::new(store)
+        }
     }
 
     /// The shared store this feed reports on.
@@ -122,6 +278,14 @@ where
     /// Applies a watch event to the store, then tells the subscribers.
     pub fn apply(&self, writer: &mut Writer<K>, event: watcher::Event<K>) {
         writer.apply_watcher_event(&event);
+        if let Some(index) = &self.index {
+            match &event {
+                watcher::Event::Apply(object) => index.upsert(object),
+                watcher::Event::Delete(object) => index.remove(object),
+                watcher::Event::InitDone => index.rebuild(&self.store.state()),
+                watcher::Event::Init | watcher::Event::InitApply(_) => {}
+            }
+        }
         if self.tx.receiver_count() == 0 {
             return;
         }
@@ -156,6 +320,96 @@ pub struct Feeds {
     pub namespaces: Feed<PartialObjectMeta<Namespace>>,
 }
 
+/// What the GPU rules resolve: the DRA claims and templates pods name and the nodes they pin.
+/// Not part of readiness: on a cluster that does not serve `resource.k8s.io/v1` the claim
+/// stores stay empty, and a pod naming a claim then counts as requesting GPUs (fail closed).
+#[derive(Clone)]
+pub struct GpuStores {
+    pub claims: Store<ResourceClaim>,
+    pub claim_templates: Store<ResourceClaimTemplate>,
+    pub nodes: Store<Node>,
+}
+
+impl Default for GpuStores {
+    /// Empty stores (nothing fills them).
+    fn default() -> Self {
+        Self {
+            claims: reflector::store().0,
+            claim_templates: reflector::store().0,
+            nodes: reflector::store().0,
+        }
+    }
+}
+
+/// A claim's spec reduced to what the GPU rules read: each request's DeviceClass names.
+fn classes_only(spec: &mut Option<ResourceClaimSpec>) {
+    let requests = spec
+        .take()
+        .and_then(|s| s.devices)
+        .and_then(|d| d.requests)
+        .unwrap_or_default();
+    let requests = requests
+        .into_iter()
+        .map(|r| DeviceRequest {
+            name: r.name,
+            exactly: r.exactly.map(|e| ExactDeviceRequest {
+                device_class_name: e.device_class_name,
+                ..ExactDeviceRequest::default()
+            }),
+            first_available: r.first_available.map(|alternatives| {
+                alternatives
+                    .into_iter()
+                    .map(|a| DeviceSubRequest {
+                        name: a.name,
+                        device_class_name: a.device_class_name,
+                        ..DeviceSubRequest::default()
+                    })
+                    .collect()
+            }),
+        })
+        .collect();
+    *spec = Some(ResourceClaimSpec {
+        devices: Some(DeviceClaim {
+            requests: Some(requests),
+            ..DeviceClaim::default()
+        }),
+    });
+}
+
+/// Keeps a claim's name and requested DeviceClasses (its status holds allocation results).
+pub(crate) fn prune_claim(claim: &mut ResourceClaim) {
+    prune(claim);
+    claim.metadata.labels = None;
+    claim.metadata.annotations = None;
+    claim.metadata.owner_references = None;
+    claim.status = None;
+    classes_only(&mut claim.spec);
+}
+
+/// Keeps a template's name and requested DeviceClasses.
+pub(crate) fn prune_claim_template(template: &mut ResourceClaimTemplate) {
+    prune(template);
+    template.metadata.labels = None;
+    template.metadata.annotations = None;
+    if let Some(spec) = template.spec.as_mut() {
+        spec.metadata = None;
+        classes_only(&mut spec.spec);
+    }
+}
+
+/// Keeps a node's name, labels and taints (its status lists every image it holds).
+pub(crate) fn prune_node(node: &mut Node) {
+    prune(node);
+    node.metadata.annotations = None;
+    node.metadata.owner_references = None;
+    node.status = None;
+    let taints = node.spec.take().and_then(|s| s.taints);
+    node.spec = Some(NodeSpec {
+        taints,
+        ..NodeSpec::default()
+    });
+}
+
 /// The admission context over reflector stores. Namespaces are watched as metadata only and
 /// managedFields are dropped, to keep memory low.
 pub struct StoreContext {
@@ -165,8 +419,13 @@ pub struct StoreContext {
     pub approvals: Store<ModelApproval>,
     pub agents: Store<AgentPolicy>,
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    /// Claims, templates and nodes for the GPU rules.
+    pub gpu: GpuStores,
     /// The stores' changes, for the controllers.
     pub feeds: Feeds,
+    /// Datasets by credentials Secret and claim, AgentPolicies by namespace.
+    dataset_index: Arc<Index<TrainingDataset>>,
+    agent_index: Arc<Index<AgentPolicy>>,
     pub(crate) profiles: ProfileCache,
     synced: AtomicBool,
 }
@@ -181,28 +440,47 @@ impl StoreContext {
         agents: Store<AgentPolicy>,
         namespaces: Store<PartialObjectMeta<Namespace>>,
     ) -> Self {
-        Self::with_feeds(Feeds {
-            policies: Feed::new(policies),
-            datasets: Feed::new(datasets),
-            models: Feed::new(models),
-            approvals: Feed::new(approvals),
-            agents: Feed::new(agents),
-            namespaces: Feed::new(namespaces),
-        })
+        let dataset_index = Arc::new(Index::of(&datasets, dataset_keys));
+        let agent_index = Arc::new(Index::of(&agents, agent_keys));
+        Self::with_feeds(
+            Feeds {
+                policies: Feed::new(policies),
+                datasets: Feed::with_index(datasets, dataset_index.clone()),
+                models: Feed::new(models),
+                approvals: Feed::new(approvals),
+                agents: Feed::with_index(agents, agent_index.clone()),
+                namespaces: Feed::new(namespaces),
+            },
+            dataset_index,
+            agent_index,
+        )
     }
 
-    fn with_feeds(feeds: Feeds) -> Self {
+    fn with_feeds(
+        feeds: Feeds,
+        dataset_index: Arc<Index<TrainingDataset>>,
+        agent_index: Arc<Index<AgentPolicy>>,
+    ) -> Self {
         Self {
+            dataset_index,
+            agent_index,
             policies: feeds.policies.store(),
             datasets: feeds.datasets.store(),
             models: feeds.models.store(),
             approvals: feeds.approvals.store(),
             agents: feeds.agents.store(),
             namespaces: feeds.namespaces.store(),
+            gpu: GpuStores::default(),
             feeds,
             profiles: ProfileCache::default(),
             synced: AtomicBool::new(false),
         }
+    }
+
+    /// The same context resolving claims, templates and nodes from these stores.
+    pub fn with_gpu_stores(mut self, gpu: GpuStores) -> Self {
+        self.gpu = gpu;
+        self
     }
 
     /// Marks the stores as synced (`/readyz` then answers 200).
@@ -257,6 +535,39 @@ impl Lookup for StoreContext {
             .into_iter()
             .min_by(|a, b| a.seniority().cmp(&b.seniority()))
     }
+    fn resource_claim(&self, namespace: &str, name: &str) -> Option<Arc<ResourceClaim>> {
+        self.gpu.claims.get(&ObjectRef::new(name).within(namespace))
+    }
+    fn resource_claim_template(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Arc<ResourceClaimTemplate>> {
+        self.gpu
+            .claim_templates
+            .get(&ObjectRef::new(name).within(namespace))
+    }
+    fn node(&self, name: &str) -> Option<Arc<Node>> {
+        self.gpu.nodes.get(&ObjectRef::new(name))
+    }
+    fn agents_in(&self, namespace: &str) -> Vec<Arc<AgentPolicy>> {
+        self.agent_index.get(
+            &self.agents,
+            &("namespace", namespace.to_string(), String::new()),
+        )
+    }
+    fn datasets_by_secret(&self, namespace: &str, secret: &str) -> Vec<Arc<TrainingDataset>> {
+        self.dataset_index.get(
+            &self.datasets,
+            &("secret", namespace.to_string(), secret.to_string()),
+        )
+    }
+    fn datasets_by_claim(&self, namespace: &str, claim: &str) -> Vec<Arc<TrainingDataset>> {
+        self.dataset_index.get(
+            &self.datasets,
+            &("claim", namespace.to_string(), claim.to_string()),
+        )
+    }
 }
 
 pub(crate) type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -273,13 +584,27 @@ where
         + Sync
         + 'static,
 {
+    reflect_pruned(api, prune::<K>)
+}
+
+/// [`reflect`] with a pruning of its own.
+pub(crate) fn reflect_pruned<K>(api: Api<K>, pruning: fn(&mut K)) -> (Feed<K>, Task)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
     let (store, mut writer) = reflector::store();
     let feed = Feed::new(store);
     let publisher = feed.clone();
     let kind = K::kind(&()).into_owned();
     let stream = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
-        .modify(prune::<K>)
+        .modify(pruning)
         .for_each(move |event| {
             match event {
                 Ok(event) => publisher.apply(&mut writer, event),
@@ -296,7 +621,7 @@ where
 /// before a schema change, or by hand with the webhook down) must not stop the watch: it is
 /// logged and left out of the cache (so no controller reconciles it), and every other object
 /// stays current.
-pub(crate) fn reflect_guarded<K>(client: Client) -> (Feed<K>, Task)
+pub(crate) fn reflect_guarded<K>(client: Client, index: Option<Arc<Index<K>>>) -> (Feed<K>, Task)
 where
     K: Resource<DynamicType = ()>
         + HasCommonStatus
@@ -308,7 +633,10 @@ where
         + 'static,
 {
     let (store, mut writer) = reflector::store::<K>();
-    let feed = Feed::new(store);
+    let feed = match index {
+        Some(index) => Feed::with_index(store, index),
+        None => Feed::new(store),
+    };
     let publisher = feed.clone();
     let kind = K::kind(&()).into_owned();
     let api: Api<DeserializeGuard<K>> = Api::all(client);
@@ -354,20 +682,40 @@ where
 /// drives the watches (run it on a task; it never ends) and marks the context synced once
 /// every store has listed.
 pub fn watch(client: Client) -> (Arc<StoreContext>, impl Future<Output = ()> + Send) {
-    let (policies, p) = reflect_guarded::<CompliancePolicy>(client.clone());
-    let (datasets, d) = reflect_guarded::<TrainingDataset>(client.clone());
-    let (models, m) = reflect_guarded::<ModelDeployment>(client.clone());
-    let (approvals, a) = reflect_guarded::<ModelApproval>(client.clone());
-    let (agents, g) = reflect_guarded::<AgentPolicy>(client.clone());
-    let (namespaces, n) = reflect(Api::<PartialObjectMeta<Namespace>>::all(client));
-    let context = Arc::new(StoreContext::with_feeds(Feeds {
-        policies,
-        datasets,
-        models,
-        approvals,
-        agents,
-        namespaces,
-    }));
+    let dataset_index = Arc::new(Index::new(dataset_keys));
+    let agent_index = Arc::new(Index::new(agent_keys));
+    let (policies, p) = reflect_guarded::<CompliancePolicy>(client.clone(), None);
+    let (datasets, d) = reflect_guarded(client.clone(), Some(dataset_index.clone()));
+    let (models, m) = reflect_guarded::<ModelDeployment>(client.clone(), None);
+    let (approvals, a) = reflect_guarded::<ModelApproval>(client.clone(), None);
+    let (agents, g) = reflect_guarded(client.clone(), Some(agent_index.clone()));
+    let (namespaces, n) = reflect(Api::<PartialObjectMeta<Namespace>>::all(client.clone()));
+    let (claims, c) = reflect_pruned(Api::<ResourceClaim>::all(client.clone()), prune_claim);
+    let (claim_templates, t) = reflect_pruned(
+        Api::<ResourceClaimTemplate>::all(client.clone()),
+        prune_claim_template,
+    );
+    let (nodes, o) = reflect_pruned(Api::<Node>::all(client), prune_node);
+    let gpu = GpuStores {
+        claims: claims.store(),
+        claim_templates: claim_templates.store(),
+        nodes: nodes.store(),
+    };
+    let context = Arc::new(
+        StoreContext::with_feeds(
+            Feeds {
+                policies,
+                datasets,
+                models,
+                approvals,
+                agents,
+                namespaces,
+            },
+            dataset_index,
+            agent_index,
+        )
+        .with_gpu_stores(gpu),
+    );
     let ready = {
         let context = context.clone();
         async move {
@@ -377,11 +725,12 @@ pub fn watch(client: Client) -> (Arc<StoreContext>, impl Future<Output = ()> + S
             let _ = context.approvals.wait_until_ready().await;
             let _ = context.agents.wait_until_ready().await;
             let _ = context.namespaces.wait_until_ready().await;
+            let _ = context.gpu.nodes.wait_until_ready().await;
             context.set_synced();
             tracing::info!("admission context synced");
         }
     };
-    let tasks: Vec<Task> = vec![p, d, m, a, g, n, Box::pin(ready)];
+    let tasks: Vec<Task> = vec![p, d, m, a, g, n, c, t, o, Box::pin(ready)];
     (context, async move {
         futures::future::join_all(tasks).await;
     })

@@ -638,3 +638,16 @@ fn fail_on_ungoverned_makes_ungoverned_kinds_fail_the_gate() {
         stderr(&strict)
     );
 }
+
+#[test]
+fn a_list_over_its_crd_bound_is_bad_input_naming_the_field() {
+    let datasets: String = (0..65).map(|i| format!("  - d{i}\n")).collect();
+    let text = model("big", &format!("  trainingDatasets:\n{datasets}"));
+    let err = bad_input("big.yaml", text.as_bytes());
+    assert!(
+        err.contains(
+            "ModelDeployment \"big\": spec.trainingDatasets: Too many: must have at most 64 items"
+        ),
+        "{err}"
+    );
+}

@@ -580,3 +580,24 @@ async fn metadata_only_updates_of_annexa_objects_are_admitted() {
         NO_KMS
     );
 }
+
+/// The CRD's size bounds: the webhook refuses what the API server would refuse, naming the
+/// field in the API server's words, as `annexa check` does.
+#[tokio::test]
+async fn objects_over_a_crd_size_bound_are_refused_naming_the_field() {
+    let names: Vec<String> = (0..65).map(|i| format!("d{i}")).collect();
+    let mut dataset = dataset("ml-prod", true);
+    dataset["spec"]["derivedFrom"] = json!(names);
+    let body = serde_json::to_vec(&review("CREATE", "alice", &dataset, None)).unwrap();
+    let (status, answer) = post(&router(), "/validate", body).await;
+    assert_eq!(status.as_u16(), 400, "{answer}");
+    let message = answer["message"].as_str().unwrap();
+    assert!(
+        message.ends_with("spec.derivedFrom: Too many: must have at most 64 items"),
+        "{message}"
+    );
+    // 64 are within the bound: decided, not refused.
+    dataset["spec"]["derivedFrom"] = json!(names[..64]);
+    let r = validate(&router(), &review("CREATE", "alice", &dataset, None)).await;
+    assert!(r["allowed"].is_boolean(), "{r}");
+}

@@ -7,8 +7,10 @@
 pub mod agent_policy;
 pub mod catalogue;
 pub mod duration;
+pub mod gpu;
 pub mod model_approval;
 pub mod model_deployment;
+pub mod pod_access;
 pub mod profile;
 pub mod training_dataset;
 pub mod workload;
@@ -21,6 +23,8 @@ use crate::api::{
     TrainingDataset,
 };
 use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceClaimTemplate};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -133,6 +137,55 @@ pub trait Lookup {
     fn approvals(&self, namespace: &str, model: &str) -> Vec<Arc<ModelApproval>>;
     /// The AgentPolicy governing this service account, if any.
     fn agent_for_service_account(&self, namespace: &str, sa: &str) -> Option<Arc<AgentPolicy>>;
+    /// Every AgentPolicy of the namespace (their pod selectors), looked up by namespace.
+    fn agents_in(&self, namespace: &str) -> Vec<Arc<AgentPolicy>>;
+    /// Datasets whose `credentialsSecret` is this Secret, looked up by namespace and name.
+    fn datasets_by_secret(&self, namespace: &str, secret: &str) -> Vec<Arc<TrainingDataset>>;
+    /// Datasets whose `source.pvc` is this claim, looked up by namespace and name.
+    fn datasets_by_claim(&self, namespace: &str, claim: &str) -> Vec<Arc<TrainingDataset>>;
+    /// A ResourceClaim (the GPU rules read its requests' DeviceClass names). None: not known,
+    /// which the rules treat as a GPU request (fail closed).
+    fn resource_claim(&self, _namespace: &str, _name: &str) -> Option<Arc<ResourceClaim>> {
+        None
+    }
+    /// A ResourceClaimTemplate, as [`Lookup::resource_claim`].
+    fn resource_claim_template(
+        &self,
+        _namespace: &str,
+        _name: &str,
+    ) -> Option<Arc<ResourceClaimTemplate>> {
+        None
+    }
+    /// A Node (its labels and taints say which GPU pool it belongs to). None: not known, and a
+    /// pod pinned to it counts as pinned to a GPU node (fail closed).
+    fn node(&self, _name: &str) -> Option<Arc<Node>> {
+        None
+    }
+}
+
+/// Objects the rules resolve but do not evaluate: the DRA claims and templates pods name, and
+/// the nodes they pin (read from `annexa check`'s input and `--context` files).
+#[derive(Clone, Debug)]
+pub enum Related {
+    Claim(Box<ResourceClaim>),
+    ClaimTemplate(Box<ResourceClaimTemplate>),
+    Node(Box<Node>),
+}
+
+/// An object of a namespace, by `(namespace, name)`.
+pub type NamespacedName = (String, String);
+
+/// The Secret and the claim a dataset is read through, as index keys.
+pub fn dataset_read_keys(d: &TrainingDataset) -> (Option<NamespacedName>, Option<NamespacedName>) {
+    let namespace = d.metadata.namespace.clone().unwrap_or_default();
+    let named = |name: Option<&String>| {
+        name.filter(|n| !n.is_empty())
+            .map(|n| (namespace.clone(), n.clone()))
+    };
+    (
+        named(d.spec.credentials_secret.as_ref()),
+        named(d.spec.source.pvc.as_ref()),
+    )
 }
 
 /// A [`Lookup`] over objects held in memory (used by `annexa check` and tests).
@@ -142,6 +195,12 @@ pub struct Inventory {
     pub models: BTreeMap<(String, String), Arc<ModelDeployment>>,
     pub approvals: Vec<Arc<ModelApproval>>,
     pub agents: Vec<Arc<AgentPolicy>>,
+    /// Dataset names by `(namespace, credentials Secret)` and by `(namespace, claim)`.
+    by_secret: BTreeMap<(String, String), Vec<String>>,
+    by_claim: BTreeMap<(String, String), Vec<String>>,
+    pub resource_claims: BTreeMap<(String, String), Arc<ResourceClaim>>,
+    pub resource_claim_templates: BTreeMap<(String, String), Arc<ResourceClaimTemplate>>,
+    pub nodes: BTreeMap<String, Arc<Node>>,
 }
 
 fn key(namespace: Option<&String>, name: Option<&String>) -> (String, String) {
@@ -154,7 +213,34 @@ fn key(namespace: Option<&String>, name: Option<&String>) -> (String, String) {
 impl Inventory {
     pub fn add_dataset(&mut self, d: TrainingDataset) {
         let k = key(d.metadata.namespace.as_ref(), d.metadata.name.as_ref());
+        let (secret, claim) = dataset_read_keys(&d);
+        for (index, read) in [(&mut self.by_secret, secret), (&mut self.by_claim, claim)] {
+            if let Some(read) = read {
+                let names = index.entry(read).or_default();
+                if !names.contains(&k.1) {
+                    names.push(k.1.clone());
+                }
+            }
+        }
         self.datasets.insert(k, Arc::new(d));
+    }
+
+    /// The datasets an index names that still read through `read` (a replaced dataset may
+    /// have left its old Secret or claim behind).
+    fn datasets_indexed(
+        &self,
+        index: &BTreeMap<(String, String), Vec<String>>,
+        read: (&str, &str),
+        still: impl Fn(&TrainingDataset) -> bool,
+    ) -> Vec<Arc<TrainingDataset>> {
+        let (namespace, name) = read;
+        index
+            .get(&(namespace.to_string(), name.to_string()))
+            .into_iter()
+            .flatten()
+            .filter_map(|d| self.dataset(namespace, d))
+            .filter(|d| still(d))
+            .collect()
     }
     pub fn add_model(&mut self, m: ModelDeployment) {
         let k = key(m.metadata.namespace.as_ref(), m.metadata.name.as_ref());
@@ -165,6 +251,23 @@ impl Inventory {
     }
     pub fn add_agent(&mut self, a: AgentPolicy) {
         self.agents.push(Arc::new(a));
+    }
+    /// Adds a ResourceClaim, ResourceClaimTemplate or Node the GPU rules resolve.
+    pub fn add_related(&mut self, related: Related) {
+        match related {
+            Related::Claim(c) => {
+                let k = key(c.metadata.namespace.as_ref(), c.metadata.name.as_ref());
+                self.resource_claims.insert(k, Arc::new(*c));
+            }
+            Related::ClaimTemplate(t) => {
+                let k = key(t.metadata.namespace.as_ref(), t.metadata.name.as_ref());
+                self.resource_claim_templates.insert(k, Arc::new(*t));
+            }
+            Related::Node(n) => {
+                let name = n.metadata.name.clone().unwrap_or_default();
+                self.nodes.insert(name, Arc::new(*n));
+            }
+        }
     }
 }
 
@@ -197,6 +300,40 @@ impl Lookup for Inventory {
                     && a.spec.service_account_name == sa
             })
             .cloned()
+    }
+    fn resource_claim(&self, namespace: &str, name: &str) -> Option<Arc<ResourceClaim>> {
+        self.resource_claims
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+    fn resource_claim_template(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Arc<ResourceClaimTemplate>> {
+        self.resource_claim_templates
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+    fn node(&self, name: &str) -> Option<Arc<Node>> {
+        self.nodes.get(name).cloned()
+    }
+    fn agents_in(&self, namespace: &str) -> Vec<Arc<AgentPolicy>> {
+        self.agents
+            .iter()
+            .filter(|a| a.metadata.namespace.as_deref() == Some(namespace))
+            .cloned()
+            .collect()
+    }
+    fn datasets_by_secret(&self, namespace: &str, secret: &str) -> Vec<Arc<TrainingDataset>> {
+        self.datasets_indexed(&self.by_secret, (namespace, secret), |d| {
+            d.spec.credentials_secret.as_deref() == Some(secret)
+        })
+    }
+    fn datasets_by_claim(&self, namespace: &str, claim: &str) -> Vec<Arc<TrainingDataset>> {
+        self.datasets_indexed(&self.by_claim, (namespace, claim), |d| {
+            d.spec.source.pvc.as_deref() == Some(claim)
+        })
     }
 }
 

@@ -3,8 +3,10 @@
 
 mod agent_policy;
 mod fixtures;
+mod gpu_paths;
 mod model_approval;
 mod model_deployment;
+mod pod_access;
 mod profile;
 mod properties;
 mod training_dataset;

@@ -668,6 +668,7 @@ fn parse_target(
     }
     if let Some(sub) = &subresource
         && !(sub == "status" && rt.status_subresource)
+        && !(sub == EPHEMERAL_CONTAINERS && rt.group.is_empty() && rt.plural == "pods")
         && !is_token_request(&rt, sub)
     {
         return Err(page_not_found());
@@ -1379,6 +1380,10 @@ fn without(v: &Value, keys: &[&str]) -> Value {
     v
 }
 
+/// The subresource `kubectl debug` writes: only `spec.ephemeralContainers` of the candidate is
+/// kept, as kube-apiserver's ephemeral-containers strategy does.
+const EPHEMERAL_CONTAINERS: &str = "ephemeralcontainers";
+
 /// Applies the update rules to a candidate: immutable metadata, status subresource split,
 /// generation, managedFields (`record`) for non-apply writes.
 fn finish_update(
@@ -1413,7 +1418,22 @@ fn finish_update(
         }
     }
     let sub = target.sub();
-    if sub == "status" {
+    if sub == EPHEMERAL_CONTAINERS {
+        let ephemeral = new["spec"].get("ephemeralContainers").cloned();
+        let managed = new["metadata"].get("managedFields").cloned();
+        new = current.clone();
+        match ephemeral {
+            Some(e) => new["spec"]["ephemeralContainers"] = e,
+            None => {
+                if let Some(spec) = new["spec"].as_object_mut() {
+                    spec.remove("ephemeralContainers");
+                }
+            }
+        }
+        if let Some(mf) = managed {
+            new["metadata"]["managedFields"] = mf;
+        }
+    } else if sub == "status" {
         let status = new.get("status").cloned();
         let managed = new["metadata"].get("managedFields").cloned();
         new = current.clone();
@@ -1565,8 +1585,14 @@ fn prepare(st: &State, req: &Req, target: &Target, kind: WriteKind) -> Result<Pr
                 PatchKind::Json => {
                     let ops: json_patch::Patch = serde_json::from_slice(&req.body)
                         .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-                    json_patch::patch(&mut doc, &ops).map_err(|e| {
-                        ApiError::new(422, "Invalid", format!("the server rejected our request due to an error in our request: {e}"))
+                    // kube-apiserver answers a patch that does not apply (a failed `test`, a
+                    // missing path) with a generic 422 that does not say which operation.
+                    json_patch::patch(&mut doc, &ops).map_err(|_| {
+                        ApiError::new(
+                            422,
+                            "Invalid",
+                            "the server rejected our request due to an error in our request",
+                        )
                     })?;
                 }
                 PatchKind::Merge => {

@@ -61,6 +61,8 @@ pub struct Profile {
     pub approval_ttl: SignedDuration,
     /// Empty: any group.
     pub approver_groups: Vec<String>,
+    /// ServiceAccount usernames allowed to approve. Empty: none.
+    pub service_account_approvers: Vec<String>,
     #[serde(serialize_with = "ser_duration")]
     pub max_token_ttl: SignedDuration,
     pub forbidden_verbs: Vec<String>,
@@ -290,6 +292,17 @@ impl Profile {
                 DEFAULT_APPROVAL_TTL_SECS,
             ),
             approver_groups: intersect(promotion.iter().map(|p| &p.approver_groups)),
+            // An allow-list where empty means none: every policy must name the account.
+            service_account_approvers: if !specs.is_empty()
+                && promotion.len() == specs.len()
+                && promotion
+                    .iter()
+                    .all(|p| !p.service_account_approvers.is_empty())
+            {
+                intersect(promotion.iter().map(|p| &p.service_account_approvers))
+            } else {
+                Vec::new()
+            },
             max_token_ttl: shortest_of(&|s| agents_of(s).max_token_ttl, DEFAULT_TOKEN_TTL_SECS),
             forbidden_verbs,
             allow_secret_read: !specs.is_empty()
@@ -348,6 +361,7 @@ impl Profile {
                 required_approvals: Some(self.required_approvals),
                 approval_ttl: Some(format_duration(self.approval_ttl)),
                 approver_groups: self.approver_groups.clone(),
+                service_account_approvers: self.service_account_approvers.clone(),
             }),
             agents: Some(AgentLimits {
                 max_token_ttl: Some(format_duration(self.max_token_ttl)),

@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use super::Server;
 use super::admission::{Attributes, review, rule_matches, selector_matches};
-use super::api::ApiError;
+use super::api::{ApiError, qualified};
 use super::registry::{GroupResource, Special};
 use super::store::{self, meta_str};
 
@@ -289,14 +289,23 @@ pub fn validate(
                 .as_array()
                 .map(|v| v.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
+            // As kube-apiserver builds it: admission.NewForbidden's text and details, with the
+            // validation's reason (default Invalid) and its code, and the message as a cause.
             let denied = |reason: &str, message: &str| {
+                let cause = format!(
+                    "ValidatingAdmissionPolicy '{policy_name}' with binding '{binding_name}' denied request: {message}"
+                );
                 ApiError::new(
                     code_of(reason),
                     reason,
-                    format!(
-                        "ValidatingAdmissionPolicy '{policy_name}' with binding '{binding_name}' denied request: {message}"
-                    ),
+                    format!("{} \"{}\" is forbidden: {cause}", qualified(a.rt), a.name),
                 )
+                .with_details(serde_json::json!({
+                    "name": a.name,
+                    "group": a.rt.group,
+                    "kind": a.rt.plural,
+                    "causes": [{"message": cause}],
+                }))
             };
             let outcomes: Vec<Result<Option<Failure>, String>> =
                 match params(server, policy, binding, a) {

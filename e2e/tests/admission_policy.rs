@@ -3,6 +3,7 @@
 //! constraints, validation actions and failure policies, with kube-apiserver's wording. They run
 //! against the stand-in, or against the real cluster named by ANNEXA_E2E_KUBECONFIG (1.30+).
 //! Every policy is bound only to the test's own namespace, and removed afterwards.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -174,10 +174,10 @@ pub struct ModelDeploymentStatus {
     /// it was approved for. The controller re-verifies it against the ModelApprovals on every
     /// reconcile and never serves it on the strength of this field alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub serving_release: Option<ServingRelease>,
+    pub serving_release: Option<Box<ServingRelease>>,
     /// The release requested in the spec while it is held.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pending_release: Option<ReleaseRecord>,
+    pub pending_release: Option<Box<ReleaseRecord>>,
     /// Approvals counted for the requested release.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvals: Vec<ApprovalRecord>,

@@ -691,7 +691,7 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
     let mut previous = model
         .status
         .as_ref()
-        .and_then(|s| s.serving_release.clone());
+        .and_then(|s| s.serving_release.as_deref().cloned());
     if previous.is_none() {
         let deployments: kube::Api<Deployment> =
             kube::Api::namespaced(ctx.client.clone(), &namespace);
@@ -793,8 +793,8 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
         classification: Some(class),
         serving_digest: serving.as_ref().map(|s| s.record.digest.clone()),
         pending_digest: pending.then(|| requested_record.digest.clone()),
-        pending_release: pending.then(|| requested_record.clone()),
-        serving_release: serving,
+        pending_release: pending.then(|| Box::new(requested_record.clone())),
+        serving_release: serving.map(Box::new),
         promotions,
         // Bounded: status never grows with the number of approvals filed.
         approvals: gate

@@ -48,11 +48,12 @@ pub fn object(yaml: &str) -> Object {
                 *recorded = release;
             }
         }
-        Object::Approval(a) => {
-            if a.spec.release.fingerprint == DIGEST || a.spec.release.fingerprint == OTHER_DIGEST {
-                let digest = a.spec.release.fingerprint.clone();
-                a.spec.release.fingerprint = fraud_release(&digest);
-            }
+        Object::Approval(a)
+            if a.spec.release.fingerprint == DIGEST
+                || a.spec.release.fingerprint == OTHER_DIGEST =>
+        {
+            let digest = a.spec.release.fingerprint.clone();
+            a.spec.release.fingerprint = fraud_release(&digest);
         }
         _ => {}
     }

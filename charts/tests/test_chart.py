@@ -315,8 +315,16 @@ def test_match_conditions_send_creations_and_pod_spec_changes_only(rendered):
     # Scaling and metadata edits never reach the webhook, so they work even while it is down.
     assert not matches("deployments", "UPDATE", _deployment(replicas=5), _deployment())
     assert not matches("deployments", "UPDATE", _deployment(labels={"team": "x"}), _deployment())
-    assert not matches("pods", "UPDATE", {"metadata": {"labels": {"a": "b"}}, "spec": POD_SPEC},
+    assert not matches("pods", "UPDATE", {"metadata": {"annotations": {"a": "b"}}, "spec": POD_SPEC},
                        {"metadata": {}, "spec": POD_SPEC})
+    # A pod's labels say whether it is an agent's pod (A.8.12, A.5.15): adding, changing or
+    # removing them goes to Annexa; the same labels do not.
+    labelled = {"metadata": {"labels": {"app": "agent"}}, "spec": POD_SPEC}
+    assert matches("pods", "UPDATE", labelled, {"metadata": {}, "spec": POD_SPEC})
+    assert matches("pods", "UPDATE", {"metadata": {}, "spec": POD_SPEC}, labelled)
+    assert matches("pods", "UPDATE", {"metadata": {"labels": {"app": "x"}}, "spec": POD_SPEC}, labelled)
+    assert not matches("pods", "UPDATE", labelled, labelled)
+    assert not matches("pods", "UPDATE", {"metadata": {}, "spec": POD_SPEC}, {"metadata": {}, "spec": POD_SPEC})
     changed_pod = {"spec": {"containers": [{"name": "serve", "image": "evil.io/x:latest"}]}}
     assert matches("pods", "UPDATE", changed_pod, {"spec": POD_SPEC})
     # CronJobs keep their pod template one level deeper.
@@ -448,7 +456,7 @@ def test_self_managed_certificates_are_managed_by_annexa(rendered):
     role_rules = r.one("Role")["rules"]
     assert {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["annexa-webhook-tls"],
             "verbs": ["get", "update", "patch"]} in role_rules
-    patch_webhooks = [rule for rule in r.one("ClusterRole")["rules"]
+    patch_webhooks = [rule for rule in r.one("ClusterRole", "annexa")["rules"]
                       if "admissionregistration.k8s.io" in rule["apiGroups"]]
     assert patch_webhooks == [{"apiGroups": ["admissionregistration.k8s.io"],
                                "resources": ["validatingwebhookconfigurations",
@@ -479,7 +487,7 @@ def test_cert_manager_mode_mounts_the_issued_certificate_and_injects_the_ca(rend
             "annexa-system/annexa-webhook"
     # Annexa neither writes the Secret nor patches the webhooks: no permission for it.
     assert not any("admissionregistration.k8s.io" in rule["apiGroups"]
-                   for rule in r.one("ClusterRole")["rules"])
+                   for rule in r.one("ClusterRole", "annexa")["rules"])
     assert not any("secrets" in rule["resources"] for rule in r.one("Role")["rules"])
 
 
@@ -528,7 +536,7 @@ EXPECTED_CLUSTER_PERMISSIONS = {
 
 def test_cluster_role_grants_exactly_what_annexa_does(rendered):
     r = rendered["default"]
-    granted = permissions(r.one("ClusterRole")["rules"])
+    granted = permissions(r.one("ClusterRole", "annexa")["rules"])
     expected = dict(EXPECTED_CLUSTER_PERMISSIONS)
     expected[("rbac.authorization.k8s.io", "roles")] = expected[("rbac.authorization.k8s.io", "roles")] | \
         {"escalate", "bind"}
@@ -542,8 +550,31 @@ def test_cluster_role_grants_exactly_what_annexa_does(rendered):
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "annexa", "namespace": "annexa-system"}]
 
 
+def test_annexa_kinds_join_view_and_edit_by_aggregation_and_approving_is_separate(rendered):
+    r = rendered["default"]
+    view = r.one("ClusterRole", "annexa-aggregate-to-view")
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert permissions(view["rules"]) == {
+        ("annexa.dev", kind): {"get", "list", "watch"}
+        for kind in ["compliancepolicies", "trainingdatasets", "modeldeployments",
+                     "modelapprovals", "agentpolicies"]}
+    edit = r.one("ClusterRole", "annexa-aggregate-to-edit")
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    writes = {"create", "update", "patch", "delete", "deletecollection"}
+    # Approvals and cluster-wide policies stay out of `edit`.
+    assert permissions(edit["rules"]) == {
+        ("annexa.dev", kind): writes
+        for kind in ["trainingdatasets", "modeldeployments", "agentpolicies"]}
+    approver = r.one("ClusterRole", "annexa-approver")
+    assert not any(k.startswith("rbac.authorization.k8s.io/aggregate")
+                   for k in approver["metadata"]["labels"])
+    assert permissions(approver["rules"]) == {
+        ("annexa.dev", "modeldeployments"): {"get", "list", "watch"},
+        ("annexa.dev", "modelapprovals"): {"get", "list", "watch", "create"}}
+
+
 def test_grantable_rules_mode_drops_escalate_and_bind(rendered):
-    granted = permissions(rendered["grantable-rules"].one("ClusterRole")["rules"])
+    granted = permissions(rendered["grantable-rules"].one("ClusterRole", "annexa")["rules"])
     assert not any({"escalate", "bind"} & verbs for verbs in granted.values())
     assert granted[("", "configmaps")] == {"get", "list"}
     assert "RBAC: rbac.grantMode=escalate" not in rendered["grantable-rules"].notes

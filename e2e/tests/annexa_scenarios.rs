@@ -359,7 +359,21 @@ fn production_promotion_waits_for_two_approvals_of_exactly_the_digest() {
     assert_eq!(serving_digest(&deployment), Some(DIGEST_1));
     assert_eq!(condition(&md, "Approved").unwrap()["status"], "False");
 
-    // The requester cannot approve her own digest.
+    // Without the approver role, RBAC refuses before any webhook sees a request: `annexa
+    // approve` cannot even read the model it would approve.
+    let (ok, out, err) = approve("mallory", DIGEST_2);
+    assert!(!ok, "mallory approved: {out}");
+    assert!(
+        err.contains(&format!(
+            "modeldeployments.annexa.dev \"m\" is forbidden: User \"mallory\" cannot get resource \"modeldeployments\" in API group \"annexa.dev\" in the namespace \"{ns}\""
+        )),
+        "{err}"
+    );
+    // The requester cannot approve her own digest, even when RBAC lets her record approvals:
+    // that is the webhook's separation of duties (A.5.3), not RBAC.
+    a.cluster
+        .grant(Some(ns), &format!("{RELEASE}-approver"), &["--user=alice"])
+        .unwrap();
     let (ok, out, err) = approve("alice", DIGEST_2);
     assert!(!ok, "alice approved her own digest: {out}");
     assert!(err.contains("A.5.3"), "{err}");

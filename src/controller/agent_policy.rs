@@ -26,8 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub const KIND: &str = "AgentPolicy";
-/// Default pod label selecting an agent's pods for its NetworkPolicy.
-pub const AGENT_LABEL: &str = "annexa.dev/agent";
+pub use crate::api::AGENT_LABEL;
 /// Bindings listed in status at most.
 const MAX_LISTED: usize = 20;
 
@@ -88,17 +87,8 @@ pub fn build_grant(agent: &AgentPolicy) -> (Role, RoleBinding) {
 
 /// Egress denied but to the allow-list and cluster DNS.
 pub fn build_network_policy(agent: &AgentPolicy) -> NetworkPolicy {
-    let selector = agent
-        .spec
-        .pod_selector
-        .clone()
-        .unwrap_or_else(|| LabelSelector {
-            match_labels: Some(BTreeMap::from([(
-                AGENT_LABEL.to_string(),
-                agent.name_any(),
-            )])),
-            match_expressions: None,
-        });
+    // The same selector the admission rules hold agent pods to (`AgentPolicy::pod_selector`).
+    let selector = agent.pod_selector();
     let mut egress: Vec<NetworkPolicyEgressRule> = agent
         .spec
         .egress

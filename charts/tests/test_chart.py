@@ -389,7 +389,8 @@ def test_container_command_is_the_documented_contract(rendered):
         "run", "--namespace=$(POD_NAMESPACE)", "--webhook-addr=0.0.0.0:8443",
         "--metrics-addr=0.0.0.0:8080", "--service-name=annexa-webhook",
         "--cert-secret=annexa-webhook-tls", "--validating-webhook=annexa", "--mutating-webhook=annexa",
-        "--leader-election", "--lease-name=annexa-leader", "--log-format=json",
+        "--leader-election", "--lease-name=annexa-leader", "--report-api=openreports",
+        "--log-format=json",
     ]
     env = {e["name"]: e for e in c["env"]}
     assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
@@ -531,6 +532,9 @@ EXPECTED_CLUSTER_PERMISSIONS = {
     ("", "pods"): {"get", "list", "watch"},
     ("", "persistentvolumeclaims"): {"get", "delete"},
     ("events.k8s.io", "events"): {"create"},
+    # Compliance reports (reports.api=openreports, the default).
+    ("openreports.io", "reports"): {"list", "create", "patch"},
+    ("openreports.io", "clusterreports"): {"list", "create", "patch"},
 }
 
 
@@ -686,3 +690,32 @@ def test_image_and_chart_agree_on_user_and_entrypoint():
     assert c["containers"][0]["command"] == ["/annexa"]
     ignored = (REPO / ".dockerignore").read_text().split()
     assert "target/" in ignored and ".git/" in ignored
+
+
+# --- Compliance reports ----------------------------------------------------------------------
+
+def test_reports_follow_the_chosen_api_and_the_crds_install_only_on_request(chart):
+    default = render({}, chart=chart)
+    assert not [c for c in default.all("CustomResourceDefinition")
+                if c["spec"]["group"] == "openreports.io"], "the OpenReports CRDs are opt-in"
+
+    installed = render({"reports": {"installCRDs": True}}, chart=chart)
+    crds = {c["metadata"]["name"]: c for c in installed.all("CustomResourceDefinition")
+            if c["spec"]["group"] == "openreports.io"}
+    assert set(crds) == {"reports.openreports.io", "clusterreports.openreports.io"}
+    for crd in crds.values():
+        assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+
+    wg = render({"reports": {"api": "wgpolicy"}}, chart=chart)
+    assert "--report-api=wgpolicy" in container(wg)["args"]
+    granted = permissions(wg.one("ClusterRole", "annexa")["rules"])
+    assert granted[("wgpolicyk8s.io", "policyreports")] == {"list", "create", "patch"}
+    assert ("openreports.io", "reports") not in granted
+
+    off = render({"reports": {"enabled": False}}, chart=chart)
+    assert "--no-reports" in container(off)["args"]
+    assert not any(g in ("openreports.io", "wgpolicyk8s.io")
+                   for g, _ in permissions(off.one("ClusterRole", "annexa")["rules"]))
+
+    with pytest.raises(helm_python.HelmRenderError, match="reports.api=openreports"):
+        render({"reports": {"api": "wgpolicy", "installCRDs": True}}, chart=chart)

@@ -224,12 +224,16 @@ def test_workloads_webhook_only_in_opted_in_namespaces_and_only_pod_bearing_kind
     assert {"key": "annexa.dev/enforce", "operator": "In", "values": ["true"]} in \
         w["namespaceSelector"]["matchExpressions"]
     matched = {(g, res) for rule in w["rules"] for g in rule["apiGroups"] for res in rule["resources"]}
-    assert matched == {("", "pods"), ("apps", "deployments"), ("apps", "statefulsets"),
-                       ("apps", "daemonsets"), ("apps", "replicasets"), ("batch", "jobs"),
-                       ("batch", "cronjobs")}
+    assert matched == {("", "pods"), ("", "pods/ephemeralcontainers"), ("apps", "deployments"),
+                       ("apps", "statefulsets"), ("apps", "daemonsets"), ("apps", "replicasets"),
+                       ("batch", "jobs"), ("batch", "cronjobs")}
     for rule in w["rules"]:
+        if rule["resources"] == ["pods/ephemeralcontainers"]:
+            # `kubectl debug` updates this subresource; it has no CREATE.
+            assert rule["operations"] == ["UPDATE"]
+            continue
         assert rule["operations"] == ["CREATE", "UPDATE"]
-        assert not any("/" in res for res in rule["resources"]), "no subresources (status, scale)"
+        assert not any("/" in res for res in rule["resources"]), "no other subresources (status, scale)"
 
 
 def test_failure_policies_are_set_per_webhook(rendered):
@@ -327,6 +331,9 @@ def test_match_conditions_send_creations_and_pod_spec_changes_only(rendered):
     assert not matches("pods", "UPDATE", {"metadata": {}, "spec": POD_SPEC}, {"metadata": {}, "spec": POD_SPEC})
     changed_pod = {"spec": {"containers": [{"name": "serve", "image": "evil.io/x:latest"}]}}
     assert matches("pods", "UPDATE", changed_pod, {"spec": POD_SPEC})
+    # `kubectl debug` (pods/ephemeralcontainers: the resource is still `pods`) changes the spec.
+    debugged = {"spec": dict(POD_SPEC, ephemeralContainers=[{"name": "debugger", "image": "busybox"}])}
+    assert matches("pods", "UPDATE", debugged, {"spec": POD_SPEC})
     # CronJobs keep their pod template one level deeper.
     cron = {"spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": POD_SPEC}}}}}
     cron_other_schedule = {"spec": dict(cron["spec"], schedule="0 * * * *")}
@@ -530,6 +537,8 @@ EXPECTED_CLUSTER_PERMISSIONS = {
     ("", "namespaces"): {"get", "list", "watch"},
     ("", "nodes"): {"get", "list", "watch"},
     ("", "pods"): {"get", "list", "watch"},
+    ("resource.k8s.io", "resourceclaims"): {"list", "watch"},
+    ("resource.k8s.io", "resourceclaimtemplates"): {"list", "watch"},
     ("", "persistentvolumeclaims"): {"get", "delete"},
     ("events.k8s.io", "events"): {"create"},
     # Compliance reports (reports.api=openreports, the default).

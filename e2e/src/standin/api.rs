@@ -663,6 +663,7 @@ fn parse_target(
     }
     if let Some(sub) = &subresource
         && !(sub == "status" && rt.status_subresource)
+        && !(sub == EPHEMERAL_CONTAINERS && rt.group.is_empty() && rt.plural == "pods")
         && !is_token_request(&rt, sub)
     {
         return Err(page_not_found());
@@ -1374,6 +1375,10 @@ fn without(v: &Value, keys: &[&str]) -> Value {
     v
 }
 
+/// The subresource `kubectl debug` writes: only `spec.ephemeralContainers` of the candidate is
+/// kept, as kube-apiserver's ephemeral-containers strategy does.
+const EPHEMERAL_CONTAINERS: &str = "ephemeralcontainers";
+
 /// Applies the update rules to a candidate: immutable metadata, status subresource split,
 /// generation, managedFields (`record`) for non-apply writes.
 fn finish_update(
@@ -1408,7 +1413,22 @@ fn finish_update(
         }
     }
     let sub = target.sub();
-    if sub == "status" {
+    if sub == EPHEMERAL_CONTAINERS {
+        let ephemeral = new["spec"].get("ephemeralContainers").cloned();
+        let managed = new["metadata"].get("managedFields").cloned();
+        new = current.clone();
+        match ephemeral {
+            Some(e) => new["spec"]["ephemeralContainers"] = e,
+            None => {
+                if let Some(spec) = new["spec"].as_object_mut() {
+                    spec.remove("ephemeralContainers");
+                }
+            }
+        }
+        if let Some(mf) = managed {
+            new["metadata"]["managedFields"] = mf;
+        }
+    } else if sub == "status" {
         let status = new.get("status").cloned();
         let managed = new["metadata"].get("managedFields").cloned();
         new = current.clone();

@@ -99,7 +99,7 @@ struct Gate {
 /// What a review holds while it is read and decided.
 struct Admitted {
     _request: OwnedSemaphorePermit,
-    _bytes: OwnedSemaphorePermit,
+    _bytes: Option<OwnedSemaphorePermit>,
 }
 
 /// What the routes share.
@@ -179,6 +179,8 @@ fn error(status: StatusCode, reason: &str, message: &str) -> Response {
 }
 
 enum Failure {
+    /// A cap was full: `bytes` or `requests`.
+    Shed(&'static str),
     TooLarge(u64),
     Read(String),
     Bad(ReviewError),
@@ -189,25 +191,49 @@ enum Failure {
 /// 413 instead of a reset connection; past this the connection is closed.
 const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
 
-async fn read_body(body: Body, limit: usize, declared: Option<u64>) -> Result<Bytes, Failure> {
+/// Reads the body, holding its bytes against the in-flight budget as they arrive (in KiB): a
+/// client trickling a body holds only what it sent.
+async fn read_body(
+    body: Body,
+    limit: usize,
+    declared: Option<u64>,
+    budget: &Arc<Semaphore>,
+) -> Result<(Bytes, Option<OwnedSemaphorePermit>), Failure> {
     if let Some(len) = declared.filter(|l| *l > limit as u64) {
         drain(body, DRAIN_LIMIT).await;
         return Err(Failure::TooLarge(len));
     }
     let mut body = body;
-    let mut buf: Vec<u8> = Vec::with_capacity(declared.map_or(16 * 1024, |l| l as usize));
+    // Grown as bytes arrive, not sized from the announced length.
+    let mut buf: Vec<u8> =
+        Vec::with_capacity(declared.map_or(16 * 1024, |l| l.min(64 * 1024) as usize));
+    let mut held: Option<OwnedSemaphorePermit> = None;
+    let mut held_kib = 0u32;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| Failure::Read(e.to_string()))?;
         if let Ok(data) = frame.into_data() {
             if buf.len() + data.len() > limit {
                 let seen = (buf.len() + data.len()) as u64;
+                drop(held);
                 drain(body, DRAIN_LIMIT).await;
                 return Err(Failure::TooLarge(seen));
+            }
+            let wanted = kib(buf.len() + data.len());
+            if wanted > held_kib {
+                let more = budget
+                    .clone()
+                    .try_acquire_many_owned(wanted - held_kib)
+                    .map_err(|_| Failure::Shed("bytes"))?;
+                match held.as_mut() {
+                    Some(permit) => permit.merge(more),
+                    None => held = Some(more),
+                }
+                held_kib = wanted;
             }
             buf.extend_from_slice(&data);
         }
     }
-    Ok(Bytes::from(buf))
+    Ok((Bytes::from(buf), held))
 }
 
 async fn drain(mut body: Body, mut budget: u64) {
@@ -248,27 +274,23 @@ fn decide_body(
     Ok((decision, start.elapsed()))
 }
 
-/// Takes a place in the gate, or says which cap is full.
-fn admit(gate: &Gate, declared: Option<u64>, limits: &Limits) -> Result<Admitted, &'static str> {
-    let request = gate
-        .requests
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| "requests")?;
-    // A body announced over the limit is refused with 413 without being held; a chunked one
-    // may grow up to the limit.
-    let held = declared.map_or(limits.max_body_bytes, |len| {
-        usize::try_from(len).map_or(0, |len| if len > limits.max_body_bytes { 0 } else { len })
-    });
-    let bytes = gate
-        .bytes
-        .clone()
-        .try_acquire_many_owned(kib(held))
-        .map_err(|_| "bytes")?;
-    Ok(Admitted {
-        _request: request,
-        _bytes: bytes,
-    })
+/// A fast 429 naming the cap that was full.
+fn shed_response(cap: &str, limits: &Limits) -> Response {
+    let mut response = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "TooManyRequests",
+        &format!(
+            "the webhook is at its cap of {}; retry shortly",
+            match cap {
+                "requests" => format!("{} reviews being decided", limits.max_in_flight),
+                _ => format!("{} body bytes in flight", limits.max_in_flight_bytes),
+            }
+        ),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 async fn handle(
@@ -285,30 +307,24 @@ async fn handle(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let admitted = match admit(&served.gate, declared, &limits) {
-        Ok(admitted) => admitted,
-        Err(cap) => {
-            state.metrics.record_shed(cap);
-            tracing::debug!(webhook, cap, "review shed");
-            let mut response = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "TooManyRequests",
-                &format!(
-                    "the webhook is at its cap of {}; retry shortly",
-                    match cap {
-                        "requests" => format!("{} reviews in flight", limits.max_in_flight),
-                        _ => format!("{} body bytes in flight", limits.max_in_flight_bytes),
-                    }
-                ),
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return response;
-        }
-    };
     let work = async {
-        let body = read_body(request.into_body(), limits.max_body_bytes, declared).await?;
+        let (body, bytes) = read_body(
+            request.into_body(),
+            limits.max_body_bytes,
+            declared,
+            &served.gate.bytes,
+        )
+        .await?;
+        // The count caps decisions, not reads: a slow sender holds no place.
+        let admitted = Admitted {
+            _request: served
+                .gate
+                .requests
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| Failure::Shed("requests"))?,
+            _bytes: bytes,
+        };
         if body.len() <= INLINE_DECISION_BYTES {
             drop(admitted);
             return decide_body(&body, state, decide);
@@ -345,6 +361,11 @@ async fn handle(
             }
             json(StatusCode::OK, body)
         }
+        Err(Failure::Shed(cap)) => {
+            state.metrics.record_shed(cap);
+            tracing::debug!(webhook, cap, "review shed");
+            shed_response(cap, &limits)
+        }
         Err(failure) => {
             state.metrics.record_invalid(webhook, start.elapsed());
             let response = match failure {
@@ -362,6 +383,7 @@ async fn handle(
                     &format!("cannot read the request body: {e}"),
                 ),
                 Failure::Bad(e) => error(StatusCode::BAD_REQUEST, "BadRequest", &e.message),
+                Failure::Shed(cap) => shed_response(cap, &limits),
                 Failure::Deadline => error(
                     StatusCode::REQUEST_TIMEOUT,
                     "Timeout",

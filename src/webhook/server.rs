@@ -16,6 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -31,6 +32,9 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(4);
 /// Default cap on open connections (below a container's usual 1024 open files).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// Default cap on open connections from one address (the API server's replicas and the
+/// kubelet's probes each come from their own).
+pub const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = 128;
 /// Default cap on reviews being read or decided at once.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
 /// Default cap on the body bytes of the reviews in flight (see BENCHMARKS.md, "Hostile input":
@@ -54,7 +58,10 @@ pub struct Limits {
     /// Open connections; at the cap the connection idle the longest is closed to make room,
     /// and a new connection is refused when none is idle.
     pub max_connections: usize,
-    /// Reviews read or decided at once; more are answered 429 at once.
+    /// Open connections from one IP address; more are closed before the TLS handshake. At
+    /// the overall cap, the address holding the most connections gives one up.
+    pub max_connections_per_peer: usize,
+    /// Reviews being decided at once (counted once the body is read); more are answered 429.
     pub max_in_flight: usize,
     /// Body bytes of the reviews in flight (a chunked body counts as `max_body_bytes`); more
     /// are answered 429 at once.
@@ -72,6 +79,7 @@ impl Default for Limits {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             deadline: DEFAULT_DEADLINE,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_peer: DEFAULT_MAX_CONNECTIONS_PER_PEER,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             max_in_flight_bytes: DEFAULT_MAX_IN_FLIGHT_BYTES,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
@@ -92,6 +100,10 @@ pub struct WebhookState {
 /// waiting: over a cap the answer is a fast 429.
 struct Gate {
     requests: Arc<Semaphore>,
+    /// Large decisions running on the blocking pool: one fewer than the cores (at least one),
+    /// so that a thread is always left for I/O and health checks. Waiting for a place counts
+    /// against the deadline.
+    heavy: Arc<Semaphore>,
     /// In KiB.
     bytes: Arc<Semaphore>,
 }
@@ -118,6 +130,11 @@ pub fn router(state: Arc<WebhookState>) -> Router {
     let served = Arc::new(Served {
         gate: Gate {
             requests: Arc::new(Semaphore::new(limits.max_in_flight.max(1))),
+            heavy: Arc::new(Semaphore::new(
+                std::thread::available_parallelism()
+                    .map_or(1, |n| n.get().saturating_sub(1))
+                    .max(1),
+            )),
             bytes: Arc::new(Semaphore::new(kib(limits
                 .max_in_flight_bytes
                 .max(limits.max_body_bytes))
@@ -332,10 +349,18 @@ async fn handle(
         // Large bodies: decided on the blocking pool, so a slow decision never holds the
         // threads that answer health checks and other reviews. The permits travel with the
         // work: what a review holds is released when its decision ends, even past the deadline.
+        let heavy = served
+            .gate
+            .heavy
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| Failure::Read(format!("the decision did not start: {e}")))?;
         let state = served.state.clone();
         tokio::task::spawn_blocking(move || {
             let outcome = decide_body(&body, &state, decide);
             drop(admitted);
+            drop(heavy);
             outcome
         })
         .await
@@ -520,29 +545,47 @@ impl Drop for InFlight {
 /// The open connections.
 #[derive(Default)]
 struct Connections {
-    open: std::sync::Mutex<HashMap<u64, Arc<Connection>>>,
+    open: std::sync::Mutex<Open>,
     next: AtomicU64,
     closed: tokio::sync::Notify,
 }
 
+#[derive(Default)]
+struct Open {
+    by_id: HashMap<u64, (IpAddr, Arc<Connection>)>,
+    per_peer: HashMap<IpAddr, usize>,
+}
+
 impl Connections {
     fn count(&self) -> usize {
-        self.open.lock().map_or(0, |open| open.len())
+        self.open.lock().map_or(0, |open| open.by_id.len())
     }
 
-    /// Registers a new connection unless the cap is reached and no connection is idle to make
-    /// room; at the cap, the connection idle the longest is asked to close.
-    fn admit(&self, cap: usize) -> Option<(u64, Arc<Connection>)> {
+    /// Registers a new connection from `peer` unless that address is at its own cap, or the
+    /// overall cap is reached and no connection is idle to make room. At the overall cap, the
+    /// connection idle the longest among those of the address holding the most is asked to
+    /// close: one client cannot crowd out the others.
+    fn admit(&self, peer: IpAddr, cap: usize, per_peer: usize) -> Option<(u64, Arc<Connection>)> {
         let mut open = self.open.lock().ok()?;
-        if open.len() >= cap {
-            let oldest = open
-                .values()
-                .filter(|c| {
-                    c.in_flight.load(Ordering::Acquire) == 0 && !c.evicting.load(Ordering::Acquire)
-                })
-                .min_by_key(|c| c.last_active())?;
-            oldest.evicting.store(true, Ordering::Release);
-            oldest.evict.notify_one();
+        if open.per_peer.get(&peer).copied().unwrap_or(0) >= per_peer {
+            return None;
+        }
+        if open.by_id.len() >= cap {
+            let idle = |c: &Connection| {
+                c.in_flight.load(Ordering::Acquire) == 0 && !c.evicting.load(Ordering::Acquire)
+            };
+            let mut peers: Vec<(IpAddr, usize)> =
+                open.per_peer.iter().map(|(ip, n)| (*ip, *n)).collect();
+            peers.sort_by(|a, b| b.1.cmp(&a.1));
+            let victim = peers.iter().find_map(|(ip, _)| {
+                open.by_id
+                    .values()
+                    .filter(|(from, c)| from == ip && idle(c))
+                    .min_by_key(|(_, c)| c.last_active())
+                    .map(|(_, c)| c.clone())
+            })?;
+            victim.evicting.store(true, Ordering::Release);
+            victim.evict.notify_one();
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let connection = Arc::new(Connection {
@@ -552,13 +595,20 @@ impl Connections {
             evicting: AtomicBool::new(false),
             served: AtomicBool::new(false),
         });
-        open.insert(id, connection.clone());
+        open.by_id.insert(id, (peer, connection.clone()));
+        *open.per_peer.entry(peer).or_default() += 1;
         Some((id, connection))
     }
 
     fn remove(&self, id: u64) {
-        if let Ok(mut open) = self.open.lock() {
-            open.remove(&id);
+        if let Ok(mut open) = self.open.lock()
+            && let Some((peer, _)) = open.by_id.remove(&id)
+            && let Some(n) = open.per_peer.get_mut(&peer)
+        {
+            *n -= 1;
+            if *n == 0 {
+                open.per_peer.remove(&peer);
+            }
         }
         self.closed.notify_waiters();
     }
@@ -609,7 +659,11 @@ pub async fn serve_tls(
             },
             _ = &mut shutdown => break,
         };
-        let Some((id, connection)) = connections.admit(limits.max_connections) else {
+        let Some((id, connection)) = connections.admit(
+            peer.ip(),
+            limits.max_connections,
+            limits.max_connections_per_peer,
+        ) else {
             metrics.record_shed("connections");
             tracing::debug!(%peer, "connection refused: at the connection cap with none idle");
             drop(stream);

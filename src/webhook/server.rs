@@ -576,7 +576,7 @@ impl Connections {
             };
             let mut peers: Vec<(IpAddr, usize)> =
                 open.per_peer.iter().map(|(ip, n)| (*ip, *n)).collect();
-            peers.sort_by(|a, b| b.1.cmp(&a.1));
+            peers.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
             let victim = peers.iter().find_map(|(ip, _)| {
                 open.by_id
                     .values()

@@ -6,6 +6,7 @@ use super::conditions::{self, Desired};
 use super::{Context, apply, apply_status, child_labels, error_action, owner_reference};
 use crate::api::{AgentPolicy, AgentPolicyStatus, CommonStatus};
 use crate::error::{Error, Result};
+use crate::policy::pod_access::{agent_pod_mismatches, listed};
 use crate::policy::{self, Context as PolicyContext, Governed};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ServiceAccount;
@@ -319,6 +320,29 @@ async fn reconcile_inner(agent: &AgentPolicy, ctx: &Context) -> Result<Action> {
         .as_ref()
         .map(|r| excess_bindings(agent, r))
         .unwrap_or_default();
+    // The agent's pods, by the same definition as the NetworkPolicy's selector and the
+    // admission rules: running pods whose account and labels disagree (A.8.12, A.5.15).
+    let mismatched =
+        agent_pod_mismatches(agent, &super::running_pods(&ctx.client, &namespace).await?);
+    let pod_identity = if mismatched.is_empty() {
+        Desired::new(
+            "PodIdentity",
+            true,
+            "Consistent",
+            "every running pod of the agent's service account carries its pod labels, and no other pod does",
+        )
+    } else {
+        Desired::new(
+            "PodIdentity",
+            false,
+            "Mismatched",
+            format!(
+                "{} break the agent's identity: {}",
+                mismatched.len(),
+                listed(&mismatched)
+            ),
+        )
+    };
     let least_privilege = if excess.is_empty() {
         Desired::new(
             "LeastPrivilege",
@@ -340,6 +364,7 @@ async fn reconcile_inner(agent: &AgentPolicy, ctx: &Context) -> Result<Action> {
     };
     let desired = vec![
         least_privilege,
+        pod_identity.clone(),
         if grant_blocked {
             Desired::new(
                 "Ready",
@@ -355,13 +380,16 @@ async fn reconcile_inner(agent: &AgentPolicy, ctx: &Context) -> Result<Action> {
                 "service account, role, binding and egress policy applied",
             )
         },
-        if eval.is_compliant() && excess.is_empty() {
+        if eval.is_compliant() && excess.is_empty() && mismatched.is_empty() {
             Desired::new("Compliant", true, "AllControlsPass", "every control passes")
         } else {
             let mut messages: Vec<String> =
                 eval.findings.iter().map(|f| f.message.clone()).collect();
             if !excess.is_empty() {
                 messages.push(format!("excess bindings: {}", excess.join(", ")));
+            }
+            if !mismatched.is_empty() {
+                messages.push(pod_identity.message.clone());
             }
             Desired::new("Compliant", false, "ControlsFailed", messages.join("; "))
         },

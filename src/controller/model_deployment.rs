@@ -143,7 +143,7 @@ pub fn build_deployment(inputs: &Inputs<'_>) -> Option<Deployment> {
             .resources
             .as_ref()
             .and_then(|r| r.gpu_resource_name.clone())
-            .or_else(|| inputs.profile.gpu_resource_names.first().cloned())
+            .or_else(|| inputs.profile.default_gpu_resource().map(str::to_string))
             .unwrap_or_else(|| "nvidia.com/gpu".to_string());
         limits.insert(resource, Quantity(gpus.to_string()));
     }

@@ -20,10 +20,15 @@ use serde::Deserialize;
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
-/// `env[]` of a container: only where a value comes from.
+/// `env[]` of a container.
 #[derive(Deserialize, Default, Debug, Clone)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvVarView {
+    /// Name and literal value: the GPU rules read the device-visibility variables.
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub value: Option<String>,
     #[serde(default)]
     pub value_from: Option<EnvVarSourceView>,
 }
@@ -624,4 +629,73 @@ pub(crate) fn agent_identity(
         rec.not_applicable(&A_8_12, "not an agent pod");
         rec.not_applicable(&A_5_15, "not an agent pod");
     }
+}
+
+/// Running pods listed in an audit condition at most.
+pub const AUDIT_LISTED: usize = 20;
+
+/// The background audit of a dataset (A.8.3): the running pods of its namespace that read it
+/// as a service account it does not allow, each as `namespace/name as "sa" (path)`.
+pub fn unallowed_readers(dataset: &TrainingDataset, pods: &[Workload]) -> Vec<String> {
+    let namespace = dataset.metadata.namespace.as_deref().unwrap_or_default();
+    let (secret, claim) = super::dataset_read_keys(dataset);
+    let reads_it = |read: &DataRead| {
+        let key = Some((read.namespace.clone(), read.name.clone()));
+        match read.source {
+            DataSource::Secret => key == secret,
+            DataSource::Claim => key == claim,
+        }
+    };
+    pods.iter()
+        .filter(|w| w.namespace == namespace)
+        .filter_map(|w| {
+            let sa = service_account(w);
+            if may_read(dataset, &w.namespace, sa) {
+                return None;
+            }
+            let read = data_reads(w).into_iter().find(|r| reads_it(r))?;
+            Some(format!(
+                "{}/{} as {sa:?} ({})",
+                w.namespace, w.name, read.path
+            ))
+        })
+        .collect()
+}
+
+/// The background audit of an agent (A.8.12, A.5.15): the running pods of its namespace that
+/// run as its account without its labels, or carry its labels under another account.
+pub fn agent_pod_mismatches(agent: &AgentPolicy, pods: &[Workload]) -> Vec<String> {
+    let namespace = agent.metadata.namespace.as_deref().unwrap_or_default();
+    pods.iter()
+        .filter(|w| w.namespace == namespace)
+        .filter_map(|w| {
+            let sa = service_account(w);
+            let pod = format!("{}/{}", w.namespace, w.name);
+            match agent_mismatch(agent, &w.labels, sa)? {
+                AgentMismatch::Unlabelled => Some(format!(
+                    "{pod} runs as {sa:?} without the agent's pod labels (A.8.12: outside its egress policy)"
+                )),
+                AgentMismatch::OtherAccount => Some(format!(
+                    "{pod} carries the agent's pod labels but runs as {sa:?} (A.5.15: outside its least-privilege role)"
+                )),
+            }
+        })
+        .collect()
+}
+
+/// "3 pod(s): a, b, c" with at most [`AUDIT_LISTED`] named.
+pub fn listed(found: &[String]) -> String {
+    let mut text = format!("{} pod(s): ", found.len());
+    text.push_str(
+        &found
+            .iter()
+            .take(AUDIT_LISTED)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    if found.len() > AUDIT_LISTED {
+        let _ = write!(text, " and {} more", found.len() - AUDIT_LISTED);
+    }
+    text
 }

@@ -598,3 +598,112 @@ fn the_network_policy_selects_exactly_the_pods_admission_calls_the_agents() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Background audit: running pods, as the controllers list them
+
+fn pod_workload(name: &str, namespace: &str, labels: &str, spec: &str) -> Workload {
+    let object = workload("Pod", name, namespace, labels, spec);
+    let value: serde_json::Value = serde_yaml_ng::from_str(&object).unwrap();
+    Workload::from_object("Pod", &value).unwrap()
+}
+
+fn dataset_object(yaml: &str) -> crate::api::TrainingDataset {
+    match object(yaml) {
+        crate::manifest::Object::Dataset(d) => d,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_dataset_audit_names_running_pods_that_read_it_unallowed() {
+    use crate::policy::pod_access::{listed, unallowed_readers};
+    let env_from = |sa: &str, secret: &str| {
+        format!(
+            "{sa}containers:\n  - name: c\n    image: {IMAGE}\n    envFrom:\n      - secretRef: {{name: {secret}}}\n"
+        )
+    };
+    let pods = vec![
+        pod_workload(
+            "as-default",
+            "fraud",
+            "",
+            &env_from("", "claims-raw-s3-reader"),
+        ),
+        pod_workload(
+            "as-trainer",
+            "fraud",
+            "",
+            &env_from(
+                "serviceAccountName: fraud-trainer\n",
+                "claims-raw-s3-reader",
+            ),
+        ),
+        pod_workload("other-secret", "fraud", "", &env_from("", "web-tls")),
+        pod_workload(
+            "elsewhere",
+            "web",
+            "",
+            &env_from("", "claims-raw-s3-reader"),
+        ),
+    ];
+    let found = unallowed_readers(&dataset_object(CLAIMS_RAW), &pods);
+    assert_eq!(
+        found,
+        [r#"fraud/as-default as "default" (spec.containers[0].envFrom[0].secretRef.name)"#]
+    );
+    // The claim of another dataset is not this one's.
+    let claim = format!(
+        "serviceAccountName: web\ncontainers:\n  - name: c\n    image: {IMAGE}\nvolumes:\n  - name: d\n    persistentVolumeClaim: {{claimName: features-pvc}}\n"
+    );
+    let pods = vec![pod_workload("mounts", "fraud", "", &claim)];
+    assert!(unallowed_readers(&dataset_object(CLAIMS_RAW), &pods).is_empty());
+    assert_eq!(
+        unallowed_readers(&dataset_object(FEATURES), &pods),
+        [r#"fraud/mounts as "web" (spec.volumes[0].persistentVolumeClaim.claimName)"#]
+    );
+    // Long lists are capped in the condition.
+    let many: Vec<String> = (0..25).map(|i| format!("p{i}")).collect();
+    let text = listed(&many);
+    assert!(text.starts_with("25 pod(s): p0, p1"), "{text}");
+    assert!(text.ends_with("p19 and 5 more"), "{text}");
+}
+
+#[test]
+fn the_agent_audit_names_pods_whose_account_and_labels_disagree() {
+    use crate::policy::pod_access::agent_pod_mismatches;
+    let agent = match object(SUPPORT_AGENT) {
+        crate::manifest::Object::Agent(a) => a,
+        other => panic!("{other:?}"),
+    };
+    let as_agent = format!("serviceAccountName: support-agent\n{AGENT_SPEC}");
+    let pods = vec![
+        pod_workload(
+            "ok",
+            "support",
+            "annexa.dev/agent: support-agent",
+            &as_agent,
+        ),
+        pod_workload("unlabelled", "support", "", &as_agent),
+        pod_workload(
+            "impostor",
+            "support",
+            "annexa.dev/agent: support-agent",
+            AGENT_SPEC,
+        ),
+        pod_workload("web", "support", "", AGENT_SPEC),
+        pod_workload(
+            "elsewhere",
+            "web",
+            "annexa.dev/agent: support-agent",
+            AGENT_SPEC,
+        ),
+    ];
+    assert_eq!(
+        agent_pod_mismatches(&agent, &pods),
+        [
+            r#"support/unlabelled runs as "support-agent" without the agent's pod labels (A.8.12: outside its egress policy)"#,
+            r#"support/impostor carries the agent's pod labels but runs as "default" (A.5.15: outside its least-privilege role)"#,
+        ]
+    );
+}

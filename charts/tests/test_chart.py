@@ -188,12 +188,16 @@ def test_workloads_webhook_only_in_opted_in_namespaces_and_only_pod_bearing_kind
     assert {"key": "annexa.dev/enforce", "operator": "In", "values": ["true"]} in \
         w["namespaceSelector"]["matchExpressions"]
     matched = {(g, res) for rule in w["rules"] for g in rule["apiGroups"] for res in rule["resources"]}
-    assert matched == {("", "pods"), ("apps", "deployments"), ("apps", "statefulsets"),
-                       ("apps", "daemonsets"), ("apps", "replicasets"), ("batch", "jobs"),
-                       ("batch", "cronjobs")}
+    assert matched == {("", "pods"), ("", "pods/ephemeralcontainers"), ("apps", "deployments"),
+                       ("apps", "statefulsets"), ("apps", "daemonsets"), ("apps", "replicasets"),
+                       ("batch", "jobs"), ("batch", "cronjobs")}
     for rule in w["rules"]:
+        if rule["resources"] == ["pods/ephemeralcontainers"]:
+            # `kubectl debug` updates this subresource; it has no CREATE.
+            assert rule["operations"] == ["UPDATE"]
+            continue
         assert rule["operations"] == ["CREATE", "UPDATE"]
-        assert not any("/" in res for res in rule["resources"]), "no subresources (status, scale)"
+        assert not any("/" in res for res in rule["resources"]), "no other subresources (status, scale)"
 
 
 def test_failure_policies_are_set_per_webhook(rendered):
@@ -291,6 +295,9 @@ def test_match_conditions_send_creations_and_pod_spec_changes_only(rendered):
     assert not matches("pods", "UPDATE", {"metadata": {}, "spec": POD_SPEC}, {"metadata": {}, "spec": POD_SPEC})
     changed_pod = {"spec": {"containers": [{"name": "serve", "image": "evil.io/x:latest"}]}}
     assert matches("pods", "UPDATE", changed_pod, {"spec": POD_SPEC})
+    # `kubectl debug` (pods/ephemeralcontainers: the resource is still `pods`) changes the spec.
+    debugged = {"spec": dict(POD_SPEC, ephemeralContainers=[{"name": "debugger", "image": "busybox"}])}
+    assert matches("pods", "UPDATE", debugged, {"spec": POD_SPEC})
     # CronJobs keep their pod template one level deeper.
     cron = {"spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": POD_SPEC}}}}}
     cron_other_schedule = {"spec": dict(cron["spec"], schedule="0 * * * *")}
@@ -353,7 +360,8 @@ def test_container_command_is_the_documented_contract(rendered):
         "run", "--namespace=$(POD_NAMESPACE)", "--webhook-addr=0.0.0.0:8443",
         "--metrics-addr=0.0.0.0:8080", "--service-name=annexa-webhook",
         "--cert-secret=annexa-webhook-tls", "--validating-webhook=annexa", "--mutating-webhook=annexa",
-        "--leader-election", "--lease-name=annexa-leader", "--log-format=json",
+        "--leader-election", "--lease-name=annexa-leader", "--report-api=openreports",
+        "--log-format=json",
     ]
     env = {e["name"]: e for e in c["env"]}
     assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
@@ -425,7 +433,7 @@ def test_self_managed_certificates_are_managed_by_annexa(rendered):
     assert patch_webhooks == [{"apiGroups": ["admissionregistration.k8s.io"],
                                "resources": ["validatingwebhookconfigurations",
                                              "mutatingwebhookconfigurations"],
-                               "resourceNames": ["annexa"], "verbs": ["get", "patch"]}]
+                               "resourceNames": ["annexa"], "verbs": ["get", "patch", "update"]}]
 
 
 def test_cert_manager_mode_mounts_the_issued_certificate_and_injects_the_ca(rendered):
@@ -493,8 +501,13 @@ EXPECTED_CLUSTER_PERMISSIONS = {
     ("", "namespaces"): {"get", "list", "watch"},
     ("", "nodes"): {"get", "list", "watch"},
     ("", "pods"): {"get", "list", "watch"},
+    ("resource.k8s.io", "resourceclaims"): {"list", "watch"},
+    ("resource.k8s.io", "resourceclaimtemplates"): {"list", "watch"},
     ("", "persistentvolumeclaims"): {"get", "delete"},
     ("events.k8s.io", "events"): {"create"},
+    # Compliance reports (reports.api=openreports, the default).
+    ("openreports.io", "reports"): {"list", "create", "patch"},
+    ("openreports.io", "clusterreports"): {"list", "create", "patch"},
 }
 
 
@@ -650,3 +663,32 @@ def test_image_and_chart_agree_on_user_and_entrypoint():
     assert c["containers"][0]["command"] == ["/annexa"]
     ignored = (REPO / ".dockerignore").read_text().split()
     assert "target/" in ignored and ".git/" in ignored
+
+
+# --- Compliance reports ----------------------------------------------------------------------
+
+def test_reports_follow_the_chosen_api_and_the_crds_install_only_on_request(chart):
+    default = render({}, chart=chart)
+    assert not [c for c in default.all("CustomResourceDefinition")
+                if c["spec"]["group"] == "openreports.io"], "the OpenReports CRDs are opt-in"
+
+    installed = render({"reports": {"installCRDs": True}}, chart=chart)
+    crds = {c["metadata"]["name"]: c for c in installed.all("CustomResourceDefinition")
+            if c["spec"]["group"] == "openreports.io"}
+    assert set(crds) == {"reports.openreports.io", "clusterreports.openreports.io"}
+    for crd in crds.values():
+        assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+
+    wg = render({"reports": {"api": "wgpolicy"}}, chart=chart)
+    assert "--report-api=wgpolicy" in container(wg)["args"]
+    granted = permissions(wg.one("ClusterRole", "annexa")["rules"])
+    assert granted[("wgpolicyk8s.io", "policyreports")] == {"list", "create", "patch"}
+    assert ("openreports.io", "reports") not in granted
+
+    off = render({"reports": {"enabled": False}}, chart=chart)
+    assert "--no-reports" in container(off)["args"]
+    assert not any(g in ("openreports.io", "wgpolicyk8s.io")
+                   for g, _ in permissions(off.one("ClusterRole", "annexa")["rules"]))
+
+    with pytest.raises(helm_python.HelmRenderError, match="reports.api=openreports"):
+        render({"reports": {"api": "wgpolicy", "installCRDs": True}}, chart=chart)

@@ -130,9 +130,16 @@ pub struct ControlException {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct GpuPolicy {
-    /// Extended resource names that count as GPUs (default `nvidia.com/gpu`, `amd.com/gpu`).
+    /// Extended resources that count as GPUs: exact names, or patterns where `*` matches any
+    /// run of characters (default `nvidia.com/gpu`, `nvidia.com/gpu.*` for time-sliced and MPS
+    /// shares, `nvidia.com/mig-*` for MIG slices, `amd.com/gpu`, `gpu.intel.com/*`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resource_names: Vec<String>,
+    /// DeviceClasses whose Dynamic Resource Allocation claims count as GPU requests: exact
+    /// names or `*` patterns (default `gpu.nvidia.com`, `mig.nvidia.com`, `gpu.amd.com`,
+    /// `gpu.intel.com`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_class_names: Vec<String>,
     /// Node pools reserved for GPU workloads, per data classification.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pools: Vec<GpuPool>,
@@ -189,6 +196,11 @@ pub struct ImagePolicy {
     /// Require images pinned by digest (`@sha256:`). Always required in Production.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_digest: Option<bool>,
+    /// Registry prefixes ephemeral containers (`kubectl debug`) may come from besides
+    /// `allowedRegistries`. The digest rule still applies, and a GPU pod's debug container is
+    /// never privileged. Empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub debug_registries: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]

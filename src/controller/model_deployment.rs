@@ -143,7 +143,7 @@ pub fn build_deployment(inputs: &Inputs<'_>) -> Option<Deployment> {
             .resources
             .as_ref()
             .and_then(|r| r.gpu_resource_name.clone())
-            .or_else(|| inputs.profile.gpu_resource_names.first().cloned())
+            .or_else(|| inputs.profile.default_gpu_resource().map(str::to_string))
             .unwrap_or_else(|| "nvidia.com/gpu".to_string());
         limits.insert(resource, Quantity(gpus.to_string()));
     }
@@ -596,7 +596,7 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
         available,
     );
     let merged = conditions::merge(&old_conditions, &desired, model.metadata.generation, now);
-    for c in conditions::transitions(&old_conditions, &merged) {
+    for c in ctx.unpublished(model, conditions::transitions(&old_conditions, &merged)) {
         let warning = c.status == "False" && c.type_ != "Available";
         ctx.event(
             model,

@@ -333,7 +333,7 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
             .resources
             .as_ref()
             .and_then(|r| r.gpu_resource_name.as_deref())
-            && !profile.is_gpu_resource(resource)
+            && (!profile.is_gpu_resource(resource) || resource.contains('*'))
         {
             rec.fail(
                     &A_8_22,

@@ -20,10 +20,15 @@ use serde::Deserialize;
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
-/// `env[]` of a container: only where a value comes from.
+/// `env[]` of a container.
 #[derive(Deserialize, Default, Debug, Clone)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvVarView {
+    /// Name and literal value: the GPU rules read the device-visibility variables.
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub value: Option<String>,
     #[serde(default)]
     pub value_from: Option<EnvVarSourceView>,
 }

@@ -172,9 +172,19 @@ fn is_subresource(request: &Request<'_>) -> bool {
         .is_some_and(|s| !s.is_empty())
 }
 
+/// `pods/ephemeralcontainers` (`kubectl debug`): the object is the whole Pod with its new
+/// ephemeral containers, checked like any pod update.
+fn is_ephemeral_containers(request: &Request<'_>, target: Target) -> bool {
+    target == Target::Workload("Pod")
+        && request.sub_resource.as_deref() == Some("ephemeralcontainers")
+}
+
 /// The validating webhook: every Annexa kind, and workloads in opted-in namespaces.
 ///
-/// Admitted without evaluation: DELETE and CONNECT, subresources (status, scale), kinds Annexa
+/// Pod updates are evaluated like creations (a running pod's images can change), and so is the
+/// `pods/ephemeralcontainers` subresource (see [`is_ephemeral_containers`]).
+///
+/// Admitted without evaluation: DELETE and CONNECT, other subresources (status, scale), kinds Annexa
 /// does not govern, workloads in namespaces not labelled `annexa.dev/enforce=true`, objects
 /// already being deleted (so finalizers can always be removed), and updates of Annexa objects
 /// that keep their spec.
@@ -186,7 +196,7 @@ pub fn validate(
     let target = Target::of(&request.kind);
     let kind = target.label();
     if matches!(request.operation, Operation::Delete | Operation::Connect)
-        || is_subresource(request)
+        || (is_subresource(request) && !is_ephemeral_containers(request, target))
     {
         return Ok(Decision::admit(request, kind));
     }
@@ -282,7 +292,7 @@ pub fn validate(
                 &ctx,
             )
         }
-        Object::Namespace { .. } | Object::Skipped { .. } => {
+        Object::Namespace { .. } | Object::Related(_) | Object::Skipped { .. } => {
             return Ok(Decision::admit(request, kind));
         }
     };
@@ -986,7 +996,7 @@ mod tests {
         };
         let pod = |extra: &str| {
             format!(
-                r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"p"}},"spec":{{"containers":[{{"name":"c","image":"nginx","env":[{{"name":"E","value":{extra}}}]}}]}}}}"#
+                r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"p"}},"spec":{{"containers":[{{"name":"c","image":"nginx","args":[{extra}]}}]}}}}"#
             )
         };
         let nested = |levels: usize| format!("{}{}", "[".repeat(levels), "]".repeat(levels));

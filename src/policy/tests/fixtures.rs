@@ -135,13 +135,15 @@ impl World {
         Self::with_policies(&[PRODUCTION])
     }
 
-    /// Adds a related object (dataset, model, approval or agent) to the snapshot.
+    /// Adds a related object (dataset, model, approval, agent, claim, claim template or node)
+    /// to the snapshot.
     pub fn with(mut self, yaml: &str) -> Self {
         match object(yaml) {
             Object::Dataset(d) => self.inventory.add_dataset(d),
             Object::Model(m) => self.inventory.add_model(m),
             Object::Approval(a) => self.inventory.add_approval(a),
             Object::Agent(a) => self.inventory.add_agent(a),
+            Object::Related(r) => self.inventory.add_related(r),
             other => panic!("not a related object: {other:?}"),
         }
         self

@@ -289,7 +289,7 @@ fn each_rule_fails_on_the_field_that_breaks_it() {
                 "A.8.22",
                 "spec.resources.gpuResourceName",
                 Enforce,
-                r#"A.8.22 Segregation of networks: model "fraud-detection" requests "intel.com/gpu", which the policy does not count as a GPU (["nvidia.com/gpu", "amd.com/gpu"])"#,
+                r#"A.8.22 Segregation of networks: model "fraud-detection" requests "intel.com/gpu", which the policy does not count as a GPU (["nvidia.com/gpu", "nvidia.com/gpu.*", "nvidia.com/mig-*", "amd.com/gpu", "gpu.intel.com/*"])"#,
             )],
         ),
         (

@@ -469,7 +469,7 @@ def test_self_managed_certificates_are_managed_by_annexa(rendered):
     assert patch_webhooks == [{"apiGroups": ["admissionregistration.k8s.io"],
                                "resources": ["validatingwebhookconfigurations",
                                              "mutatingwebhookconfigurations"],
-                               "resourceNames": ["annexa"], "verbs": ["get", "patch"]}]
+                               "resourceNames": ["annexa"], "verbs": ["get", "patch", "update"]}]
 
 
 def test_cert_manager_mode_mounts_the_issued_certificate_and_injects_the_ca(rendered):

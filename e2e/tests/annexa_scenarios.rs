@@ -596,16 +596,8 @@ fn cluster_admin_binding_for_an_agent_is_reported_and_cleared() {
     let ns = case.name();
     apply(a.kubectl_as("alice"), &agent_policy(ns, "helper"));
     wait_condition(a, ns, "ap/helper", "LeastPrivilege", "True");
-    // The stand-in has no bootstrap ClusterRoles; a real cluster has cluster-admin already.
-    if get(a.kubectl(), "default", "clusterrole/cluster-admin").is_none() {
-        apply(
-            a.kubectl(),
-            &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-                    "metadata": {"name": "cluster-admin"},
-                    "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
-                              {"nonResourceURLs": ["*"], "verbs": ["*"]}]}),
-        );
-    }
+    // cluster-admin exists from the start, on the stand-in as on a cluster.
+    assert!(get(a.kubectl(), "default", "clusterrole/cluster-admin").is_some());
     let binding = format!("e2e-{}-helper-admin", case.id);
     apply(
         a.kubectl(),

@@ -755,7 +755,7 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
         available,
     );
     let merged = conditions::merge(&old_conditions, &desired, model.metadata.generation, now);
-    for c in conditions::transitions(&old_conditions, &merged) {
+    for c in ctx.unpublished(model, conditions::transitions(&old_conditions, &merged)) {
         let warning = c.status == "False" && c.type_ != "Available";
         ctx.event(
             model,

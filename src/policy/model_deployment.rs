@@ -329,6 +329,10 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
     let spec = &model.spec;
     let profile = ctx.profile;
 
+    // A.8.3: the pods Annexa builds for the model read no dataset's credentials unless the
+    // model's account may.
+    super::pod_access::model_pods_access(model, &mut rec, ctx);
+
     // A.5.9 / A.5.12: datasets exist; the model inherits their highest classification.
     let (class, missing) = classification(model, ctx.lookup);
     // `missing` keeps the spec's order: each index is found by scanning on from the previous

@@ -10,7 +10,7 @@ use crate::policy::model_deployment::{Ignored, classification, promotion};
 use std::sync::Arc;
 
 const CONTROLS: &[&str] = &[
-    "A.5.3", "A.5.9", "A.5.12", "A.8.9", "A.8.19", "A.8.22", "A.8.24", "A.8.31", "A.8.32",
+    "A.5.3", "A.5.9", "A.5.12", "A.8.3", "A.8.9", "A.8.19", "A.8.22", "A.8.24", "A.8.31", "A.8.32",
 ];
 
 /// A production model requested by alice, trained on the Confidential `claims` dataset.

@@ -190,6 +190,44 @@ fn reports_per_namespace_follow_the_objects_and_annexa_works_without_the_crd() {
             .any(|r| r["policy"] == "production" && r["rule"] == "A.8.22")
     );
 
+    // The same results as OSCAL assessment results and in the Statement of Applicability,
+    // read live from the cluster.
+    let (ok, stdout, stderr) = annexa_cli(&a, "admin", &["report", "-o", "oscal"]);
+    assert!(ok, "{stderr}");
+    let oscal: Value = serde_json::from_str(&stdout).unwrap();
+    let result = &oscal["assessment-results"]["results"][0];
+    assert_eq!(
+        oscal["assessment-results"]["metadata"]["oscal-version"],
+        "1.1.3"
+    );
+    assert!(
+        result["observations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["title"]
+                .as_str()
+                .unwrap()
+                .starts_with("A.8.24 Use of cryptography on TrainingDataset/fraud-prod/claims")),
+        "{result}"
+    );
+    let (ok, stdout, stderr) = annexa_cli(&a, "admin", &["soa", "-o", "json"]);
+    assert!(ok, "{stderr}");
+    let soa: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(soa["source"], "cluster");
+    assert_eq!(soa["controls"].as_array().unwrap().len(), 93);
+    let crypto_row = soa["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "A.8.24")
+        .unwrap();
+    assert!(
+        crypto_row["annexa"]["pass"].as_u64().unwrap() > 0,
+        "{crypto_row}"
+    );
+    assert_eq!(crypto_row["annexa"]["actions"]["production"], "Enforce");
+
     // 3. The dataset of the Audit namespace passes; breaking A.5.9 turns its row to warn.
     let row = |r: &Value, rule: &str| -> Option<String> {
         r["results"].as_array()?.iter().find_map(|x| {

@@ -6,6 +6,7 @@
 mod annexa;
 
 use annexa::*;
+use base64::Engine;
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------------
@@ -20,38 +21,73 @@ fn install_from_chart_serves_crds_webhooks_and_readyz() {
         a.kubectl().args(["get", "annexa", "-A"]).ok().ok()
     })
     .unwrap();
-    for crd in [
-        "compliancepolicies.annexa.dev",
-        "trainingdatasets.annexa.dev",
-        "modeldeployments.annexa.dev",
-        "modelapprovals.annexa.dev",
-        "agentpolicies.annexa.dev",
-    ] {
-        a.kubectl()
-            .args([
-                "wait",
-                "--for=condition=Established",
-                &format!("crd/{crd}"),
-                "--timeout=60s",
-            ])
-            .ok()
-            .unwrap();
-    }
-    // Both webhook configurations carry the CA that signs the serving certificate.
-    let ca = a.ca_bundle_pem();
-    assert!(ca.contains("BEGIN CERTIFICATE"), "{ca}");
-    let mutating = a
+    // Each kind is served: listed by discovery and listable, which is what Established means
+    // to a client (the stand-in sets the condition at once, so waiting for it proves nothing).
+    let resources = a
         .kubectl()
-        .args([
-            "get",
-            "mutatingwebhookconfiguration",
-            RELEASE,
-            "-o",
-            "jsonpath={.webhooks[0].clientConfig.caBundle}",
-        ])
+        .args(["api-resources", "--api-group=annexa.dev", "-o", "name"])
         .ok()
         .unwrap();
-    assert!(!mutating.trim().is_empty(), "mutating caBundle not patched");
+    for plural in [
+        "compliancepolicies",
+        "trainingdatasets",
+        "modeldeployments",
+        "modelapprovals",
+        "agentpolicies",
+    ] {
+        let resource = format!("{plural}.annexa.dev");
+        assert!(
+            resources.lines().any(|l| l.trim() == resource),
+            "{resource} not served:\n{resources}"
+        );
+        a.kubectl()
+            .args(["get", &resource, "-A"])
+            .ok()
+            .unwrap_or_else(|e| panic!("{resource}: {e}"));
+    }
+    // Every webhook of both configurations carries the CA that signs the serving certificate.
+    let ca = a.ca_bundle_pem();
+    assert!(ca.contains("BEGIN CERTIFICATE"), "{ca}");
+    let expected = base64::engine::general_purpose::STANDARD.encode(&ca);
+    for kind in [
+        "validatingwebhookconfiguration",
+        "mutatingwebhookconfiguration",
+    ] {
+        let config = get(a.kubectl(), "default", &format!("{kind}/{RELEASE}")).unwrap();
+        let webhooks = config["webhooks"].as_array().unwrap();
+        if a.cluster.is_standin() {
+            // As many as the chart renders, by name.
+            let rendered_kind = if kind.starts_with("validating") {
+                "ValidatingWebhookConfiguration"
+            } else {
+                "MutatingWebhookConfiguration"
+            };
+            let rendered: Vec<&Value> = a
+                .rendered
+                .iter()
+                .find(|o| o["kind"] == rendered_kind)
+                .and_then(|o| o["webhooks"].as_array())
+                .map(|w| w.iter().map(|h| &h["name"]).collect())
+                .unwrap();
+            let served: Vec<&Value> = webhooks.iter().map(|h| &h["name"]).collect();
+            assert_eq!(served, rendered, "{kind}");
+        }
+        assert!(!webhooks.is_empty(), "{kind} has no webhook");
+        for webhook in webhooks {
+            let bundle = webhook["clientConfig"]["caBundle"]
+                .as_str()
+                .unwrap_or_default();
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(bundle)
+                .unwrap_or_default();
+            assert_eq!(
+                String::from_utf8_lossy(&decoded),
+                ca,
+                "{kind} webhook {} has another caBundle ({expected:.20}...)",
+                webhook["name"]
+            );
+        }
+    }
     if a.cluster.is_standin() {
         assert_eq!(a.readyz(a.webhook_port, &ca).as_deref(), Some("ok"));
         // The self-managed certificate Secret the chart names exists.
@@ -615,8 +651,14 @@ fn gitops_reapply_has_no_conflict_and_no_difference_in_user_fields() {
     argocd(&dataset(ns, "data"));
     let manifest = model(ns, "m", DIGEST_1, &["data"]);
     argocd(&manifest);
+    // The spec as the server stored it from Argo CD's apply, before Annexa reconciled.
+    let applied = get(a.kubectl(), ns, "md/m").unwrap();
     wait_condition(a, ns, "md/m", "Ready", "True");
     let before = get(a.kubectl(), ns, "md/m").unwrap();
+    assert_eq!(
+        before["spec"], applied["spec"],
+        "reconciling changed the spec"
+    );
 
     // Re-apply the same manifest: no conflict, no change.
     argocd(&manifest);
@@ -676,10 +718,18 @@ fn gitops_reapply_has_no_conflict_and_no_difference_in_user_fields() {
             .any(|e| e["manager"] == "argocd" && e["fieldsV1"]["f:spec"].is_object()),
         "{managers:?}"
     );
-    for entry in managers {
-        if entry["manager"] == "annexa" {
-            assert_eq!(entry["subresource"], "status", "{entry}");
-        }
+    let annexa_entries: Vec<&Value> = managers
+        .iter()
+        .filter(|e| e["manager"] == "annexa")
+        .collect();
+    // Annexa did write (its status): an empty list would make the check below vacuous.
+    assert!(
+        !annexa_entries.is_empty(),
+        "no managedFields entry of annexa: {managers:?}"
+    );
+    for entry in annexa_entries {
+        assert_eq!(entry["subresource"], "status", "{entry}");
+        assert!(entry["fieldsV1"]["f:status"].is_object(), "{entry}");
     }
 }
 

@@ -85,6 +85,7 @@ fn router_over(context: Arc<StoreContext>) -> axum::Router {
         context,
         metrics: Arc::new(Metrics::new()),
         limits: Limits::default(),
+        access: None,
     }))
 }
 

@@ -377,6 +377,9 @@ pub async fn run_with(
         context,
         metrics,
         limits: config.limits,
+        access: Some(Arc::new(super::access::KubeAccessReviewer::new(
+            client.clone(),
+        ))),
     });
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await

@@ -1,6 +1,7 @@
 //! The HTTP side: an axum router for `/validate`, `/mutate`, `/healthz`, `/readyz`, a separate
 //! router for `/metrics`, and the TLS accept loop with graceful shutdown.
 
+use super::access::{self, AccessReviewer};
 use super::admission::{self, Decision};
 use super::context::AdmissionContext;
 use super::metrics::Metrics;
@@ -27,6 +28,8 @@ use tower::ServiceExt;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// Default server-side deadline, inside the configurations' `timeoutSeconds: 5`.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(4);
+/// Time kept back from the deadline for the answer after access reviews.
+const ACCESS_REVIEW_MARGIN: Duration = Duration::from_millis(250);
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight requests.
@@ -52,6 +55,9 @@ pub struct WebhookState {
     pub context: Arc<dyn AdmissionContext>,
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
+    /// Verifies, as the requesting user, what Annexa will do on their behalf (SubjectAccessReview
+    /// in `annexa run`); None where no controller acts (stand-alone webhook).
+    pub access: Option<Arc<dyn AccessReviewer>>,
 }
 
 /// The webhook's HTTPS routes.
@@ -181,7 +187,15 @@ async fn handle(
     let work = async {
         let body = read_body(request.into_body(), limits.max_body_bytes, declared).await?;
         let review = review::decode(&body).map_err(Failure::Bad)?;
-        let decision = decide(&review, state).map_err(Failure::Bad)?;
+        let mut decision = decide(&review, state).map_err(Failure::Bad)?;
+        if let Some(reviewer) = &state.access {
+            // Leave a margin inside the deadline to write the answer.
+            let budget = limits
+                .deadline
+                .saturating_sub(start.elapsed())
+                .saturating_sub(ACCESS_REVIEW_MARGIN);
+            decision = access::confirm(&review, decision, reviewer.as_ref(), budget).await;
+        }
         Ok::<_, Failure>(decision)
     };
     let outcome = match tokio::time::timeout(limits.deadline, work).await {

@@ -164,12 +164,15 @@ pub async fn foreign_children(client: &Client, children: &[Child<'_>]) -> Result
 pub struct Child<'a> {
     pub kind: &'static str,
     pub desired: &'a ObjectMeta,
-    fetch: for<'c> fn(
-        &'c Client,
-        &'c str,
-        &'c str,
-    ) -> futures::future::BoxFuture<'c, Result<Option<ObjectMeta>>>,
+    fetch: FetchMeta,
 }
+
+/// Reads the metadata of a child by namespace and name (None: absent).
+type FetchMeta = for<'c> fn(
+    &'c Client,
+    &'c str,
+    &'c str,
+) -> futures::future::BoxFuture<'c, Result<Option<ObjectMeta>>>;
 
 impl<'a> Child<'a> {
     /// A child of type `K`.

@@ -480,8 +480,10 @@ fn only_a_child_controlled_by_the_same_parent_uid_counts_as_owned() {
         &desired
     ));
     // The team's own object, labelled like Annexa's or not: not Annexa's.
-    let mut labelled = ObjectMeta::default();
-    labelled.labels = desired.labels.clone();
+    let labelled = ObjectMeta {
+        labels: desired.labels.clone(),
+        ..ObjectMeta::default()
+    };
     assert!(!owned_as_desired(&labelled, &desired));
     // A parent of the same name that was deleted and recreated (another UID).
     assert!(!owned_as_desired(

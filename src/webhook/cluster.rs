@@ -227,6 +227,9 @@ pub fn ca_bundle_patch(
         .map_err(|e| Error::Serialize(format!("caBundle patch: {e}")))
 }
 
+/// Each webhook's name and current `caBundle`, in order.
+type WebhookBundles<K> = fn(&K) -> Vec<(String, Option<&ByteString>)>;
+
 /// Attempts at patching one configuration when replicas or people race on it.
 const CA_BUNDLE_ATTEMPTS: usize = 5;
 
@@ -234,7 +237,7 @@ async fn patch_kind<K>(
     api: Api<K>,
     names: &[String],
     bundle: &str,
-    webhooks: fn(&K) -> Vec<(String, Option<&ByteString>)>,
+    webhooks: WebhookBundles<K>,
 ) -> Result<()>
 where
     K: kube::Resource<DynamicType = ()>

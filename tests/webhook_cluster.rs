@@ -11,9 +11,6 @@ use annexa::webhook::cluster::{self, StoreContext};
 use annexa::webhook::context::AdmissionContext;
 use annexa::webhook::{Limits, Metrics, WebhookState, certs, server};
 use axum::http::StatusCode;
-use k8s_openapi::api::admissionregistration::v1::{
-    ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
-};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{ObjectMeta, PartialObjectMeta, PartialObjectMetaExt};
 use kube::runtime::reflector::{self, store::Writer};

@@ -10,5 +10,6 @@ pub mod cluster;
 pub mod controller;
 pub mod error;
 pub mod manifest;
+pub mod permissions;
 pub mod policy;
 pub mod webhook;

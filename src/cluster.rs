@@ -13,7 +13,7 @@
 use crate::api::{
     AgentPolicy, CompliancePolicy, HasCommonStatus, ModelApproval, ModelDeployment, TrainingDataset,
 };
-use crate::policy::{Lookup, Profile};
+use crate::policy::{Lookup, Profile, dataset_read_keys};
 use crate::webhook::context::ProfileCache;
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -23,11 +23,12 @@ use kube::core::DeserializeGuard;
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
-use std::collections::{BTreeMap, hash_map::DefaultHasher};
+use std::collections::{BTreeMap, HashMap, HashSet, hash_map::DefaultHasher};
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::broadcast;
 
@@ -56,6 +57,140 @@ pub(crate) fn prune_governed<K: Resource + HasCommonStatus>(object: &mut K) {
     }
 }
 
+/// A key an object is found by besides its name: `(what, namespace, name)`, e.g.
+/// `("secret", "ml", "claims-s3-reader")` for the datasets whose credentials are that Secret.
+pub type IndexKey = (&'static str, String, String);
+
+/// A secondary index over a cached kind, kept current by the kind's [`Feed`] as watch events
+/// arrive, so that a decision finds objects by key rather than by scanning the store.
+/// Answers are read back from the store and checked against the key, so the index can only
+/// narrow a lookup, never answer with an object that no longer matches.
+pub struct Index<K: Resource<DynamicType = ()>> {
+    keys: fn(&K) -> Vec<IndexKey>,
+    entries: RwLock<IndexEntries<K>>,
+}
+
+struct IndexEntries<K: Resource<DynamicType = ()>> {
+    objects: HashMap<IndexKey, HashSet<ObjectRef<K>>>,
+    keys_of: HashMap<ObjectRef<K>, Vec<IndexKey>>,
+}
+
+impl<K: Resource<DynamicType = ()>> Default for IndexEntries<K> {
+    fn default() -> Self {
+        Self {
+            objects: HashMap::new(),
+            keys_of: HashMap::new(),
+        }
+    }
+}
+
+impl<K: Resource<DynamicType = ()> + Clone> Index<K> {
+    pub fn new(keys: fn(&K) -> Vec<IndexKey>) -> Self {
+        Self {
+            keys,
+            entries: RwLock::new(IndexEntries::default()),
+        }
+    }
+
+    /// An index of every object in the store now.
+    pub fn of(store: &Store<K>, keys: fn(&K) -> Vec<IndexKey>) -> Self {
+        let index = Self::new(keys);
+        index.rebuild(&store.state());
+        index
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, IndexEntries<K>> {
+        // A panic elsewhere while holding the lock leaves the maps whole (each change is
+        // a few inserts and removes): keep serving from them.
+        self.entries.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn unlink(entries: &mut IndexEntries<K>, object: &ObjectRef<K>) {
+        for key in entries.keys_of.remove(object).unwrap_or_default() {
+            if let Some(refs) = entries.objects.get_mut(&key) {
+                refs.remove(object);
+                if refs.is_empty() {
+                    entries.objects.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn link(&self, entries: &mut IndexEntries<K>, object: &K) {
+        let reference = ObjectRef::from_obj(object);
+        let keys = (self.keys)(object);
+        for key in &keys {
+            entries
+                .objects
+                .entry(key.clone())
+                .or_default()
+                .insert(reference.clone());
+        }
+        if !keys.is_empty() {
+            entries.keys_of.insert(reference, keys);
+        }
+    }
+
+    /// An object was created or changed.
+    pub fn upsert(&self, object: &K) {
+        let mut entries = self.write();
+        Self::unlink(&mut entries, &ObjectRef::from_obj(object));
+        self.link(&mut entries, object);
+    }
+
+    /// An object was deleted.
+    pub fn remove(&self, object: &K) {
+        Self::unlink(&mut self.write(), &ObjectRef::from_obj(object));
+    }
+
+    /// The store was relisted: index exactly what it holds.
+    pub fn rebuild(&self, objects: &[Arc<K>]) {
+        let mut entries = IndexEntries::default();
+        for object in objects {
+            self.link(&mut entries, object);
+        }
+        *self.write() = entries;
+    }
+
+    /// The objects of the store indexed under `key`.
+    pub fn get(&self, store: &Store<K>, key: &IndexKey) -> Vec<Arc<K>> {
+        let refs: Vec<ObjectRef<K>> = {
+            let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+            match entries.objects.get(key) {
+                Some(refs) => refs.iter().cloned().collect(),
+                None => return Vec::new(),
+            }
+        };
+        let mut found: Vec<Arc<K>> = refs
+            .iter()
+            .filter_map(|r| store.get(r))
+            .filter(|o| (self.keys)(o).contains(key))
+            .collect();
+        // Stable answers whatever the hash order.
+        found.sort_by(|a, b| a.meta().name.cmp(&b.meta().name));
+        found
+    }
+}
+
+/// Datasets by the Secret and the claim they are read through.
+pub fn dataset_keys(dataset: &TrainingDataset) -> Vec<IndexKey> {
+    let (secret, claim) = dataset_read_keys(dataset);
+    secret
+        .map(|(ns, name)| ("secret", ns, name))
+        .into_iter()
+        .chain(claim.map(|(ns, name)| ("claim", ns, name)))
+        .collect()
+}
+
+/// AgentPolicies by namespace.
+pub fn agent_keys(agent: &AgentPolicy) -> Vec<IndexKey> {
+    vec![(
+        "namespace",
+        agent.metadata.namespace.clone().unwrap_or_default(),
+        String::new(),
+    )]
+}
+
 /// The changes of one cached kind, for the controllers: every object applied to or deleted
 /// from the shared store, in order, as the `Arc` the store holds (no copy). Controllers
 /// subscribe when they start (on the leader only), so a replica that only serves the webhook
@@ -63,6 +198,8 @@ pub(crate) fn prune_governed<K: Resource + HasCommonStatus>(object: &mut K) {
 pub struct Feed<K: Resource<DynamicType = ()> + Clone + 'static> {
     store: Store<K>,
     tx: broadcast::Sender<Arc<K>>,
+    /// Kept current with the store, when the kind is looked up by key.
+    index: Option<Arc<Index<K>>>,
 }
 
 impl<K: Resource<DynamicType = ()> + Clone + 'static> Clone for Feed<K> {
@@ -70,6 +207,7 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Clone for Feed<K> {
         Self {
             store: self.store.clone(),
             tx: self.tx.clone(),
+            index: self.index.clone(),
         }
     }
 }
@@ -80,7 +218,19 @@ where
 {
     pub fn new(store: Store<K>) -> Self {
         let (tx, _) = broadcast::channel(FEED_BUFFER);
-        Self { store, tx }
+        Self {
+            store,
+            tx,
+            index: None,
+        }
+    }
+
+    /// A feed that also keeps `index` current with the store.
+    pub fn with_index(store: Store<K>, index: Arc<Index<K>>) -> Self {
+        Self {
+            index: Some(index),
+            ..Self::new(store)
+        }
     }
 
     /// The shared store this feed reports on.
@@ -122,6 +272,14 @@ where
     /// Applies a watch event to the store, then tells the subscribers.
     pub fn apply(&self, writer: &mut Writer<K>, event: watcher::Event<K>) {
         writer.apply_watcher_event(&event);
+        if let Some(index) = &self.index {
+            match &event {
+                watcher::Event::Apply(object) => index.upsert(object),
+                watcher::Event::Delete(object) => index.remove(object),
+                watcher::Event::InitDone => index.rebuild(&self.store.state()),
+                watcher::Event::Init | watcher::Event::InitApply(_) => {}
+            }
+        }
         if self.tx.receiver_count() == 0 {
             return;
         }
@@ -167,6 +325,9 @@ pub struct StoreContext {
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
     /// The stores' changes, for the controllers.
     pub feeds: Feeds,
+    /// Datasets by credentials Secret and claim, AgentPolicies by namespace.
+    dataset_index: Arc<Index<TrainingDataset>>,
+    agent_index: Arc<Index<AgentPolicy>>,
     pub(crate) profiles: ProfileCache,
     synced: AtomicBool,
 }
@@ -181,18 +342,30 @@ impl StoreContext {
         agents: Store<AgentPolicy>,
         namespaces: Store<PartialObjectMeta<Namespace>>,
     ) -> Self {
-        Self::with_feeds(Feeds {
-            policies: Feed::new(policies),
-            datasets: Feed::new(datasets),
-            models: Feed::new(models),
-            approvals: Feed::new(approvals),
-            agents: Feed::new(agents),
-            namespaces: Feed::new(namespaces),
-        })
+        let dataset_index = Arc::new(Index::of(&datasets, dataset_keys));
+        let agent_index = Arc::new(Index::of(&agents, agent_keys));
+        Self::with_feeds(
+            Feeds {
+                policies: Feed::new(policies),
+                datasets: Feed::with_index(datasets, dataset_index.clone()),
+                models: Feed::new(models),
+                approvals: Feed::new(approvals),
+                agents: Feed::with_index(agents, agent_index.clone()),
+                namespaces: Feed::new(namespaces),
+            },
+            dataset_index,
+            agent_index,
+        )
     }
 
-    fn with_feeds(feeds: Feeds) -> Self {
+    fn with_feeds(
+        feeds: Feeds,
+        dataset_index: Arc<Index<TrainingDataset>>,
+        agent_index: Arc<Index<AgentPolicy>>,
+    ) -> Self {
         Self {
+            dataset_index,
+            agent_index,
             policies: feeds.policies.store(),
             datasets: feeds.datasets.store(),
             models: feeds.models.store(),
@@ -257,6 +430,24 @@ impl Lookup for StoreContext {
             .into_iter()
             .min_by(|a, b| a.seniority().cmp(&b.seniority()))
     }
+    fn agents_in(&self, namespace: &str) -> Vec<Arc<AgentPolicy>> {
+        self.agent_index.get(
+            &self.agents,
+            &("namespace", namespace.to_string(), String::new()),
+        )
+    }
+    fn datasets_by_secret(&self, namespace: &str, secret: &str) -> Vec<Arc<TrainingDataset>> {
+        self.dataset_index.get(
+            &self.datasets,
+            &("secret", namespace.to_string(), secret.to_string()),
+        )
+    }
+    fn datasets_by_claim(&self, namespace: &str, claim: &str) -> Vec<Arc<TrainingDataset>> {
+        self.dataset_index.get(
+            &self.datasets,
+            &("claim", namespace.to_string(), claim.to_string()),
+        )
+    }
 }
 
 pub(crate) type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -296,7 +487,7 @@ where
 /// before a schema change, or by hand with the webhook down) must not stop the watch: it is
 /// logged and left out of the cache (so no controller reconciles it), and every other object
 /// stays current.
-pub(crate) fn reflect_guarded<K>(client: Client) -> (Feed<K>, Task)
+pub(crate) fn reflect_guarded<K>(client: Client, index: Option<Arc<Index<K>>>) -> (Feed<K>, Task)
 where
     K: Resource<DynamicType = ()>
         + HasCommonStatus
@@ -308,7 +499,10 @@ where
         + 'static,
 {
     let (store, mut writer) = reflector::store::<K>();
-    let feed = Feed::new(store);
+    let feed = match index {
+        Some(index) => Feed::with_index(store, index),
+        None => Feed::new(store),
+    };
     let publisher = feed.clone();
     let kind = K::kind(&()).into_owned();
     let api: Api<DeserializeGuard<K>> = Api::all(client);
@@ -354,20 +548,26 @@ where
 /// drives the watches (run it on a task; it never ends) and marks the context synced once
 /// every store has listed.
 pub fn watch(client: Client) -> (Arc<StoreContext>, impl Future<Output = ()> + Send) {
-    let (policies, p) = reflect_guarded::<CompliancePolicy>(client.clone());
-    let (datasets, d) = reflect_guarded::<TrainingDataset>(client.clone());
-    let (models, m) = reflect_guarded::<ModelDeployment>(client.clone());
-    let (approvals, a) = reflect_guarded::<ModelApproval>(client.clone());
-    let (agents, g) = reflect_guarded::<AgentPolicy>(client.clone());
+    let dataset_index = Arc::new(Index::new(dataset_keys));
+    let agent_index = Arc::new(Index::new(agent_keys));
+    let (policies, p) = reflect_guarded::<CompliancePolicy>(client.clone(), None);
+    let (datasets, d) = reflect_guarded(client.clone(), Some(dataset_index.clone()));
+    let (models, m) = reflect_guarded::<ModelDeployment>(client.clone(), None);
+    let (approvals, a) = reflect_guarded::<ModelApproval>(client.clone(), None);
+    let (agents, g) = reflect_guarded(client.clone(), Some(agent_index.clone()));
     let (namespaces, n) = reflect(Api::<PartialObjectMeta<Namespace>>::all(client));
-    let context = Arc::new(StoreContext::with_feeds(Feeds {
-        policies,
-        datasets,
-        models,
-        approvals,
-        agents,
-        namespaces,
-    }));
+    let context = Arc::new(StoreContext::with_feeds(
+        Feeds {
+            policies,
+            datasets,
+            models,
+            approvals,
+            agents,
+            namespaces,
+        },
+        dataset_index,
+        agent_index,
+    ));
     let ready = {
         let context = context.clone();
         async move {
@@ -527,15 +727,17 @@ mod tests {
 
     #[test]
     fn governed_objects_are_cached_without_their_controls_but_with_their_conditions() {
-        let mut dataset: TrainingDataset = serde_yaml_ng::from_str(
+        // Decoded the way Annexa decodes what it reads, so a field the type does not have is
+        // an error here rather than silently dropped.
+        let value: serde_json::Value = serde_yaml_ng::from_str(
             "apiVersion: annexa.dev/v1alpha1
 kind: TrainingDataset
 metadata: {name: claims, namespace: ml}
 spec:
   source: {uri: 's3://bucket/claims'}
   classification: Internal
-  encryption: {atRest: true}
-  retention: {days: 30}
+  encryption: {kmsKey: 'arn:aws:kms:eu-west-1:111122223333:key/claims'}
+  retention: {period: 30d}
 status:
   conditions:
   - {type: Ready, status: 'True', reason: Reconciled, message: ok, lastTransitionTime: '2026-11-25T00:00:00Z'}
@@ -544,6 +746,11 @@ status:
 ",
         )
         .unwrap();
+        let crate::manifest::Object::Dataset(mut dataset) =
+            crate::manifest::decode(&value).unwrap()
+        else {
+            panic!("not a TrainingDataset")
+        };
         prune_governed(&mut dataset);
         let status = dataset.common_status().unwrap();
         assert!(status.controls.is_empty());

@@ -3,12 +3,14 @@
 //! - [`api`]: the custom resource types.
 //! - [`policy`]: the pure rule engine shared by the webhook, the controllers and `annexa check`.
 //! - [`cli`]: the subcommands of the `annexa` binary.
+//! - [`evidence`]: evidence in the formats auditors' and platform teams' tools read.
 
 pub mod api;
 pub mod cli;
 pub mod cluster;
 pub mod controller;
 pub mod error;
+pub mod evidence;
 pub mod manifest;
 pub mod permissions;
 pub mod policy;

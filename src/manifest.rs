@@ -22,10 +22,18 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use strict::Strict;
 
+mod bounds;
 mod strict;
+
+pub(crate) use bounds::text_within;
 
 /// Largest file `annexa check` reads (a guard against runaway inputs).
 pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+/// Most documents (and `List` items) one file may hold.
+pub const MAX_DOCUMENTS: usize = 10_000;
+/// Deepest `[`/`{` nesting read. The YAML parser refuses nesting past 128 levels anyway, but
+/// only after time that grows with the square of the depth: this is refused before parsing.
+pub const MAX_FLOW_NESTING: usize = 256;
 
 /// Where a document came from: `file.yaml` (document 2).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,13 +43,19 @@ pub struct Origin {
     pub document: usize,
     /// 1-based line where the document starts, when known.
     pub line: Option<usize>,
+    /// 1-based index in the document's `items` when the document is a `List`.
+    pub item: Option<usize>,
 }
 
 impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.line {
-            Some(line) => write!(f, "{}:{} (document {})", self.file, line, self.document),
-            None => write!(f, "{} (document {})", self.file, self.document),
+            Some(line) => write!(f, "{}:{} (document {}", self.file, line, self.document)?,
+            None => write!(f, "{} (document {}", self.file, self.document)?,
+        }
+        match self.item {
+            Some(item) => write!(f, ", item {item})"),
+            None => write!(f, ")"),
         }
     }
 }
@@ -73,9 +87,12 @@ pub struct Document {
 }
 
 /// Expands paths (files, folders searched recursively for .yaml/.yml/.json, `-` for stdin)
-/// in a stable order.
+/// in a stable order. Symbolic links to folders are followed, each folder read once (a link
+/// back to a folder already read, a loop, is not followed again); anything that is not a
+/// regular file or a folder (a FIFO, a socket, a device) is an error, never read.
 pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
+    let mut visited = std::collections::HashSet::new();
     for path in paths {
         if path.as_os_str() == "-" {
             out.push(path.clone());
@@ -87,17 +104,37 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         })?;
         if meta.is_dir() {
             let mut found = Vec::new();
-            walk(path, &mut found)?;
+            walk(path, &mut found, &mut visited)?;
             found.sort();
             out.extend(found);
-        } else {
+        } else if meta.is_file() {
             out.push(path.clone());
+        } else {
+            return Err(not_regular(path));
         }
     }
     Ok(out)
 }
 
-fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
+fn not_regular(path: &Path) -> Error {
+    Error::Input(format!(
+        "{}: not a regular file (a FIFO, socket or device); annexa check reads files and folders",
+        path.display()
+    ))
+}
+
+fn walk(
+    dir: &Path,
+    found: &mut Vec<PathBuf>,
+    visited: &mut std::collections::HashSet<PathBuf>,
+) -> Result<()> {
+    let canonical = std::fs::canonicalize(dir).map_err(|source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    if !visited.insert(canonical) {
+        return Ok(());
+    }
     let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
         path: dir.to_path_buf(),
         source,
@@ -108,18 +145,23 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
             source,
         })?;
         let path = entry.path();
-        let file_type = entry.file_type().map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
-        if file_type.is_dir() {
-            walk(&path, found)?;
-        } else if path
+        // Follows symbolic links: a link to a folder is walked, a link to a file read.
+        let file_type = std::fs::metadata(&path)
+            .map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?
+            .file_type();
+        let manifest = path
             .extension()
             .and_then(|e| e.to_str())
-            .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
-        {
+            .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"));
+        if file_type.is_dir() {
+            walk(&path, found, visited)?;
+        } else if manifest && file_type.is_file() {
             found.push(path);
+        } else if manifest {
+            return Err(not_regular(&path));
         }
     }
     Ok(())
@@ -154,23 +196,43 @@ pub fn read_source(path: &Path) -> Result<(String, String)> {
             MAX_FILE_BYTES / (1024 * 1024)
         )));
     }
-    let text = String::from_utf8(bytes)
+    let mut text = String::from_utf8(bytes)
         .map_err(|e| Error::Input(format!("{name}: not UTF-8 text ({e})")))?;
+    // A UTF-8 byte order mark (editors on Windows write one) is not part of the YAML.
+    if text.starts_with('\u{feff}') {
+        text.drain(..'\u{feff}'.len_utf8());
+    }
     Ok((name, text))
 }
 
-/// Splits YAML (or JSON, a subset of YAML) into documents and decodes each one.
+/// Splits YAML (or JSON, a subset of YAML) into documents and decodes each one; a `List`
+/// (`kind: List` or any `*List` kind with `items`) is expanded into its items.
 /// Returns every document that decoded and every error (one per bad document).
 pub fn parse_documents(file: &str, text: &str) -> (Vec<Document>, Vec<String>) {
     let mut docs = Vec::new();
     let mut errors = Vec::new();
+    if let Some(line) = flow_nesting_beyond(text, MAX_FLOW_NESTING) {
+        errors.push(format!(
+            "{file}: line {line}: nesting deeper than {MAX_FLOW_NESTING} levels; nothing in this file was read"
+        ));
+        return (docs, errors);
+    }
     let starts = document_start_lines(text);
+    let mut count = 0;
     for (i, de) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let origin = Origin {
             file: file.to_string(),
             document: i + 1,
             line: starts.get(i).copied(),
+            item: None,
         };
+        count += 1;
+        if count > MAX_DOCUMENTS {
+            errors.push(format!(
+                "{file}: more than {MAX_DOCUMENTS} documents and list items; split the file"
+            ));
+            break;
+        }
         let value = match Value::deserialize(de) {
             Ok(v) => v,
             Err(e) => {
@@ -189,12 +251,144 @@ pub fn parse_documents(file: &str, text: &str) -> (Vec<Document>, Vec<String>) {
         if value.is_null() {
             continue;
         }
+        if let Some(items) = list_items(&value) {
+            let items = match items {
+                Ok(items) => items,
+                Err(e) => {
+                    errors.push(format!("{origin}: {e}"));
+                    continue;
+                }
+            };
+            count += items.len();
+            if count > MAX_DOCUMENTS {
+                errors.push(format!(
+                    "{file}: more than {MAX_DOCUMENTS} documents and list items; split the file"
+                ));
+                break;
+            }
+            for (j, item) in items.into_iter().enumerate() {
+                let origin = Origin {
+                    item: Some(j + 1),
+                    ..origin.clone()
+                };
+                match decode(&item) {
+                    Ok(object) => docs.push(Document { origin, object }),
+                    Err(e) => errors.push(format!("{origin}: {e}")),
+                }
+            }
+            continue;
+        }
         match decode(&value) {
             Ok(object) => docs.push(Document { origin, object }),
             Err(e) => errors.push(format!("{origin}: {e}")),
         }
     }
     (docs, errors)
+}
+
+/// The items of a `List` document (`kind: List`, or `FooList` with `items`), `None` for any
+/// other document. Items of a typed list (`ModelDeploymentList`) may omit `kind` and
+/// `apiVersion`, as the API server writes them: they take the list's. A list inside a list is
+/// an error (`kubectl` never writes one).
+fn list_items(value: &Value) -> Option<Result<Vec<Value>, String>> {
+    let kind = value.get("kind")?.as_str()?;
+    let list_kind = kind.strip_suffix("List")?;
+    let items = value.get("items")?;
+    let Value::Array(items) = items else {
+        return Some(Err(format!(
+            "{kind}: items must be a list, found {}",
+            type_name(items)
+        )));
+    };
+    let api_version = value.get("apiVersion").cloned();
+    let mut out = Vec::with_capacity(items.len());
+    for (j, item) in items.iter().enumerate() {
+        let mut item = item.clone();
+        if let Value::Object(map) = &mut item
+            && !list_kind.is_empty()
+        {
+            if !map.contains_key("kind") {
+                map.insert("kind".to_string(), Value::String(list_kind.to_string()));
+            }
+            if let Some(v) = &api_version
+                && !map.contains_key("apiVersion")
+            {
+                map.insert("apiVersion".to_string(), v.clone());
+            }
+        }
+        if item
+            .get("kind")
+            .and_then(Value::as_str)
+            .is_some_and(|k| k.ends_with("List"))
+            && item.get("items").is_some()
+        {
+            return Some(Err(format!(
+                "{kind}: items[{j}] is itself a list; nested lists are not read"
+            )));
+        }
+        out.push(item);
+    }
+    Some(Ok(out))
+}
+
+/// The 1-based line where `[`/`{` nesting first goes deeper than `limit`, if it does. Quoted
+/// strings and comments are skipped; plain scalars are not told apart, so brackets inside
+/// them count (as they would have to be nested `limit` deep to matter, real manifests never
+/// come near).
+fn flow_nesting_beyond(text: &str, limit: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut line = 1;
+    let mut bytes = text.bytes().peekable();
+    let mut previous = b'\n';
+    while let Some(b) = bytes.next() {
+        match b {
+            b'\n' => line += 1,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return Some(line);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b'#' if previous.is_ascii_whitespace() => {
+                for c in bytes.by_ref() {
+                    if c == b'\n' {
+                        line += 1;
+                        break;
+                    }
+                }
+                previous = b'\n';
+                continue;
+            }
+            b'"' if depth > 0 => {
+                let mut escaped = false;
+                for c in bytes.by_ref() {
+                    match c {
+                        b'\n' => line += 1,
+                        b'\\' if !escaped => {
+                            escaped = true;
+                            continue;
+                        }
+                        b'"' if !escaped => break,
+                        _ => {}
+                    }
+                    escaped = false;
+                }
+            }
+            b'\'' if depth > 0 => {
+                for c in bytes.by_ref() {
+                    match c {
+                        b'\n' => line += 1,
+                        b'\'' => break,
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+        previous = b;
+    }
+    None
 }
 
 fn strip_location(message: &str) -> String {
@@ -286,6 +480,7 @@ pub fn decode(value: &Value) -> Result<Object, String> {
         if name.is_empty() {
             return Err(format!("{kind}: metadata.name is required"));
         }
+        bounds::check_value(kind, value).map_err(|e| format!("{kind} {name:?}: {e}"))?;
         let object = match kind {
             "CompliancePolicy" => Object::Policy(typed(kind, &name, value)?),
             "TrainingDataset" => {

@@ -456,3 +456,208 @@ fn readme_control_table_matches_the_catalogue() {
         "README control table is stale; paste `annexa controls -o markdown`"
     );
 }
+
+/// A model that `check` denies (A.8.22: traffic from every pod in every namespace).
+fn leaky_model(name: &str) -> String {
+    model(
+        name,
+        "  network:\n    allowedFrom:\n    - namespaceSelector: {}\n",
+    )
+}
+
+/// Indents a manifest as an item of a YAML list.
+fn as_item(manifest: &str) -> String {
+    let mut out = String::new();
+    for (i, line) in manifest.lines().enumerate() {
+        out.push_str(if i == 0 { "- " } else { "  " });
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn a_list_wrapping_a_non_compliant_object_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = format!(
+        "apiVersion: v1\nkind: List\nitems:\n{}{}",
+        as_item(&model("fine", "")),
+        as_item(&leaky_model("leaky"))
+    );
+    let path = write(dir.path(), "list.yaml", &list);
+    let out = annexa(&["check", path.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains("DENY ModelDeployment/ml/leaky") && text.contains("(document 1, item 2)"),
+        "{text}"
+    );
+    assert!(text.contains("2 objects checked: 1 compliant"), "{text}");
+    assert!(!text.contains("SKIP List"), "{text}");
+}
+
+#[test]
+fn items_of_a_typed_list_take_the_lists_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    // As the API server writes a list: items without kind and apiVersion.
+    let item = leaky_model("leaky")
+        .replace("apiVersion: annexa.dev/v1alpha1\n", "")
+        .replace("kind: ModelDeployment\n", "");
+    let list = format!(
+        "apiVersion: annexa.dev/v1alpha1\nkind: ModelDeploymentList\nmetadata: {{}}\nitems:\n{}",
+        as_item(&item)
+    );
+    let path = write(dir.path(), "list.yaml", &list);
+    let out = annexa(&["check", path.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("DENY ModelDeployment/ml/leaky"));
+}
+
+#[test]
+fn a_list_with_a_bad_item_is_bad_input() {
+    let err = bad_input(
+        "list.yaml",
+        b"apiVersion: v1\nkind: List\nitems:\n- apiVersion: annexa.dev/v1alpha1\n  kind: ModelDeployment\n  metadata: {name: m}\n  spec: {bogus: 1}\n",
+    );
+    assert!(err.contains("(document 1, item 1)"), "{err}");
+    assert!(
+        err.contains("ModelDeployment \"m\": field spec: missing field `model`"),
+        "{err}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn symlinked_folders_are_followed_and_loops_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    write(&real, "md.yaml", &leaky_model("leaky"));
+    // A loop back to the top and a second way into the same folder.
+    std::os::unix::fs::symlink(&real, real.join("again")).unwrap();
+    let top = dir.path().join("top");
+    std::fs::create_dir(&top).unwrap();
+    std::os::unix::fs::symlink(&real, top.join("linked")).unwrap();
+    let out = annexa(&["check", top.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    // Read once, not once per way in.
+    assert!(
+        stdout(&out).contains("1 objects checked: 0 compliant"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_is_refused_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.yaml");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    // Named directly and found in a folder: both refused, neither hangs.
+    for target in [fifo.to_str().unwrap(), dir.path().to_str().unwrap()] {
+        let out = annexa(&["check", target]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("pipe.yaml: not a regular file (a FIFO, socket or device)"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn a_byte_order_mark_is_read_past() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = "\u{feff}".to_string();
+    text.push_str(&leaky_model("leaky"));
+    let path = write(dir.path(), "bom.yaml", &text);
+    let out = annexa(&["check", path.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("DENY ModelDeployment/ml/leaky"));
+}
+
+#[test]
+fn deep_nesting_is_refused_before_parsing() {
+    let mut text = String::from("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: deep}\ndata: ");
+    text.push_str(&"{a: ".repeat(100_000));
+    text.push_str(&"}".repeat(100_000));
+    let err = bad_input("deep.yaml", text.as_bytes());
+    assert!(
+        err.contains("deep.yaml: line 4: nesting deeper than 256 levels"),
+        "{err}"
+    );
+}
+
+#[test]
+fn too_many_documents_is_bad_input() {
+    let text = "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n".repeat(10_001);
+    let err = bad_input("many.yaml", text.as_bytes());
+    assert!(
+        err.contains("many.yaml: more than 10000 documents and list items; split the file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn fail_on_ungoverned_makes_ungoverned_kinds_fail_the_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "md.yaml", &model("fine", ""));
+    write(
+        dir.path(),
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n",
+    );
+    let lenient = annexa(&["check", dir.path().to_str().unwrap()]);
+    assert_eq!(lenient.status.code(), Some(0), "{}", stderr(&lenient));
+    let strict = annexa(&[
+        "check",
+        "--fail-on-ungoverned",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(strict.status.code(), Some(1), "{}", stderr(&strict));
+    assert!(stdout(&strict).contains("SKIP ConfigMap settings"));
+    assert!(
+        stderr(&strict).contains("1 object(s) of kinds Annexa does not govern"),
+        "{}",
+        stderr(&strict)
+    );
+}
+
+#[test]
+fn a_list_over_its_crd_bound_is_bad_input_naming_the_field() {
+    let datasets: String = (0..65).map(|i| format!("  - d{i}\n")).collect();
+    let text = model("big", &format!("  trainingDatasets:\n{datasets}"));
+    let err = bad_input("big.yaml", text.as_bytes());
+    assert!(
+        err.contains(
+            "ModelDeployment \"big\": spec.trainingDatasets: Too many: must have at most 64 items"
+        ),
+        "{err}"
+    );
+}

@@ -439,10 +439,36 @@ async fn approvals_are_immutable() {
         denial(&r),
         "ModelApproval \"llm-carol\" is not compliant: A.8.32 Change management: approval \"llm-carol\" is immutable: its spec cannot change after creation; create a new ModelApproval instead"
     );
-    // Forging the approver after the fact is a spec change too.
-    let mut forged = old.clone();
-    forged["spec"]["approver"]["username"] = json!("dave");
-    denial(&validate(&router, &review("UPDATE", "dave", &forged, Some(&old))).await);
+    // Every other field of the spec is frozen too, whoever asks: the approved model, the
+    // decision, the reason, the approver and their groups.
+    type Edit = (&'static str, fn(&mut Value));
+    let edits: [Edit; 5] = [
+        ("modelDeployment", |v| {
+            v["spec"]["modelDeployment"] = json!("other")
+        }),
+        ("decision", |v| v["spec"]["decision"] = json!("Reject")),
+        ("reason", |v| v["spec"]["reason"] = json!("changed my mind")),
+        ("approver.username", |v| {
+            v["spec"]["approver"]["username"] = json!("dave")
+        }),
+        ("approver.groups", |v| {
+            v["spec"]["approver"]["groups"] = json!(["ml-reviewers"])
+        }),
+    ];
+    for (what, edit) in edits {
+        let mut edited = old.clone();
+        edit(&mut edited);
+        for user in ["carol", "dave", "admin"] {
+            let r = validate(&router, &review("UPDATE", user, &edited, Some(&old))).await;
+            assert_eq!(
+                denial(&r),
+                "ModelApproval \"llm-carol\" is not compliant: A.8.32 Change management: approval \"llm-carol\" is immutable: its spec cannot change after creation; create a new ModelApproval instead",
+                "an update of {what} by {user}"
+            );
+        }
+    }
+    // An update that leaves the spec as it was (re-applying the same manifest) is admitted.
+    admitted_clean(&validate(&router, &review("UPDATE", "carol", &old, Some(&old))).await);
     // Metadata-only updates (labels, finalizers) by anyone are fine.
     let mut labelled = old.clone();
     labelled["metadata"]["labels"] = json!({"team": "ml"});
@@ -554,4 +580,25 @@ async fn metadata_only_updates_of_annexa_objects_are_admitted() {
         denial(&validate(&router, &review("UPDATE", "alice", &changed, Some(&old))).await),
         NO_KMS
     );
+}
+
+/// The CRD's size bounds: the webhook refuses what the API server would refuse, naming the
+/// field in the API server's words, as `annexa check` does.
+#[tokio::test]
+async fn objects_over_a_crd_size_bound_are_refused_naming_the_field() {
+    let names: Vec<String> = (0..65).map(|i| format!("d{i}")).collect();
+    let mut dataset = dataset("ml-prod", true);
+    dataset["spec"]["derivedFrom"] = json!(names);
+    let body = serde_json::to_vec(&review("CREATE", "alice", &dataset, None)).unwrap();
+    let (status, answer) = post(&router(), "/validate", body).await;
+    assert_eq!(status.as_u16(), 400, "{answer}");
+    let message = answer["message"].as_str().unwrap();
+    assert!(
+        message.ends_with("spec.derivedFrom: Too many: must have at most 64 items"),
+        "{message}"
+    );
+    // 64 are within the bound: decided, not refused.
+    dataset["spec"]["derivedFrom"] = json!(names[..64]);
+    let r = validate(&router(), &review("CREATE", "alice", &dataset, None)).await;
+    assert!(r["allowed"].is_boolean(), "{r}");
 }

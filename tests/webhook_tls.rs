@@ -298,6 +298,22 @@ async fn an_oversized_chunked_body_is_refused() {
     assert!(String::from_utf8_lossy(&bytes).contains("larger than the limit of 4194304 bytes"));
 }
 
+/// The metrics text from the plain-HTTP metrics address.
+async fn scrape(server: &Server) -> String {
+    let tcp = TcpStream::connect(server.metrics_addr).await.unwrap();
+    let (mut plain, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let request = Request::get("/metrics")
+        .header("host", "localhost")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = plain.send_request(request).await.unwrap();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_on_their_own_plain_http_address() {
     let server = start().await;
@@ -340,6 +356,14 @@ async fn metrics_on_their_own_plain_http_address() {
         text.contains(r#"annexa_admission_duration_seconds_count{webhook="validate"} 1"#),
         "{text}"
     );
+    assert!(
+        text.contains(r#"annexa_admission_decision_seconds_count{kind="Pod"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("annexa_webhook_connections_open 1\n"),
+        "{text}"
+    );
     let expiry = format!(
         "annexa_webhook_certificate_expiry_timestamp_seconds {}",
         server.store.not_after()
@@ -368,6 +392,12 @@ async fn shutdown_closes_idle_keep_alive_connections_and_returns() {
     assert!(
         matches!(result, Ok(Ok(Ok(())))),
         "the server did not stop: {result:?}"
+    );
+    // The idle keep-alive connection was closed by the server, not left open.
+    let closed = tokio::time::timeout(Duration::from_secs(5), sender.ready()).await;
+    assert!(
+        matches!(closed, Ok(Err(ref e)) if e.is_closed()),
+        "the idle keep-alive connection is still open: {closed:?}"
     );
     assert!(
         TcpStream::connect(server.addr).await.is_err()
@@ -435,11 +465,8 @@ async fn standalone_mode_reloads_certificate_files() {
     assert!(seen.is_some(), "the renewed certificate was never served");
     assert_decides(&mut sender).await;
     stop.send(()).unwrap();
-    assert!(
-        tokio::time::timeout(Duration::from_secs(15), task)
-            .await
-            .is_ok()
-    );
+    let stopped = tokio::time::timeout(Duration::from_secs(15), task).await;
+    assert!(matches!(stopped, Ok(Ok(Ok(())))), "{stopped:?}");
 }
 
 type Chunks = futures::channel::mpsc::Sender<Result<Frame<Bytes>, std::convert::Infallible>>;
@@ -536,4 +563,186 @@ async fn shutdown_lets_in_flight_requests_finish() {
     assert!(text.contains("A.8.22"), "{text}");
     let stopped = tokio::time::timeout(Duration::from_secs(15), server.task).await;
     assert!(matches!(stopped, Ok(Ok(Ok(())))), "{stopped:?}");
+}
+
+/// A TLS connection that completes its handshake and then sends nothing.
+async fn silent_tls(server: &Server) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let mut roots = RootCertStore::empty();
+    roots.add(der(&server.ca.cert)).unwrap();
+    let config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+/// Reads until the server closes the connection; true when it did within 10 s.
+async fn closed_by_server(stream: &mut tokio_rustls::client::TlsStream<TcpStream>) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 256];
+    let read = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_idle_connections_are_closed_by_the_server() {
+    let server = start_with(Limits {
+        handshake_timeout: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(1),
+        ..Limits::default()
+    })
+    .await;
+    // TLS done, then nothing: closed after the first-request timeout.
+    let mut silent = silent_tls(&server).await;
+    assert!(
+        closed_by_server(&mut silent).await,
+        "a silent connection stayed open"
+    );
+    // HTTP/1 keep-alive after a request: closed after the idle timeout.
+    let (mut sender, _) = connect(server.addr, &[&server.ca]).await.unwrap();
+    assert_decides(&mut sender).await;
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        while !sender.is_closed() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "an idle keep-alive connection stayed open");
+    // The server still serves new connections.
+    let (mut sender, _) = connect(server.addr, &[&server.ca]).await.unwrap();
+    assert_decides(&mut sender).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_connection_cap_the_longest_idle_connection_makes_room() {
+    let server = start_with(Limits {
+        max_connections: 2,
+        ..Limits::default()
+    })
+    .await;
+    let mut oldest = silent_tls(&server).await;
+    let (mut second, _) = connect(server.addr, &[&server.ca]).await.unwrap();
+    assert_decides(&mut second).await;
+    // A third connection is served; the connection idle the longest was closed for it.
+    let (mut third, _) = connect(server.addr, &[&server.ca]).await.unwrap();
+    assert_decides(&mut third).await;
+    assert!(
+        closed_by_server(&mut oldest).await,
+        "the oldest idle connection stayed open"
+    );
+    assert!(
+        scrape(&server)
+            .await
+            .contains("annexa_webhook_connections_open 2\n"),
+        "{}",
+        scrape(&server).await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reviews_over_the_in_flight_caps_are_shed_at_once_with_429() {
+    let server = start_with(Limits {
+        max_in_flight: 1,
+        ..Limits::default()
+    })
+    .await;
+    // One review holds the only place while its body trickles in.
+    let (mut chunks, stalled) = open_request(&server).await;
+    let body = good_review();
+    chunks
+        .try_send(Ok(Frame::data(Bytes::copy_from_slice(&body[..100]))))
+        .unwrap();
+    // Health is not capped.
+    let (mut sender, _) = connect(server.addr, &[&server.ca]).await.unwrap();
+    sender.ready().await.unwrap();
+    let health = sender
+        .send_request(
+            Request::get("/healthz")
+                .header("host", "localhost")
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    let mut shed = None;
+    for _ in 0..100 {
+        let (status, answer) = send(&mut sender, "/validate", good_review()).await;
+        if status == 429 {
+            shed = Some(answer);
+            break;
+        }
+        // The stalled request may not have been read yet.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let shed = shed.expect("a review over the cap was not shed");
+    assert_eq!(shed["reason"], "TooManyRequests", "{shed}");
+    assert!(
+        shed["message"]
+            .as_str()
+            .unwrap()
+            .contains("at its cap of 1 reviews in flight"),
+        "{shed}"
+    );
+    assert!(
+        scrape(&server)
+            .await
+            .contains(r#"annexa_webhook_shed_total{cap="requests"}"#)
+    );
+    // The stalled review completes and frees its place.
+    chunks
+        .try_send(Ok(Frame::data(Bytes::copy_from_slice(&body[100..]))))
+        .unwrap();
+    drop(chunks);
+    let (status, text) = stalled.await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert_decides(&mut sender).await;
+
+    // Body bytes: a review larger than the bytes cap allows is shed too.
+    let server = start_with(Limits {
+        max_body_bytes: 64 * 1024,
+        max_in_flight_bytes: 64 * 1024,
+        ..Limits::default()
+    })
+    .await;
+    let (mut chunks, stalled) = open_request(&server).await;
+    chunks
+        .try_send(Ok(Frame::data(Bytes::copy_from_slice(&body[..100]))))
+        .unwrap();
+    let (mut sender, _) = connect(server.addr, &[&server.ca]).await.unwrap();
+    let mut shed = None;
+    for _ in 0..100 {
+        let (status, answer) = send(&mut sender, "/validate", good_review()).await;
+        if status == 429 {
+            shed = Some(answer);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let shed = shed.expect("a review over the bytes cap was not shed");
+    assert!(
+        shed["message"]
+            .as_str()
+            .unwrap()
+            .contains("at its cap of 65536 body bytes in flight"),
+        "{shed}"
+    );
+    drop(chunks);
+    let _ = stalled.await;
+    assert_decides(&mut sender).await;
 }

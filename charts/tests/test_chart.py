@@ -380,8 +380,16 @@ def test_match_conditions_send_creations_and_pod_spec_changes_only(rendered):
     # Scaling and metadata edits never reach the webhook, so they work even while it is down.
     assert not matches("deployments", "UPDATE", _deployment(replicas=5), _deployment())
     assert not matches("deployments", "UPDATE", _deployment(labels={"team": "x"}), _deployment())
-    assert not matches("pods", "UPDATE", {"metadata": {"labels": {"a": "b"}}, "spec": POD_SPEC},
+    assert not matches("pods", "UPDATE", {"metadata": {"annotations": {"a": "b"}}, "spec": POD_SPEC},
                        {"metadata": {}, "spec": POD_SPEC})
+    # A pod's labels say whether it is an agent's pod (A.8.12, A.5.15): adding, changing or
+    # removing them goes to Annexa; the same labels do not.
+    labelled = {"metadata": {"labels": {"app": "agent"}}, "spec": POD_SPEC}
+    assert matches("pods", "UPDATE", labelled, {"metadata": {}, "spec": POD_SPEC})
+    assert matches("pods", "UPDATE", {"metadata": {}, "spec": POD_SPEC}, labelled)
+    assert matches("pods", "UPDATE", {"metadata": {"labels": {"app": "x"}}, "spec": POD_SPEC}, labelled)
+    assert not matches("pods", "UPDATE", labelled, labelled)
+    assert not matches("pods", "UPDATE", {"metadata": {}, "spec": POD_SPEC}, {"metadata": {}, "spec": POD_SPEC})
     changed_pod = {"spec": {"containers": [{"name": "serve", "image": "evil.io/x:latest"}]}}
     assert matches("pods", "UPDATE", changed_pod, {"spec": POD_SPEC})
     # CronJobs keep their pod template one level deeper.
@@ -626,6 +634,29 @@ def test_nothing_cluster_wide_on_secrets_and_no_impersonation(rendered):
     assert not any(res == "secrets" for _, res, _ in granted)
     assert not any("impersonate" in verbs for verbs in granted.values())
     assert granted[("rbac.authorization.k8s.io", "clusterroles", ())] == {"list", "watch"}
+
+
+def test_annexa_kinds_join_view_and_edit_by_aggregation_and_approving_is_separate(rendered):
+    r = rendered["default"]
+    view = r.one("ClusterRole", "annexa-aggregate-to-view")
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert permissions(view["rules"]) == {
+        ("annexa.dev", kind): {"get", "list", "watch"}
+        for kind in ["compliancepolicies", "trainingdatasets", "modeldeployments",
+                     "modelapprovals", "agentpolicies"]}
+    edit = r.one("ClusterRole", "annexa-aggregate-to-edit")
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    writes = {"create", "update", "patch", "delete", "deletecollection"}
+    # Approvals and cluster-wide policies stay out of `edit`.
+    assert permissions(edit["rules"]) == {
+        ("annexa.dev", kind): writes
+        for kind in ["trainingdatasets", "modeldeployments", "agentpolicies"]}
+    approver = r.one("ClusterRole", "annexa-approver")
+    assert not any(k.startswith("rbac.authorization.k8s.io/aggregate")
+                   for k in approver["metadata"]["labels"])
+    assert permissions(approver["rules"]) == {
+        ("annexa.dev", "modeldeployments"): {"get", "list", "watch"},
+        ("annexa.dev", "modelapprovals"): {"get", "list", "watch", "create"}}
 
 
 def test_grantable_rules_mode_drops_escalate_and_bind(rendered):

@@ -71,13 +71,15 @@ impl TestUser {
 }
 
 /// The default users: `admin` (system:masters), `alice` (dev), `bob` (dev, approvers),
-/// `carol` (approvers).
+/// `carol` (approvers) and `mallory` (no group). Only `admin` holds any permission until a
+/// test grants one (see [`Cluster::grant`]).
 pub fn default_users() -> Vec<TestUser> {
     vec![
         TestUser::new("admin", &["system:masters"]),
         TestUser::new("alice", &["dev"]),
         TestUser::new("bob", &["dev", "approvers"]),
         TestUser::new("carol", &["approvers"]),
+        TestUser::new("mallory", &[]),
     ]
 }
 
@@ -381,6 +383,65 @@ impl Cluster {
 
     pub fn namespace(&self, prefix: &str) -> Result<TestNamespace, HarnessError> {
         self.namespace_with_labels(prefix, &[])
+    }
+
+    /// Grants ClusterRole `cluster_role` (as admin) to `subjects` (kubectl flags such as
+    /// `--group=dev`, `--user=alice`, `--serviceaccount=NS:NAME`): in `namespace` with a
+    /// RoleBinding, or cluster-wide with a ClusterRoleBinding when `namespace` is None (the
+    /// caller deletes that one). Returns the binding's name.
+    pub fn grant(
+        &self,
+        namespace: Option<&str>,
+        cluster_role: &str,
+        subjects: &[&str],
+    ) -> Result<String, HarnessError> {
+        let name = format!(
+            "e2e-{}-{}",
+            cluster_role.replace(':', "-"),
+            standin::store::random_suffix()
+        );
+        let mut k = self.kubectl();
+        k = match namespace {
+            Some(ns) => k.args(["create", "rolebinding", &name, "-n", ns]),
+            None => k.args(["create", "clusterrolebinding", &name]),
+        };
+        k.arg(format!("--clusterrole={cluster_role}"))
+            .args(subjects.iter().copied())
+            .ok()?;
+        Ok(name)
+    }
+
+    /// A kubeconfig for this cluster that authenticates with a bearer `token` only (e.g. one
+    /// minted with `kubectl create token`), written as `kubeconfig-<name>`.
+    pub fn kubeconfig_with_token(&self, name: &str, token: &str) -> Result<PathBuf, HarnessError> {
+        let out = Command::new("kubectl")
+            .arg(format!("--kubeconfig={}", self.admin_kubeconfig.display()))
+            .args([
+                "config",
+                "view",
+                "--raw",
+                "--minify",
+                "--flatten",
+                "-o",
+                "json",
+            ])
+            .output()
+            .map_err(io("running kubectl config view"))?;
+        let mut config: Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| HarnessError::Other(format!("reading the kubeconfig: {e}")))?;
+        config["users"][0]["user"] = json!({"token": token});
+        let text =
+            serde_yaml_ng::to_string(&config).map_err(|e| HarnessError::Other(e.to_string()))?;
+        let path = self.dir.path().join(format!("kubeconfig-{name}"));
+        std::fs::write(&path, text).map_err(io("writing a kubeconfig"))?;
+        Ok(path)
+    }
+
+    /// `kubectl` with the kubeconfig at `path` (see [`Cluster::kubeconfig_with_token`]).
+    pub fn kubectl_with(&self, path: &Path) -> Kubectl {
+        let mut k = self.kubectl();
+        k.kubeconfig = path.to_path_buf();
+        k
     }
 
     fn admin_call(&self, method: &str, path: &str, body: Value) -> Result<Value, HarnessError> {

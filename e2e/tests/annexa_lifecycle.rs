@@ -101,9 +101,14 @@ fn webhook_down_is_handled_per_failure_policy_and_a_restart_converges() {
     drop(second);
 }
 
+fn lease_spec(a: &Annexa) -> serde_json::Value {
+    get(a.kubectl(), &a.namespace, "lease/annexa-leader")
+        .map(|lease| lease["spec"].clone())
+        .unwrap_or_default()
+}
+
 fn lease_holder(a: &Annexa) -> Option<String> {
-    let lease = get(a.kubectl(), &a.namespace, "lease/annexa-leader")?;
-    lease["spec"]["holderIdentity"].as_str().map(str::to_string)
+    lease_spec(a)["holderIdentity"].as_str().map(str::to_string)
 }
 
 #[test]
@@ -132,6 +137,12 @@ fn two_replicas_only_the_lease_holder_reconciles_and_shutdown_releases_the_lease
         let text = http_get(metrics_port(p), "/metrics").expect("metrics");
         counter_total(&text, "annexa_reconciles_total")
     };
+    // The Lease says who holds it and for how long: 15 s terms.
+    let held = lease_spec(&a);
+    assert_eq!(held["holderIdentity"], "annexa-a", "{held}");
+    assert_eq!(held["leaseDurationSeconds"], 15, "{held}");
+    assert!(held["renewTime"].is_string(), "{held}");
+    let transitions = held["leaseTransitions"].as_i64().unwrap_or(0);
     assert!(reconciles(&leader) > 0.0, "the leader reconciled nothing");
     assert_eq!(reconciles(&follower), 0.0, "the follower reconciled");
     assert!(
@@ -140,10 +151,20 @@ fn two_replicas_only_the_lease_holder_reconciles_and_shutdown_releases_the_lease
         follower.log()
     );
 
-    // Graceful shutdown of the leader releases the Lease; the follower takes over at once
-    // (well before the 15 s lease duration would expire) and reconciles.
+    // Graceful shutdown of the leader releases the Lease: the moment the process is gone the
+    // Lease no longer names it (without the release it would name annexa-a until its 15 s
+    // term ran out). The follower takes it at its next check, with one more transition.
     let status = leader.terminate(TIMEOUT).unwrap();
     assert!(status.is_some_and(|s| s.success()), "{}", leader.log());
+    let released = lease_spec(&a);
+    match released["holderIdentity"].as_str() {
+        None => {
+            // Released and not yet taken: no holder and no term left.
+            assert!(released["renewTime"].is_null(), "{released}");
+            assert!(released["leaseDurationSeconds"].is_null(), "{released}");
+        }
+        Some(holder) => assert_eq!(holder, "annexa-b", "not released: {released}"),
+    }
     assert!(
         leader.log().contains("released the Lease"),
         "{}",
@@ -155,6 +176,14 @@ fn two_replicas_only_the_lease_holder_reconciles_and_shutdown_releases_the_lease
         (lease_holder(&a).as_deref() == Some("annexa-b")).then_some(())
     })
     .unwrap();
+    let taken = lease_spec(&a);
+    assert_eq!(
+        taken["leaseTransitions"].as_i64(),
+        Some(transitions + 1),
+        "{taken}"
+    );
+    assert_eq!(taken["leaseDurationSeconds"], 15, "{taken}");
+    assert!(taken["acquireTime"].is_string(), "{taken}");
     staged_model(&a, &case, "after");
     wait_condition(&a, ns, "md/after", "Ready", "True");
     assert!(reconciles(&follower) > 0.0);
@@ -168,6 +197,20 @@ fn converges_through_409_and_500_faults_and_dropped_watches() {
     let ns = case.name();
     staged_model(&a, &case, "before");
     wait_condition(&a, ns, "md/before", "Ready", "True");
+    // Reconcile errors that come from the API server, by kind (`category="kube"`).
+    let errors = |kind: &str| {
+        let text = http_get(metrics_port(&annexa), "/metrics").expect("metrics");
+        text.lines()
+            .filter(|l| {
+                l.starts_with("annexa_reconcile_errors_total{")
+                    && l.contains("category=\"kube\"")
+                    && (kind.is_empty() || l.contains(&format!("kind=\"{kind}\"")))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    let before = errors("");
+    assert_eq!(before, 0.0, "errors before any fault was injected");
 
     // Annexa's writes (server-side apply is PATCH) fail: first all of them, until Annexa has
     // seen errors, then at random. kubectl's own creates (POST) go through. Watches are cut
@@ -180,13 +223,9 @@ fn converges_through_409_and_500_faults_and_dropped_watches() {
     };
     a.cluster.set_faults(&faults).unwrap();
     staged_model(&a, &case, "m");
-    let errors = || {
-        http_get(metrics_port(&annexa), "/metrics")
-            .map(|text| counter_total(&text, "annexa_reconcile_errors_total"))
-            .unwrap_or(0.0)
-    };
+    // The injected errors are counted, against the kind whose writes failed.
     eventually(TIMEOUT, "Annexa to meet the injected errors", || {
-        (errors() > 0.0).then_some(())
+        (errors("ModelDeployment") > before).then_some(())
     })
     .unwrap();
     faults.error_rate = 0.2;
@@ -224,6 +263,29 @@ fn converges_through_409_and_500_faults_and_dropped_watches() {
         "deployment/m",
         "replicas restored after the faults",
         |d| d["spec"]["replicas"] == 1,
+    );
+    // With the faults lifted, reconciles stop failing: another repair adds no error.
+    let after_faults = errors("");
+    assert!(after_faults > before, "{after_faults}");
+    a.kubectl()
+        .args([
+            "-n",
+            ns,
+            "patch",
+            "deployment/m",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"replicas":5}}"#,
+        ])
+        .ok()
+        .unwrap();
+    wait_for(&a, ns, "deployment/m", "replicas restored again", |d| {
+        d["spec"]["replicas"] == 1
+    });
+    assert_eq!(
+        errors(""),
+        after_faults,
+        "errors once the faults were lifted"
     );
     assert_one_child_each(&a, ns, "m");
     assert_one_child_each(&a, ns, "before");

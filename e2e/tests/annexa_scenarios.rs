@@ -310,7 +310,21 @@ fn production_promotion_waits_for_two_approvals_of_exactly_the_digest() {
     assert_eq!(serving_digest(&deployment), Some(DIGEST_1));
     assert_eq!(condition(&md, "Approved").unwrap()["status"], "False");
 
-    // The requester cannot approve her own digest.
+    // Without the approver role, RBAC refuses before any webhook sees a request: `annexa
+    // approve` cannot even read the model it would approve.
+    let (ok, out, err) = approve("mallory", DIGEST_2);
+    assert!(!ok, "mallory approved: {out}");
+    assert!(
+        err.contains(&format!(
+            "modeldeployments.annexa.dev \"m\" is forbidden: User \"mallory\" cannot get resource \"modeldeployments\" in API group \"annexa.dev\" in the namespace \"{ns}\""
+        )),
+        "{err}"
+    );
+    // The requester cannot approve her own digest, even when RBAC lets her record approvals:
+    // that is the webhook's separation of duties (A.5.3), not RBAC.
+    a.cluster
+        .grant(Some(ns), &format!("{RELEASE}-approver"), &["--user=alice"])
+        .unwrap();
     let (ok, out, err) = approve("alice", DIGEST_2);
     assert!(!ok, "alice approved her own digest: {out}");
     assert!(err.contains("A.5.3"), "{err}");
@@ -768,4 +782,224 @@ fn gitops_reapply_has_no_conflict_and_no_difference_in_user_fields() {
             assert_eq!(entry["subresource"], "status", "{entry}");
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Who may run a pod: dataset access where the data is read (A.8.3), agent identity (A.8.12,
+// A.5.15)
+
+/// A Restricted dataset read through the Secret `<name>-s3-reader`, by `fraud-trainer` only.
+fn restricted_dataset(ns: &str, name: &str) -> Value {
+    let mut td = dataset(ns, name);
+    td["spec"]["classification"] = json!("Restricted");
+    td["spec"]["encryption"] =
+        json!({"kmsKey": "arn:aws:kms:eu-west-1:111122223333:key/e2e-restricted"});
+    td["spec"]["access"] = json!({"allowedServiceAccounts": ["fraud-trainer"]});
+    td["spec"]["credentialsSecret"] = json!(format!("{name}-s3-reader"));
+    td
+}
+
+/// A Pod of `ns` running as `account` (None: `default`) that reads `secret` through envFrom.
+fn secret_reader(ns: &str, name: &str, account: Option<&str>, secret: &str) -> Value {
+    let mut pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "automountServiceAccountToken": false,
+            "containers": [{"name": "job", "image": IMAGE,
+                            "envFrom": [{"secretRef": {"name": secret}}]}],
+        },
+    });
+    if let Some(account) = account {
+        pod["spec"]["serviceAccountName"] = json!(account);
+    }
+    pod
+}
+
+fn service_account(a: &Annexa, ns: &str, name: &str) {
+    apply(
+        a.kubectl(),
+        &json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": {"name": name, "namespace": ns}}),
+    );
+}
+
+#[test]
+fn a_pod_reads_a_restricted_datasets_secret_only_as_an_allowed_account() {
+    let a = Annexa::shared();
+    let case = Case::new(a, "access", production_policy());
+    let ns = case.name();
+    service_account(a, ns, "fraud-trainer");
+    apply(
+        a.kubectl(),
+        &json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "claims-raw-s3-reader", "namespace": ns},
+                "stringData": {"AWS_ACCESS_KEY_ID": "e2e"}}),
+    );
+    // Before the dataset is declared, nothing ties the Secret to data: the pod is admitted.
+    apply(
+        a.kubectl_as("alice"),
+        &secret_reader(ns, "early-reader", None, "claims-raw-s3-reader"),
+    );
+    apply(a.kubectl_as("alice"), &restricted_dataset(ns, "claims-raw"));
+
+    // The background audit finds the running pod that reads it as `default`.
+    let td = wait_condition(a, ns, "td/claims-raw", "AccessRestricted", "False");
+    let message = condition(&td, "AccessRestricted").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains(&format!(
+            "{ns}/early-reader as \"default\" (spec.containers[0].envFrom[0].secretRef.name)"
+        )),
+        "{message}"
+    );
+    assert!(
+        message.starts_with("A.8.3 Information access restriction: 1 pod(s)"),
+        "{message}"
+    );
+    let events = get(a.kubectl(), ns, "events.events.k8s.io").expect("events");
+    assert!(
+        events["items"].as_array().unwrap().iter().any(|e| {
+            e["regarding"]["name"] == "claims-raw" && e["reason"] == "UnallowedReaders"
+        }),
+        "no UnallowedReaders event: {events}"
+    );
+
+    // A new pod as `default` that reads the dataset's Secret is refused, naming the dataset,
+    // the reference and the accounts allowed.
+    let err = create_fails(
+        a.kubectl_as("alice"),
+        &secret_reader(ns, "reader", None, "claims-raw-s3-reader"),
+    );
+    assert!(
+        err.contains("admission webhook \"workloads.validate.annexa.dev\" denied the request"),
+        "{err}"
+    );
+    for part in [
+        "A.8.3 Information access restriction",
+        "runs as service account \"default\"",
+        "reads Secret \"claims-raw-s3-reader\" (spec.containers[0].envFrom[0].secretRef.name)",
+        "dataset \"claims-raw\" (Restricted)",
+        "which only [\"fraud-trainer\"] may read",
+    ] {
+        assert!(err.contains(part), "{part} not in: {err}");
+    }
+    assert!(get(a.kubectl(), ns, "pod/reader").is_none());
+
+    // The same pod as the allowed account is admitted.
+    apply(
+        a.kubectl_as("alice"),
+        &secret_reader(ns, "reader", Some("fraud-trainer"), "claims-raw-s3-reader"),
+    );
+    assert!(get(a.kubectl(), ns, "pod/reader").is_some());
+
+    // Once the early reader is gone, the audit clears.
+    a.kubectl()
+        .args(["-n", ns, "delete", "pod", "early-reader", "--wait=true"])
+        .ok()
+        .unwrap();
+    // The dataset is re-audited on its next reconcile; a spec change triggers one now.
+    let mut td = restricted_dataset(ns, "claims-raw");
+    td["spec"]["owner"] = json!("e2e-team-2");
+    apply(a.kubectl_as("alice"), &td);
+    wait_condition(a, ns, "td/claims-raw", "AccessRestricted", "True");
+}
+
+#[test]
+fn an_agents_pods_run_as_its_account_and_carry_its_labels() {
+    let a = Annexa::shared();
+    let case = Case::new(a, "agentpods", production_policy());
+    let ns = case.name();
+    let agent = json!({
+        "apiVersion": "annexa.dev/v1alpha1", "kind": "AgentPolicy",
+        "metadata": {"name": "support-agent", "namespace": ns},
+        "spec": {
+            "serviceAccountName": "support-agent",
+            "permissions": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}],
+            "egress": [{"cidr": "10.40.12.0/24", "ports": [443], "protocol": "TCP"}],
+            "tokenTTL": "30m",
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "support-agent"}},
+        },
+    });
+    apply(a.kubectl_as("alice"), &agent);
+    // The controller's egress NetworkPolicy selects exactly the podSelector.
+    let policy = wait_for(
+        a,
+        ns,
+        "networkpolicy/support-agent-agent",
+        "the agent's egress NetworkPolicy",
+        |_| true,
+    );
+    assert_eq!(
+        policy["spec"]["podSelector"],
+        json!({"matchLabels": {"app.kubernetes.io/name": "support-agent"}})
+    );
+    wait_for(
+        a,
+        ns,
+        "serviceaccount/support-agent",
+        "the agent's account",
+        |_| true,
+    );
+
+    let pod = |name: &str, labels: Value, account: Option<&str>| {
+        let mut pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns, "labels": labels},
+            "spec": {"automountServiceAccountToken": false,
+                     "containers": [{"name": "agent", "image": IMAGE}]},
+        });
+        if let Some(account) = account {
+            pod["spec"]["serviceAccountName"] = json!(account);
+        }
+        pod
+    };
+    let agent_labels = json!({"app.kubernetes.io/name": "support-agent"});
+
+    // The agent's account without its labels: refused (outside the egress policy).
+    let err = create_fails(
+        a.kubectl_as("alice"),
+        &pod(
+            "unlabelled",
+            json!({"app.kubernetes.io/name": "x"}),
+            Some("support-agent"),
+        ),
+    );
+    assert!(
+        err.contains("A.8.12 Data leakage prevention: pod \"unlabelled\" runs as service account \"support-agent\" of agent \"support-agent\" but its labels (metadata.labels) do not match the agent's podSelector (app.kubernetes.io/name=support-agent)"),
+        "{err}"
+    );
+    // The agent's labels on `default`: refused (outside its least privilege).
+    let err = create_fails(
+        a.kubectl_as("alice"),
+        &pod("impostor", agent_labels.clone(), None),
+    );
+    assert!(
+        err.contains("A.5.15 Access control: pod \"impostor\" matches the podSelector of agent \"support-agent\" (app.kubernetes.io/name=support-agent) but runs as service account \"default\" (spec.serviceAccountName)"),
+        "{err}"
+    );
+    // Both agree: admitted, and the agent reports its pods consistent.
+    apply(
+        a.kubectl_as("alice"),
+        &pod("support-agent-0", agent_labels, Some("support-agent")),
+    );
+    wait_condition(a, ns, "ap/support-agent", "PodIdentity", "True");
+    // Relabelling the running agent pod out of the selector is refused too.
+    let out = a
+        .kubectl_as("alice")
+        .args([
+            "-n",
+            ns,
+            "label",
+            "pod",
+            "support-agent-0",
+            "--overwrite",
+            "app.kubernetes.io/name=other",
+        ])
+        .run()
+        .unwrap();
+    assert!(!out.success, "relabelling was admitted: {}", out.stdout);
+    assert!(out.stderr.contains("A.8.12"), "{}", out.stderr);
 }

@@ -54,6 +54,9 @@ fn webhook_denial_reaches_kubectl_in_kube_apiserver_wording() {
         .namespace_with_labels("guarded", &[("webhook-test", "on")])
         .unwrap();
     let open = cluster.namespace("open").unwrap();
+    cluster
+        .grant(Some(&guarded.name), "edit", &["--group=dev"])
+        .unwrap();
     apply_json(
         cluster.kubectl(),
         &webhook_config(
@@ -126,6 +129,9 @@ fn mutating_webhook_patch_and_warnings_are_applied() {
     .unwrap();
     let ns = cluster
         .namespace_with_labels("mutate", &[("webhook-test", "on")])
+        .unwrap();
+    cluster
+        .grant(Some(&ns.name), "edit", &["--group=dev"])
         .unwrap();
     apply_json(
         cluster.kubectl(),
@@ -523,8 +529,11 @@ fn authentication_is_required() {
     let (code, body) = raw(&cluster, None, "GET", "/api/v1/namespaces");
     assert_eq!(code, 401, "{body}");
     assert!(body.contains("Unauthorized"));
-    let (code, _) = raw(&cluster, Some("alice"), "GET", "/api/v1/namespaces");
+    let (code, _) = raw(&cluster, Some("admin"), "GET", "/api/v1/namespaces");
     assert_eq!(code, 200);
+    // Authenticated is not authorised: alice holds no permission on namespaces.
+    let (code, body) = raw(&cluster, Some("alice"), "GET", "/api/v1/namespaces");
+    assert_eq!(code, 403, "{body}");
     let (url, ca) = cluster.standin_endpoint().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -47,15 +47,19 @@ pub struct AgentPolicySpec {
     pub service_account_name: String,
     /// RBAC rules the agent needs, granted through a Role in the namespace (A.5.15, A.8.2).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
     pub permissions: Vec<PolicyRule>,
     /// Destinations the agent may reach; all other egress is denied, DNS excepted (A.8.12, A.8.20).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
     pub egress: Vec<EgressRule>,
     /// Longest lifetime of the agent's projected token, e.g. `1h` (A.5.18).
     #[serde(default, rename = "tokenTTL", skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(w|d|h|m|s))+$"))]
     pub token_ttl: Option<String>,
-    /// Pods of the agent (default: pods using the service account).
+    /// Labels of the agent's pods (default: `annexa.dev/agent: <policy name>`). The egress
+    /// NetworkPolicy selects them, and in enforced namespaces a pod carries them exactly when
+    /// it runs as `serviceAccountName` (A.8.12, A.5.15).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_selector: Option<LabelSelector>,
 }
@@ -84,7 +88,26 @@ pub struct AgentPolicyStatus {
     pub excess_bindings: Vec<String>,
 }
 
+/// Pod label selecting an agent's pods when its policy declares no `podSelector`.
+pub const AGENT_LABEL: &str = "annexa.dev/agent";
+
 impl AgentPolicy {
+    /// The labels that identify the agent's pods: `spec.podSelector`, or
+    /// `annexa.dev/agent: <policy name>` when none is declared. The one definition of "the
+    /// agent's pods", read by the egress NetworkPolicy, the admission rules and the audit.
+    pub fn pod_selector(&self) -> LabelSelector {
+        self.spec
+            .pod_selector
+            .clone()
+            .unwrap_or_else(|| LabelSelector {
+                match_labels: Some(std::collections::BTreeMap::from([(
+                    AGENT_LABEL.to_string(),
+                    self.metadata.name.clone().unwrap_or_default(),
+                )])),
+                match_expressions: None,
+            })
+    }
+
     /// Orders AgentPolicies naming the same service account: the smallest (oldest, then first
     /// by name) governs it. The webhook's lookup and the controller both decide by this.
     pub fn seniority(&self) -> (Option<jiff::Timestamp>, &str) {

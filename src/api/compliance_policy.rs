@@ -82,6 +82,7 @@ pub struct CompliancePolicySpec {
     pub retention: Option<RetentionPolicy>,
     /// Documented exceptions: matching failures are reported as `Excepted`, not enforced.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
     pub exceptions: Vec<ControlException>,
 }
 
@@ -93,6 +94,7 @@ pub struct EnforcementSpec {
     pub action: Option<Action>,
     /// Per-control actions that replace the default.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
     pub overrides: Vec<ControlOverride>,
 }
 

@@ -6,13 +6,14 @@
 #![allow(clippy::duplicated_attributes)]
 
 pub mod agent_policy;
+pub mod bounds;
 pub mod common;
 pub mod compliance_policy;
 pub mod model_approval;
 pub mod model_deployment;
 pub mod training_dataset;
 
-pub use agent_policy::{AgentPolicy, AgentPolicySpec, AgentPolicyStatus, EgressRule};
+pub use agent_policy::{AGENT_LABEL, AgentPolicy, AgentPolicySpec, AgentPolicyStatus, EgressRule};
 pub use common::*;
 pub use compliance_policy::*;
 pub use model_approval::{
@@ -40,13 +41,17 @@ pub const CLASSIFICATION_LABEL: &str = "annexa.dev/classification";
 
 /// Every CRD Annexa defines, in a stable order, with the file name it is kept under in `crds/`.
 pub fn crds() -> Vec<(&'static str, CustomResourceDefinition)> {
-    vec![
+    let mut crds = vec![
         ("compliancepolicies.yaml", CompliancePolicy::crd()),
         ("trainingdatasets.yaml", TrainingDataset::crd()),
         ("modeldeployments.yaml", ModelDeployment::crd()),
         ("modelapprovals.yaml", ModelApproval::crd()),
         ("agentpolicies.yaml", AgentPolicy::crd()),
-    ]
+    ];
+    for (_, crd) in &mut crds {
+        bounds::bound(crd);
+    }
+    crds
 }
 
 /// Access to the status fields every Annexa kind shares.

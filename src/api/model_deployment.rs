@@ -64,6 +64,7 @@ pub struct ModelDeploymentSpec {
     /// Names of the TrainingDatasets (same namespace) the model was trained on; the model's
     /// classification is the highest of theirs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(max = 253)))]
     pub training_datasets: Vec<String>,
     /// Number of serving replicas (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -133,6 +134,7 @@ pub struct Serving {
 pub struct ModelNetwork {
     /// Peers allowed to reach the model; the NetworkPolicy denies everything else.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
     pub allowed_from: Vec<NetworkPeer>,
 }
 

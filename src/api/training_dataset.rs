@@ -70,6 +70,7 @@ pub struct TrainingDatasetSpec {
     pub credentials_secret: Option<String>,
     /// Names of the datasets (same namespace) this one was derived from (A.5.12 lineage).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(max = 253)))]
     pub derived_from: Vec<String>,
 }
 
@@ -168,6 +169,7 @@ pub enum OnExpiry {
 pub struct DatasetAccess {
     /// Service accounts (same namespace) allowed to read the data and its credentials.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(max = 253)))]
     pub allowed_service_accounts: Vec<String>,
 }
 

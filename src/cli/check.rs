@@ -145,7 +145,7 @@ pub fn evaluate_documents(docs: &[Document], now: Timestamp) -> Result<Report, V
                     file: doc.origin.to_string(),
                     kind: kind.clone(),
                     name: name.clone(),
-                    reason: "not a kind Annexa governs".to_string(),
+                    reason: NOT_GOVERNED.to_string(),
                 });
                 continue;
             }
@@ -236,6 +236,9 @@ pub fn run(args: &CheckArgs) -> i32 {
         OutputFormat::Table => Ok(table(&report, args.failures_only)),
         OutputFormat::Json => serde_json::to_string_pretty(&report).map(|s| s + "\n"),
         OutputFormat::Junit => Ok(junit(&report)),
+        OutputFormat::Sarif => {
+            serde_json::to_string_pretty(&crate::evidence::sarif::sarif(&report)).map(|s| s + "\n")
+        }
     };
     match text {
         Ok(text) => {
@@ -249,8 +252,22 @@ pub fn run(args: &CheckArgs) -> i32 {
             return 2;
         }
     }
+    let ungoverned = report
+        .skipped
+        .iter()
+        .filter(|s| s.reason == NOT_GOVERNED)
+        .count();
+    if args.fail_on_ungoverned && ungoverned > 0 {
+        eprintln!(
+            "annexa check: {ungoverned} object(s) of kinds Annexa does not govern (--fail-on-ungoverned)"
+        );
+        return 1;
+    }
     report.exit_code()
 }
+
+/// Why an object of a kind Annexa does not govern is skipped.
+const NOT_GOVERNED: &str = "not a kind Annexa governs";
 
 fn label(result: ControlOutcome) -> &'static str {
     match result {

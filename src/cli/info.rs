@@ -50,6 +50,13 @@ pub fn controls(format: ListFormat) -> Result<()> {
             print(&format!("{json}\n"))
         }
         ListFormat::Markdown => print(&controls_markdown()),
+        ListFormat::Oscal => {
+            let document =
+                crate::evidence::oscal::component_definition(&jiff::Timestamp::now().to_string());
+            let json = serde_json::to_string_pretty(&document)
+                .map_err(|e| Error::Serialize(e.to_string()))?;
+            print(&format!("{json}\n"))
+        }
         ListFormat::Table => {
             let mut out = format!("{:<7} {:<14} {:<62} {}\n", "ID", "THEME", "TITLE", "KINDS");
             for c in CATALOGUE {

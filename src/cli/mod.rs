@@ -5,6 +5,7 @@ pub mod check;
 pub mod info;
 pub mod report;
 pub mod run;
+pub mod soa;
 pub mod webhook;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -64,6 +65,10 @@ pub enum Command {
     Approve(approve::ApproveArgs),
     /// Print, from the cluster, each control with how many objects pass and fail it, and where.
     Report(report::ReportArgs),
+    /// Print the Statement of Applicability: all 93 Annex A controls, Annexa's with live status.
+    ///
+    /// Exit codes: 0 no contradiction, 1 a control marked not applicable is enforced, 2 bad input.
+    Soa(soa::SoaArgs),
     /// Run the operator in the cluster: admission webhook, controllers, metrics and health.
     Run(run::Args),
     /// Serve the admission webhook stand-alone, from policy and context files (no API server).
@@ -87,6 +92,10 @@ pub struct CheckArgs {
     /// Only print objects with findings (table output).
     #[arg(long)]
     pub failures_only: bool,
+    /// A strict gate: exit 1 when the input holds an object of a kind Annexa does not govern
+    /// (by default such objects are listed as skipped and do not change the exit code).
+    #[arg(long)]
+    pub fail_on_ungoverned: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -101,6 +110,8 @@ pub enum OutputFormat {
     Table,
     Json,
     Junit,
+    /// SARIF 2.1.0, for code-scanning UIs.
+    Sarif,
 }
 
 #[derive(clap::Args, Debug)]
@@ -114,6 +125,8 @@ pub enum ListFormat {
     Table,
     Json,
     Markdown,
+    /// OSCAL 1.1.3 component-definition (JSON).
+    Oscal,
 }
 
 #[derive(Subcommand, Debug)]
@@ -122,9 +135,9 @@ pub enum PolicyCommand {
     Default,
 }
 
-fn block_on<F: std::future::Future<Output = crate::error::Result<()>>>(
+fn block_on<T, F: std::future::Future<Output = crate::error::Result<T>>>(
     future: F,
-) -> crate::error::Result<()> {
+) -> crate::error::Result<T> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -142,6 +155,7 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Policy(PolicyCommand::Default) => info::policy_default(),
         Command::Approve(args) => block_on(approve::run(&args)),
         Command::Report(args) => block_on(report::run(&args)),
+        Command::Soa(args) => return soa::run(&args),
         Command::Run(args) => {
             init_logging(cli.log_format);
             block_on(run::run(&args))

@@ -26,6 +26,8 @@ pub enum ReportFormat {
     Table,
     Json,
     Markdown,
+    /// OSCAL 1.1.3 assessment-results (JSON).
+    Oscal,
 }
 
 /// One object's evaluated controls as read from its status.
@@ -34,6 +36,8 @@ pub struct Observed {
     /// False when the status is missing or older than the spec.
     pub current: bool,
     pub controls: Vec<ControlResult>,
+    /// Since when the results stand: the last transition of the `Compliant` condition.
+    pub since: Option<String>,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -187,20 +191,34 @@ where
                 current: !controls.is_empty()
                     && status.and_then(|s| s.observed_generation) == o.meta().generation,
                 controls,
+                since: status
+                    .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Compliant"))
+                    .map(|c| c.last_transition_time.0.to_string()),
             }
         })
         .collect())
 }
 
+/// Every governed object of the Annexa kinds in the cluster (or one namespace), read back.
+pub async fn observe_all(client: &Client, ns: Option<&str>) -> Result<Vec<Observed>> {
+    let mut observed = observe::<TrainingDataset>(client, ns).await?;
+    observed.extend(observe::<ModelDeployment>(client, ns).await?);
+    observed.extend(observe::<ModelApproval>(client, ns).await?);
+    observed.extend(observe::<AgentPolicy>(client, ns).await?);
+    Ok(observed)
+}
+
 pub async fn run(args: &ReportArgs) -> Result<()> {
     let client = Client::try_default().await?;
-    let ns = args.namespace.as_deref();
-    let mut observed = observe::<TrainingDataset>(&client, ns).await?;
-    observed.extend(observe::<ModelDeployment>(&client, ns).await?);
-    observed.extend(observe::<ModelApproval>(&client, ns).await?);
-    observed.extend(observe::<AgentPolicy>(&client, ns).await?);
-    let report = aggregate(&observed, jiff::Timestamp::now().to_string());
+    let observed = observe_all(&client, args.namespace.as_deref()).await?;
+    let now = jiff::Timestamp::now().to_string();
+    let report = aggregate(&observed, now.clone());
     let text = match args.output {
+        ReportFormat::Oscal => {
+            let document = crate::evidence::oscal::assessment_results(&observed, &now);
+            serde_json::to_string_pretty(&document).map_err(|e| Error::Serialize(e.to_string()))?
+                + "\n"
+        }
         ReportFormat::Table => table(&report),
         ReportFormat::Markdown => markdown(&report),
         ReportFormat::Json => {
@@ -234,6 +252,7 @@ mod tests {
                     result("A.8.24", ControlOutcome::Fail),
                     result("A.8.11", ControlOutcome::Pass),
                 ],
+                since: None,
             },
             Observed {
                 object: ObjectRef::new("TrainingDataset", Some("ml"), "logs"),
@@ -242,11 +261,13 @@ mod tests {
                     result("A.8.24", ControlOutcome::Pass),
                     result("A.8.11", ControlOutcome::NotApplicable),
                 ],
+                since: None,
             },
             Observed {
                 object: ObjectRef::new("TrainingDataset", Some("ml"), "new"),
                 current: false,
                 controls: vec![result("A.8.24", ControlOutcome::Fail)],
+                since: None,
             },
         ];
         let report = aggregate(&observed, "now".into());

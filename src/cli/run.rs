@@ -4,7 +4,7 @@
 
 use crate::error::Result;
 use crate::webhook::cluster::{self, CertificateConfig, CertificateSource, ClusterConfig};
-use crate::webhook::{Limits, certs, server};
+use crate::webhook::{certs, server};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -59,12 +59,8 @@ pub struct Args {
     /// Serve the webhook only; run no controllers.
     #[arg(long)]
     pub no_controllers: bool,
-    /// Largest AdmissionReview body accepted; larger ones are answered 413.
-    #[arg(long, default_value_t = server::DEFAULT_MAX_BODY_BYTES, value_name = "BYTES")]
-    pub max_body_bytes: usize,
-    /// Server-side deadline for one review, in milliseconds.
-    #[arg(long, default_value_t = 4000, value_name = "MS")]
-    pub deadline_ms: u64,
+    #[command(flatten)]
+    pub limits: super::webhook::LimitArgs,
 }
 
 impl Args {
@@ -89,10 +85,7 @@ impl Args {
         ClusterConfig {
             addr: self.webhook_addr,
             metrics_addr: Some(self.metrics_addr),
-            limits: Limits {
-                max_body_bytes: self.max_body_bytes,
-                deadline: Duration::from_millis(self.deadline_ms),
-            },
+            limits: self.limits.limits(),
             certificates,
         }
     }
@@ -111,22 +104,40 @@ pub async fn run(args: &Args) -> Result<()> {
         controller_metrics.register(registry)
     }));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let on_signal = stop_tx.clone();
     tokio::spawn(async move {
         server::shutdown_signal().await;
         tracing::info!("shutting down");
-        let _ = stop_tx.send(true);
+        let _ = on_signal.send(true);
     });
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
 
-    let webhook = cluster::run_with(
-        client.clone(),
-        args.webhook_config(),
-        context.clone(),
-        metrics,
-        stopped(stop_rx.clone()),
-    );
+    // The webhook (and its metrics and health) must be up for the operator to be of use: when
+    // it cannot start or stops on its own, everything stops and `annexa run` exits non-zero.
+    let webhook = async {
+        let result = cluster::run_with(
+            client.clone(),
+            args.webhook_config(),
+            context.clone(),
+            metrics,
+            stopped(stop_rx.clone()),
+        )
+        .await;
+        if !*stop_rx.borrow() {
+            let result = result.and(Err(crate::error::Error::Config(
+                "the admission webhook stopped serving".to_string(),
+            )));
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "the admission webhook is not serving; stopping");
+            }
+            let _ = stop_tx.send(true);
+            return result;
+        }
+        result
+    };
     let controllers = async {
         if args.no_controllers {
             return Ok(());

@@ -30,13 +30,8 @@ pub struct Args {
     /// object here counts as opted in to workload checks.
     #[arg(long = "context", value_name = "FILE")]
     pub context: Vec<PathBuf>,
-    /// Largest AdmissionReview body accepted; larger ones are answered 413.
-    #[arg(long, default_value_t = webhook::server::DEFAULT_MAX_BODY_BYTES, value_name = "BYTES")]
-    pub max_body_bytes: usize,
-    /// Server-side deadline for reading and deciding a review, in milliseconds (inside the
-    /// webhook configuration's timeoutSeconds).
-    #[arg(long, default_value_t = 4000, value_name = "MS")]
-    pub deadline_ms: u64,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// How often the certificate files are checked for changes, in seconds.
     #[arg(long, default_value_t = 5, value_name = "SECONDS")]
     pub cert_reload_seconds: u64,
@@ -51,10 +46,7 @@ impl Args {
             metrics_addr: self.metrics_addr,
             policy_files: self.policy.clone(),
             context_files: self.context.clone(),
-            limits: Limits {
-                max_body_bytes: self.max_body_bytes,
-                deadline: Duration::from_millis(self.deadline_ms),
-            },
+            limits: self.limits.limits(),
             cert_reload_interval: Duration::from_secs(self.cert_reload_seconds.max(1)),
         }
     }
@@ -63,4 +55,46 @@ impl Args {
 /// Serves until SIGTERM or Ctrl-C, then finishes in-flight requests.
 pub async fn run(args: &Args) -> Result<()> {
     webhook::run_standalone(args.config(), webhook::server::shutdown_signal()).await
+}
+
+/// The webhook server's caps, shared by `annexa webhook` and `annexa run` (docs/webhook.md,
+/// "Limits").
+#[derive(clap::Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Largest AdmissionReview body accepted; larger ones are answered 413.
+    #[arg(long, default_value_t = webhook::server::DEFAULT_MAX_BODY_BYTES, value_name = "BYTES")]
+    pub max_body_bytes: usize,
+    /// Server-side deadline for reading and deciding a review, in milliseconds (inside the
+    /// webhook configuration's timeoutSeconds).
+    #[arg(long, default_value_t = 4000, value_name = "MS")]
+    pub deadline_ms: u64,
+    /// Open connections; at the cap the connection idle the longest is closed to make room.
+    #[arg(long, default_value_t = webhook::server::DEFAULT_MAX_CONNECTIONS, value_name = "N")]
+    pub max_connections: usize,
+    /// Reviews read or decided at once; more are answered 429 at once.
+    #[arg(long, default_value_t = webhook::server::DEFAULT_MAX_IN_FLIGHT, value_name = "N")]
+    pub max_in_flight: usize,
+    /// Body bytes of the reviews in flight; more are answered 429 at once.
+    #[arg(long, default_value_t = webhook::server::DEFAULT_MAX_IN_FLIGHT_BYTES, value_name = "BYTES")]
+    pub max_in_flight_bytes: usize,
+    /// Seconds a connection may stay open with no request in flight.
+    #[arg(long, default_value_t = webhook::server::DEFAULT_IDLE_TIMEOUT.as_secs(), value_name = "SECONDS")]
+    pub idle_timeout_seconds: u64,
+    /// Seconds for the TLS handshake, and again for the first request's headers.
+    #[arg(long, default_value_t = webhook::server::DEFAULT_HANDSHAKE_TIMEOUT.as_secs(), value_name = "SECONDS")]
+    pub handshake_timeout_seconds: u64,
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_body_bytes: self.max_body_bytes,
+            deadline: Duration::from_millis(self.deadline_ms),
+            max_connections: self.max_connections.max(1),
+            max_in_flight: self.max_in_flight.max(1),
+            max_in_flight_bytes: self.max_in_flight_bytes,
+            idle_timeout: Duration::from_secs(self.idle_timeout_seconds.max(1)),
+            handshake_timeout: Duration::from_secs(self.handshake_timeout_seconds.max(1)),
+        }
+    }
 }

@@ -9,6 +9,7 @@ use super::{
 };
 use crate::api::{AgentPolicy, AgentPolicyStatus, CommonStatus};
 use crate::error::{Error, Result};
+use crate::policy::pod_access::{agent_pod_mismatches, listed};
 use crate::policy::{self, Context as PolicyContext, Governed};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ServiceAccount;
@@ -29,8 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub const KIND: &str = "AgentPolicy";
-/// Default pod label selecting an agent's pods for its NetworkPolicy.
-pub const AGENT_LABEL: &str = "annexa.dev/agent";
+pub use crate::api::AGENT_LABEL;
 /// Bindings listed in status at most.
 const MAX_LISTED: usize = 20;
 
@@ -91,17 +91,8 @@ pub fn build_grant(agent: &AgentPolicy) -> (Role, RoleBinding) {
 
 /// Egress denied but to the allow-list and cluster DNS.
 pub fn build_network_policy(agent: &AgentPolicy) -> NetworkPolicy {
-    let selector = agent
-        .spec
-        .pod_selector
-        .clone()
-        .unwrap_or_else(|| LabelSelector {
-            match_labels: Some(BTreeMap::from([(
-                AGENT_LABEL.to_string(),
-                agent.name_any(),
-            )])),
-            match_expressions: None,
-        });
+    // The same selector the admission rules hold agent pods to (`AgentPolicy::pod_selector`).
+    let selector = agent.pod_selector();
     let mut egress: Vec<NetworkPolicyEgressRule> = agent
         .spec
         .egress
@@ -362,6 +353,29 @@ async fn reconcile_inner(agent: &AgentPolicy, ctx: &Context) -> Result<Action> {
         .as_ref()
         .map(|r| excess_bindings(agent, r))
         .unwrap_or_default();
+    // The agent's pods, by the same definition as the NetworkPolicy's selector and the
+    // admission rules: running pods whose account and labels disagree (A.8.12, A.5.15).
+    let mismatched =
+        agent_pod_mismatches(agent, &super::running_pods(&ctx.client, &namespace).await?);
+    let pod_identity = if mismatched.is_empty() {
+        Desired::new(
+            "PodIdentity",
+            true,
+            "Consistent",
+            "every running pod of the agent's service account carries its pod labels, and no other pod does",
+        )
+    } else {
+        Desired::new(
+            "PodIdentity",
+            false,
+            "Mismatched",
+            format!(
+                "{} break the agent's identity: {}",
+                mismatched.len(),
+                listed(&mismatched)
+            ),
+        )
+    };
     let least_privilege = if excess.is_empty() {
         Desired::new(
             "LeastPrivilege",
@@ -383,6 +397,7 @@ async fn reconcile_inner(agent: &AgentPolicy, ctx: &Context) -> Result<Action> {
     };
     let desired = vec![
         least_privilege,
+        pod_identity.clone(),
         if !foreign.is_empty() {
             name_conflict(&foreign)
         } else if grant_blocked || egress_blocked {
@@ -424,13 +439,16 @@ async fn reconcile_inner(agent: &AgentPolicy, ctx: &Context) -> Result<Action> {
                 "service account, role, binding and egress policy applied",
             )
         },
-        if eval.is_compliant() && excess.is_empty() {
+        if eval.is_compliant() && excess.is_empty() && mismatched.is_empty() {
             Desired::new("Compliant", true, "AllControlsPass", "every control passes")
         } else {
             let mut messages: Vec<String> =
                 eval.findings.iter().map(|f| f.message.clone()).collect();
             if !excess.is_empty() {
                 messages.push(format!("excess bindings: {}", excess.join(", ")));
+            }
+            if !mismatched.is_empty() {
+                messages.push(pod_identity.message.clone());
             }
             Desired::new("Compliant", false, "ControlsFailed", messages.join("; "))
         },

@@ -1,6 +1,8 @@
 //! Leader election on a coordination.k8s.io Lease: only the holder runs the controllers; every
 //! replica serves the webhook. Losing the Lease stops the controllers (in-flight reconciles
-//! finish); shutting down releases the Lease so another replica takes over at once.
+//! finish); shutting down releases the Lease (clears its holder), so another replica takes it
+//! at its next check without waiting for the term to run out. A follower checks when the term
+//! it last read ends, so a take-over comes within one lease duration of the shutdown.
 
 use crate::error::{Error, Result};
 use kube::Client;

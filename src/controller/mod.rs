@@ -546,3 +546,33 @@ pub async fn run(
 
 #[cfg(test)]
 mod tests;
+
+/// The pods of a namespace that are running or about to (not Succeeded or Failed), reduced to
+/// what the workload rules read: what the background audits of datasets and agents hold
+/// against their rules. Pods that do not decode are skipped (logged).
+pub async fn running_pods(
+    client: &Client,
+    namespace: &str,
+) -> Result<Vec<crate::policy::workload::Workload>> {
+    use k8s_openapi::api::core::v1::Pod;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = pods.list(&kube::api::ListParams::default()).await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|pod| {
+            !matches!(
+                pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+                Some("Succeeded" | "Failed")
+            )
+        })
+        .filter_map(|pod| {
+            let value = serde_json::to_value(&pod).ok()?;
+            crate::policy::workload::Workload::from_object("Pod", &value)
+                .map_err(|e| {
+                    tracing::debug!(namespace, pod = %pod.name_any(), error = %e, "pod skipped by the audit")
+                })
+                .ok()
+        })
+        .collect())
+}

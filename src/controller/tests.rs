@@ -159,25 +159,50 @@ fn serving_digest_moves_only_when_allowed() {
 
 #[test]
 fn network_policy_denies_all_but_declared_peers() {
-    let closed = build_network_policy(&model("")).spec.unwrap();
+    // No peers: the policy selects the model's pods and has no ingress rule at all.
+    let closed = serde_json::to_value(build_network_policy(&model("")).spec.unwrap()).unwrap();
     assert_eq!(
-        closed.policy_types.as_deref(),
-        Some(&["Ingress".to_string()][..])
+        closed,
+        serde_json::json!({
+            "podSelector": {"matchLabels": {"annexa.dev/modeldeployment": "fraud"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [],
+        }),
+        "no peers: deny all ingress to the model's pods"
     );
-    assert!(
-        closed.ingress.unwrap().is_empty(),
-        "no peers: deny all ingress"
-    );
+    // Declared peers: each one exactly as written (both selectors of a peer kept together, so
+    // a peer means "these pods in these namespaces", not either), on the serving port only.
     let open = build_network_policy(&model(
-        "  network:\n    allowedFrom:\n    - podSelector: {matchLabels: {app: gateway}}\n",
+        "  serving: {port: 9000}
+  network:
+    allowedFrom:
+    - podSelector: {matchLabels: {app: gateway}}
+      namespaceSelector: {matchLabels: {team: edge}}
+    - namespaceSelector: {matchExpressions: [{key: tier, operator: In, values: [frontend]}]}
+",
     ))
     .spec
     .unwrap();
-    let rule = &open.ingress.unwrap()[0];
-    assert_eq!(rule.from.as_ref().unwrap().len(), 1);
     assert_eq!(
-        rule.ports.as_ref().unwrap()[0].port,
-        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8080))
+        serde_json::to_value(open).unwrap(),
+        serde_json::json!({
+            "podSelector": {"matchLabels": {"annexa.dev/modeldeployment": "fraud"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{
+                "from": [
+                    {
+                        "namespaceSelector": {"matchLabels": {"team": "edge"}},
+                        "podSelector": {"matchLabels": {"app": "gateway"}},
+                    },
+                    {
+                        "namespaceSelector": {"matchExpressions": [
+                            {"key": "tier", "operator": "In", "values": ["frontend"]}
+                        ]},
+                    },
+                ],
+                "ports": [{"port": 9000, "protocol": "TCP"}],
+            }],
+        })
     );
 }
 
@@ -303,15 +328,47 @@ fn agent_grant_has_exactly_the_declared_rules_and_egress_allows_dns() {
         np.policy_types.as_deref(),
         Some(&["Egress".to_string()][..])
     );
-    let egress = np.egress.unwrap();
-    assert_eq!(egress.len(), 2, "allow-list entry plus DNS");
     assert_eq!(
-        egress[0].to.as_ref().unwrap()[0]
-            .ip_block
-            .as_ref()
-            .unwrap()
-            .cidr,
-        "10.20.0.0/16"
+        serde_json::to_value(&np.pod_selector).unwrap(),
+        serde_json::json!({"matchLabels": {"annexa.dev/agent": "support"}}),
+        "without a podSelector the policy selects the agent's own pods"
+    );
+    // The allow-list entry exactly as declared, then DNS: only to kube-dns pods in kube-system,
+    // only port 53, UDP and TCP. Anything wider would open egress beyond the allow-list.
+    assert_eq!(
+        serde_json::to_value(np.egress.unwrap()).unwrap(),
+        serde_json::json!([
+            {
+                "to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}],
+                "ports": [{"port": 443, "protocol": "TCP"}],
+            },
+            {
+                "to": [{
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                }],
+                "ports": [
+                    {"port": 53, "protocol": "UDP"},
+                    {"port": 53, "protocol": "TCP"},
+                ],
+            },
+        ])
+    );
+}
+
+#[test]
+fn agent_network_policy_uses_the_declared_pod_selector() {
+    let mut a = agent();
+    a.spec.pod_selector = Some(
+        serde_json::from_value(serde_json::json!({
+            "matchLabels": {"app": "support-bot"}
+        }))
+        .unwrap(),
+    );
+    let np = agent_netpol(&a).spec.unwrap();
+    assert_eq!(
+        serde_json::to_value(&np.pod_selector).unwrap(),
+        serde_json::json!({"matchLabels": {"app": "support-bot"}})
     );
 }
 

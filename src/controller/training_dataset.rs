@@ -10,6 +10,7 @@ use super::{
 };
 use crate::api::{CommonStatus, OnExpiry, TrainingDataset, TrainingDatasetStatus};
 use crate::error::{Error, Result};
+use crate::policy::pod_access::{listed, unallowed_readers};
 use crate::policy::training_dataset::expiry;
 use crate::policy::{self, Context as PolicyContext, Governed};
 use jiff::Timestamp;
@@ -114,6 +115,32 @@ async fn reconcile_inner(dataset: &TrainingDataset, ctx: &Context) -> Result<Act
             apply(&ctx.client, &binding).await?;
         }
     }
+    // A.8.3 where the data is read: running pods that reference the credentials Secret or the
+    // claim as an account the dataset does not allow (admitted before the dataset existed,
+    // outside enforced namespaces, or while the webhook was down).
+    let readers = unallowed_readers(
+        dataset,
+        &super::running_pods(&ctx.client, &namespace).await?,
+    );
+    let access = if readers.is_empty() {
+        Desired::new(
+            "AccessRestricted",
+            true,
+            "OnlyAllowedReaders",
+            "every running pod that reads the dataset runs as an allowed service account",
+        )
+    } else {
+        Desired::new(
+            "AccessRestricted",
+            false,
+            "UnallowedReaders",
+            format!(
+                "A.8.3 Information access restriction: {} read dataset {:?} as a service account it does not allow",
+                listed(&readers),
+                dataset.name_any()
+            ),
+        )
+    };
 
     let created = dataset
         .metadata
@@ -208,8 +235,18 @@ async fn reconcile_inner(dataset: &TrainingDataset, ctx: &Context) -> Result<Act
             },
         ),
     };
+    let compliant = if eval.is_compliant() && readers.is_empty() {
+        Desired::new("Compliant", true, "AllControlsPass", "every control passes")
+    } else {
+        let mut messages: Vec<&str> = eval.findings.iter().map(|f| f.message.as_str()).collect();
+        if !readers.is_empty() {
+            messages.push(&access.message);
+        }
+        Desired::new("Compliant", false, "ControlsFailed", messages.join("; "))
+    };
     let desired = vec![
         retained,
+        access,
         if !foreign.is_empty() {
             name_conflict(&foreign)
         } else if !denied.is_empty() && dataset.spec.credentials_secret.is_some() {
@@ -225,12 +262,7 @@ async fn reconcile_inner(dataset: &TrainingDataset, ctx: &Context) -> Result<Act
         } else {
             Desired::new("Ready", true, "Reconciled", "access and retention enforced")
         },
-        if eval.is_compliant() {
-            Desired::new("Compliant", true, "AllControlsPass", "every control passes")
-        } else {
-            let messages: Vec<&str> = eval.findings.iter().map(|f| f.message.as_str()).collect();
-            Desired::new("Compliant", false, "ControlsFailed", messages.join("; "))
-        },
+        compliant,
     ];
     let old = super::old_conditions(dataset);
     let merged = conditions::merge(&old, &desired, dataset.metadata.generation, now);

@@ -63,16 +63,16 @@ control!(
     "A.5.12",
     "Classification of information",
     Organizational,
-    &[TD, MD],
-    "A dataset is classified at least as high as every dataset it derives from, and at least Internal when it holds personal data; a model inherits the highest classification of its datasets."
+    &[TD, MD, WL],
+    "A dataset is classified at least as high as every dataset it derives from, and at least Internal when it holds personal data; a model inherits the highest classification of its datasets; a pod that reads a dataset's Secret or claim is classified at least as high as the dataset, whatever its label says."
 );
 control!(
     A_5_15,
     "A.5.15",
     "Access control",
     Organizational,
-    &[AP],
-    "Agent permissions name explicit API groups and resources: no wildcard resources or API groups, no non-resource URLs."
+    &[AP, WL],
+    "Agent permissions name explicit API groups and resources: no wildcard resources or API groups, no non-resource URLs; a pod carrying an agent's pod labels runs as the agent's service account."
 );
 control!(
     A_5_18,
@@ -103,8 +103,8 @@ control!(
     "A.8.3",
     "Information access restriction",
     Technological,
-    &[TD],
-    "Confidential and Restricted datasets, and any dataset with a credentials Secret, name the service accounts allowed to read them."
+    &[TD, WL],
+    "Confidential and Restricted datasets, and any dataset with a credentials Secret, name the service accounts allowed to read them; a pod that references a dataset's credentials Secret or claim (env, envFrom, secret, projected and CSI volumes, persistentVolumeClaim and ephemeral volumes cloned from it) runs as one of them."
 );
 control!(
     A_8_9,
@@ -135,8 +135,8 @@ control!(
     "A.8.12",
     "Data leakage prevention",
     Technological,
-    &[AP],
-    "Agents declare an egress allow-list when the policy requires one, and it never opens the whole internet (0.0.0.0/0, ::/0)."
+    &[AP, WL],
+    "Agents declare an egress allow-list when the policy requires one, and it never opens the whole internet (0.0.0.0/0, ::/0); a pod running as an agent's service account carries the agent's pod labels, so the egress policy selects it."
 );
 control!(
     A_8_19,
@@ -160,7 +160,7 @@ control!(
     "Segregation of networks",
     Technological,
     &[MD, WL],
-    "Models admit traffic only from declared peers (never from everywhere) and land on the GPU pool of their classification; GPU pods carry the pool placement; other pods do not tolerate GPU pool taints."
+    "Models admit traffic only from declared peers (never from everywhere) and land on the GPU pool of their classification; GPU pods carry the pool placement of their classification, at least that of the datasets they read; other pods do not tolerate GPU pool taints."
 );
 control!(
     A_8_24,

@@ -10,6 +10,7 @@ pub mod delegation;
 pub mod duration;
 pub mod model_approval;
 pub mod model_deployment;
+pub mod pod_access;
 pub mod profile;
 pub mod training_dataset;
 pub mod workload;
@@ -134,6 +135,28 @@ pub trait Lookup {
     fn approvals(&self, namespace: &str, model: &str) -> Vec<Arc<ModelApproval>>;
     /// The AgentPolicy governing this service account, if any.
     fn agent_for_service_account(&self, namespace: &str, sa: &str) -> Option<Arc<AgentPolicy>>;
+    /// Every AgentPolicy of the namespace (their pod selectors), looked up by namespace.
+    fn agents_in(&self, namespace: &str) -> Vec<Arc<AgentPolicy>>;
+    /// Datasets whose `credentialsSecret` is this Secret, looked up by namespace and name.
+    fn datasets_by_secret(&self, namespace: &str, secret: &str) -> Vec<Arc<TrainingDataset>>;
+    /// Datasets whose `source.pvc` is this claim, looked up by namespace and name.
+    fn datasets_by_claim(&self, namespace: &str, claim: &str) -> Vec<Arc<TrainingDataset>>;
+}
+
+/// An object of a namespace, by `(namespace, name)`.
+pub type NamespacedName = (String, String);
+
+/// The Secret and the claim a dataset is read through, as index keys.
+pub fn dataset_read_keys(d: &TrainingDataset) -> (Option<NamespacedName>, Option<NamespacedName>) {
+    let namespace = d.metadata.namespace.clone().unwrap_or_default();
+    let named = |name: Option<&String>| {
+        name.filter(|n| !n.is_empty())
+            .map(|n| (namespace.clone(), n.clone()))
+    };
+    (
+        named(d.spec.credentials_secret.as_ref()),
+        named(d.spec.source.pvc.as_ref()),
+    )
 }
 
 /// A [`Lookup`] over objects held in memory (used by `annexa check` and tests).
@@ -143,6 +166,9 @@ pub struct Inventory {
     pub models: BTreeMap<(String, String), Arc<ModelDeployment>>,
     pub approvals: Vec<Arc<ModelApproval>>,
     pub agents: Vec<Arc<AgentPolicy>>,
+    /// Dataset names by `(namespace, credentials Secret)` and by `(namespace, claim)`.
+    by_secret: BTreeMap<(String, String), Vec<String>>,
+    by_claim: BTreeMap<(String, String), Vec<String>>,
 }
 
 fn key(namespace: Option<&String>, name: Option<&String>) -> (String, String) {
@@ -155,7 +181,34 @@ fn key(namespace: Option<&String>, name: Option<&String>) -> (String, String) {
 impl Inventory {
     pub fn add_dataset(&mut self, d: TrainingDataset) {
         let k = key(d.metadata.namespace.as_ref(), d.metadata.name.as_ref());
+        let (secret, claim) = dataset_read_keys(&d);
+        for (index, read) in [(&mut self.by_secret, secret), (&mut self.by_claim, claim)] {
+            if let Some(read) = read {
+                let names = index.entry(read).or_default();
+                if !names.contains(&k.1) {
+                    names.push(k.1.clone());
+                }
+            }
+        }
         self.datasets.insert(k, Arc::new(d));
+    }
+
+    /// The datasets an index names that still read through `read` (a replaced dataset may
+    /// have left its old Secret or claim behind).
+    fn datasets_indexed(
+        &self,
+        index: &BTreeMap<(String, String), Vec<String>>,
+        read: (&str, &str),
+        still: impl Fn(&TrainingDataset) -> bool,
+    ) -> Vec<Arc<TrainingDataset>> {
+        let (namespace, name) = read;
+        index
+            .get(&(namespace.to_string(), name.to_string()))
+            .into_iter()
+            .flatten()
+            .filter_map(|d| self.dataset(namespace, d))
+            .filter(|d| still(d))
+            .collect()
     }
     pub fn add_model(&mut self, m: ModelDeployment) {
         let k = key(m.metadata.namespace.as_ref(), m.metadata.name.as_ref());
@@ -198,6 +251,23 @@ impl Lookup for Inventory {
                     && a.spec.service_account_name == sa
             })
             .cloned()
+    }
+    fn agents_in(&self, namespace: &str) -> Vec<Arc<AgentPolicy>> {
+        self.agents
+            .iter()
+            .filter(|a| a.metadata.namespace.as_deref() == Some(namespace))
+            .cloned()
+            .collect()
+    }
+    fn datasets_by_secret(&self, namespace: &str, secret: &str) -> Vec<Arc<TrainingDataset>> {
+        self.datasets_indexed(&self.by_secret, (namespace, secret), |d| {
+            d.spec.credentials_secret.as_deref() == Some(secret)
+        })
+    }
+    fn datasets_by_claim(&self, namespace: &str, claim: &str) -> Vec<Arc<TrainingDataset>> {
+        self.datasets_indexed(&self.by_claim, (namespace, claim), |d| {
+            d.spec.source.pvc.as_deref() == Some(claim)
+        })
     }
 }
 
@@ -468,16 +538,18 @@ pub fn image_tag(image: &str) -> Option<&str> {
         .and_then(|rest| rest.strip_prefix(':'))
 }
 
-/// Whether the image comes from one of the allowed registry prefixes (any when the list is empty).
+/// Whether the image comes from one of the allowed registry prefixes (any when there is no list).
 /// A prefix matches at a path boundary: `registry.example.com` allows
 /// `registry.example.com/x` but not `registry.example.com.evil.io/x`.
-pub fn registry_allowed(image: &str, allowed: &[String]) -> bool {
-    allowed.is_empty()
-        || allowed.iter().any(|prefix| {
-            image.strip_prefix(prefix.as_str()).is_some_and(|rest| {
-                prefix.ends_with('/') || rest.is_empty() || rest.starts_with(['/', ':', '@'])
-            })
+pub fn registry_allowed(image: &str, allowed: Option<&[String]>) -> bool {
+    let Some(allowed) = allowed else {
+        return true;
+    };
+    allowed.iter().any(|prefix| {
+        image.strip_prefix(prefix.as_str()).is_some_and(|rest| {
+            prefix.ends_with('/') || rest.is_empty() || rest.starts_with(['/', ':', '@'])
         })
+    })
 }
 
 #[cfg(test)]

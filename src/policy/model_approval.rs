@@ -60,8 +60,9 @@ pub fn evaluate_request(
             format_args!("rejection {name:?} gives no reason"),
         );
     }
-    let groups = &ctx.profile.approver_groups;
-    if !groups.is_empty() && !spec.approver.groups.iter().any(|g| groups.contains(g)) {
+    if let Some(groups) = &ctx.profile.approver_groups
+        && !spec.approver.groups.iter().any(|g| groups.contains(g))
+    {
         rec.fail(
             &A_8_32,
             "spec.approver.groups",

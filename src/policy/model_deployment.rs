@@ -134,17 +134,14 @@ pub fn promotion(
         }
         // The requester may withdraw their own change; anyone else must be an approver.
         if !by_requester
-            && !profile.approver_groups.is_empty()
-            && !approver
-                .groups
-                .iter()
-                .any(|g| profile.approver_groups.contains(g))
+            && let Some(groups) = &profile.approver_groups
+            && !approver.groups.iter().any(|g| groups.contains(g))
         {
             result.ignored.push((
                 name,
                 format!(
                     "{} is in none of the approver groups {:?}",
-                    approver.username, profile.approver_groups
+                    approver.username, groups
                 ),
             ));
             continue;
@@ -192,12 +189,15 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
 
     // A.5.9 / A.5.12: datasets exist; the model inherits their highest classification.
     let (class, missing) = classification(model, ctx.lookup);
+    // `missing` keeps the spec's order: each index is found by scanning on from the previous
+    // one, so the whole loop is linear in the list's length (not quadratic).
+    let mut from = 0;
     for m in &missing {
-        let i = spec
-            .training_datasets
+        let i = spec.training_datasets[from.min(spec.training_datasets.len())..]
             .iter()
             .position(|d| d == m)
-            .unwrap_or_default();
+            .map_or(from, |p| from + p);
+        from = i + 1;
         // A reference to an object that does not exist (yet) warns rather than denies: a GitOps
         // sync does not order objects within a wave, and the controller holds the rollout
         // until the dataset exists and complies.
@@ -228,13 +228,14 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
     }
 
     // A.8.19 installation: allowed registry, weights with a source.
-    if !registry_allowed(&spec.image, &profile.allowed_registries) {
+    if !registry_allowed(&spec.image, profile.allowed_registries.as_deref()) {
         rec.fail(
             &A_8_19,
             "spec.image",
             format_args!(
                 "model {name:?} serves image {:?}, which is not from an allowed registry {:?}",
-                spec.image, profile.allowed_registries
+                spec.image,
+                profile.allowed_registries.as_deref().unwrap_or_default()
             ),
         );
     }
@@ -354,15 +355,17 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
                 format_args!("model {name:?} is {class} and its weights have no KMS key"),
             ),
             Some(key)
-                if !profile.allowed_key_prefixes.is_empty()
-                    && !profile.allowed_key_prefixes.iter().any(|p| key.starts_with(p.as_str())) =>
+                if profile
+                    .allowed_key_prefixes
+                    .as_ref()
+                    .is_some_and(|prefixes| !prefixes.iter().any(|p| key.starts_with(p.as_str()))) =>
             {
                 rec.fail(
                     &A_8_24,
                     "spec.model.kmsKey",
                     format_args!(
                         "model {name:?} uses KMS key {key:?}, which matches none of the allowed prefixes {:?}",
-                        profile.allowed_key_prefixes
+                        profile.allowed_key_prefixes.as_deref().unwrap_or_default()
                     ),
                 )
             }

@@ -48,21 +48,26 @@ pub struct Profile {
     pub actions: BTreeMap<&'static str, Action>,
     pub gpu_resource_names: Vec<String>,
     pub gpu_pools: BTreeMap<Classification, GpuPool>,
-    /// Empty: any registry.
-    pub allowed_registries: Vec<String>,
+    /// None: any registry. Some, even empty: only these (policies whose lists have nothing in
+    /// common allow nothing).
+    pub allowed_registries: Option<Vec<String>>,
     pub require_digest: bool,
     pub require_kms_from: Classification,
-    /// Empty: any key.
-    pub allowed_key_prefixes: Vec<String>,
-    /// Empty: any StorageClass.
-    pub encrypted_storage_classes: Vec<String>,
-    /// Empty: any region.
-    pub allowed_regions: Vec<String>,
+    /// None: any key. Some, even empty: only these (policies whose lists have nothing in
+    /// common allow nothing).
+    pub allowed_key_prefixes: Option<Vec<String>>,
+    /// None: any StorageClass. Some, even empty: only these (policies whose lists have nothing in
+    /// common allow nothing).
+    pub encrypted_storage_classes: Option<Vec<String>>,
+    /// None: any region. Some, even empty: only these (policies whose lists have nothing in
+    /// common allow nothing).
+    pub allowed_regions: Option<Vec<String>>,
     pub required_approvals: u32,
     #[serde(serialize_with = "ser_duration")]
     pub approval_ttl: SignedDuration,
-    /// Empty: any group.
-    pub approver_groups: Vec<String>,
+    /// None: any group. Some, even empty: only these (policies whose lists have nothing in
+    /// common allow nothing).
+    pub approver_groups: Option<Vec<String>>,
     #[serde(serialize_with = "ser_duration")]
     pub max_token_ttl: SignedDuration,
     pub forbidden_verbs: Vec<String>,
@@ -261,16 +266,25 @@ impl Profile {
             .collect();
 
         let gpus: Vec<&GpuPolicy> = specs.iter().filter_map(|s| s.gpu.as_ref()).collect();
+        // Like forbidden verbs: a policy that names no GPU resources keeps the baseline's, so
+        // a second policy naming its own cannot stop the baseline's from counting as GPUs.
+        let baseline_gpus = ["nvidia.com/gpu", "amd.com/gpu"].map(String::from).to_vec();
         let mut gpu_resource_names: Vec<String> = Vec::new();
-        for g in &gpus {
-            for r in &g.resource_names {
+        for s in &specs {
+            let named = s
+                .gpu
+                .as_ref()
+                .map(|g| &g.resource_names)
+                .filter(|names| !names.is_empty())
+                .unwrap_or(&baseline_gpus);
+            for r in named {
                 if !gpu_resource_names.contains(r) {
                     gpu_resource_names.push(r.clone());
                 }
             }
         }
         if gpu_resource_names.is_empty() {
-            gpu_resource_names = vec!["nvidia.com/gpu".to_string(), "amd.com/gpu".to_string()];
+            gpu_resource_names = baseline_gpus;
         }
         let mut gpu_pools: BTreeMap<Classification, GpuPool> = BTreeMap::new();
         for g in &gpus {
@@ -433,21 +447,24 @@ impl Profile {
                 pools: self.gpu_pools.values().cloned().collect(),
             }),
             images: Some(ImagePolicy {
-                allowed_registries: self.allowed_registries.clone(),
+                allowed_registries: self.allowed_registries.clone().unwrap_or_default(),
                 require_digest: Some(self.require_digest),
             }),
             encryption: Some(EncryptionPolicy {
                 require_kms_from: Some(self.require_kms_from),
-                allowed_key_prefixes: self.allowed_key_prefixes.clone(),
-                encrypted_storage_classes: self.encrypted_storage_classes.clone(),
+                allowed_key_prefixes: self.allowed_key_prefixes.clone().unwrap_or_default(),
+                encrypted_storage_classes: self
+                    .encrypted_storage_classes
+                    .clone()
+                    .unwrap_or_default(),
             }),
             residency: Some(ResidencyPolicy {
-                allowed_regions: self.allowed_regions.clone(),
+                allowed_regions: self.allowed_regions.clone().unwrap_or_default(),
             }),
             promotion: Some(PromotionPolicy {
                 required_approvals: Some(self.required_approvals),
                 approval_ttl: Some(format_duration(self.approval_ttl)),
-                approver_groups: self.approver_groups.clone(),
+                approver_groups: self.approver_groups.clone().unwrap_or_default(),
             }),
             agents: Some(AgentLimits {
                 max_token_ttl: Some(format_duration(self.max_token_ttl)),
@@ -492,7 +509,9 @@ fn baseline_pools() -> BTreeMap<Classification, GpuPool> {
 }
 
 /// The intersection of the lists that are non-empty (an empty list means "any").
-fn intersect<'a>(lists: impl Iterator<Item = &'a Vec<String>>) -> Vec<String> {
+/// The intersection of the allow-lists that are set (non-empty); None when none is set (no
+/// limit). Lists with nothing in common give `Some(vec![])`: nothing is allowed, never "any".
+fn intersect<'a>(lists: impl Iterator<Item = &'a Vec<String>>) -> Option<Vec<String>> {
     let mut result: Option<Vec<String>> = None;
     for list in lists.filter(|l| !l.is_empty()) {
         result = Some(match result {
@@ -500,7 +519,7 @@ fn intersect<'a>(lists: impl Iterator<Item = &'a Vec<String>>) -> Vec<String> {
             Some(acc) => acc.into_iter().filter(|v| list.contains(v)).collect(),
         });
     }
-    result.unwrap_or_default()
+    result
 }
 
 /// Whether a label selector matches a label set. `None` and an empty selector match everything;

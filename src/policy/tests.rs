@@ -5,6 +5,7 @@ mod agent_policy;
 mod fixtures;
 mod model_approval;
 mod model_deployment;
+mod pod_access;
 mod profile;
 mod properties;
 mod training_dataset;

@@ -86,15 +86,14 @@ pub fn evaluate(dataset: &TrainingDataset, ctx: &Context<'_>) -> Evaluation {
     // A.5.34 privacy: categories, region, retention; region allowed.
     let region = spec.residency.as_ref().map(|r| r.region.as_str());
     if let Some(region) = region
-        && !profile.allowed_regions.is_empty()
-        && !profile.allowed_regions.iter().any(|r| r == region)
+        && let Some(allowed) = &profile.allowed_regions
+        && !allowed.iter().any(|r| r == region)
     {
         rec.fail(
             &A_5_34,
             "spec.residency.region",
             format_args!(
-                "dataset {name:?} resides in {region:?}, outside the allowed regions {:?}",
-                profile.allowed_regions
+                "dataset {name:?} resides in {region:?}, outside the allowed regions {allowed:?}",
             ),
         );
     }
@@ -162,15 +161,17 @@ pub fn evaluate(dataset: &TrainingDataset, ctx: &Context<'_>) -> Evaluation {
                 "spec.encryption.kmsKey",
                 format_args!("dataset {name:?} is {class} and has no KMS key"),
             ),
-            Some(key) if !profile.allowed_key_prefixes.is_empty()
-                && !profile.allowed_key_prefixes.iter().any(|p| key.starts_with(p.as_str())) =>
+            Some(key) if profile
+                .allowed_key_prefixes
+                .as_ref()
+                .is_some_and(|prefixes| !prefixes.iter().any(|p| key.starts_with(p.as_str()))) =>
             {
                 rec.fail(
                     &A_8_24,
                     "spec.encryption.kmsKey",
                     format_args!(
                         "dataset {name:?} uses KMS key {key:?}, which matches none of the allowed prefixes {:?}",
-                        profile.allowed_key_prefixes
+                        profile.allowed_key_prefixes.as_deref().unwrap_or_default()
                     ),
                 )
             }
@@ -185,16 +186,18 @@ pub fn evaluate(dataset: &TrainingDataset, ctx: &Context<'_>) -> Evaluation {
             format_args!("dataset {name:?} is {class} and is read without TLS"),
         );
     }
-    if spec.source.pvc.is_some() && !profile.encrypted_storage_classes.is_empty() {
+    if spec.source.pvc.is_some()
+        && let Some(classes) = &profile.encrypted_storage_classes
+    {
         let sc = encryption.and_then(|e| e.storage_class.as_deref());
-        if !sc.is_some_and(|sc| profile.encrypted_storage_classes.iter().any(|c| c == sc)) {
+        if !sc.is_some_and(|sc| classes.iter().any(|c| c == sc)) {
             rec.fail(
                 &A_8_24,
                 "spec.encryption.storageClass",
                 format_args!(
                     "dataset {name:?} is stored on a PVC whose StorageClass {} is not one of the encrypted classes {:?}",
                     sc.map_or("(unset)".to_string(), |s| format!("{s:?}")),
-                    profile.encrypted_storage_classes
+                    classes
                 ),
             );
         }

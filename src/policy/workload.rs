@@ -7,6 +7,7 @@
 
 use super::catalogue::{A_5_18, A_8_2, A_8_9, A_8_19, A_8_22};
 use super::duration::format_duration;
+use super::pod_access::{self, ClassSource};
 use super::{Context, Evaluation, ObjectRef, Recorder, image_pinned, registry_allowed};
 use crate::api::{CLASSIFICATION_LABEL, Classification, GpuPool};
 use crate::manifest::MapOnly;
@@ -54,6 +55,8 @@ pub struct PodView {
     #[serde(default)]
     pub init_containers: Vec<ContainerView>,
     #[serde(default)]
+    pub ephemeral_containers: Vec<ContainerView>,
+    #[serde(default)]
     pub node_selector: BTreeMap<String, String>,
     #[serde(default)]
     pub tolerations: Vec<TolerationView>,
@@ -69,6 +72,9 @@ pub struct PodView {
     pub volumes: Vec<VolumeView>,
     #[serde(default)]
     pub service_account_name: Option<String>,
+    /// Deprecated alias of `serviceAccountName`.
+    #[serde(default)]
+    pub service_account: Option<String>,
     #[serde(default)]
     pub automount_service_account_token: Option<bool>,
 }
@@ -84,6 +90,10 @@ pub struct ContainerView {
     pub resources: Option<ResourcesView>,
     #[serde(default)]
     pub security_context: Option<SecurityContextView>,
+    #[serde(default)]
+    pub env: Vec<pod_access::EnvVarView>,
+    #[serde(default)]
+    pub env_from: Vec<pod_access::EnvFromView>,
 }
 
 #[derive(Deserialize, Default, Debug, Clone)]
@@ -123,6 +133,14 @@ pub struct VolumeView {
     pub host_path: Option<Value>,
     #[serde(default)]
     pub projected: Option<ProjectedView>,
+    #[serde(default)]
+    pub secret: Option<pod_access::SecretVolumeView>,
+    #[serde(default)]
+    pub persistent_volume_claim: Option<pod_access::ClaimVolumeView>,
+    #[serde(default)]
+    pub csi: Option<pod_access::CsiVolumeView>,
+    #[serde(default)]
+    pub ephemeral: Option<pod_access::EphemeralVolumeView>,
 }
 
 #[derive(Deserialize, Default, Debug, Clone)]
@@ -136,6 +154,8 @@ pub struct ProjectedView {
 pub struct ProjectionView {
     #[serde(default)]
     pub service_account_token: Option<TokenProjectionView>,
+    #[serde(default)]
+    pub secret: Option<pod_access::NameRef>,
 }
 
 #[derive(Deserialize, Default, Debug, Clone)]
@@ -388,14 +408,24 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
     );
     let what = format!("{} {:?}", kind.to_ascii_lowercase(), w.name);
     let sp = &w.spec_path;
+    let sa = pod_access::service_account(w);
+
+    // Who may run the pod: dataset access (A.8.3) and agent identity (A.8.12, A.5.15).
+    let floor = pod_access::dataset_access(w, sa, &what, &mut rec, ctx);
+    pod_access::agent_identity(w, sa, &what, &mut rec, ctx);
+    // Classification (A.5.12): the label's, raised by the data the pod reads.
+    let label = w.labels.get(CLASSIFICATION_LABEL).map(String::as_str);
+    let labelled = label.map_or(Some(Classification::Internal), Classification::parse);
+    let class = pod_access::classification(labelled, floor.as_ref());
+    pod_access::note_classification(&mut rec, label, floor.as_ref(), class);
 
     // Images: registries (A.8.19) and digests (A.8.9).
     for (list, i, c) in w.all_containers() {
         let image = c.image.as_deref().unwrap_or_default();
-        if !registry_allowed(image, &profile.allowed_registries) {
+        if !registry_allowed(image, profile.allowed_registries.as_deref()) {
             rec.fail(&A_8_19, format!("{sp}.{list}[{i}].image"), format_args!(
                 "{what} container {:?} uses image {image:?}, which is not from an allowed registry {:?}",
-                c.name, profile.allowed_registries
+                c.name, profile.allowed_registries.as_deref().unwrap_or_default()
             ));
         }
         if profile.digest_required() && !image_pinned(image) {
@@ -419,32 +449,29 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
         })
     });
     if gpu {
-        let class = match w.labels.get(CLASSIFICATION_LABEL) {
-            None => Some(Classification::Internal),
-            Some(v) => {
-                let parsed = Classification::parse(v);
-                if parsed.is_none() {
-                    // The labels are the template's for controllers: `spec.template.metadata`.
-                    let metadata = sp
-                        .strip_suffix("spec")
-                        .map_or_else(|| "metadata".to_string(), |p| format!("{p}metadata"));
-                    rec.fail(&A_8_22, format!("{metadata}.labels[{CLASSIFICATION_LABEL}]"), format_args!(
-                        "{what} has classification {v:?}, which is not Public, Internal, Confidential or Restricted"
-                    ));
-                }
-                parsed
-            }
-        };
+        if let (Some(v), None) = (label, labelled) {
+            // The labels are the template's for controllers: `spec.template.metadata`.
+            let metadata = pod_access::metadata_path(sp);
+            rec.fail(&A_8_22, format!("{metadata}.labels[{CLASSIFICATION_LABEL}]"), format_args!(
+                "{what} has classification {v:?}, which is not Public, Internal, Confidential or Restricted"
+            ));
+        }
         if let Some(class) = class {
+            // Where the classification came from, when the data decided it.
+            let source = ClassSource {
+                label,
+                floor: floor.as_ref(),
+                class,
+            };
             match profile.pool_for(class) {
                 None => rec.fail(&A_8_22, sp.clone(), format_args!(
-                    "{what} requests GPUs for {class} data, but no GPU pool serves {class} or stricter data"
+                    "{what} requests GPUs for {class} data{source}, but no GPU pool serves {class} or stricter data"
                 )),
                 Some(pool) => {
                     for (k, v) in &pool.node_selector {
                         if w.pod.node_selector.get(k) != Some(v) {
                             rec.fail(&A_8_22, format!("{sp}.nodeSelector"), format_args!(
-                                "{what} requests GPUs for {class} data but does not select the {} pool ({k}={v})",
+                                "{what} requests GPUs for {class} data{source} but does not select the {} pool ({k}={v})",
                                 pool.classification
                             ));
                         }
@@ -452,14 +479,14 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
                     if let Some(taint) = &pool.taint
                         && !w.pod.tolerations.iter().any(|t| tolerates(t, pool)) {
                             rec.fail(&A_8_22, format!("{sp}.tolerations"), format_args!(
-                                "{what} requests GPUs for {class} data but does not tolerate the {} pool taint {}={}:{}",
+                                "{what} requests GPUs for {class} data{source} but does not tolerate the {} pool taint {}={}:{}",
                                 pool.classification, taint.key, taint.value.as_deref().unwrap_or_default(), taint.effect.as_str()
                             ));
                         }
                     if let Some(rc) = &pool.runtime_class_name
                         && w.pod.runtime_class_name.as_ref() != Some(rc) {
                             rec.fail(&A_8_22, format!("{sp}.runtimeClassName"), format_args!(
-                                "{what} requests GPUs for {class} data but does not use runtimeClassName {rc:?} of the {} pool",
+                                "{what} requests GPUs for {class} data{source} but does not use runtimeClassName {rc:?} of the {} pool",
                                 pool.classification
                             ));
                         }
@@ -520,7 +547,6 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
     }
 
     // A.5.18: agent pods use short-lived tokens only.
-    let sa = w.pod.service_account_name.as_deref().unwrap_or("default");
     match ctx.lookup.agent_for_service_account(&w.namespace, sa) {
         None => rec.not_applicable(&A_5_18, "not an agent pod"),
         Some(agent) => {

@@ -397,6 +397,12 @@ fn prepare_fast<'r>(request: &'r Request<'_>, target: Target) -> Option<Prepared
     if !value_accepts(raw) {
         return None;
     }
+    // Over a CRD size bound: the `Value` path names the field.
+    if let Target::Annexa(kind) = target
+        && !manifest::text_within(kind, raw)
+    {
+        return None;
+    }
     match target {
         Target::Annexa("CompliancePolicy") => {
             prepare_annexa::<CompliancePolicy>(request, raw, Object::Policy, |p| p)

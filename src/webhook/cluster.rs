@@ -379,6 +379,18 @@ pub async fn run_with(
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
+    // Listeners first: an address in use is reported before any API call.
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {} (webhook): {e}", config.addr)))?;
+    let metrics_listener = match config.metrics_addr {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| Error::Config(format!("cannot listen on {addr} (metrics): {e}")))?,
+        ),
+        None => None,
+    };
     let (store, background) = match &config.certificates {
         CertificateSource::Files {
             cert_file,
@@ -412,17 +424,6 @@ pub async fn run_with(
             client.clone(),
         ))),
     });
-    let listener = tokio::net::TcpListener::bind(config.addr)
-        .await
-        .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", config.addr)))?;
-    let metrics_listener = match config.metrics_addr {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))?,
-        ),
-        None => None,
-    };
     let result = super::serve(listener, metrics_listener, state, store, shutdown).await;
     background.abort();
     result

@@ -26,6 +26,16 @@ struct ReviewLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShedLabels {
+    cap: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WebhookLabels {
     webhook: &'static str,
 }
@@ -37,6 +47,9 @@ pub struct Metrics {
     decisions: Family<DecisionLabels, Counter>,
     reviews: Family<ReviewLabels, Counter>,
     duration: Family<WebhookLabels, Histogram>,
+    decision: Family<KindLabels, Histogram>,
+    shed: Family<ShedLabels, Counter>,
+    connections_open: Gauge,
     certificate_expiry: Gauge,
 }
 
@@ -77,6 +90,27 @@ impl Metrics {
             "Time to answer an AdmissionReview, from the first body byte to the encoded answer",
             duration.clone(),
         );
+        let decision = Family::<KindLabels, Histogram>::new_with_constructor(|| {
+            // 5µs .. ~5s
+            Histogram::new(exponential_buckets(0.000_005, 2.5, 16))
+        });
+        registry.register(
+            "admission_decision_seconds",
+            "CPU time to decode and decide an AdmissionReview, by kind, without reading the body or writing the answer",
+            decision.clone(),
+        );
+        let shed = Family::<ShedLabels, Counter>::default();
+        registry.register(
+            "webhook_shed",
+            "Connections and reviews refused at once because a cap was reached, by cap (connections, requests, bytes)",
+            shed.clone(),
+        );
+        let connections_open = Gauge::default();
+        registry.register(
+            "webhook_connections_open",
+            "TLS connections open on the webhook address",
+            connections_open.clone(),
+        );
         let certificate_expiry = Gauge::default();
         registry.register(
             "webhook_certificate_expiry_timestamp_seconds",
@@ -88,6 +122,9 @@ impl Metrics {
             decisions,
             reviews,
             duration,
+            decision,
+            shed,
+            connections_open,
             certificate_expiry,
         }
     }
@@ -136,6 +173,22 @@ impl Metrics {
         self.duration
             .get_or_create(&WebhookLabels { webhook })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Time spent decoding and deciding one review of `kind`.
+    pub fn observe_decision(&self, kind: &'static str, elapsed: Duration) {
+        self.decision
+            .get_or_create(&KindLabels { kind })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a connection or review refused at a cap (`connections`, `requests`, `bytes`).
+    pub fn record_shed(&self, cap: &'static str) {
+        self.shed.get_or_create(&ShedLabels { cap }).inc();
+    }
+
+    pub fn set_connections_open(&self, open: i64) {
+        self.connections_open.set(open);
     }
 
     pub fn set_certificate_expiry(&self, unix_seconds: i64) {

@@ -106,16 +106,25 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "serving the admission webhook over HTTPS");
     }
-    let metrics_task = metrics_listener.map(|l| {
+    let mut metrics_task = metrics_listener.map(|l| {
         if let Ok(addr) = l.local_addr() {
             tracing::info!(%addr, "serving metrics over HTTP");
         }
         let app = server::metrics_router(state.metrics.clone());
         tokio::spawn(server::serve_plain(l, app, wait(stopped.clone())))
     });
+    let limits = state.limits;
+    let metrics = state.metrics.clone();
     let app = server::router(state);
-    let webhook = server::serve_tls(listener, app, tls, wait(stopped.clone()));
+    let webhook = server::serve_tls(listener, app, tls, limits, metrics, wait(stopped.clone()));
     tokio::pin!(webhook);
+    let mut failed = None;
+    let metrics_ended = async {
+        match metrics_task.as_mut() {
+            Some(task) => task.await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         _ = &mut webhook => {}
         _ = shutdown => {
@@ -123,10 +132,24 @@ pub async fn serve(
             let _ = stop.send(true);
             webhook.await;
         }
+        // The metrics server never ends before shutdown unless it failed; the webhook then
+        // stops too, so that a half-served process does not look healthy.
+        ended = metrics_ended => {
+            let why = match ended {
+                Ok(Ok(())) => "it stopped".to_string(),
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
+            };
+            tracing::error!(error = %why, "the metrics server failed; stopping the webhook");
+            failed = Some(Error::Config(format!("the metrics server failed: {why}")));
+            let _ = stop.send(true);
+            webhook.await;
+            metrics_task = None;
+        }
     }
     let _ = stop.send(true);
     if let Some(task) = metrics_task {
         let _ = task.await;
     }
-    Ok(())
+    failed.map_or(Ok(()), Err)
 }

@@ -15,11 +15,13 @@ use axum::routing::{get, post};
 use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
@@ -30,15 +32,41 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(4);
 /// Time kept back from the deadline for the answer after access reviews.
 const ACCESS_REVIEW_MARGIN: Duration = Duration::from_millis(250);
-/// How long a TLS handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default cap on open connections (below a container's usual 1024 open files).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// Default cap on reviews being read or decided at once.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
+/// Default cap on the body bytes of the reviews in flight (see BENCHMARKS.md, "Hostile input":
+/// the process stays under the chart's 256 MiB limit with this much in flight).
+pub const DEFAULT_MAX_IN_FLIGHT_BYTES: usize = 16 * 1024 * 1024;
+/// Default time a connection may stay open without a request in flight.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a TLS handshake, and then the first request's headers, may take.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight requests.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Bodies larger than this are decided on the blocking pool, off the threads that serve I/O
+/// and health checks; smaller ones take microseconds and are decided in place.
+const INLINE_DECISION_BYTES: usize = 64 * 1024;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub max_body_bytes: usize,
+    /// Reading and deciding one review, CPU-bound work included.
     pub deadline: Duration,
+    /// Open connections; at the cap the connection idle the longest is closed to make room,
+    /// and a new connection is refused when none is idle.
+    pub max_connections: usize,
+    /// Reviews read or decided at once; more are answered 429 at once.
+    pub max_in_flight: usize,
+    /// Body bytes of the reviews in flight (a chunked body counts as `max_body_bytes`); more
+    /// are answered 429 at once.
+    pub max_in_flight_bytes: usize,
+    /// A connection with no request in flight for this long is closed (HTTP/1 and HTTP/2).
+    /// Longer than the API server's own idle timeout (90 s), so that it closes first.
+    pub idle_timeout: Duration,
+    /// TLS handshake, then the first request's headers (HTTP/1 header read timeout).
+    pub handshake_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -46,6 +74,11 @@ impl Default for Limits {
         Self {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             deadline: DEFAULT_DEADLINE,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_in_flight_bytes: DEFAULT_MAX_IN_FLIGHT_BYTES,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         }
     }
 }
@@ -60,14 +93,50 @@ pub struct WebhookState {
     pub access: Option<Arc<dyn AccessReviewer>>,
 }
 
-/// The webhook's HTTPS routes.
+/// Admission of reviews into reading and deciding: a cap on their number and on the body
+/// bytes they hold, so that memory and CPU in flight stay bounded. Both are taken without
+/// waiting: over a cap the answer is a fast 429.
+struct Gate {
+    requests: Arc<Semaphore>,
+    /// In KiB.
+    bytes: Arc<Semaphore>,
+}
+
+/// What a review holds while it is read and decided.
+struct Admitted {
+    _request: OwnedSemaphorePermit,
+    _bytes: OwnedSemaphorePermit,
+}
+
+/// What the routes share.
+struct Served {
+    state: Arc<WebhookState>,
+    gate: Gate,
+}
+
+fn kib(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
+}
+
+/// The webhook's HTTPS routes. `/healthz` and `/readyz` pass no cap.
 pub fn router(state: Arc<WebhookState>) -> Router {
+    let limits = state.limits;
+    let served = Arc::new(Served {
+        gate: Gate {
+            requests: Arc::new(Semaphore::new(limits.max_in_flight.max(1))),
+            bytes: Arc::new(Semaphore::new(kib(limits
+                .max_in_flight_bytes
+                .max(limits.max_body_bytes))
+                as usize)),
+        },
+        state,
+    });
     Router::new()
         .route("/validate", post(validate))
         .route("/mutate", post(mutate))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .with_state(state)
+        .with_state(served)
 }
 
 /// The plain-HTTP metrics routes.
@@ -89,8 +158,8 @@ pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
         .with_state(metrics)
 }
 
-async fn readyz(State(state): State<Arc<WebhookState>>) -> Response {
-    if state.context.ready() {
+async fn readyz(State(served): State<Arc<Served>>) -> Response {
+    if served.state.context.ready() {
         (StatusCode::OK, "ok").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "context not synced yet").into_response()
@@ -157,55 +226,148 @@ async fn drain(mut body: Body, mut budget: u64) {
     }
 }
 
-async fn validate(State(state): State<Arc<WebhookState>>, request: Request<Body>) -> Response {
-    handle(&state, "validate", request, |review, state| {
+async fn validate(State(served): State<Arc<Served>>, request: Request<Body>) -> Response {
+    handle(&served, "validate", request, |review, state| {
         admission::validate(review, state.context.as_ref(), jiff::Timestamp::now())
     })
     .await
 }
 
-async fn mutate(State(state): State<Arc<WebhookState>>, request: Request<Body>) -> Response {
-    handle(&state, "mutate", request, |review, _| {
+async fn mutate(State(served): State<Arc<Served>>, request: Request<Body>) -> Response {
+    handle(&served, "mutate", request, |review, _| {
         admission::mutate(review)
     })
     .await
 }
 
-async fn handle(
+type Decide = fn(&review::Request<'_>, &WebhookState) -> Result<Decision, ReviewError>;
+
+/// Decodes and decides a body; returns the decision and how long that took.
+fn decide_body(
+    body: &[u8],
     state: &WebhookState,
+    decide: Decide,
+) -> Result<(Decision, Duration), Failure> {
+    let start = Instant::now();
+    let review = review::decode(body).map_err(Failure::Bad)?;
+    let decision = decide(&review, state).map_err(Failure::Bad)?;
+    Ok((decision, start.elapsed()))
+}
+
+/// Verifies, as the requesting user, what Annexa would do for them if the decision admits an
+/// object (see [`access`]), within what is left of the deadline less a margin to answer.
+async fn confirm_access(
+    body: &[u8],
+    state: &WebhookState,
+    decision: Decision,
+    start: Instant,
+) -> Result<Decision, Failure> {
+    let Some(reviewer) = &state.access else {
+        return Ok(decision);
+    };
+    if decision.delegation.is_empty() || !decision.response.allowed {
+        return Ok(decision);
+    }
+    let review = review::decode(body).map_err(Failure::Bad)?;
+    let budget = state
+        .limits
+        .deadline
+        .saturating_sub(start.elapsed())
+        .saturating_sub(ACCESS_REVIEW_MARGIN);
+    Ok(access::confirm(&review, decision, reviewer.as_ref(), budget).await)
+}
+
+/// Takes a place in the gate, or says which cap is full.
+fn admit(gate: &Gate, declared: Option<u64>, limits: &Limits) -> Result<Admitted, &'static str> {
+    let request = gate
+        .requests
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| "requests")?;
+    // A body announced over the limit is refused with 413 without being held; a chunked one
+    // may grow up to the limit.
+    let held = declared.map_or(limits.max_body_bytes, |len| {
+        usize::try_from(len).map_or(0, |len| if len > limits.max_body_bytes { 0 } else { len })
+    });
+    let bytes = gate
+        .bytes
+        .clone()
+        .try_acquire_many_owned(kib(held))
+        .map_err(|_| "bytes")?;
+    Ok(Admitted {
+        _request: request,
+        _bytes: bytes,
+    })
+}
+
+async fn handle(
+    served: &Served,
     webhook: &'static str,
     request: Request<Body>,
-    decide: impl Fn(&review::Request<'_>, &WebhookState) -> Result<Decision, ReviewError>,
+    decide: Decide,
 ) -> Response {
     let start = Instant::now();
+    let state = &served.state;
     let limits = state.limits;
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let admitted = match admit(&served.gate, declared, &limits) {
+        Ok(admitted) => admitted,
+        Err(cap) => {
+            state.metrics.record_shed(cap);
+            tracing::debug!(webhook, cap, "review shed");
+            let mut response = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                &format!(
+                    "the webhook is at its cap of {}; retry shortly",
+                    match cap {
+                        "requests" => format!("{} reviews in flight", limits.max_in_flight),
+                        _ => format!("{} body bytes in flight", limits.max_in_flight_bytes),
+                    }
+                ),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return response;
+        }
+    };
     let work = async {
         let body = read_body(request.into_body(), limits.max_body_bytes, declared).await?;
-        let review = review::decode(&body).map_err(Failure::Bad)?;
-        let mut decision = decide(&review, state).map_err(Failure::Bad)?;
-        if let Some(reviewer) = &state.access {
-            // Leave a margin inside the deadline to write the answer.
-            let budget = limits
-                .deadline
-                .saturating_sub(start.elapsed())
-                .saturating_sub(ACCESS_REVIEW_MARGIN);
-            decision = access::confirm(&review, decision, reviewer.as_ref(), budget).await;
-        }
-        Ok::<_, Failure>(decision)
+        let (decision, decided_in) = if body.len() <= INLINE_DECISION_BYTES {
+            drop(admitted);
+            decide_body(&body, state, decide)?
+        } else {
+            // Large bodies: decided on the blocking pool, so a slow decision never holds the
+            // threads that answer health checks and other reviews. The permits travel with the
+            // work: what a review holds is released when its decision ends, even past the
+            // deadline.
+            let state = served.state.clone();
+            let body = body.clone();
+            tokio::task::spawn_blocking(move || {
+                let outcome = decide_body(&body, &state, decide);
+                drop(admitted);
+                outcome
+            })
+            .await
+            .map_err(|e| Failure::Read(format!("the decision did not complete: {e}")))??
+        };
+        let decision = confirm_access(&body, state, decision, start).await?;
+        Ok::<_, Failure>((decision, decided_in))
     };
     let outcome = match tokio::time::timeout(limits.deadline, work).await {
         Ok(outcome) => outcome,
         Err(_) => Err(Failure::Deadline),
     };
     match outcome {
-        Ok(decision) => {
+        Ok((decision, decided_in)) => {
             let body = decision.response.to_json();
             state.metrics.record(webhook, &decision, start.elapsed());
+            state.metrics.observe_decision(decision.kind, decided_in);
             if !decision.response.allowed {
                 tracing::info!(
                     webhook,
@@ -271,28 +433,180 @@ pub async fn shutdown_signal() {
     }
 }
 
-fn connection_builder() -> Builder<TokioExecutor> {
+fn connection_builder(limits: &Limits) -> Builder<TokioExecutor> {
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10));
-    builder.http2().timer(TokioTimer::new());
+        .header_read_timeout(limits.handshake_timeout)
+        .max_buf_size(64 * 1024);
     builder
+        .http2()
+        .timer(TokioTimer::new())
+        // Dead peers are found by PING; idle ones are closed by the connection's own timer.
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .max_concurrent_streams(
+            u32::try_from(limits.max_in_flight)
+                .unwrap_or(u32::MAX)
+                .max(1),
+        )
+        .max_header_list_size(64 * 1024)
+        .max_pending_accept_reset_streams(Some(32))
+        .max_local_error_reset_streams(Some(32));
+    builder
+}
+
+/// One open connection, as the accept loop and its idle timer see it.
+struct Connection {
+    /// Requests being served on it.
+    in_flight: AtomicUsize,
+    /// When a request last started or ended (or the connection was accepted).
+    last_active: std::sync::Mutex<tokio::time::Instant>,
+    /// Asked to close: idle the longest when the connection cap was reached.
+    evict: tokio::sync::Notify,
+    evicting: AtomicBool,
+    /// Whether a request has started on it (the idle timeout replaces the first-request one).
+    served: AtomicBool,
+}
+
+impl Connection {
+    fn touch(&self) {
+        if let Ok(mut last) = self.last_active.lock() {
+            *last = tokio::time::Instant::now();
+        }
+    }
+
+    fn last_active(&self) -> tokio::time::Instant {
+        self.last_active
+            .lock()
+            .map_or_else(|_| tokio::time::Instant::now(), |last| *last)
+    }
+
+    /// Resolves when the connection has had no request in flight for `idle` (or, before its
+    /// first request, for `first`), or when it is evicted.
+    async fn idle(&self, first: Duration, idle: Duration) {
+        loop {
+            let wait = if self.served.load(Ordering::Acquire) {
+                idle
+            } else {
+                first
+            };
+            let until = if self.in_flight.load(Ordering::Acquire) > 0 {
+                tokio::time::Instant::now() + wait
+            } else {
+                self.last_active() + wait
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => {}
+                _ = self.evict.notified() => return,
+            }
+            if self.in_flight.load(Ordering::Acquire) == 0
+                && tokio::time::Instant::now() >= self.last_active() + wait
+            {
+                return;
+            }
+        }
+    }
+}
+
+/// Ends a request on its connection when dropped (answered or cancelled).
+struct InFlight(Arc<Connection>);
+
+impl InFlight {
+    fn start(connection: Arc<Connection>) -> Self {
+        connection.in_flight.fetch_add(1, Ordering::AcqRel);
+        connection.served.store(true, Ordering::Release);
+        connection.touch();
+        Self(connection)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The open connections.
+#[derive(Default)]
+struct Connections {
+    open: std::sync::Mutex<HashMap<u64, Arc<Connection>>>,
+    next: AtomicU64,
+    closed: tokio::sync::Notify,
+}
+
+impl Connections {
+    fn count(&self) -> usize {
+        self.open.lock().map_or(0, |open| open.len())
+    }
+
+    /// Registers a new connection unless the cap is reached and no connection is idle to make
+    /// room; at the cap, the connection idle the longest is asked to close.
+    fn admit(&self, cap: usize) -> Option<(u64, Arc<Connection>)> {
+        let mut open = self.open.lock().ok()?;
+        if open.len() >= cap {
+            let oldest = open
+                .values()
+                .filter(|c| {
+                    c.in_flight.load(Ordering::Acquire) == 0 && !c.evicting.load(Ordering::Acquire)
+                })
+                .min_by_key(|c| c.last_active())?;
+            oldest.evicting.store(true, Ordering::Release);
+            oldest.evict.notify_one();
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let connection = Arc::new(Connection {
+            in_flight: AtomicUsize::new(0),
+            last_active: std::sync::Mutex::new(tokio::time::Instant::now()),
+            evict: tokio::sync::Notify::new(),
+            evicting: AtomicBool::new(false),
+            served: AtomicBool::new(false),
+        });
+        open.insert(id, connection.clone());
+        Some((id, connection))
+    }
+
+    fn remove(&self, id: u64) {
+        if let Ok(mut open) = self.open.lock() {
+            open.remove(&id);
+        }
+        self.closed.notify_waiters();
+    }
+}
+
+/// Removes a connection from the open set when its task ends, whatever the way.
+struct Registered {
+    connections: Arc<Connections>,
+    metrics: Arc<Metrics>,
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.connections.remove(self.id);
+        self.metrics
+            .set_connections_open(self.connections.count() as i64);
+    }
 }
 
 /// Serves `app` over TLS on `listener` until `shutdown` resolves, then stops accepting, asks
 /// every connection to close after its current request (idle keep-alive connections close at
-/// once) and waits up to 10 s for them.
+/// once) and waits up to 10 s for them. Each connection has a handshake timeout, an HTTP/1
+/// header read timeout, an idle timeout (HTTP/1 and HTTP/2) and the connection cap of `limits`.
 pub async fn serve_tls(
     listener: TcpListener,
     app: Router,
     tls: Arc<rustls::ServerConfig>,
+    limits: Limits,
+    metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let builder = Arc::new(connection_builder());
-    let graceful = GracefulShutdown::new();
+    let builder = Arc::new(connection_builder(&limits));
+    let connections = Arc::new(Connections::default());
+    let (closing, _) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -307,35 +621,92 @@ pub async fn serve_tls(
             },
             _ = &mut shutdown => break,
         };
+        let Some((id, connection)) = connections.admit(limits.max_connections) else {
+            metrics.record_shed("connections");
+            tracing::debug!(%peer, "connection refused: at the connection cap with none idle");
+            drop(stream);
+            continue;
+        };
+        metrics.set_connections_open(connections.count() as i64);
+        let registered = Registered {
+            connections: connections.clone(),
+            metrics: metrics.clone(),
+            id,
+        };
         let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let app = app.clone();
         let builder = builder.clone();
-        let watcher = graceful.watcher();
+        let mut closing = closing.subscribe();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
+            let _registered = registered;
+            let handshake = tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream));
+            let tls = tokio::select! {
+                tls = handshake => match tls {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                },
+                _ = connection.evict.notified() => return,
+                _ = closing.wait_for(|c| *c) => return,
             };
+            let on_connection = connection.clone();
             let service =
                 hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-                    app.clone().oneshot(request.map(Body::new))
+                    let in_flight = InFlight::start(on_connection.clone());
+                    let response = app.clone().oneshot(request.map(Body::new));
+                    async move {
+                        let response = response.await;
+                        drop(in_flight);
+                        response
+                    }
                 });
-            let connection = builder.serve_connection(TokioIo::new(tls), service);
-            if let Err(e) = watcher.watch(connection.into_owned()).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            let served = builder.serve_connection(TokioIo::new(tls), service);
+            tokio::pin!(served);
+            let mut hard_stop = None;
+            loop {
+                tokio::select! {
+                    result = served.as_mut() => {
+                        if let Err(e) = result {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    _ = closing.wait_for(|c| *c), if hard_stop.is_none() => {
+                        served.as_mut().graceful_shutdown();
+                        hard_stop = Some(tokio::time::Instant::now() + SHUTDOWN_GRACE);
+                    }
+                    _ = connection.idle(limits.handshake_timeout, limits.idle_timeout), if hard_stop.is_none() => {
+                        tracing::debug!(%peer, "closing an idle connection");
+                        served.as_mut().graceful_shutdown();
+                        hard_stop = Some(tokio::time::Instant::now() + SHUTDOWN_GRACE);
+                    }
+                    _ = tokio::time::sleep_until(hard_stop.unwrap_or_else(tokio::time::Instant::now)), if hard_stop.is_some() => {
+                        tracing::debug!(%peer, "connection did not close in time; dropped");
+                        break;
+                    }
+                }
             }
         });
     }
     drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+    let _ = closing.send(true);
+    let drained = async {
+        loop {
+            let notified = connections.closed.notified();
+            if connections.count() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    };
+    if tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_secs(1), drained)
         .await
         .is_err()
     {

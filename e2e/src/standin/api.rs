@@ -14,7 +14,7 @@ use super::registry::{GroupResource, ResourceType, Special, types_from_crd};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::store::{self, State, StoreError, meta_str, now_rfc3339};
 use super::{
-    Faults, Server, User, admission, protobuf, schema, smp, ssa, table, watch, webhookconfig,
+    Faults, Server, User, admission, authz, protobuf, schema, smp, ssa, table, watch, webhookconfig,
 };
 
 pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
@@ -309,35 +309,59 @@ impl Target {
     }
 }
 
+/// The user a bearer token names: a `--token-file` user, or a ServiceAccount whose token was
+/// minted by the TokenRequest API (valid while unexpired and while that ServiceAccount exists).
 fn authenticate(server: &Server, headers: &http::HeaderMap) -> Option<User> {
     let auth = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
     let token = auth.strip_prefix("Bearer ")?.trim();
-    let mut user = server.tokens.get(token)?.clone();
-    if !user.groups.iter().any(|g| g == "system:authenticated") {
-        user.groups.push("system:authenticated".into());
+    if let Some(user) = server.tokens.get(token) {
+        let mut user = user.clone();
+        if !user.groups.iter().any(|g| g == "system:authenticated") {
+            user.groups.push("system:authenticated".into());
+        }
+        return Some(user);
     }
-    // Impersonation (no authorisation: every user may impersonate).
-    if let Some(name) = headers
-        .get("impersonate-user")
-        .and_then(|v| v.to_str().ok())
-    {
-        let groups: Vec<String> = headers
+    let minted = server
+        .service_account_tokens
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(token)
+        .cloned()?;
+    if minted.expires <= jiff::Timestamp::now() {
+        return None;
+    }
+    let st = server.state();
+    let sa = st.get(&sa_gr(), &minted.namespace, &minted.name)?;
+    (meta_str(sa, "uid") == minted.uid)
+        .then(|| authz::service_account_user(&minted.namespace, &minted.name, &minted.uid))
+}
+
+fn sa_gr() -> GroupResource {
+    GroupResource {
+        group: String::new(),
+        resource: "serviceaccounts".into(),
+    }
+}
+
+/// The `Impersonate-*` headers of a request.
+fn impersonation(headers: &http::HeaderMap) -> authz::Impersonation {
+    let text = |v: &HeaderValue| v.to_str().ok().map(str::to_string);
+    authz::Impersonation {
+        user: headers.get("impersonate-user").and_then(text),
+        groups: headers
             .get_all("impersonate-group")
             .iter()
-            .filter_map(|v| v.to_str().ok().map(str::to_string))
-            .chain(std::iter::once("system:authenticated".to_string()))
-            .collect();
-        user = User {
-            name: name.to_string(),
-            uid: headers
-                .get("impersonate-uid")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string(),
-            groups,
-        };
+            .filter_map(text)
+            .collect(),
+        uid: headers.get("impersonate-uid").and_then(text),
+        extra: headers
+            .iter()
+            .filter_map(|(k, v)| {
+                let key = k.as_str().strip_prefix("impersonate-extra-")?;
+                Some((key.to_string(), text(v)?))
+            })
+            .collect(),
     }
-    Some(user)
 }
 
 /// Creates the namespaces every cluster has.
@@ -354,6 +378,7 @@ pub fn bootstrap(server: &Server) {
         });
         let _ = st.put(&gr, obj, true);
     }
+    authz::bootstrap(&mut st);
 }
 
 /// Reads a request body up to `limit` bytes. A larger body is read on and discarded (up to a
@@ -401,6 +426,29 @@ pub async fn handle(server: Arc<Server>, req: Request<hyper::body::Incoming>) ->
         },
         None => return error_response(&ApiError::new(401, "Unauthorized", "Unauthorized")),
     };
+    let user = {
+        let st = server.state();
+        match authz::impersonate(&st, &user, &impersonation(&parts.headers)) {
+            Ok(u) => u,
+            Err(e) => return error_response(&e),
+        }
+    };
+    // Every request but the stand-in's own test endpoint is authorised, as kube-apiserver
+    // authorises before it routes (a denied request to an unknown path is a 403, not a 404).
+    if !path.starts_with("/_standin/") {
+        let attributes = authz::request_info(parts.method.as_str(), &path, &query);
+        let decision = authz::authorize(&server.state(), &user, &attributes);
+        if attributes.resource_request {
+            server.record_authorization(super::AuthorizationRecord {
+                user: user.name.clone(),
+                attributes: attributes.clone(),
+                allowed: decision.allowed,
+            });
+        }
+        if !decision.allowed {
+            return error_response(&authz::forbidden(&user, &attributes, &decision.reason));
+        }
+    }
     let body = match read_body(body, server.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => return error_response(&e),
@@ -547,13 +595,14 @@ fn openapi_v3_doc(server: &Server, group: &str, version: &str) -> Result<Respons
         .registry
         .all()
         .iter()
-        .filter(|t| t.group == group && t.version == version && !t.create_only())
+        .filter(|t| t.group == group && t.version == version)
     {
         let prefix = if group.is_empty() {
             "/api/v1".to_string()
         } else {
             format!("/apis/{group}/{version}")
         };
+
         let path = if rt.namespaced {
             format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", rt.plural)
         } else {
@@ -614,6 +663,7 @@ fn parse_target(
     }
     if let Some(sub) = &subresource
         && !(sub == "status" && rt.status_subresource)
+        && !is_token_request(&rt, sub)
     {
         return Err(page_not_found());
     }
@@ -623,6 +673,11 @@ fn parse_target(
         name,
         subresource,
     })
+}
+
+/// `serviceaccounts/token`: the TokenRequest subresource.
+fn is_token_request(rt: &ResourceType, subresource: &str) -> bool {
+    rt.group.is_empty() && rt.plural == "serviceaccounts" && subresource == "token"
 }
 
 fn is_resource_fault_target(req: &Req, faults: &Faults) -> bool {
@@ -691,6 +746,17 @@ fn admin(server: &Server, req: &Req, rest: &[&str]) -> Result<Response<Body>, Ap
             server.set_faults(Faults::default());
             Ok(json_response(200, &json!(Faults::default()), &[]))
         }
+        (&Method::GET, ["authorizations"]) => {
+            let records: Vec<super::AuthorizationRecord> = server
+                .authorizations
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .filter(|r| req.q("user").is_none_or(|u| u == r.user))
+                .cloned()
+                .collect();
+            Ok(json_response(200, &json!({"items": records}), &[]))
+        }
         (&Method::POST, ["drop-watches"]) => {
             server.drop_watches.send_modify(|n| *n += 1);
             Ok(json_response(200, &json!({"dropped": true}), &[]))
@@ -730,7 +796,13 @@ async fn dispatch(
 ) -> Result<Response<Body>, ApiError> {
     if target.rt.create_only() {
         return match (&req.method, &target.name) {
-            (&Method::POST, None) => review(&target.rt, req),
+            (&Method::POST, None) => review(server, &target, req),
+            _ => Err(method_not_allowed()),
+        };
+    }
+    if is_token_request(&target.rt, target.sub()) {
+        return match &req.method {
+            &Method::POST => token_request(server, req, &target),
             _ => Err(method_not_allowed()),
         };
     }
@@ -773,24 +845,88 @@ async fn dispatch(
     }
 }
 
-fn review(rt: &ResourceType, req: &Req) -> Result<Response<Body>, ApiError> {
-    let body: Value = serde_json::from_slice(&req.body).unwrap_or_else(|_| json!({}));
+fn review(server: &Server, target: &Target, req: &Req) -> Result<Response<Body>, ApiError> {
+    let body = if req.body.is_empty() {
+        json!({})
+    } else {
+        parse_body(req)?
+    };
     let user = &req.user;
-    let out = match rt.special {
+    let out = match target.rt.special {
         Special::SelfSubjectReview => json!({
             "apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview",
             "metadata": {"creationTimestamp": now_rfc3339()},
             "status": {"userInfo": {"username": user.name, "uid": user.uid, "groups": user.groups}},
         }),
-        _ => json!({
-            "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-            "metadata": {"creationTimestamp": now_rfc3339()},
-            "spec": body["spec"],
-            "status": {"allowed": true, "reason": "the stand-in API server does not authorise: every authenticated user may do everything"},
-        }),
+        _ => authz::review(&server.state(), user, &target.rt.plural, target.ns(), &body)?,
     };
     Ok(json_response(201, &out, &[]))
 }
+
+/// TokenRequest (`POST .../serviceaccounts/NAME/token`): mints a token for the ServiceAccount
+/// that the stand-in accepts until it expires or the ServiceAccount is deleted. Only the API
+/// server's own audience is accepted here, as kube-apiserver's authenticator does.
+fn token_request(server: &Server, req: &Req, target: &Target) -> Result<Response<Body>, ApiError> {
+    let name = target.name.clone().unwrap_or_default();
+    let body: Value = parse_body(req)?;
+    let sa = server
+        .state()
+        .get(&sa_gr(), target.ns(), &name)
+        .cloned()
+        .ok_or_else(|| not_found(&target.rt, &name))?;
+    let seconds = body["spec"]["expirationSeconds"].as_i64().unwrap_or(3600);
+    if seconds < 600 {
+        return Err(ApiError::new(
+            422,
+            "Invalid",
+            format!(
+                "TokenRequest.authentication.k8s.io \"{name}\" is invalid: spec.expirationSeconds: Invalid value: {seconds}: may not specify a duration less than 10 minutes"
+            ),
+        ));
+    }
+    let audiences = match body["spec"]["audiences"].as_array() {
+        Some(a) if !a.is_empty() => Value::Array(a.clone()),
+        _ => json!([API_AUDIENCE]),
+    };
+    let token = format!(
+        "standin-sa.{:016x}{:016x}{:016x}",
+        store::random_u64(),
+        store::random_u64(),
+        store::random_u64()
+    );
+    let expires = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(seconds))
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    // A token for another audience is minted but not accepted by this API server.
+    if audiences
+        .as_array()
+        .is_some_and(|a| a.iter().any(|x| x == API_AUDIENCE))
+    {
+        server
+            .service_account_tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                token.clone(),
+                super::ServiceAccountToken {
+                    namespace: target.ns().to_string(),
+                    name: name.clone(),
+                    uid: meta_str(&sa, "uid").to_string(),
+                    expires,
+                },
+            );
+    }
+    let out = json!({
+        "kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"name": name, "namespace": target.ns(), "creationTimestamp": null},
+        "spec": {"audiences": audiences, "expirationSeconds": seconds, "boundObjectRef": body["spec"]["boundObjectRef"]},
+        "status": {"token": token, "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()},
+    });
+    Ok(json_response(201, &out, &[]))
+}
+
+/// The audience of the stand-in's own tokens (kube-apiserver's default issuer audience).
+pub const API_AUDIENCE: &str = "https://kubernetes.default.svc.cluster.local";
 
 /// Sets apiVersion/kind to the version the request used (storage is version independent).
 fn for_version(rt: &ResourceType, mut obj: Value) -> Value {
@@ -944,7 +1080,7 @@ fn parse_body(req: &Req) -> Result<Value, ApiError> {
                 return Err(ApiError::new(
                     415,
                     "UnsupportedMediaType",
-                    "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (the stand-in decodes protobuf only for v1 Namespace, ConfigMap, Secret and ServiceAccount)",
+                    "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (the stand-in decodes protobuf only for v1 Namespace, ConfigMap, Secret and ServiceAccount, RBAC roles and bindings, and TokenRequest)",
                 ));
             }
         },
@@ -1424,8 +1560,14 @@ fn prepare(st: &State, req: &Req, target: &Target, kind: WriteKind) -> Result<Pr
                 PatchKind::Json => {
                     let ops: json_patch::Patch = serde_json::from_slice(&req.body)
                         .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-                    json_patch::patch(&mut doc, &ops).map_err(|e| {
-                        ApiError::new(422, "Invalid", format!("the server rejected our request due to an error in our request: {e}"))
+                    // kube-apiserver answers a patch that does not apply (a failed `test`, a
+                    // missing path) with a generic 422 that does not say which operation.
+                    json_patch::patch(&mut doc, &ops).map_err(|_| {
+                        ApiError::new(
+                            422,
+                            "Invalid",
+                            "the server rejected our request due to an error in our request",
+                        )
                     })?;
                 }
                 PatchKind::Merge => {
@@ -1524,6 +1666,16 @@ async fn write(
     for _attempt in 0..8 {
         let prepared = prepare(&server.state(), req, target, kind)?;
         let created = prepared.old.is_none();
+        if created && matches!(kind, WriteKind::Patch(_)) {
+            // A patch that creates (server-side apply) needs `create` as well, with
+            // kube-apiserver's terse message for this case.
+            let mut a = authz::request_info(req.method.as_str(), &req.path, &req.query);
+            a.verb = "create".into();
+            let st = server.state();
+            if !authz::authorize(&st, &req.user, &a).allowed {
+                return Err(authz::new_forbidden(&a.group, &a.resource, &a.name, ""));
+            }
+        }
         let name = meta_str(&prepared.new, "name").to_string();
         let operation = if created { "CREATE" } else { "UPDATE" };
         let attributes = |object: Option<Value>| admission::Attributes {
@@ -1569,6 +1721,16 @@ async fn write(
         )
         .await?;
         warnings.extend(validating_warnings);
+        if rt.group == "rbac.authorization.k8s.io" {
+            authz::check_rbac_write(
+                &server.state(),
+                &req.user,
+                &rt.plural,
+                target.ns(),
+                &new,
+                prepared.old.as_ref(),
+            )?;
+        }
         let code = if created { 201 } else { 200 };
         if dry_run {
             return Ok(json_response(code, &new, &warnings));
@@ -1622,9 +1784,16 @@ async fn write(
         if rt.special == Special::Namespace {
             st.remove_if_finalized(&gr, &stored);
         }
+        if is_cluster_role(rt) {
+            authz::aggregate(&mut st);
+        }
         return Ok(json_response(code, &for_version(rt, stored), &warnings));
     }
     Err(conflict(rt, target.name.as_deref().unwrap_or_default()))
+}
+
+fn is_cluster_role(rt: &ResourceType) -> bool {
+    rt.group == "rbac.authorization.k8s.io" && rt.plural == "clusterroles"
 }
 
 /// Prunes, defaults and validates a custom resource against its CRD's schema, honouring
@@ -1781,10 +1950,16 @@ async fn delete(
         .or(options["propagationPolicy"].as_str())
         == Some("Orphan")
         || options["orphanDependents"].as_bool() == Some(true);
-    let result = server
-        .state()
-        .delete(&target.gr(), target.ns(), &name, orphan)
-        .ok_or_else(|| not_found(rt, &name))?;
+    let result = {
+        let mut st = server.state();
+        let result = st
+            .delete(&target.gr(), target.ns(), &name, orphan)
+            .ok_or_else(|| not_found(rt, &name))?;
+        if is_cluster_role(rt) {
+            authz::aggregate(&mut st);
+        }
+        result
+    };
     Ok(json_response(200, &for_version(rt, result), &warnings))
 }
 

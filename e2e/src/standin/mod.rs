@@ -2,6 +2,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod authz;
 pub mod cel;
 pub mod protobuf;
 pub mod registry;
@@ -192,10 +193,33 @@ pub fn parse_override(text: &str) -> Result<(String, String), StandinError> {
     Ok((from.to_string(), to.to_string()))
 }
 
+/// A token minted by the TokenRequest API for a ServiceAccount.
+#[derive(Clone, Debug)]
+pub struct ServiceAccountToken {
+    pub namespace: String,
+    pub name: String,
+    /// The ServiceAccount's uid: the token dies with the object it was minted for.
+    pub uid: String,
+    pub expires: jiff::Timestamp,
+}
+
+/// One authorisation decision the stand-in made: who, what, and the answer.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizationRecord {
+    pub user: String,
+    #[serde(flatten)]
+    pub attributes: authz::Attributes,
+    pub allowed: bool,
+}
+
 /// Shared state of a running stand-in.
 pub struct Server {
     pub state: Mutex<store::State>,
     pub tokens: HashMap<String, User>,
+    pub service_account_tokens: Mutex<HashMap<String, ServiceAccountToken>>,
+    /// Every distinct resource-request decision (see `GET /_standin/authorizations`).
+    pub authorizations: Mutex<std::collections::BTreeSet<AuthorizationRecord>>,
     pub faults: Mutex<Faults>,
     pub webhook_overrides: Mutex<HashMap<String, String>>,
     pub drop_watches: tokio::sync::watch::Sender<u64>,
@@ -227,6 +251,13 @@ impl Server {
             .unwrap_or_else(|e| e.into_inner())
             .get(key)
             .cloned()
+    }
+
+    pub fn record_authorization(&self, record: AuthorizationRecord) {
+        self.authorizations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(record);
     }
 
     pub fn add_webhook_override(&self, from: String, to: String) {
@@ -325,6 +356,8 @@ pub async fn run(config: Config) -> Result<(), StandinError> {
             .iter()
             .map(|u| (u.token.clone(), u.user.clone()))
             .collect(),
+        service_account_tokens: Mutex::new(HashMap::new()),
+        authorizations: Mutex::new(std::collections::BTreeSet::new()),
         faults: Mutex::new(config.faults.clone()),
         webhook_overrides: Mutex::new(config.webhook_overrides.clone()),
         drop_watches,

@@ -1,5 +1,6 @@
 //! Just enough Kubernetes protobuf to accept what kubectl's generator subcommands send
-//! (`kubectl create namespace | configmap | secret | serviceaccount`). Other kinds get 415.
+//! (`kubectl create namespace | configmap | secret | serviceaccount | role | clusterrole |
+//! rolebinding | clusterrolebinding | token`). Other kinds get 415.
 
 use base64::Engine;
 use serde_json::{Map, Value, json};
@@ -110,6 +111,106 @@ fn object_meta(b: &[u8]) -> Option<Value> {
     Some(Value::Object(meta))
 }
 
+/// The string fields of a message by field number (repeated fields collect).
+fn string_fields(b: &[u8]) -> Option<Vec<(u64, String)>> {
+    fields(b)?
+        .into_iter()
+        .filter_map(|(n, f)| match f {
+            Field::Bytes(v) => Some(text(v).map(|t| (n, t))),
+            Field::Varint(_) => None,
+        })
+        .collect()
+}
+
+/// An rbac/v1 Subject or RoleRef: string fields named by number.
+fn named_strings(b: &[u8], names: &[(u64, &str)]) -> Option<Value> {
+    let mut out = Map::new();
+    for (n, t) in string_fields(b)? {
+        if let Some((_, name)) = names.iter().find(|(k, _)| *k == n) {
+            out.insert(name.to_string(), json!(t));
+        }
+    }
+    Some(Value::Object(out))
+}
+
+/// An rbac/v1 PolicyRule.
+fn policy_rule(b: &[u8]) -> Option<Value> {
+    let names = [
+        (1, "verbs"),
+        (2, "apiGroups"),
+        (3, "resources"),
+        (4, "resourceNames"),
+        (5, "nonResourceURLs"),
+    ];
+    let mut out = Map::new();
+    for (n, t) in string_fields(b)? {
+        if let Some((_, name)) = names.iter().find(|(k, _)| *k == n) {
+            let list = out.entry(name.to_string()).or_insert_with(|| json!([]));
+            if let Some(a) = list.as_array_mut() {
+                a.push(json!(t));
+            }
+        }
+    }
+    Some(Value::Object(out))
+}
+
+fn push(obj: &mut Value, field: &str, item: Value) {
+    if !obj[field].is_array() {
+        obj[field] = json!([]);
+    }
+    if let Some(a) = obj[field].as_array_mut() {
+        a.push(item);
+    }
+}
+
+const RBAC: &str = "rbac.authorization.k8s.io/v1";
+const AUTHZ: &str = "authorization.k8s.io/v1";
+
+/// The spec of an access review (`kubectl auth can-i` sends them as protobuf).
+fn review_spec(kind: &str, b: &[u8]) -> Option<Value> {
+    let mut spec = json!({});
+    if kind == "SelfSubjectRulesReview" {
+        for (n, t) in string_fields(b)? {
+            if n == 1 {
+                spec["namespace"] = json!(t);
+            }
+        }
+        return Some(spec);
+    }
+    for (n, f) in fields(b)? {
+        match (n, f) {
+            (1, Field::Bytes(v)) => {
+                spec["resourceAttributes"] = named_strings(
+                    v,
+                    &[
+                        (1, "namespace"),
+                        (2, "verb"),
+                        (3, "group"),
+                        (4, "version"),
+                        (5, "resource"),
+                        (6, "subresource"),
+                        (7, "name"),
+                    ],
+                )?
+            }
+            (2, Field::Bytes(v)) => {
+                spec["nonResourceAttributes"] = named_strings(v, &[(1, "path"), (2, "verb")])?
+            }
+            (3, Field::Bytes(v)) if kind != "SelfSubjectAccessReview" => {
+                spec["user"] = json!(text(v)?)
+            }
+            (4, Field::Bytes(v)) if kind != "SelfSubjectAccessReview" => {
+                push(&mut spec, "groups", json!(text(v)?))
+            }
+            (6, Field::Bytes(v)) if kind != "SelfSubjectAccessReview" => {
+                spec["uid"] = json!(text(v)?)
+            }
+            _ => {}
+        }
+    }
+    Some(spec)
+}
+
 /// Decodes a protobuf request body into JSON, or None when it is not a supported kind.
 pub fn decode(body: &[u8]) -> Option<Value> {
     let envelope = body.strip_prefix(MAGIC)?;
@@ -165,6 +266,36 @@ pub fn decode(body: &[u8]) -> Option<Value> {
                 obj["automountServiceAccountToken"] = json!(b != 0)
             }
             ("v1", "ServiceAccount", _, _) => {}
+            (RBAC, "Role" | "ClusterRole", 2, Field::Bytes(v)) => {
+                push(&mut obj, "rules", policy_rule(v)?)
+            }
+            (RBAC, "Role" | "ClusterRole", _, _) => {}
+            (RBAC, "RoleBinding" | "ClusterRoleBinding", 2, Field::Bytes(v)) => {
+                let subject = named_strings(
+                    v,
+                    &[(1, "kind"), (2, "apiGroup"), (3, "name"), (4, "namespace")],
+                )?;
+                push(&mut obj, "subjects", subject)
+            }
+            (RBAC, "RoleBinding" | "ClusterRoleBinding", 3, Field::Bytes(v)) => {
+                obj["roleRef"] = named_strings(v, &[(1, "apiGroup"), (2, "kind"), (3, "name")])?
+            }
+            (RBAC, "RoleBinding" | "ClusterRoleBinding", _, _) => {}
+            ("authentication.k8s.io/v1", "TokenRequest", 2, Field::Bytes(v)) => {
+                let mut spec = json!({"audiences": []});
+                for (sn, sf) in fields(v)? {
+                    match (sn, sf) {
+                        (1, Field::Bytes(a)) => push(&mut spec, "audiences", json!(text(a)?)),
+                        (4, Field::Varint(secs)) => spec["expirationSeconds"] = json!(secs),
+                        _ => {}
+                    }
+                }
+                obj["spec"] = spec;
+            }
+            ("authentication.k8s.io/v1", "TokenRequest", _, _) => {}
+            (AUTHZ, _, 2, Field::Bytes(v)) => obj["spec"] = review_spec(&kind, v)?,
+            (AUTHZ, _, _, _) => {}
+            ("authentication.k8s.io/v1", "SelfSubjectReview", _, _) => {}
             _ => return None,
         }
     }
@@ -173,6 +304,18 @@ pub fn decode(body: &[u8]) -> Option<Value> {
         (
             "v1",
             "Namespace" | "ConfigMap" | "Secret" | "ServiceAccount"
+        ) | (
+            RBAC,
+            "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding"
+        ) | (
+            "authentication.k8s.io/v1",
+            "TokenRequest" | "SelfSubjectReview"
+        ) | (
+            AUTHZ,
+            "SubjectAccessReview"
+                | "LocalSubjectAccessReview"
+                | "SelfSubjectAccessReview"
+                | "SelfSubjectRulesReview"
         )
     ) {
         return None;

@@ -371,6 +371,36 @@ fn builtins() -> Vec<ResourceType> {
             false,
         ),
         builtin(
+            "authorization.k8s.io",
+            "v1",
+            "subjectaccessreviews",
+            "SubjectAccessReview",
+            false,
+            &[],
+            &[],
+            false,
+        ),
+        builtin(
+            "authorization.k8s.io",
+            "v1",
+            "localsubjectaccessreviews",
+            "LocalSubjectAccessReview",
+            true,
+            &[],
+            &[],
+            false,
+        ),
+        builtin(
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectrulesreviews",
+            "SelfSubjectRulesReview",
+            false,
+            &[],
+            &[],
+            false,
+        ),
+        builtin(
             "",
             "v1",
             "persistentvolumes",
@@ -585,6 +615,17 @@ impl Registry {
                 r["categories"] = json!(t.categories);
             }
             resources.push(r);
+            if t.group.is_empty() && t.plural == "serviceaccounts" {
+                resources.push(json!({
+                    "name": "serviceaccounts/token",
+                    "singularName": "",
+                    "namespaced": true,
+                    "group": "authentication.k8s.io",
+                    "version": "v1",
+                    "kind": "TokenRequest",
+                    "verbs": ["create"],
+                }));
+            }
             if t.status_subresource {
                 resources.push(json!({
                     "name": format!("{}/status", t.plural),

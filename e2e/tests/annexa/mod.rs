@@ -444,6 +444,21 @@ impl Case {
                 &[("annexa.dev/enforce", "true"), ("e2e.annexa.dev/case", &id)],
             )
             .unwrap();
+        // The RBAC a team has: developers hold `edit` in their namespace (which covers the
+        // Annexa kinds through the chart's aggregated ClusterRoles), approvers the chart's
+        // approver role. mallory holds nothing.
+        annexa
+            .cluster
+            .grant(Some(&ns.name), "edit", &["--group=dev"])
+            .unwrap();
+        annexa
+            .cluster
+            .grant(
+                Some(&ns.name),
+                &format!("{RELEASE}-approver"),
+                &["--group=approvers"],
+            )
+            .unwrap();
         policy_spec["namespaceSelector"] = json!({"matchLabels": {"e2e.annexa.dev/case": id}});
         let policy = json!({
             "apiVersion": "annexa.dev/v1alpha1", "kind": "CompliancePolicy",

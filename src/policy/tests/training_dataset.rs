@@ -486,3 +486,29 @@ fn lineage_to_a_missing_parent_cannot_be_verified() {
         .eval(&derived);
     assert_findings(&e, expected);
 }
+
+#[test]
+fn policies_whose_region_lists_have_nothing_in_common_allow_no_region() {
+    // One policy keeps data in the EU, another in the US: together they allow no region, and
+    // never "any region" (an empty intersection is not the absence of a list).
+    let eu = "apiVersion: annexa.dev/v1alpha1
+kind: CompliancePolicy
+metadata: {name: eu}
+spec: {residency: {allowedRegions: [eu-west-1]}}
+";
+    let us = "apiVersion: annexa.dev/v1alpha1
+kind: CompliancePolicy
+metadata: {name: us}
+spec: {residency: {allowedRegions: [us-east-1]}}
+";
+    let e = World::with_policies(&[eu, us]).eval(CLAIMS);
+    assert_findings(
+        &e,
+        &[(
+            "A.5.34",
+            "spec.residency.region",
+            Enforce,
+            r#"A.5.34 Privacy and protection of personal identifiable information (PII): dataset "claims" resides in "eu-west-1", outside the allowed regions []"#,
+        )],
+    );
+}

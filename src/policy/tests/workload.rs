@@ -1,14 +1,17 @@
-//! Workloads (Pods and pod templates): A.5.18, A.8.2, A.8.9, A.8.19, A.8.22.
+//! Workloads (Pods and pod templates): A.5.12, A.5.15, A.5.18, A.8.2, A.8.3, A.8.9, A.8.12,
+//! A.8.19, A.8.22. Dataset access and agent identity are in `pod_access.rs`.
 
 use super::agent_policy::SUPPORT_AGENT;
 use super::fixtures::*;
 use crate::api::Action::Enforce;
 use crate::api::ControlOutcome::{Excepted, Fail, NotApplicable, Pass};
 
-const CONTROLS: &[&str] = &["A.5.18", "A.8.2", "A.8.9", "A.8.19", "A.8.22"];
+pub const CONTROLS: &[&str] = &[
+    "A.5.12", "A.5.15", "A.5.18", "A.8.2", "A.8.3", "A.8.9", "A.8.12", "A.8.19", "A.8.22",
+];
 
 /// Every workload kind with the YAML path of its pod template and the field path of its pod spec.
-const KINDS: &[(&str, &str, &str)] = &[
+pub const KINDS: &[(&str, &str, &str)] = &[
     ("Pod", "v1", "spec"),
     ("Deployment", "apps/v1", "spec.template.spec"),
     ("StatefulSet", "apps/v1", "spec.template.spec"),
@@ -32,7 +35,7 @@ fn indent(text: &str, by: usize) -> String {
 
 /// A workload of `kind` named `name` in `namespace`; `labels` and `spec` are the pod's labels
 /// and pod spec, unindented YAML.
-fn workload(kind: &str, name: &str, namespace: &str, labels: &str, spec: &str) -> String {
+pub fn workload(kind: &str, name: &str, namespace: &str, labels: &str, spec: &str) -> String {
     let api = KINDS.iter().find(|k| k.0 == kind).map(|k| k.1).unwrap();
     let labels = format!("app: {name}\n{labels}");
     let head = format!(
@@ -63,7 +66,7 @@ fn workload(kind: &str, name: &str, namespace: &str, labels: &str, spec: &str) -
 }
 
 /// A GPU trainer placed on the baseline Internal pool.
-const GPU_SPEC: &str = "\
+pub const GPU_SPEC: &str = "\
 nodeSelector:
   annexa.dev/gpu-pool: internal
 tolerations:
@@ -495,7 +498,16 @@ containers:
 #[test]
 fn agent_pods_use_short_lived_tokens_only() {
     let world = World::baseline().with(SUPPORT_AGENT);
-    let pod = |spec: &str| workload("Pod", "support-agent", "support", "", spec);
+    // The agent's pods carry its default pod label (A.8.12, see `pod_access`).
+    let pod = |spec: &str| {
+        workload(
+            "Pod",
+            "support-agent",
+            "support",
+            "annexa.dev/agent: support-agent",
+            spec,
+        )
+    };
     let base = "\
 serviceAccountName: support-agent
 containers:

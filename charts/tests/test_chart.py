@@ -641,7 +641,7 @@ def test_annexa_kinds_join_view_and_edit_by_aggregation_and_approving_is_separat
     view = r.one("ClusterRole", "annexa-aggregate-to-view")
     assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
     assert permissions(view["rules"]) == {
-        ("annexa.dev", kind): {"get", "list", "watch"}
+        ("annexa.dev", kind, ()): {"get", "list", "watch"}
         for kind in ["compliancepolicies", "trainingdatasets", "modeldeployments",
                      "modelapprovals", "agentpolicies"]}
     edit = r.one("ClusterRole", "annexa-aggregate-to-edit")
@@ -649,14 +649,14 @@ def test_annexa_kinds_join_view_and_edit_by_aggregation_and_approving_is_separat
     writes = {"create", "update", "patch", "delete", "deletecollection"}
     # Approvals and cluster-wide policies stay out of `edit`.
     assert permissions(edit["rules"]) == {
-        ("annexa.dev", kind): writes
+        ("annexa.dev", kind, ()): writes
         for kind in ["trainingdatasets", "modeldeployments", "agentpolicies"]}
     approver = r.one("ClusterRole", "annexa-approver")
     assert not any(k.startswith("rbac.authorization.k8s.io/aggregate")
                    for k in approver["metadata"]["labels"])
     assert permissions(approver["rules"]) == {
-        ("annexa.dev", "modeldeployments"): {"get", "list", "watch"},
-        ("annexa.dev", "modelapprovals"): {"get", "list", "watch", "create"}}
+        ("annexa.dev", "modeldeployments", ()): {"get", "list", "watch"},
+        ("annexa.dev", "modelapprovals", ()): {"get", "list", "watch", "create"}}
 
 
 def test_grantable_rules_mode_drops_escalate_and_bind(rendered):

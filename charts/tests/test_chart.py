@@ -112,7 +112,8 @@ def test_names_are_unique_and_namespaced_objects_land_in_the_release_namespace(r
     r = rendered[scenario]
     _, _, namespace = SCENARIOS[scenario]
     cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "ValidatingWebhookConfiguration",
-                      "MutatingWebhookConfiguration"}
+                      "MutatingWebhookConfiguration", "ValidatingAdmissionPolicy",
+                      "ValidatingAdmissionPolicyBinding"}
     seen = set()
     for obj in r.objects:
         key = (obj["kind"], obj["metadata"]["name"])
@@ -132,6 +133,38 @@ def test_the_chart_carries_byte_identical_copies_of_the_generated_crds():
     for name in generated:
         assert (CHART / "crds" / name).read_bytes() == (REPO / "crds" / name).read_bytes(), (
             f"charts/annexa/crds/{name} differs from crds/{name}: cp crds/*.yaml charts/annexa/crds/")
+
+
+# --- the ValidatingAdmissionPolicy that backs the approval rules ------------------------------
+
+def test_admission_policy_is_the_repository_manifest(rendered):
+    """The chart installs exactly admission/modelapproval-identity.yaml (plus chart labels)."""
+    expected = [d for d in yaml.safe_load_all((REPO / "admission" / "modelapproval-identity.yaml").read_text()) if d]
+    r = rendered["default"]
+    got = r.all("ValidatingAdmissionPolicy") + r.all("ValidatingAdmissionPolicyBinding")
+    for doc in got:
+        doc["metadata"].pop("labels")
+    assert got == expected
+
+
+def test_admission_policy_covers_creation_and_deletion_of_approvals_and_fails_closed(rendered):
+    policy = rendered["default"].one("ValidatingAdmissionPolicy")
+    assert policy["spec"]["failurePolicy"] == "Fail"
+    (rule,) = policy["spec"]["matchConstraints"]["resourceRules"]
+    assert rule["resources"] == ["modelapprovals"] and rule["apiGroups"] == ["annexa.dev"]
+    assert rule["operations"] == ["CREATE", "DELETE"]
+    binding = rendered["default"].one("ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["validationActions"] == ["Deny"]
+
+
+def test_admission_policy_lists_allowed_service_account_approvers_and_can_be_disabled(chart):
+    sa = "system:serviceaccount:ci:release-bot"
+    r = render({"admissionPolicy": {"serviceAccountApprovers": [sa]}}, chart=chart)
+    (variable,) = r.one("ValidatingAdmissionPolicy")["spec"]["variables"]
+    assert variable == {"name": "serviceAccountApprovers", "expression": f'["{sa}"]'}
+    r = render({"admissionPolicy": {"enabled": False}}, chart=chart)
+    assert not r.all("ValidatingAdmissionPolicy") and not r.all("ValidatingAdmissionPolicyBinding")
 
 
 # --- webhooks: where they look, how they fail ------------------------------------------------
@@ -174,11 +207,14 @@ def test_annexa_kinds_webhook_validates_all_five_kinds_and_fails_closed(rendered
     w = webhook(rendered["default"], "kinds.validate.annexa.dev")
     assert w["clientConfig"]["service"]["path"] == "/validate"
     assert w["failurePolicy"] == "Fail"
-    (rule,) = w["rules"]
+    rule, deletions = w["rules"]
     assert rule["apiGroups"] == ["annexa.dev"]
     assert sorted(rule["resources"]) == sorted(ANNEXA_RESOURCES)
     assert rule["operations"] == ["CREATE", "UPDATE"]
     assert rule["scope"] == "*", "CompliancePolicy is cluster-scoped"
+    # Deleting a rejection is checked (only its author may withdraw it).
+    assert deletions["resources"] == ["modelapprovals"]
+    assert deletions["operations"] == ["DELETE"]
 
 
 def test_workloads_webhook_only_in_opted_in_namespaces_and_only_pod_bearing_kinds(rendered):
@@ -433,7 +469,7 @@ def test_self_managed_certificates_are_managed_by_annexa(rendered):
     assert patch_webhooks == [{"apiGroups": ["admissionregistration.k8s.io"],
                                "resources": ["validatingwebhookconfigurations",
                                              "mutatingwebhookconfigurations"],
-                               "resourceNames": ["annexa"], "verbs": ["get", "patch"]}]
+                               "resourceNames": ["annexa"], "verbs": ["get", "patch", "update"]}]
 
 
 def test_cert_manager_mode_mounts_the_issued_certificate_and_injects_the_ca(rendered):

@@ -240,9 +240,15 @@ pub struct PromotionPolicy {
     )]
     #[schemars(regex(pattern = r"^([0-9]+(w|d|h|m|s))+$"))]
     pub approval_ttl: Option<String>,
-    /// Groups approvers must belong to (any group when empty).
+    /// Groups approvers must belong to (any group when empty). Verified against the groups of
+    /// the request that creates the approval, never taken from what the approval declares.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approver_groups: Vec<String>,
+    /// ServiceAccounts allowed to approve, as full usernames
+    /// (`system:serviceaccount:NAMESPACE:NAME`). None by default: an approval is a human's
+    /// decision. With several policies only the accounts every one of them names are allowed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_account_approvers: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]

@@ -74,6 +74,8 @@ pub struct Profile {
     /// None: any group. Some, even empty: only these (policies whose lists have nothing in
     /// common allow nothing).
     pub approver_groups: Option<Vec<String>>,
+    /// ServiceAccount usernames allowed to approve. Empty: none.
+    pub service_account_approvers: Vec<String>,
     #[serde(serialize_with = "ser_duration")]
     pub max_token_ttl: SignedDuration,
     pub forbidden_verbs: Vec<String>,
@@ -372,6 +374,18 @@ impl Profile {
                 DEFAULT_APPROVAL_TTL_SECS,
             ),
             approver_groups: intersect(promotion.iter().map(|p| &p.approver_groups)),
+            // An allow-list where empty means none: every policy must name the account.
+            service_account_approvers: if !specs.is_empty()
+                && promotion.len() == specs.len()
+                && promotion
+                    .iter()
+                    .all(|p| !p.service_account_approvers.is_empty())
+            {
+                intersect(promotion.iter().map(|p| &p.service_account_approvers))
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            },
             max_token_ttl: shortest_of(&|s| agents_of(s).max_token_ttl, DEFAULT_TOKEN_TTL_SECS),
             forbidden_verbs,
             allow_secret_read: !specs.is_empty()
@@ -435,6 +449,7 @@ impl Profile {
                 required_approvals: Some(self.required_approvals),
                 approval_ttl: Some(format_duration(self.approval_ttl)),
                 approver_groups: self.approver_groups.clone().unwrap_or_default(),
+                service_account_approvers: self.service_account_approvers.clone(),
             }),
             agents: Some(AgentLimits {
                 max_token_ttl: Some(format_duration(self.max_token_ttl)),

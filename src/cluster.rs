@@ -8,7 +8,9 @@
 //!
 //! Memory: managedFields and `kubectl.kubernetes.io/last-applied-configuration` (a second copy
 //! of the object) are pruned from every cached object, `status.controls` from Annexa's own, and
-//! namespaces are cached as metadata only (their labels are all the rules need).
+//! namespaces are cached as metadata only (their labels are all the rules need). For the GPU
+//! rules, ResourceClaims and ResourceClaimTemplates are cached with only the DeviceClass names
+//! of their requests, and Nodes with only their name, labels and taints (see [`GpuStores`]).
 
 use crate::api::{
     AgentPolicy, CompliancePolicy, HasCommonStatus, ModelApproval, ModelDeployment, TrainingDataset,
@@ -17,7 +19,11 @@ use crate::policy::{Lookup, Profile, dataset_read_keys};
 use crate::webhook::context::ProfileCache;
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Node, NodeSpec};
+use k8s_openapi::api::resource::v1::{
+    DeviceClaim, DeviceRequest, DeviceSubRequest, ExactDeviceRequest, ResourceClaim,
+    ResourceClaimSpec, ResourceClaimTemplate,
+};
 use kube::api::{Api, PartialObjectMeta};
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
@@ -314,6 +320,96 @@ pub struct Feeds {
     pub namespaces: Feed<PartialObjectMeta<Namespace>>,
 }
 
+/// What the GPU rules resolve: the DRA claims and templates pods name and the nodes they pin.
+/// Not part of readiness: on a cluster that does not serve `resource.k8s.io/v1` the claim
+/// stores stay empty, and a pod naming a claim then counts as requesting GPUs (fail closed).
+#[derive(Clone)]
+pub struct GpuStores {
+    pub claims: Store<ResourceClaim>,
+    pub claim_templates: Store<ResourceClaimTemplate>,
+    pub nodes: Store<Node>,
+}
+
+impl Default for GpuStores {
+    /// Empty stores (nothing fills them).
+    fn default() -> Self {
+        Self {
+            claims: reflector::store().0,
+            claim_templates: reflector::store().0,
+            nodes: reflector::store().0,
+        }
+    }
+}
+
+/// A claim's spec reduced to what the GPU rules read: each request's DeviceClass names.
+fn classes_only(spec: &mut Option<ResourceClaimSpec>) {
+    let requests = spec
+        .take()
+        .and_then(|s| s.devices)
+        .and_then(|d| d.requests)
+        .unwrap_or_default();
+    let requests = requests
+        .into_iter()
+        .map(|r| DeviceRequest {
+            name: r.name,
+            exactly: r.exactly.map(|e| ExactDeviceRequest {
+                device_class_name: e.device_class_name,
+                ..ExactDeviceRequest::default()
+            }),
+            first_available: r.first_available.map(|alternatives| {
+                alternatives
+                    .into_iter()
+                    .map(|a| DeviceSubRequest {
+                        name: a.name,
+                        device_class_name: a.device_class_name,
+                        ..DeviceSubRequest::default()
+                    })
+                    .collect()
+            }),
+        })
+        .collect();
+    *spec = Some(ResourceClaimSpec {
+        devices: Some(DeviceClaim {
+            requests: Some(requests),
+            ..DeviceClaim::default()
+        }),
+    });
+}
+
+/// Keeps a claim's name and requested DeviceClasses (its status holds allocation results).
+pub(crate) fn prune_claim(claim: &mut ResourceClaim) {
+    prune(claim);
+    claim.metadata.labels = None;
+    claim.metadata.annotations = None;
+    claim.metadata.owner_references = None;
+    claim.status = None;
+    classes_only(&mut claim.spec);
+}
+
+/// Keeps a template's name and requested DeviceClasses.
+pub(crate) fn prune_claim_template(template: &mut ResourceClaimTemplate) {
+    prune(template);
+    template.metadata.labels = None;
+    template.metadata.annotations = None;
+    if let Some(spec) = template.spec.as_mut() {
+        spec.metadata = None;
+        classes_only(&mut spec.spec);
+    }
+}
+
+/// Keeps a node's name, labels and taints (its status lists every image it holds).
+pub(crate) fn prune_node(node: &mut Node) {
+    prune(node);
+    node.metadata.annotations = None;
+    node.metadata.owner_references = None;
+    node.status = None;
+    let taints = node.spec.take().and_then(|s| s.taints);
+    node.spec = Some(NodeSpec {
+        taints,
+        ..NodeSpec::default()
+    });
+}
+
 /// The admission context over reflector stores. Namespaces are watched as metadata only and
 /// managedFields are dropped, to keep memory low.
 pub struct StoreContext {
@@ -323,6 +419,8 @@ pub struct StoreContext {
     pub approvals: Store<ModelApproval>,
     pub agents: Store<AgentPolicy>,
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    /// Claims, templates and nodes for the GPU rules.
+    pub gpu: GpuStores,
     /// The stores' changes, for the controllers.
     pub feeds: Feeds,
     /// Datasets by credentials Secret and claim, AgentPolicies by namespace.
@@ -372,10 +470,17 @@ impl StoreContext {
             approvals: feeds.approvals.store(),
             agents: feeds.agents.store(),
             namespaces: feeds.namespaces.store(),
+            gpu: GpuStores::default(),
             feeds,
             profiles: ProfileCache::default(),
             synced: AtomicBool::new(false),
         }
+    }
+
+    /// The same context resolving claims, templates and nodes from these stores.
+    pub fn with_gpu_stores(mut self, gpu: GpuStores) -> Self {
+        self.gpu = gpu;
+        self
     }
 
     /// Marks the stores as synced (`/readyz` then answers 200).
@@ -430,6 +535,21 @@ impl Lookup for StoreContext {
             .into_iter()
             .min_by(|a, b| a.seniority().cmp(&b.seniority()))
     }
+    fn resource_claim(&self, namespace: &str, name: &str) -> Option<Arc<ResourceClaim>> {
+        self.gpu.claims.get(&ObjectRef::new(name).within(namespace))
+    }
+    fn resource_claim_template(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Arc<ResourceClaimTemplate>> {
+        self.gpu
+            .claim_templates
+            .get(&ObjectRef::new(name).within(namespace))
+    }
+    fn node(&self, name: &str) -> Option<Arc<Node>> {
+        self.gpu.nodes.get(&ObjectRef::new(name))
+    }
     fn agents_in(&self, namespace: &str) -> Vec<Arc<AgentPolicy>> {
         self.agent_index.get(
             &self.agents,
@@ -464,13 +584,27 @@ where
         + Sync
         + 'static,
 {
+    reflect_pruned(api, prune::<K>)
+}
+
+/// [`reflect`] with a pruning of its own.
+pub(crate) fn reflect_pruned<K>(api: Api<K>, pruning: fn(&mut K)) -> (Feed<K>, Task)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
     let (store, mut writer) = reflector::store();
     let feed = Feed::new(store);
     let publisher = feed.clone();
     let kind = K::kind(&()).into_owned();
     let stream = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
-        .modify(prune::<K>)
+        .modify(pruning)
         .for_each(move |event| {
             match event {
                 Ok(event) => publisher.apply(&mut writer, event),
@@ -555,19 +689,33 @@ pub fn watch(client: Client) -> (Arc<StoreContext>, impl Future<Output = ()> + S
     let (models, m) = reflect_guarded::<ModelDeployment>(client.clone(), None);
     let (approvals, a) = reflect_guarded::<ModelApproval>(client.clone(), None);
     let (agents, g) = reflect_guarded(client.clone(), Some(agent_index.clone()));
-    let (namespaces, n) = reflect(Api::<PartialObjectMeta<Namespace>>::all(client));
-    let context = Arc::new(StoreContext::with_feeds(
-        Feeds {
-            policies,
-            datasets,
-            models,
-            approvals,
-            agents,
-            namespaces,
-        },
-        dataset_index,
-        agent_index,
-    ));
+    let (namespaces, n) = reflect(Api::<PartialObjectMeta<Namespace>>::all(client.clone()));
+    let (claims, c) = reflect_pruned(Api::<ResourceClaim>::all(client.clone()), prune_claim);
+    let (claim_templates, t) = reflect_pruned(
+        Api::<ResourceClaimTemplate>::all(client.clone()),
+        prune_claim_template,
+    );
+    let (nodes, o) = reflect_pruned(Api::<Node>::all(client), prune_node);
+    let gpu = GpuStores {
+        claims: claims.store(),
+        claim_templates: claim_templates.store(),
+        nodes: nodes.store(),
+    };
+    let context = Arc::new(
+        StoreContext::with_feeds(
+            Feeds {
+                policies,
+                datasets,
+                models,
+                approvals,
+                agents,
+                namespaces,
+            },
+            dataset_index,
+            agent_index,
+        )
+        .with_gpu_stores(gpu),
+    );
     let ready = {
         let context = context.clone();
         async move {
@@ -577,11 +725,12 @@ pub fn watch(client: Client) -> (Arc<StoreContext>, impl Future<Output = ()> + S
             let _ = context.approvals.wait_until_ready().await;
             let _ = context.agents.wait_until_ready().await;
             let _ = context.namespaces.wait_until_ready().await;
+            let _ = context.gpu.nodes.wait_until_ready().await;
             context.set_synced();
             tracing::info!("admission context synced");
         }
     };
-    let tasks: Vec<Task> = vec![p, d, m, a, g, n, Box::pin(ready)];
+    let tasks: Vec<Task> = vec![p, d, m, a, g, n, c, t, o, Box::pin(ready)];
     (context, async move {
         futures::future::join_all(tasks).await;
     })

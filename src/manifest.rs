@@ -9,6 +9,7 @@ use crate::api::{
     TrainingDataset, TrainingDatasetSpec, TrainingDatasetStatus,
 };
 use crate::error::{Error, Result};
+use crate::policy::Related;
 use crate::policy::workload::{Workload, is_workload_kind};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
@@ -69,6 +70,8 @@ pub enum Object {
     Approval(ModelApproval),
     Agent(AgentPolicy),
     Workload(Workload),
+    /// A ResourceClaim, ResourceClaimTemplate or Node: read by the GPU rules, not evaluated.
+    Related(Related),
     Namespace {
         name: String,
         labels: BTreeMap<String, String>,
@@ -504,6 +507,29 @@ pub fn decode(value: &Value) -> Result<Object, String> {
             None => BTreeMap::new(),
         };
         return Ok(Object::Namespace { name, labels });
+    }
+    // resource.k8s.io/v1beta2 has the shape of v1.
+    let resource_api = matches!(
+        api_version,
+        "resource.k8s.io/v1" | "resource.k8s.io/v1beta2"
+    );
+    match kind {
+        "ResourceClaim" if resource_api => {
+            return Ok(Object::Related(Related::Claim(Box::new(
+                with_default_namespace(typed(kind, &name, value)?),
+            ))));
+        }
+        "ResourceClaimTemplate" if resource_api => {
+            return Ok(Object::Related(Related::ClaimTemplate(Box::new(
+                with_default_namespace(typed(kind, &name, value)?),
+            ))));
+        }
+        "Node" if api_version == "v1" => {
+            return Ok(Object::Related(Related::Node(Box::new(typed(
+                kind, &name, value,
+            )?))));
+        }
+        _ => {}
     }
     let workload_api = matches!(api_version, "v1" | "apps/v1" | "batch/v1");
     if workload_api && is_workload_kind(kind) {

@@ -336,6 +336,7 @@ fn check(paths: &[PathBuf]) -> Vec<Checked> {
             Object::Model(m) => inventory.add_model(m.clone()),
             Object::Approval(a) => inventory.add_approval(a.clone()),
             Object::Agent(a) => inventory.add_agent(a.clone()),
+            Object::Related(r) => inventory.add_related(r.clone()),
             Object::Workload(_) | Object::Skipped { .. } => {}
         }
     }

@@ -91,13 +91,13 @@ async fn decisions_read_the_stores() {
     let (context, _writers) = stores();
     context.set_synced();
     let router = router_over(context.clone());
-    // Cross-object: bob requested llm's digest (model in the store) and cannot approve it.
+    // Cross-object: bob requested llm's release (model in the store) and cannot approve it.
     let approval = yaml(&format!(
-        "apiVersion: annexa.dev/v1alpha1\nkind: ModelApproval\nmetadata: {{name: a, namespace: ml-prod}}\nspec: {{modelDeployment: llm, digest: \"{D1}\", decision: Approve, approver: {{username: bob}}}}"
+        "apiVersion: annexa.dev/v1alpha1\nkind: ModelApproval\nmetadata: {{name: a, namespace: ml-prod}}\nspec: {{modelDeployment: llm, modelUID: {LLM_UID}, release: {{fingerprint: \"{LLM_RELEASE}\", digest: \"{D1}\"}}, decision: Approve, approver: {{username: bob}}}}"
     ));
     let message = denial(&validate(&router, &review("CREATE", "bob", &approval, None)).await);
     assert!(
-        message.contains("A.5.3 Segregation of duties: \"bob\" requested digest"),
+        message.contains("A.5.3 Segregation of duties: \"bob\" requested release"),
         "{message}"
     );
     // The namespace profile comes from the policy store and the namespace's labels.

@@ -213,7 +213,8 @@ def test_names_are_unique_and_namespaced_objects_land_in_the_release_namespace(r
     r = rendered[scenario]
     _, _, namespace = SCENARIOS[scenario]
     cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "ValidatingWebhookConfiguration",
-                      "MutatingWebhookConfiguration"}
+                      "MutatingWebhookConfiguration", "ValidatingAdmissionPolicy",
+                      "ValidatingAdmissionPolicyBinding"}
     seen = set()
     for obj in r.objects:
         key = (obj["kind"], obj["metadata"]["name"])
@@ -233,6 +234,38 @@ def test_the_chart_carries_byte_identical_copies_of_the_generated_crds():
     for name in generated:
         assert (CHART / "crds" / name).read_bytes() == (REPO / "crds" / name).read_bytes(), (
             f"charts/annexa/crds/{name} differs from crds/{name}: cp crds/*.yaml charts/annexa/crds/")
+
+
+# --- the ValidatingAdmissionPolicy that backs the approval rules ------------------------------
+
+def test_admission_policy_is_the_repository_manifest(rendered):
+    """The chart installs exactly admission/modelapproval-identity.yaml (plus chart labels)."""
+    expected = [d for d in yaml.safe_load_all((REPO / "admission" / "modelapproval-identity.yaml").read_text()) if d]
+    r = rendered["default"]
+    got = r.all("ValidatingAdmissionPolicy") + r.all("ValidatingAdmissionPolicyBinding")
+    for doc in got:
+        doc["metadata"].pop("labels")
+    assert got == expected
+
+
+def test_admission_policy_covers_creation_and_deletion_of_approvals_and_fails_closed(rendered):
+    policy = rendered["default"].one("ValidatingAdmissionPolicy")
+    assert policy["spec"]["failurePolicy"] == "Fail"
+    (rule,) = policy["spec"]["matchConstraints"]["resourceRules"]
+    assert rule["resources"] == ["modelapprovals"] and rule["apiGroups"] == ["annexa.dev"]
+    assert rule["operations"] == ["CREATE", "DELETE"]
+    binding = rendered["default"].one("ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["validationActions"] == ["Deny"]
+
+
+def test_admission_policy_lists_allowed_service_account_approvers_and_can_be_disabled(chart):
+    sa = "system:serviceaccount:ci:release-bot"
+    r = render({"admissionPolicy": {"serviceAccountApprovers": [sa]}}, chart=chart)
+    (variable,) = r.one("ValidatingAdmissionPolicy")["spec"]["variables"]
+    assert variable == {"name": "serviceAccountApprovers", "expression": f'["{sa}"]'}
+    r = render({"admissionPolicy": {"enabled": False}}, chart=chart)
+    assert not r.all("ValidatingAdmissionPolicy") and not r.all("ValidatingAdmissionPolicyBinding")
 
 
 # --- webhooks: where they look, how they fail ------------------------------------------------
@@ -275,11 +308,14 @@ def test_annexa_kinds_webhook_validates_all_five_kinds_and_fails_closed(rendered
     w = webhook(rendered["default"], "kinds.validate.annexa.dev")
     assert w["clientConfig"]["service"]["path"] == "/validate"
     assert w["failurePolicy"] == "Fail"
-    (rule,) = w["rules"]
+    rule, deletions = w["rules"]
     assert rule["apiGroups"] == ["annexa.dev"]
     assert sorted(rule["resources"]) == sorted(ANNEXA_RESOURCES)
     assert rule["operations"] == ["CREATE", "UPDATE"]
     assert rule["scope"] == "*", "CompliancePolicy is cluster-scoped"
+    # Deleting a rejection is checked (only its author may withdraw it).
+    assert deletions["resources"] == ["modelapprovals"]
+    assert deletions["operations"] == ["DELETE"]
 
 
 def test_workloads_webhook_only_in_opted_in_namespaces_and_only_pod_bearing_kinds(rendered):
@@ -289,12 +325,16 @@ def test_workloads_webhook_only_in_opted_in_namespaces_and_only_pod_bearing_kind
     assert {"key": "annexa.dev/enforce", "operator": "In", "values": ["true"]} in \
         w["namespaceSelector"]["matchExpressions"]
     matched = {(g, res) for rule in w["rules"] for g in rule["apiGroups"] for res in rule["resources"]}
-    assert matched == {("", "pods"), ("apps", "deployments"), ("apps", "statefulsets"),
-                       ("apps", "daemonsets"), ("apps", "replicasets"), ("batch", "jobs"),
-                       ("batch", "cronjobs")}
+    assert matched == {("", "pods"), ("", "pods/ephemeralcontainers"), ("apps", "deployments"),
+                       ("apps", "statefulsets"), ("apps", "daemonsets"), ("apps", "replicasets"),
+                       ("batch", "jobs"), ("batch", "cronjobs")}
     for rule in w["rules"]:
+        if rule["resources"] == ["pods/ephemeralcontainers"]:
+            # `kubectl debug` updates this subresource; it has no CREATE.
+            assert rule["operations"] == ["UPDATE"]
+            continue
         assert rule["operations"] == ["CREATE", "UPDATE"]
-        assert not any("/" in res for res in rule["resources"]), "no subresources (status, scale)"
+        assert not any("/" in res for res in rule["resources"]), "no other subresources (status, scale)"
 
 
 def test_failure_policies_are_set_per_webhook(rendered):
@@ -392,6 +432,9 @@ def test_match_conditions_send_creations_and_pod_spec_changes_only(rendered):
     assert not matches("pods", "UPDATE", {"metadata": {}, "spec": POD_SPEC}, {"metadata": {}, "spec": POD_SPEC})
     changed_pod = {"spec": {"containers": [{"name": "serve", "image": "evil.io/x:latest"}]}}
     assert matches("pods", "UPDATE", changed_pod, {"spec": POD_SPEC})
+    # `kubectl debug` (pods/ephemeralcontainers: the resource is still `pods`) changes the spec.
+    debugged = {"spec": dict(POD_SPEC, ephemeralContainers=[{"name": "debugger", "image": "busybox"}])}
+    assert matches("pods", "UPDATE", debugged, {"spec": POD_SPEC})
     # CronJobs keep their pod template one level deeper.
     cron = {"spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": POD_SPEC}}}}}
     cron_other_schedule = {"spec": dict(cron["spec"], schedule="0 * * * *")}
@@ -454,7 +497,8 @@ def test_container_command_is_the_documented_contract(rendered):
         "run", "--namespace=$(POD_NAMESPACE)", "--webhook-addr=0.0.0.0:8443",
         "--metrics-addr=0.0.0.0:8080", "--service-name=annexa-webhook",
         "--cert-secret=annexa-webhook-tls", "--validating-webhook=annexa", "--mutating-webhook=annexa",
-        "--leader-election", "--lease-name=annexa-leader", "--log-format=json",
+        "--leader-election", "--lease-name=annexa-leader", "--report-api=openreports",
+        "--log-format=json",
     ]
     env = {e["name"]: e for e in c["env"]}
     assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
@@ -531,7 +575,7 @@ def test_self_managed_certificates_are_managed_by_annexa(rendered):
     assert patch_webhooks == [{"apiGroups": ["admissionregistration.k8s.io"],
                                "resources": ["validatingwebhookconfigurations",
                                              "mutatingwebhookconfigurations"],
-                               "resourceNames": ["annexa"], "verbs": ["get", "patch"]}]
+                               "resourceNames": ["annexa"], "verbs": ["get", "patch", "update"]}]
 
 
 def test_cert_manager_mode_mounts_the_issued_certificate_and_injects_the_ca(rendered):
@@ -583,8 +627,35 @@ def test_rbac_has_no_wildcards(rendered, scenario):
                 assert "nonResourceURLs" not in rule
 
 
+<<<<<<< HEAD
 def fullname_of(name: str) -> str:
     return name if "annexa" in name else f"{name}-annexa"
+=======
+EXPECTED_CLUSTER_PERMISSIONS = {
+    **{("annexa.dev", res): {"get", "list", "watch"} for res in ANNEXA_RESOURCES},
+    **{("annexa.dev", f"{res}/status"): {"get", "patch"} for res in ANNEXA_RESOURCES},
+    **{("annexa.dev", f"{res}/finalizers"): {"update"}
+       for res in ["trainingdatasets", "modeldeployments", "agentpolicies"]},
+    ("", "serviceaccounts"): {"get", "list", "watch", "create", "patch"},
+    ("", "services"): {"get", "list", "watch", "create", "patch"},
+    ("apps", "deployments"): {"get", "list", "watch", "create", "patch"},
+    ("networking.k8s.io", "networkpolicies"): {"get", "list", "watch", "create", "patch"},
+    ("rbac.authorization.k8s.io", "roles"): {"get", "list", "watch", "create", "patch"},
+    ("rbac.authorization.k8s.io", "rolebindings"): {"get", "list", "watch", "create", "patch"},
+    ("rbac.authorization.k8s.io", "clusterrolebindings"): {"get", "list", "watch"},
+    ("rbac.authorization.k8s.io", "clusterroles"): {"get", "list", "watch"},
+    ("", "namespaces"): {"get", "list", "watch"},
+    ("", "nodes"): {"get", "list", "watch"},
+    ("", "pods"): {"get", "list", "watch"},
+    ("resource.k8s.io", "resourceclaims"): {"list", "watch"},
+    ("resource.k8s.io", "resourceclaimtemplates"): {"list", "watch"},
+    ("", "persistentvolumeclaims"): {"get", "delete"},
+    ("events.k8s.io", "events"): {"create"},
+    # Compliance reports (reports.api=openreports, the default).
+    ("openreports.io", "reports"): {"list", "create", "patch"},
+    ("openreports.io", "clusterreports"): {"list", "create", "patch"},
+}
+>>>>>>> main
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -773,3 +844,32 @@ def test_image_and_chart_agree_on_user_and_entrypoint():
     assert c["containers"][0]["command"] == ["/annexa"]
     ignored = (REPO / ".dockerignore").read_text().split()
     assert "target/" in ignored and ".git/" in ignored
+
+
+# --- Compliance reports ----------------------------------------------------------------------
+
+def test_reports_follow_the_chosen_api_and_the_crds_install_only_on_request(chart):
+    default = render({}, chart=chart)
+    assert not [c for c in default.all("CustomResourceDefinition")
+                if c["spec"]["group"] == "openreports.io"], "the OpenReports CRDs are opt-in"
+
+    installed = render({"reports": {"installCRDs": True}}, chart=chart)
+    crds = {c["metadata"]["name"]: c for c in installed.all("CustomResourceDefinition")
+            if c["spec"]["group"] == "openreports.io"}
+    assert set(crds) == {"reports.openreports.io", "clusterreports.openreports.io"}
+    for crd in crds.values():
+        assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+
+    wg = render({"reports": {"api": "wgpolicy"}}, chart=chart)
+    assert "--report-api=wgpolicy" in container(wg)["args"]
+    granted = permissions(wg.one("ClusterRole", "annexa")["rules"])
+    assert granted[("wgpolicyk8s.io", "policyreports")] == {"list", "create", "patch"}
+    assert ("openreports.io", "reports") not in granted
+
+    off = render({"reports": {"enabled": False}}, chart=chart)
+    assert "--no-reports" in container(off)["args"]
+    assert not any(g in ("openreports.io", "wgpolicyk8s.io")
+                   for g, _ in permissions(off.one("ClusterRole", "annexa")["rules"]))
+
+    with pytest.raises(helm_python.HelmRenderError, match="reports.api=openreports"):
+        render({"reports": {"api": "wgpolicy", "installCRDs": True}}, chart=chart)

@@ -468,6 +468,45 @@ impl Cluster {
         serde_json::from_str(&response.1).map_err(|e| HarnessError::Other(e.to_string()))
     }
 
+    /// Every distinct authorisation decision the stand-in made for `user`'s resource requests
+    /// (see `GET /_standin/authorizations`), stand-in only.
+    pub fn authorizations(
+        &self,
+        user: &str,
+    ) -> Result<Vec<standin::AuthorizationRecord>, HarnessError> {
+        let s = self
+            .standin
+            .as_ref()
+            .ok_or(HarnessError::StandinOnly("the admin endpoint"))?;
+        let token = self.tokens.values().next().cloned().unwrap_or_default();
+        let query: String = user
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' => {
+                    (b as char).to_string()
+                }
+                other => format!("%{other:02X}"),
+            })
+            .collect();
+        let (code, body, _) = block_on(raw_request(
+            &s.ready.url,
+            &s.ready.ca_pem,
+            &token,
+            "GET",
+            &format!("/_standin/authorizations?user={query}"),
+            None,
+            &[],
+        ))??;
+        if code != 200 {
+            return Err(HarnessError::Other(format!(
+                "GET /_standin/authorizations: {code} {body}"
+            )));
+        }
+        let v: Value =
+            serde_json::from_str(&body).map_err(|e| HarnessError::Other(e.to_string()))?;
+        serde_json::from_value(v["items"].clone()).map_err(|e| HarnessError::Other(e.to_string()))
+    }
+
     /// Replaces the injected faults (stand-in only).
     pub fn set_faults(&self, faults: &Faults) -> Result<(), HarnessError> {
         self.admin_call("POST", "/_standin/faults", json!(faults))
@@ -506,6 +545,18 @@ impl Cluster {
             }
             None => self.kubeconfig_for(user)?,
         };
+        command.env("KUBECONFIG", kubeconfig);
+        Background::spawn(command, self.dir.path().join(format!("{name}.log")))
+    }
+
+    /// Starts a process with `KUBECONFIG` set to `kubeconfig` (e.g. one from
+    /// [`Cluster::kubeconfig_with_token`]); its output goes to `<name>.log`.
+    pub fn spawn_with_kubeconfig(
+        &self,
+        kubeconfig: &Path,
+        name: &str,
+        mut command: Command,
+    ) -> Result<Background, HarnessError> {
         command.env("KUBECONFIG", kubeconfig);
         Background::spawn(command, self.dir.path().join(format!("{name}.log")))
     }

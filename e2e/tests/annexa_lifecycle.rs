@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use annexa::*;
 use annexa_e2e::harness::eventually;
-use annexa_e2e::standin::Faults;
+use annexa_e2e::standin::{Faults, authz};
+use serde_json::json;
 
 fn staged_model(a: &Annexa, case: &Case, name: &str) {
     let ns = case.name();
@@ -44,6 +45,14 @@ fn webhook_down_is_handled_per_failure_policy_and_a_restart_converges() {
     let ns = case.name();
     staged_model(&a, &case, "m");
     wait_condition(&a, ns, "md/m", "Ready", "True");
+    // Bob approves m while Annexa is up.
+    let approval = json!({
+        "apiVersion": "annexa.dev/v1alpha1", "kind": "ModelApproval",
+        "metadata": {"name": "m-by-bob", "namespace": ns},
+        "spec": {"modelDeployment": "m", "digest": DIGEST_1, "decision": "Approve",
+                 "reason": "looks good", "approver": {"username": "bob", "groups": ["approvers"]}},
+    });
+    apply(a.kubectl_as("bob"), &approval);
 
     // Annexa stops. The Annexa kinds have failurePolicy Fail: refused, not admitted unchecked.
     let status = first.terminate(TIMEOUT).unwrap();
@@ -52,16 +61,96 @@ fn webhook_down_is_handled_per_failure_policy_and_a_restart_converges() {
         "annexa run did not stop cleanly:\n{}",
         first.log()
     );
+    // A ModelDeployment meets the mutating webhook first (the API server calls mutating
+    // webhooks before validating ones), and it cannot be reached.
     let err = create_fails(
         a.kubectl_as("alice"),
         &model(ns, "while-down", DIGEST_1, &["m-data"]),
     );
-    assert!(err.contains("failed calling webhook"), "{err}");
     assert!(
-        err.contains("kinds.validate.annexa.dev") || err.contains("digest-requester"),
+        err.contains(r#"failed calling webhook "digest-requester.mutate.annexa.dev""#),
         "{err}"
     );
     assert!(get(a.kubectl(), ns, "md/while-down").is_none());
+
+    // The approval's spec is frozen by the CRD's own rule, which the API server checks before
+    // any validating webhook: the refusal is the CRD's message, not a webhook failure. Even a
+    // cluster admin cannot change it.
+    let err = a
+        .kubectl()
+        .args([
+            "-n",
+            ns,
+            "patch",
+            "modelapproval/m-by-bob",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"decision":"Reject","reason":"changed my mind"}}"#,
+        ])
+        .fails()
+        .unwrap();
+    assert_eq!(
+        err.trim(),
+        r#"The ModelApproval "m-by-bob" is invalid: spec: Invalid value: "object": spec is immutable: create a new ModelApproval instead"#
+    );
+    assert_eq!(
+        get(a.kubectl(), ns, "modelapproval/m-by-bob").unwrap()["spec"]["decision"],
+        "Approve"
+    );
+
+    // A pod in the enforced namespace cannot be created unchecked (workload failurePolicy Fail),
+    // this non-compliant one included: a GPU pod without the pool placement.
+    let gpu_pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "unplaced", "namespace": ns},
+        "spec": {"containers": [{"name": "train", "image": IMAGE,
+                                 "resources": {"limits": {"nvidia.com/gpu": "1"}}}]},
+    });
+    let err = create_fails(a.kubectl_as("alice"), &gpu_pod);
+    assert!(
+        err.contains(r#"failed calling webhook "workloads.validate.annexa.dev""#),
+        "{err}"
+    );
+    assert!(get(a.kubectl(), ns, "pod/unplaced").is_none());
+
+    // Scaling changes no pod template, so the workload webhook's matchConditions keep it away
+    // from the unreachable webhook: a replicas-only change works with Annexa down. (This is
+    // what `kubectl scale` amounts to; the stand-in serves no `scale` subresource, so the
+    // change is made on the Deployment itself.)
+    a.kubectl()
+        .args([
+            "-n",
+            ns,
+            "patch",
+            "deployment/m",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"replicas":3}}"#,
+        ])
+        .ok()
+        .unwrap();
+    assert_eq!(
+        get(a.kubectl(), ns, "deployment/m").unwrap()["spec"]["replicas"],
+        3
+    );
+    // A change of the pod template, on the other hand, must be checked, so it is refused.
+    let err = a
+        .kubectl()
+        .args([
+            "-n",
+            ns,
+            "patch",
+            "deployment/m",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"template":{"metadata":{"labels":{"edited":"yes"}}}}}"#,
+        ])
+        .fails()
+        .unwrap();
+    assert!(
+        err.contains(r#"failed calling webhook "workloads.validate.annexa.dev""#),
+        "{err}"
+    );
 
     // Meanwhile someone deletes a child and edits another.
     let ports = get(a.kubectl(), ns, "service/m").unwrap()["spec"]["ports"].clone();
@@ -289,4 +378,164 @@ fn converges_through_409_and_500_faults_and_dropped_watches() {
     );
     assert_one_child_each(&a, ns, "m");
     assert_one_child_each(&a, ns, "before");
+}
+
+/// The rules the rendered chart grants to its own ServiceAccount, with the namespace they are
+/// limited to (None: cluster-wide, from a ClusterRoleBinding).
+fn chart_grants(a: &Annexa) -> Vec<(Option<String>, authz::PolicyRule)> {
+    let sa = &a.service_account_name();
+    let mut out = Vec::new();
+    for binding in a
+        .rendered
+        .iter()
+        .filter(|o| o["kind"] == "ClusterRoleBinding" || o["kind"] == "RoleBinding")
+    {
+        let binds_annexa = binding["subjects"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| {
+                s["kind"] == "ServiceAccount"
+                    && s["name"] == sa.as_str()
+                    && s["namespace"] == a.namespace.as_str()
+            });
+        if !binds_annexa {
+            continue;
+        }
+        let scope = binding["metadata"]["namespace"]
+            .as_str()
+            .map(str::to_string);
+        let role_kind = binding["roleRef"]["kind"].as_str().unwrap_or_default();
+        let role = a
+            .rendered
+            .iter()
+            .find(|o| o["kind"] == role_kind && o["metadata"]["name"] == binding["roleRef"]["name"])
+            .unwrap_or_else(|| panic!("the chart renders the role {binding}"));
+        for rule in role["rules"].as_array().into_iter().flatten() {
+            out.push((scope.clone(), authz::PolicyRule::from_json(rule)));
+        }
+    }
+    out
+}
+
+/// Every request Annexa's ServiceAccount makes while it installs, reconciles every kind and
+/// deletes what it reconciled is authorised by the stand-in's RBAC; each was granted by a rule
+/// the rendered chart gives that ServiceAccount; and the chart's grants no request used are
+/// listed (a ClusterRole holding more than the code needs shows here).
+#[test]
+fn every_request_annexa_makes_is_granted_by_the_chart_and_unused_grants_are_listed() {
+    let a = Annexa::own_standin();
+    let process = a.start("annexa-0", &[]);
+    let case = Case::new(&a, "grants", staging_policy("Enforce"));
+    let ns = case.name();
+    staged_model(&a, &case, "m");
+    wait_condition(&a, ns, "md/m", "Ready", "True");
+    let agent = json!({
+        "apiVersion": "annexa.dev/v1alpha1", "kind": "AgentPolicy",
+        "metadata": {"name": "helper", "namespace": ns},
+        "spec": {
+            "serviceAccountName": "helper",
+            "permissions": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}],
+            "egress": [{"cidr": "10.40.12.0/24", "ports": [443], "protocol": "TCP"}],
+            "tokenTTL": "30m",
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "helper"}},
+        },
+    });
+    apply(a.kubectl_as("alice"), &agent);
+    wait_condition(&a, ns, "ap/helper", "LeastPrivilege", "True");
+    a.kubectl()
+        .args(["-n", ns, "delete", "md/m", "ap/helper"])
+        .ok()
+        .unwrap();
+    if let Err(e) = eventually(TIMEOUT, "deployment/m to be gone", || {
+        get(a.kubectl(), ns, "deployment/m").is_none().then_some(())
+    }) {
+        panic!(
+            "{e}: {:#?}\nmd: {:?}\n{}",
+            get(a.kubectl(), ns, "deployment/m").map(|d| d["metadata"].clone()),
+            get(a.kubectl(), ns, "md/m").map(|d| d["metadata"].clone()),
+            process.log()
+        );
+    }
+
+    let user = format!(
+        "system:serviceaccount:{}:{}",
+        a.namespace,
+        a.service_account_name()
+    );
+    let records = a.cluster.authorizations(&user).unwrap();
+    assert!(!records.is_empty(), "no request was recorded for {user}");
+    let denied: Vec<_> = records.iter().filter(|r| !r.allowed).collect();
+    assert!(
+        denied.is_empty(),
+        "Annexa was refused:\n{denied:#?}\n{}",
+        process.log()
+    );
+    let grants = chart_grants(&a);
+    let not_from_chart: Vec<_> = records
+        .iter()
+        .filter(|r| {
+            !grants.iter().any(|(scope, rule)| {
+                scope
+                    .as_deref()
+                    .is_none_or(|ns| ns == r.attributes.namespace)
+                    && authz::rule_allows(&r.attributes, rule)
+            })
+        })
+        .collect();
+    assert!(
+        not_from_chart.is_empty(),
+        "allowed by something other than the chart's RBAC:\n{not_from_chart:#?}"
+    );
+    // Grants no request used: one line per (verb, group, resource[, name]).
+    let mut unused = Vec::new();
+    for (scope, rule) in &grants {
+        for verb in &rule.verbs {
+            for group in &rule.api_groups {
+                for resource in &rule.resources {
+                    let names: Vec<Option<&String>> = if rule.resource_names.is_empty() {
+                        vec![None]
+                    } else {
+                        rule.resource_names.iter().map(Some).collect()
+                    };
+                    for name in names {
+                        let atom = authz::PolicyRule {
+                            verbs: vec![verb.clone()],
+                            api_groups: vec![group.clone()],
+                            resources: vec![resource.clone()],
+                            resource_names: name.cloned().into_iter().collect(),
+                            non_resource_urls: Vec::new(),
+                        };
+                        let used = records.iter().any(|r| {
+                            scope
+                                .as_deref()
+                                .is_none_or(|ns| ns == r.attributes.namespace)
+                                && authz::rule_allows(&r.attributes, &atom)
+                        });
+                        if !used {
+                            unused.push(format!(
+                                "{verb} {}{resource}{}{}",
+                                if group.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!("{group}/")
+                                },
+                                name.map(|n| format!(" name={n}")).unwrap_or_default(),
+                                scope
+                                    .as_deref()
+                                    .map(|s| format!(" in {s}"))
+                                    .unwrap_or_default(),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    eprintln!(
+        "{} distinct requests by {user}, all granted by the chart; {} of the chart's grants unused:\n  {}",
+        records.len(),
+        unused.len(),
+        unused.join("\n  ")
+    );
 }

@@ -130,9 +130,16 @@ pub struct ControlException {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct GpuPolicy {
-    /// Extended resource names that count as GPUs (default `nvidia.com/gpu`, `amd.com/gpu`).
+    /// Extended resources that count as GPUs: exact names, or patterns where `*` matches any
+    /// run of characters (default `nvidia.com/gpu`, `nvidia.com/gpu.*` for time-sliced and MPS
+    /// shares, `nvidia.com/mig-*` for MIG slices, `amd.com/gpu`, `gpu.intel.com/*`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resource_names: Vec<String>,
+    /// DeviceClasses whose Dynamic Resource Allocation claims count as GPU requests: exact
+    /// names or `*` patterns (default `gpu.nvidia.com`, `mig.nvidia.com`, `gpu.amd.com`,
+    /// `gpu.intel.com`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_class_names: Vec<String>,
     /// Node pools reserved for GPU workloads, per data classification.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pools: Vec<GpuPool>,
@@ -189,6 +196,11 @@ pub struct ImagePolicy {
     /// Require images pinned by digest (`@sha256:`). Always required in Production.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_digest: Option<bool>,
+    /// Registry prefixes ephemeral containers (`kubectl debug`) may come from besides
+    /// `allowedRegistries`. The digest rule still applies, and a GPU pod's debug container is
+    /// never privileged. Empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub debug_registries: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
@@ -228,9 +240,15 @@ pub struct PromotionPolicy {
     )]
     #[schemars(regex(pattern = r"^([0-9]+(w|d|h|m|s))+$"))]
     pub approval_ttl: Option<String>,
-    /// Groups approvers must belong to (any group when empty).
+    /// Groups approvers must belong to (any group when empty). Verified against the groups of
+    /// the request that creates the approval, never taken from what the approval declares.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approver_groups: Vec<String>,
+    /// ServiceAccounts allowed to approve, as full usernames
+    /// (`system:serviceaccount:NAMESPACE:NAME`). None by default: an approval is a human's
+    /// decision. With several policies only the accounts every one of them names are allowed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_account_approvers: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]

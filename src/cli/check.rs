@@ -85,6 +85,7 @@ pub fn evaluate_documents(docs: &[Document], now: Timestamp) -> Result<Report, V
                 labels.insert("kubernetes.io/metadata.name".to_string(), name.clone());
                 namespaces.insert(name.clone(), labels);
             }
+            Object::Related(r) => inventory.add_related(r.clone()),
             Object::Workload(_) | Object::Skipped { .. } => {}
         }
     }
@@ -149,8 +150,9 @@ pub fn evaluate_documents(docs: &[Document], now: Timestamp) -> Result<Report, V
                 });
                 continue;
             }
-            // Policies and namespaces configure the evaluation; they are not evaluated.
-            Object::Policy(_) | Object::Namespace { .. } => continue,
+            // Policies, namespaces, and the claims and nodes the GPU rules resolve configure
+            // the evaluation; they are not evaluated.
+            Object::Policy(_) | Object::Namespace { .. } | Object::Related(_) => continue,
         };
         let profile = profile_for(&namespace);
         let ctx = Context {

@@ -59,6 +59,14 @@ pub struct Args {
     /// Serve the webhook only; run no controllers.
     #[arg(long)]
     pub no_controllers: bool,
+    /// The report CRDs the controllers keep one compliance report per namespace in:
+    /// `openreports` (openreports.io/v1alpha1 Report, ClusterReport) or `wgpolicy`
+    /// (wgpolicyk8s.io/v1alpha2 PolicyReport, ClusterPolicyReport). Skipped while the CRD is absent.
+    #[arg(long, value_enum, default_value = "openreports")]
+    pub report_api: crate::evidence::openreports::ReportApi,
+    /// Write no compliance reports.
+    #[arg(long)]
+    pub no_reports: bool,
     #[command(flatten)]
     pub limits: super::webhook::LimitArgs,
 }
@@ -151,13 +159,29 @@ pub async fn run(args: &Args) -> Result<()> {
             }
             ticker.tick().await;
         }
-        let work = |stop| {
-            controller::run(
+        let work = |stop: tokio::sync::watch::Receiver<bool>| {
+            let reports = (!args.no_reports).then(|| {
+                let ctx = Arc::new(controller::Context::new(
+                    client.clone(),
+                    context.clone(),
+                    controller_metrics.clone(),
+                ));
+                controller::reports::run(ctx, args.report_api, stop.clone())
+            });
+            let controllers = controller::run(
                 client.clone(),
                 context.clone(),
                 controller_metrics.clone(),
                 stop,
-            )
+            );
+            async move {
+                match reports {
+                    Some(reports) => {
+                        futures::join!(controllers, reports);
+                    }
+                    None => controllers.await,
+                }
+            }
         };
         if args.leader_election {
             let identity = args

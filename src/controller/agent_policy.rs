@@ -455,7 +455,7 @@ async fn reconcile_inner(agent: &AgentPolicy, ctx: &Context) -> Result<Action> {
     ];
     let old = super::old_conditions(agent);
     let merged = conditions::merge(&old, &desired, agent.metadata.generation, now);
-    for c in conditions::transitions(&old, &merged) {
+    for c in ctx.unpublished(agent, conditions::transitions(&old, &merged)) {
         ctx.event(
             agent,
             c.status == "False",
@@ -501,7 +501,7 @@ async fn report_conflict(
     ];
     let old = super::old_conditions(agent);
     let merged = conditions::merge(&old, &desired, agent.metadata.generation, now);
-    for c in conditions::transitions(&old, &merged) {
+    for c in ctx.unpublished(agent, conditions::transitions(&old, &merged)) {
         ctx.event(
             agent,
             true,

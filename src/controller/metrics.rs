@@ -18,6 +18,10 @@ pub struct ErrorLabels {
 }
 
 pub struct ControllerMetrics {
+    /// Compliance reports written, by report kind.
+    pub reports_written: Family<KindLabel, Counter>,
+    /// Report passes skipped because the report CRD is not installed, by report kind.
+    pub reports_skipped: Family<KindLabel, Counter>,
     pub reconciles: Family<KindLabel, Counter>,
     pub errors: Family<ErrorLabels, Counter>,
     pub duration: Family<KindLabel, Histogram>,
@@ -26,6 +30,8 @@ pub struct ControllerMetrics {
 impl Default for ControllerMetrics {
     fn default() -> Self {
         Self {
+            reports_written: Family::default(),
+            reports_skipped: Family::default(),
             reconciles: Family::default(),
             errors: Family::default(),
             duration: Family::new_with_constructor(|| {
@@ -38,6 +44,16 @@ impl Default for ControllerMetrics {
 impl ControllerMetrics {
     /// Registers under the registry's `annexa` prefix (`annexa_reconciles_total`, ...).
     pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "reports_written",
+            "Compliance reports (OpenReports or PolicyReport) written, by report kind",
+            self.reports_written.clone(),
+        );
+        registry.register(
+            "reports_skipped",
+            "Compliance report passes skipped because the report CRD is not installed",
+            self.reports_skipped.clone(),
+        );
         registry.register(
             "reconciles",
             "Reconciliations by kind",
@@ -53,6 +69,22 @@ impl ControllerMetrics {
             "Reconciliation latency by kind",
             self.duration.clone(),
         );
+    }
+
+    pub fn report_written(&self, kind: &str) {
+        self.reports_written
+            .get_or_create(&KindLabel {
+                kind: kind.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn report_skipped(&self, kind: &str) {
+        self.reports_skipped
+            .get_or_create(&KindLabel {
+                kind: kind.to_string(),
+            })
+            .inc();
     }
 
     pub fn observe(&self, kind: &str, seconds: f64) {

@@ -8,6 +8,7 @@ pub mod leader;
 pub mod metrics;
 pub mod model_approval;
 pub mod model_deployment;
+pub mod reports;
 pub mod training_dataset;
 
 use crate::cluster::ClusterState;
@@ -41,6 +42,8 @@ pub struct Context {
     pub rbac: Option<agent_policy::RbacState>,
     /// Each CompliancePolicy's last scan of its GPU pool nodes.
     pub pool_scans: compliance_policy::PoolScans,
+    /// Condition transitions already published as Events.
+    pub published: conditions::Published,
 }
 
 impl Context {
@@ -55,7 +58,18 @@ impl Context {
             metrics,
             rbac: None,
             pool_scans: compliance_policy::PoolScans::default(),
+            published: conditions::Published::default(),
         }
+    }
+
+    /// The condition transitions of `object` not yet published as Events by this process.
+    pub fn unpublished<'a, K: Resource<DynamicType = ()>>(
+        &self,
+        object: &K,
+        transitions: Vec<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    ) -> Vec<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+        let uid = object.meta().uid.as_deref().unwrap_or_default();
+        self.published.unpublished(uid, transitions)
     }
 
     /// Publishes an Event (events.k8s.io/v1) on the object; failures are logged, never fatal.

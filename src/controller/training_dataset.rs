@@ -266,7 +266,7 @@ async fn reconcile_inner(dataset: &TrainingDataset, ctx: &Context) -> Result<Act
     ];
     let old = super::old_conditions(dataset);
     let merged = conditions::merge(&old, &desired, dataset.metadata.generation, now);
-    for c in conditions::transitions(&old, &merged) {
+    for c in ctx.unpublished(dataset, conditions::transitions(&old, &merged)) {
         ctx.event(
             dataset,
             c.status == "False",

@@ -3,6 +3,7 @@
 //! audit, and OpenReports `Report`s for cluster UIs.
 
 pub mod annex_a;
+pub mod openreports;
 pub mod oscal;
 pub mod sarif;
 pub mod soa;

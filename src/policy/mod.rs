@@ -8,6 +8,7 @@ pub mod agent_policy;
 pub mod catalogue;
 pub mod delegation;
 pub mod duration;
+pub mod gpu;
 pub mod model_approval;
 pub mod model_deployment;
 pub mod pod_access;
@@ -23,6 +24,8 @@ use crate::api::{
     TrainingDataset,
 };
 use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceClaimTemplate};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -141,6 +144,33 @@ pub trait Lookup {
     fn datasets_by_secret(&self, namespace: &str, secret: &str) -> Vec<Arc<TrainingDataset>>;
     /// Datasets whose `source.pvc` is this claim, looked up by namespace and name.
     fn datasets_by_claim(&self, namespace: &str, claim: &str) -> Vec<Arc<TrainingDataset>>;
+    /// A ResourceClaim (the GPU rules read its requests' DeviceClass names). None: not known,
+    /// which the rules treat as a GPU request (fail closed).
+    fn resource_claim(&self, _namespace: &str, _name: &str) -> Option<Arc<ResourceClaim>> {
+        None
+    }
+    /// A ResourceClaimTemplate, as [`Lookup::resource_claim`].
+    fn resource_claim_template(
+        &self,
+        _namespace: &str,
+        _name: &str,
+    ) -> Option<Arc<ResourceClaimTemplate>> {
+        None
+    }
+    /// A Node (its labels and taints say which GPU pool it belongs to). None: not known, and a
+    /// pod pinned to it counts as pinned to a GPU node (fail closed).
+    fn node(&self, _name: &str) -> Option<Arc<Node>> {
+        None
+    }
+}
+
+/// Objects the rules resolve but do not evaluate: the DRA claims and templates pods name, and
+/// the nodes they pin (read from `annexa check`'s input and `--context` files).
+#[derive(Clone, Debug)]
+pub enum Related {
+    Claim(Box<ResourceClaim>),
+    ClaimTemplate(Box<ResourceClaimTemplate>),
+    Node(Box<Node>),
 }
 
 /// An object of a namespace, by `(namespace, name)`.
@@ -169,6 +199,9 @@ pub struct Inventory {
     /// Dataset names by `(namespace, credentials Secret)` and by `(namespace, claim)`.
     by_secret: BTreeMap<(String, String), Vec<String>>,
     by_claim: BTreeMap<(String, String), Vec<String>>,
+    pub resource_claims: BTreeMap<(String, String), Arc<ResourceClaim>>,
+    pub resource_claim_templates: BTreeMap<(String, String), Arc<ResourceClaimTemplate>>,
+    pub nodes: BTreeMap<String, Arc<Node>>,
 }
 
 fn key(namespace: Option<&String>, name: Option<&String>) -> (String, String) {
@@ -220,6 +253,23 @@ impl Inventory {
     pub fn add_agent(&mut self, a: AgentPolicy) {
         self.agents.push(Arc::new(a));
     }
+    /// Adds a ResourceClaim, ResourceClaimTemplate or Node the GPU rules resolve.
+    pub fn add_related(&mut self, related: Related) {
+        match related {
+            Related::Claim(c) => {
+                let k = key(c.metadata.namespace.as_ref(), c.metadata.name.as_ref());
+                self.resource_claims.insert(k, Arc::new(*c));
+            }
+            Related::ClaimTemplate(t) => {
+                let k = key(t.metadata.namespace.as_ref(), t.metadata.name.as_ref());
+                self.resource_claim_templates.insert(k, Arc::new(*t));
+            }
+            Related::Node(n) => {
+                let name = n.metadata.name.clone().unwrap_or_default();
+                self.nodes.insert(name, Arc::new(*n));
+            }
+        }
+    }
 }
 
 impl Lookup for Inventory {
@@ -251,6 +301,23 @@ impl Lookup for Inventory {
                     && a.spec.service_account_name == sa
             })
             .cloned()
+    }
+    fn resource_claim(&self, namespace: &str, name: &str) -> Option<Arc<ResourceClaim>> {
+        self.resource_claims
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+    fn resource_claim_template(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Arc<ResourceClaimTemplate>> {
+        self.resource_claim_templates
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+    fn node(&self, name: &str) -> Option<Arc<Node>> {
+        self.nodes.get(name).cloned()
     }
     fn agents_in(&self, namespace: &str) -> Vec<Arc<AgentPolicy>> {
         self.agents

@@ -7,9 +7,12 @@
 //! - `environment`: the highest (Production > Staging > Development);
 //! - actions: for each control, the strictest of each policy's action for it (its override,
 //!   else its default action; Enforce > Warn > Audit);
-//! - GPU resource names: the union; pools: per classification, from the policy that sorts first
+//! - what counts as a GPU (resource names and patterns, DeviceClass names): the union of each
+//!   policy's lists, a policy that sets none counting with the defaults; pools: per classification, from the policy that sorts first
 //!   by name among those defining a pool for it (conflicting pools are a configuration error the
 //!   policies' status reports);
+//! - debug registries for ephemeral containers: only those every policy lists (a policy that
+//!   lists none allows none);
 //! - allow-lists (registries, key prefixes, encrypted StorageClasses, regions, approver groups):
 //!   the intersection of the lists that are set;
 //! - `requireDigest`: true if any policy requires it;
@@ -46,12 +49,17 @@ pub struct Profile {
     pub default_action: Action,
     /// Action per control id, for every control of the catalogue.
     pub actions: BTreeMap<&'static str, Action>,
+    /// Extended resources that count as GPUs: names and `*` patterns.
     pub gpu_resource_names: Vec<String>,
+    /// DeviceClasses whose DRA claims count as GPU requests: names and `*` patterns.
+    pub gpu_device_class_names: Vec<String>,
     pub gpu_pools: BTreeMap<Classification, GpuPool>,
     /// None: any registry. Some, even empty: only these (policies whose lists have nothing in
     /// common allow nothing).
     pub allowed_registries: Option<Vec<String>>,
     pub require_digest: bool,
+    /// Registries ephemeral containers may also come from (empty: none).
+    pub debug_registries: Vec<String>,
     pub require_kms_from: Classification,
     /// None: any key. Some, even empty: only these (policies whose lists have nothing in
     /// common allow nothing).
@@ -68,6 +76,8 @@ pub struct Profile {
     /// None: any group. Some, even empty: only these (policies whose lists have nothing in
     /// common allow nothing).
     pub approver_groups: Option<Vec<String>>,
+    /// ServiceAccount usernames allowed to approve. Empty: none.
+    pub service_account_approvers: Vec<String>,
     #[serde(serialize_with = "ser_duration")]
     pub max_token_ttl: SignedDuration,
     pub forbidden_verbs: Vec<String>,
@@ -86,6 +96,25 @@ fn ser_duration<S: serde::Serializer>(d: &SignedDuration, s: S) -> Result<S::Ok,
 const DEFAULT_APPROVAL_TTL_SECS: i64 = 7 * 86_400;
 const DEFAULT_TOKEN_TTL_SECS: i64 = 3_600;
 const DEFAULT_RETENTION_SECS: i64 = 365 * 86_400;
+/// Extended resources that count as GPUs when no policy lists its own: NVIDIA whole GPUs,
+/// their time-sliced and MPS shares (`nvidia.com/gpu.shared`), MIG slices
+/// (`nvidia.com/mig-1g.10gb`, `nvidia.com/mig-1g.10gb.shared`), AMD GPUs and Intel GPUs
+/// (`gpu.intel.com/i915`, `gpu.intel.com/xe`, `gpu.intel.com/millicores`).
+pub const BASELINE_GPU_RESOURCE_NAMES: [&str; 5] = [
+    "nvidia.com/gpu",
+    "nvidia.com/gpu.*",
+    "nvidia.com/mig-*",
+    "amd.com/gpu",
+    "gpu.intel.com/*",
+];
+/// DeviceClasses whose claims count as GPU requests when no policy lists its own: the classes
+/// the NVIDIA, AMD and Intel DRA drivers install.
+pub const BASELINE_GPU_DEVICE_CLASSES: [&str; 4] = [
+    "gpu.nvidia.com",
+    "mig.nvidia.com",
+    "gpu.amd.com",
+    "gpu.intel.com",
+];
 /// Verbs agents may never hold unless a policy lists its own.
 pub const BASELINE_FORBIDDEN_VERBS: [&str; 4] = ["*", "escalate", "bind", "impersonate"];
 
@@ -207,9 +236,27 @@ impl Profile {
             .map(|(_, pool)| pool)
     }
 
-    /// Whether `resource` counts as a GPU.
+    /// Whether `resource` counts as a GPU (an exact name or a pattern of the policy).
     pub fn is_gpu_resource(&self, resource: &str) -> bool {
-        self.gpu_resource_names.iter().any(|r| r == resource)
+        self.gpu_resource_names
+            .iter()
+            .any(|r| name_matches(r, resource))
+    }
+
+    /// Whether claims for devices of this DeviceClass count as GPU requests.
+    pub fn is_gpu_device_class(&self, class: &str) -> bool {
+        self.gpu_device_class_names
+            .iter()
+            .any(|c| name_matches(c, class))
+    }
+
+    /// The resource name a rendered GPU workload requests when none is given: the first exact
+    /// (pattern-free) GPU resource name of the policy.
+    pub fn default_gpu_resource(&self) -> Option<&str> {
+        self.gpu_resource_names
+            .iter()
+            .map(String::as_str)
+            .find(|r| !r.contains('*'))
     }
 
     /// The profile of a namespace with these labels: the merge of the selecting policies.
@@ -266,26 +313,29 @@ impl Profile {
             .collect();
 
         let gpus: Vec<&GpuPolicy> = specs.iter().filter_map(|s| s.gpu.as_ref()).collect();
-        // Like forbidden verbs: a policy that names no GPU resources keeps the baseline's, so
-        // a second policy naming its own cannot stop the baseline's from counting as GPUs.
-        let baseline_gpus = ["nvidia.com/gpu", "amd.com/gpu"].map(String::from).to_vec();
-        let mut gpu_resource_names: Vec<String> = Vec::new();
-        for s in &specs {
-            let named = s
-                .gpu
-                .as_ref()
-                .map(|g| &g.resource_names)
-                .filter(|names| !names.is_empty())
-                .unwrap_or(&baseline_gpus);
-            for r in named {
-                if !gpu_resource_names.contains(r) {
-                    gpu_resource_names.push(r.clone());
+        // Each policy counts with its own lists, or the defaults where it sets none; the union
+        // wins (more counts as a GPU, never less).
+        let union_of = |list: fn(&GpuPolicy) -> &Vec<String>, defaults: &[&str]| {
+            let mut union: Vec<String> = Vec::new();
+            let mut add = |name: &str| {
+                if !union.iter().any(|n| n == name) {
+                    union.push(name.to_string());
+                }
+            };
+            for s in &specs {
+                match s.gpu.as_ref().map(list).filter(|l| !l.is_empty()) {
+                    Some(names) => names.iter().for_each(|n| add(n)),
+                    None => defaults.iter().for_each(|n| add(n)),
                 }
             }
-        }
-        if gpu_resource_names.is_empty() {
-            gpu_resource_names = baseline_gpus;
-        }
+            if specs.is_empty() {
+                defaults.iter().for_each(|n| add(n));
+            }
+            union
+        };
+        let gpu_resource_names = union_of(|g| &g.resource_names, &BASELINE_GPU_RESOURCE_NAMES);
+        let gpu_device_class_names =
+            union_of(|g| &g.device_class_names, &BASELINE_GPU_DEVICE_CLASSES);
         let mut gpu_pools: BTreeMap<Classification, GpuPool> = BTreeMap::new();
         for g in &gpus {
             for pool in &g.pools {
@@ -366,9 +416,29 @@ impl Profile {
             default_action,
             actions,
             gpu_resource_names,
+            gpu_device_class_names,
             gpu_pools,
             allowed_registries: intersect(images.iter().map(|i| &i.allowed_registries)),
             require_digest: images.iter().any(|i| i.require_digest == Some(true)),
+            // A policy without debug registries allows none: only what every policy lists.
+            debug_registries: if specs.is_empty() {
+                Vec::new()
+            } else {
+                let lists: Vec<Vec<String>> = specs
+                    .iter()
+                    .map(|s| {
+                        s.images
+                            .as_ref()
+                            .map(|i| i.debug_registries.clone())
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                lists[0]
+                    .iter()
+                    .filter(|r| lists.iter().all(|l| l.contains(r)))
+                    .cloned()
+                    .collect()
+            },
             require_kms_from: specs
                 .iter()
                 .map(|s| {
@@ -403,6 +473,18 @@ impl Profile {
                 DEFAULT_APPROVAL_TTL_SECS,
             ),
             approver_groups: intersect(promotion.iter().map(|p| &p.approver_groups)),
+            // An allow-list where empty means none: every policy must name the account.
+            service_account_approvers: if !specs.is_empty()
+                && promotion.len() == specs.len()
+                && promotion
+                    .iter()
+                    .all(|p| !p.service_account_approvers.is_empty())
+            {
+                intersect(promotion.iter().map(|p| &p.service_account_approvers))
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            },
             max_token_ttl: shortest_of(&|s| agents_of(s).max_token_ttl, DEFAULT_TOKEN_TTL_SECS),
             forbidden_verbs,
             forbidden_permissions,
@@ -444,11 +526,13 @@ impl Profile {
             }),
             gpu: Some(GpuPolicy {
                 resource_names: self.gpu_resource_names.clone(),
+                device_class_names: self.gpu_device_class_names.clone(),
                 pools: self.gpu_pools.values().cloned().collect(),
             }),
             images: Some(ImagePolicy {
                 allowed_registries: self.allowed_registries.clone().unwrap_or_default(),
                 require_digest: Some(self.require_digest),
+                debug_registries: self.debug_registries.clone(),
             }),
             encryption: Some(EncryptionPolicy {
                 require_kms_from: Some(self.require_kms_from),
@@ -465,6 +549,7 @@ impl Profile {
                 required_approvals: Some(self.required_approvals),
                 approval_ttl: Some(format_duration(self.approval_ttl)),
                 approver_groups: self.approver_groups.clone().unwrap_or_default(),
+                service_account_approvers: self.service_account_approvers.clone(),
             }),
             agents: Some(AgentLimits {
                 max_token_ttl: Some(format_duration(self.max_token_ttl)),
@@ -506,6 +591,28 @@ fn baseline_pools() -> BTreeMap<Classification, GpuPool> {
             )
         })
         .collect()
+}
+
+/// Whether a name matches a policy entry: the same name, or a pattern where each `*` matches
+/// any run of characters (`nvidia.com/mig-*`). Hand-written: glob crates match paths, where
+/// `*` stops at `/`.
+pub fn name_matches(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 /// The intersection of the lists that are non-empty (an empty list means "any").

@@ -3,6 +3,7 @@
 
 mod agent_policy;
 mod fixtures;
+mod gpu_paths;
 mod model_approval;
 mod model_deployment;
 mod pod_access;

@@ -1,12 +1,14 @@
 //! Rules for workloads: Pods and the pod templates of Deployment, StatefulSet, DaemonSet,
 //! ReplicaSet, Job and CronJob (A.5.18, A.8.2, A.8.9, A.8.19, A.8.22). Evaluated in namespaces
-//! labelled `annexa.dev/enforce=true`.
+//! labelled `annexa.dev/enforce=true`. Containers, init containers and ephemeral containers
+//! (`kubectl debug`) are checked alike; what counts as a GPU request is in [`super::gpu`].
 //!
 //! Only the fields the rules read are decoded (a view, not the full typed Pod), which keeps the
 //! admission path close to the cost of parsing the review.
 
 use super::catalogue::{A_5_18, A_8_2, A_8_9, A_8_19, A_8_22};
 use super::duration::format_duration;
+use super::gpu;
 use super::pod_access::{self, ClassSource};
 use super::{Context, Evaluation, ObjectRef, Recorder, image_pinned, registry_allowed};
 use crate::api::{CLASSIFICATION_LABEL, Classification, GpuPool};
@@ -54,10 +56,18 @@ pub struct PodView {
     pub containers: Vec<ContainerView>,
     #[serde(default)]
     pub init_containers: Vec<ContainerView>,
+    /// Added to a running pod through `pods/ephemeralcontainers` (`kubectl debug`).
     #[serde(default)]
     pub ephemeral_containers: Vec<ContainerView>,
     #[serde(default)]
     pub node_selector: BTreeMap<String, String>,
+    #[serde(default)]
+    pub node_name: Option<String>,
+    #[serde(default)]
+    pub affinity: Option<AffinityView>,
+    /// Dynamic Resource Allocation claims of the pod.
+    #[serde(default)]
+    pub resource_claims: Vec<PodResourceClaimView>,
     #[serde(default)]
     pub tolerations: Vec<TolerationView>,
     #[serde(default)]
@@ -94,6 +104,57 @@ pub struct ContainerView {
     pub env: Vec<pod_access::EnvVarView>,
     #[serde(default)]
     pub env_from: Vec<pod_access::EnvFromView>,
+}
+
+#[derive(Deserialize, Default, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct PodResourceClaimView {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub resource_claim_name: Option<String>,
+    #[serde(default)]
+    pub resource_claim_template_name: Option<String>,
+}
+
+#[derive(Deserialize, Default, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct AffinityView {
+    #[serde(default)]
+    pub node_affinity: Option<NodeAffinityView>,
+}
+
+#[derive(Deserialize, Default, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeAffinityView {
+    #[serde(default)]
+    pub required_during_scheduling_ignored_during_execution: Option<NodeSelectorView>,
+}
+
+#[derive(Deserialize, Default, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeSelectorView {
+    #[serde(default)]
+    pub node_selector_terms: Vec<NodeSelectorTermView>,
+}
+
+#[derive(Deserialize, Default, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeSelectorTermView {
+    #[serde(default)]
+    pub match_expressions: Vec<NodeRequirementView>,
+    #[serde(default)]
+    pub match_fields: Vec<NodeRequirementView>,
+}
+
+#[derive(Deserialize, Default, Debug, Clone)]
+pub struct NodeRequirementView {
+    #[serde(default)]
+    pub key: String,
+    #[serde(default)]
+    pub operator: String,
+    #[serde(default)]
+    pub values: Vec<String>,
 }
 
 #[derive(Deserialize, Default, Debug, Clone)]
@@ -346,23 +407,26 @@ impl Workload {
         })
     }
 
-    fn all_containers(&self) -> impl Iterator<Item = (&'static str, usize, &ContainerView)> {
-        self.pod
-            .init_containers
-            .iter()
-            .enumerate()
-            .map(|(i, c)| ("initContainers", i, c))
-            .chain(
-                self.pod
-                    .containers
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| ("containers", i, c)),
-            )
+    /// Init, regular and ephemeral containers, with the list each is in.
+    pub(crate) fn all_containers(
+        &self,
+    ) -> impl Iterator<Item = (&'static str, usize, &ContainerView)> {
+        fn list<'w>(
+            name: &'static str,
+            containers: &'w [ContainerView],
+        ) -> impl Iterator<Item = (&'static str, usize, &'w ContainerView)> {
+            containers
+                .iter()
+                .enumerate()
+                .map(move |(i, c)| (name, i, c))
+        }
+        list("initContainers", &self.pod.init_containers)
+            .chain(list("containers", &self.pod.containers))
+            .chain(list("ephemeralContainers", &self.pod.ephemeral_containers))
     }
 }
 
-fn quantity_nonzero(v: &Value) -> bool {
+pub(crate) fn quantity_nonzero(v: &Value) -> bool {
     match v {
         Value::Number(n) => n.as_f64().is_some_and(|f| f > 0.0),
         // A quantity such as "1", "0.0", "500m" or "2k": zero whatever its suffix.
@@ -373,6 +437,15 @@ fn quantity_nonzero(v: &Value) -> bool {
                 .map_or(!number.is_empty(), |f| f > 0.0)
         }
         _ => false,
+    }
+}
+
+/// How messages name a container of a list.
+fn container_noun(list: &str) -> &'static str {
+    if list == "ephemeralContainers" {
+        "ephemeral container"
+    } else {
+        "container"
     }
 }
 
@@ -419,18 +492,23 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
     let class = pod_access::classification(labelled, floor.as_ref());
     pod_access::note_classification(&mut rec, label, floor.as_ref(), class);
 
-    // Images: registries (A.8.19) and digests (A.8.9).
+    // Images: registries (A.8.19) and digests (A.8.9). Ephemeral (debug) containers may also
+    // come from the policy's debug registries.
     for (list, i, c) in w.all_containers() {
         let image = c.image.as_deref().unwrap_or_default();
-        if !registry_allowed(image, profile.allowed_registries.as_deref()) {
+        let noun = container_noun(list);
+        let debug_allowed = list == "ephemeralContainers"
+            && !profile.debug_registries.is_empty()
+            && registry_allowed(image, Some(&profile.debug_registries));
+        if !debug_allowed && !registry_allowed(image, profile.allowed_registries.as_deref()) {
             rec.fail(&A_8_19, format!("{sp}.{list}[{i}].image"), format_args!(
-                "{what} container {:?} uses image {image:?}, which is not from an allowed registry {:?}",
+                "{what} {noun} {:?} uses image {image:?}, which is not from an allowed registry {:?}",
                 c.name, profile.allowed_registries.as_deref().unwrap_or_default()
             ));
         }
         if profile.digest_required() && !image_pinned(image) {
             rec.fail(&A_8_9, format!("{sp}.{list}[{i}].image"), format_args!(
-                "{what} container {:?} uses image {image:?}, which is not pinned by digest (@sha256:)",
+                "{what} {noun} {:?} uses image {image:?}, which is not pinned by digest (@sha256:)",
                 c.name
             ));
         }
@@ -439,16 +517,10 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
         rec.not_applicable(&A_8_9, "digests are not required here");
     }
 
-    // GPU placement (A.8.22) and privilege (A.8.2).
-    let gpu = w.all_containers().any(|(_, _, c)| {
-        c.resources.as_ref().is_some_and(|r| {
-            r.limits
-                .iter()
-                .chain(r.requests.iter())
-                .any(|(name, q)| profile.is_gpu_resource(name) && quantity_nonzero(q))
-        })
-    });
-    if gpu {
+    // GPU placement (A.8.22) and privilege (A.8.2), whatever the way to the GPU.
+    let pinned = gpu::pinned_gpu_nodes(w, profile, ctx.lookup);
+    if let Some(request) = gpu::gpu_request(w, profile, ctx.lookup, &pinned) {
+        let via = request.via();
         if let (Some(v), None) = (label, labelled) {
             // The labels are the template's for controllers: `spec.template.metadata`.
             let metadata = pod_access::metadata_path(sp);
@@ -465,13 +537,13 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
             };
             match profile.pool_for(class) {
                 None => rec.fail(&A_8_22, sp.clone(), format_args!(
-                    "{what} requests GPUs for {class} data{source}, but no GPU pool serves {class} or stricter data"
+                    "{what} requests GPUs{via} for {class} data{source}, but no GPU pool serves {class} or stricter data"
                 )),
                 Some(pool) => {
                     for (k, v) in &pool.node_selector {
                         if w.pod.node_selector.get(k) != Some(v) {
                             rec.fail(&A_8_22, format!("{sp}.nodeSelector"), format_args!(
-                                "{what} requests GPUs for {class} data{source} but does not select the {} pool ({k}={v})",
+                                "{what} requests GPUs{via} for {class} data{source} but does not select the {} pool ({k}={v})",
                                 pool.classification
                             ));
                         }
@@ -479,17 +551,28 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
                     if let Some(taint) = &pool.taint
                         && !w.pod.tolerations.iter().any(|t| tolerates(t, pool)) {
                             rec.fail(&A_8_22, format!("{sp}.tolerations"), format_args!(
-                                "{what} requests GPUs for {class} data{source} but does not tolerate the {} pool taint {}={}:{}",
+                                "{what} requests GPUs{via} for {class} data{source} but does not tolerate the {} pool taint {}={}:{}",
                                 pool.classification, taint.key, taint.value.as_deref().unwrap_or_default(), taint.effect.as_str()
                             ));
                         }
                     if let Some(rc) = &pool.runtime_class_name
                         && w.pod.runtime_class_name.as_ref() != Some(rc) {
                             rec.fail(&A_8_22, format!("{sp}.runtimeClassName"), format_args!(
-                                "{what} requests GPUs for {class} data{source} but does not use runtimeClassName {rc:?} of the {} pool",
+                                "{what} requests GPUs{via} for {class} data{source} but does not use runtimeClassName {rc:?} of the {} pool",
                                 pool.classification
                             ));
                         }
+                    // Pinned past the scheduler to a node of another pool.
+                    for p in &pinned {
+                        if let Some(other) = p.pool
+                            && other.classification != pool.classification
+                        {
+                            rec.fail(&A_8_22, p.field.clone(), format_args!(
+                                "{what} is pinned to node {:?} of the {} GPU pool, but its {class} data belongs on the {} pool",
+                                p.node, other.classification, pool.classification
+                            ));
+                        }
+                    }
                 }
             }
         }
@@ -499,7 +582,8 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
                     &A_8_2,
                     format!("{sp}.{list}[{i}].securityContext.privileged"),
                     format_args!(
-                        "{what} requests GPUs and container {:?} is privileged",
+                        "{what} requests GPUs{via} and {} {:?} is privileged",
+                        container_noun(list),
                         c.name
                     ),
                 );
@@ -514,7 +598,7 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
                 rec.fail(
                     &A_8_2,
                     format!("{sp}.{field}"),
-                    format_args!("{what} requests GPUs and uses {field}"),
+                    format_args!("{what} requests GPUs{via} and uses {field}"),
                 );
             }
         }
@@ -524,7 +608,7 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
                     &A_8_2,
                     format!("{sp}.volumes[{i}].hostPath"),
                     format_args!(
-                        "{what} requests GPUs and mounts hostPath volume {:?}",
+                        "{what} requests GPUs{via} and mounts hostPath volume {:?}",
                         v.name
                     ),
                 );
@@ -540,6 +624,36 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
                     format_args!(
                         "{what} requests no GPU but tolerates the taint of the {} GPU pool",
                         pool.classification
+                    ),
+                );
+            }
+        }
+        // No way to the GPUs around the request: a pool's runtime, or the variables with
+        // which a GPU runtime exposes the node's devices.
+        if let Some(rc) = &w.pod.runtime_class_name
+            && let Some(pool) = profile
+                .gpu_pools
+                .values()
+                .find(|p| p.runtime_class_name.as_ref() == Some(rc))
+        {
+            rec.fail(
+                &A_8_22,
+                format!("{sp}.runtimeClassName"),
+                format_args!(
+                    "{what} requests no GPU but uses runtimeClassName {rc:?} of the {} GPU pool",
+                    pool.classification
+                ),
+            );
+        }
+        for (list, i, c) in w.all_containers() {
+            for (j, variable) in gpu::visibility_variables(&c.env) {
+                rec.fail(
+                    &A_8_22,
+                    format!("{sp}.{list}[{i}].env[{j}]"),
+                    format_args!(
+                        "{what} requests no GPU but {} {:?} sets {variable}, which makes a GPU runtime expose the node's GPUs",
+                        container_noun(list),
+                        c.name
                     ),
                 );
             }

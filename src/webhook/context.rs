@@ -101,7 +101,8 @@ pub struct StaticContext {
 }
 
 impl StaticContext {
-    /// Builds the context from decoded documents. Workloads and other kinds are ignored.
+    /// Builds the context from decoded documents (Annexa kinds, Namespaces, and the claims and
+    /// nodes the GPU rules resolve). Workloads and other kinds are ignored.
     pub fn from_documents(documents: impl IntoIterator<Item = Document>) -> Self {
         let mut context = Self::default();
         for document in documents {
@@ -120,6 +121,7 @@ impl StaticContext {
             Object::Namespace { name, labels } => {
                 self.namespaces.insert(name, labels);
             }
+            Object::Related(r) => self.inventory.add_related(r),
             Object::Workload(_) | Object::Skipped { .. } => {}
         }
     }

@@ -364,6 +364,17 @@ fn impersonation(headers: &http::HeaderMap) -> authz::Impersonation {
     }
 }
 
+/// Keeps a resource-request decision for `GET /_standin/authorizations`.
+fn record(server: &Server, user: &User, attributes: authz::Attributes, allowed: bool) {
+    if attributes.resource_request {
+        server.record_authorization(super::AuthorizationRecord {
+            user: user.name.clone(),
+            attributes,
+            allowed,
+        });
+    }
+}
+
 /// Creates the namespaces every cluster has.
 pub fn bootstrap(server: &Server) {
     let mut st = server.state();
@@ -438,13 +449,7 @@ pub async fn handle(server: Arc<Server>, req: Request<hyper::body::Incoming>) ->
     if !path.starts_with("/_standin/") {
         let attributes = authz::request_info(parts.method.as_str(), &path, &query);
         let decision = authz::authorize(&server.state(), &user, &attributes);
-        if attributes.resource_request {
-            server.record_authorization(super::AuthorizationRecord {
-                user: user.name.clone(),
-                attributes: attributes.clone(),
-                allowed: decision.allowed,
-            });
-        }
+        record(&server, &user, attributes.clone(), decision.allowed);
         if !decision.allowed {
             return error_response(&authz::forbidden(&user, &attributes, &decision.reason));
         }
@@ -663,6 +668,7 @@ fn parse_target(
     }
     if let Some(sub) = &subresource
         && !(sub == "status" && rt.status_subresource)
+        && !(sub == EPHEMERAL_CONTAINERS && rt.group.is_empty() && rt.plural == "pods")
         && !is_token_request(&rt, sub)
     {
         return Err(page_not_found());
@@ -1374,6 +1380,10 @@ fn without(v: &Value, keys: &[&str]) -> Value {
     v
 }
 
+/// The subresource `kubectl debug` writes: only `spec.ephemeralContainers` of the candidate is
+/// kept, as kube-apiserver's ephemeral-containers strategy does.
+const EPHEMERAL_CONTAINERS: &str = "ephemeralcontainers";
+
 /// Applies the update rules to a candidate: immutable metadata, status subresource split,
 /// generation, managedFields (`record`) for non-apply writes.
 fn finish_update(
@@ -1408,7 +1418,22 @@ fn finish_update(
         }
     }
     let sub = target.sub();
-    if sub == "status" {
+    if sub == EPHEMERAL_CONTAINERS {
+        let ephemeral = new["spec"].get("ephemeralContainers").cloned();
+        let managed = new["metadata"].get("managedFields").cloned();
+        new = current.clone();
+        match ephemeral {
+            Some(e) => new["spec"]["ephemeralContainers"] = e,
+            None => {
+                if let Some(spec) = new["spec"].as_object_mut() {
+                    spec.remove("ephemeralContainers");
+                }
+            }
+        }
+        if let Some(mf) = managed {
+            new["metadata"]["managedFields"] = mf;
+        }
+    } else if sub == "status" {
         let status = new.get("status").cloned();
         let managed = new["metadata"].get("managedFields").cloned();
         new = current.clone();
@@ -1671,8 +1696,9 @@ async fn write(
             // kube-apiserver's terse message for this case.
             let mut a = authz::request_info(req.method.as_str(), &req.path, &req.query);
             a.verb = "create".into();
-            let st = server.state();
-            if !authz::authorize(&st, &req.user, &a).allowed {
+            let allowed = authz::authorize(&server.state(), &req.user, &a).allowed;
+            record(server, &req.user, a.clone(), allowed);
+            if !allowed {
                 return Err(authz::new_forbidden(&a.group, &a.resource, &a.name, ""));
             }
         }
@@ -1722,14 +1748,20 @@ async fn write(
         .await?;
         warnings.extend(validating_warnings);
         if rt.group == "rbac.authorization.k8s.io" {
-            authz::check_rbac_write(
+            let mut decided = Vec::new();
+            let checked = authz::check_rbac_write(
                 &server.state(),
                 &req.user,
                 &rt.plural,
                 target.ns(),
                 &new,
                 prepared.old.as_ref(),
-            )?;
+                &mut decided,
+            );
+            for (a, allowed) in decided {
+                record(server, &req.user, a, allowed);
+            }
+            checked?;
         }
         let code = if created { 201 } else { 200 };
         if dry_run {
@@ -1787,6 +1819,7 @@ async fn write(
         if is_cluster_role(rt) {
             authz::aggregate(&mut st);
         }
+        st.collect_if_owners_gone(&gr, target.ns(), &name);
         return Ok(json_response(code, &for_version(rt, stored), &warnings));
     }
     Err(conflict(rt, target.name.as_deref().unwrap_or_default()))
@@ -1945,16 +1978,25 @@ async fn delete(
     if dry_run {
         return Ok(json_response(200, &current, &warnings));
     }
-    let orphan = req
+    let policy = req
         .q("propagationPolicy")
-        .or(options["propagationPolicy"].as_str())
-        == Some("Orphan")
-        || options["orphanDependents"].as_bool() == Some(true);
+        .or(options["propagationPolicy"].as_str());
+    let orphan = policy == Some("Orphan") || options["orphanDependents"].as_bool() == Some(true);
+    if let Some(p) = policy
+        && !matches!(p, "Orphan" | "Background" | "Foreground")
+    {
+        return Err(ApiError::bad_request(format!(
+            "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
+        )));
+    }
     let result = {
         let mut st = server.state();
-        let result = st
-            .delete(&target.gr(), target.ns(), &name, orphan)
-            .ok_or_else(|| not_found(rt, &name))?;
+        let result = if policy == Some("Foreground") && !orphan {
+            st.delete_foreground(&target.gr(), target.ns(), &name)
+        } else {
+            st.delete(&target.gr(), target.ns(), &name, orphan)
+        }
+        .ok_or_else(|| not_found(rt, &name))?;
         if is_cluster_role(rt) {
             authz::aggregate(&mut st);
         }

@@ -720,6 +720,7 @@ fn only_gc_fields_changed(old: &Value, new: &Value) -> bool {
 /// kube-apiserver's RBAC storage applies it: a user may write a role only with permissions it
 /// holds (or with `escalate` on it), and bind a role only when it holds its permissions (or
 /// has `bind` on it). system:masters is exempt.
+/// `decided` receives each authorisation asked on the way (`escalate`, `bind`).
 pub fn check_rbac_write(
     st: &State,
     user: &User,
@@ -727,6 +728,7 @@ pub fn check_rbac_write(
     namespace: &str,
     new: &Value,
     old: Option<&Value>,
+    decided: &mut Vec<(Attributes, bool)>,
 ) -> Result<(), ApiError> {
     if has(&user.groups, MASTERS) {
         return Ok(());
@@ -738,7 +740,9 @@ pub fn check_rbac_write(
     match resource {
         "roles" | "clusterroles" => {
             let escalate = Attributes::resource("escalate", RBAC_GROUP, resource, namespace, name);
-            if authorize(st, user, &escalate).allowed {
+            let allowed = authorize(st, user, &escalate).allowed;
+            decided.push((escalate, allowed));
+            if allowed {
                 return Ok(());
             }
             let rules = if resource == "clusterroles" && new["aggregationRule"].is_object() {
@@ -766,7 +770,9 @@ pub fn check_rbac_write(
             };
             let bind =
                 Attributes::resource("bind", RBAC_GROUP, role_resource, namespace, role_name);
-            if authorize(st, user, &bind).allowed {
+            let allowed = authorize(st, user, &bind).allowed;
+            decided.push((bind, allowed));
+            if allowed {
                 return Ok(());
             }
             let role_ns = if role_kind == "Role" { namespace } else { "" };

@@ -310,11 +310,62 @@ fn builtins() -> Vec<ResourceType> {
             &[],
             false,
         ),
+        // Dynamic Resource Allocation (GA in 1.34): how pods ask for GPUs on current clusters.
+        builtin(
+            "resource.k8s.io",
+            "v1",
+            "deviceclasses",
+            "DeviceClass",
+            false,
+            &[],
+            &[],
+            false,
+        ),
+        builtin(
+            "resource.k8s.io",
+            "v1",
+            "resourceclaims",
+            "ResourceClaim",
+            true,
+            &[],
+            &[],
+            true,
+        ),
+        builtin(
+            "resource.k8s.io",
+            "v1",
+            "resourceclaimtemplates",
+            "ResourceClaimTemplate",
+            true,
+            &[],
+            &[],
+            false,
+        ),
         builtin(
             "admissionregistration.k8s.io",
             "v1",
             "validatingwebhookconfigurations",
             "ValidatingWebhookConfiguration",
+            false,
+            &[],
+            &["api-extensions"],
+            false,
+        ),
+        builtin(
+            "admissionregistration.k8s.io",
+            "v1",
+            "validatingadmissionpolicies",
+            "ValidatingAdmissionPolicy",
+            false,
+            &[],
+            &["api-extensions"],
+            true,
+        ),
+        builtin(
+            "admissionregistration.k8s.io",
+            "v1",
+            "validatingadmissionpolicybindings",
+            "ValidatingAdmissionPolicyBinding",
             false,
             &[],
             &["api-extensions"],
@@ -632,6 +683,15 @@ impl Registry {
                     "singularName": "",
                     "namespaced": t.namespaced,
                     "kind": t.kind,
+                    "verbs": ["get", "patch", "update"],
+                }));
+            }
+            if t.group.is_empty() && t.plural == "pods" {
+                resources.push(json!({
+                    "name": "pods/ephemeralcontainers",
+                    "singularName": "",
+                    "namespaced": true,
+                    "kind": "Pod",
                     "verbs": ["get", "patch", "update"],
                 }));
             }

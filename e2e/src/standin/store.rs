@@ -53,7 +53,12 @@ pub struct State {
     max_objects: usize,
     count: usize,
     tx: broadcast::Sender<Arc<Event>>,
+    /// Owners deleted in the foreground, waiting for their blocking dependents.
+    foreground: HashSet<(GroupResource, String, String)>,
 }
+
+/// The `foregroundDeletion` finalizer kube-apiserver puts on an owner deleted in the foreground.
+pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
 
 static RNG: AtomicU64 = AtomicU64::new(0);
 
@@ -128,6 +133,7 @@ impl State {
             max_objects,
             count: 0,
             tx,
+            foreground: HashSet::new(),
         }
     }
 
@@ -302,6 +308,12 @@ impl State {
         for (dgr, dns, dname) in dependents {
             self.delete(&dgr, &dns, &dname, false);
         }
+        self.foreground.remove(&(
+            gr.clone(),
+            meta_str(obj, "namespace").to_string(),
+            meta_str(obj, "name").to_string(),
+        ));
+        self.release_foreground_owners();
 
         let special = self
             .registry
@@ -383,6 +395,137 @@ impl State {
             return Some(self.get(gr, ns, name).cloned().unwrap_or(shown));
         }
         self.remove(gr, ns, name)
+    }
+
+    /// Objects whose ownerReferences name `uid`: (resource, namespace, name, blockOwnerDeletion).
+    fn dependents_of(&self, uid: &str) -> Vec<(GroupResource, String, String, bool)> {
+        let mut out = Vec::new();
+        for (gr, objs) in &self.objects {
+            for ((ns, name), d) in objs {
+                for r in d["metadata"]["ownerReferences"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    if r["uid"].as_str() == Some(uid) {
+                        let blocks = r["blockOwnerDeletion"].as_bool() == Some(true);
+                        out.push((gr.clone(), ns.clone(), name.clone(), blocks));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Foreground cascading deletion: the owner stays, with a deletionTimestamp and the
+    /// `foregroundDeletion` finalizer, until every dependent with `blockOwnerDeletion: true` is
+    /// gone; its dependents are deleted at once (as the garbage collector would).
+    pub fn delete_foreground(&mut self, gr: &GroupResource, ns: &str, name: &str) -> Option<Value> {
+        let current = self.get(gr, ns, name)?.clone();
+        let uid = meta_str(&current, "uid").to_string();
+        let dependents = self.dependents_of(&uid);
+        if dependents.is_empty() {
+            return self.delete(gr, ns, name, false);
+        }
+        let mut shown = current;
+        let has_finalizer = shown["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|x| x == FOREGROUND_FINALIZER));
+        if !has_finalizer {
+            if !shown["metadata"]["finalizers"].is_array() {
+                shown["metadata"]["finalizers"] = json!([]);
+            }
+            if let Some(f) = shown["metadata"]["finalizers"].as_array_mut() {
+                f.push(json!(FOREGROUND_FINALIZER));
+            }
+        }
+        if shown["metadata"]["deletionTimestamp"].is_null() {
+            shown["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
+            shown["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            if let Some(generation) = shown["metadata"]["generation"].as_i64() {
+                shown["metadata"]["generation"] = json!(generation + 1);
+            }
+        }
+        let shown = self.put(gr, shown, false).ok()?;
+        self.foreground
+            .insert((gr.clone(), ns.to_string(), name.to_string()));
+        for (dgr, dns, dname, _) in dependents {
+            let Some(d) = self.get(&dgr, &dns, &dname).cloned() else {
+                continue;
+            };
+            let refs = d["metadata"]["ownerReferences"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let other_owner_left = refs.iter().any(|r| {
+                r["uid"]
+                    .as_str()
+                    .is_some_and(|u| u != uid && self.uids.contains(u))
+            });
+            if other_owner_left {
+                // Another owner still holds it: only the reference to this owner goes.
+                let mut kept = d;
+                kept["metadata"]["ownerReferences"] = Value::Array(
+                    refs.into_iter()
+                        .filter(|r| r["uid"].as_str() != Some(uid.as_str()))
+                        .collect(),
+                );
+                let _ = self.put(&dgr, kept, false);
+            } else {
+                self.delete(&dgr, &dns, &dname, false);
+            }
+        }
+        self.release_foreground_owners();
+        Some(self.get(gr, ns, name).cloned().unwrap_or(shown))
+    }
+
+    /// Removes the `foregroundDeletion` finalizer from owners no dependent blocks any more.
+    fn release_foreground_owners(&mut self) {
+        let waiting: Vec<(GroupResource, String, String)> =
+            self.foreground.iter().cloned().collect();
+        for (gr, ns, name) in waiting {
+            let Some(owner) = self.get(&gr, &ns, &name).cloned() else {
+                self.foreground.remove(&(gr, ns, name));
+                continue;
+            };
+            let uid = meta_str(&owner, "uid").to_string();
+            if self
+                .dependents_of(&uid)
+                .iter()
+                .any(|(_, _, _, blocks)| *blocks)
+            {
+                continue;
+            }
+            self.foreground
+                .remove(&(gr.clone(), ns.clone(), name.clone()));
+            let mut released = owner;
+            if let Some(f) = released["metadata"]["finalizers"].as_array_mut() {
+                f.retain(|x| x != FOREGROUND_FINALIZER);
+            }
+            if finalizers(&released) {
+                let _ = self.put(&gr, released, false);
+            } else {
+                self.remove_as(&gr, &ns, &name, released);
+            }
+        }
+    }
+
+    /// The garbage collector deletes an object whose owners all no longer exist (e.g. a
+    /// dependent written after its owner was deleted).
+    pub fn collect_if_owners_gone(&mut self, gr: &GroupResource, ns: &str, name: &str) {
+        let Some(obj) = self.get(gr, ns, name) else {
+            return;
+        };
+        let Some(refs) = obj["metadata"]["ownerReferences"].as_array() else {
+            return;
+        };
+        let all_gone = !refs.is_empty()
+            && refs
+                .iter()
+                .all(|r| r["uid"].as_str().is_none_or(|u| !self.uids.contains(u)));
+        if all_gone {
+            self.delete(gr, ns, name, false);
+        }
     }
 
     fn empty_namespace(&mut self, ns: &str) {

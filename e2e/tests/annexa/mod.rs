@@ -135,6 +135,9 @@ pub struct Annexa {
     /// The `annexa run` children by name (none on a real cluster).
     pub processes: Mutex<Vec<(String, Background)>>,
     pub webhook_port: u16,
+    /// A kubeconfig with a token of the chart's ServiceAccount: `annexa run` acts as the
+    /// Deployment's pods would, with exactly the chart's RBAC (stand-in only).
+    pub service_account_kubeconfig: Option<PathBuf>,
 }
 
 impl Annexa {
@@ -178,6 +181,7 @@ impl Annexa {
                     rendered: Vec::new(),
                     processes: Mutex::new(Vec::new()),
                     webhook_port: 0,
+                    service_account_kubeconfig: None,
                 }
             }
         }
@@ -217,15 +221,49 @@ impl Annexa {
             .ok()
             .expect("the rendered chart applies");
         let webhook_port = annexa_e2e::harness::free_port().unwrap();
+        let service_account = rendered
+            .iter()
+            .find(|o| o["kind"] == "ServiceAccount")
+            .and_then(|sa| sa["metadata"]["name"].as_str())
+            .expect("the chart renders a ServiceAccount")
+            .to_string();
+        // What the kubelet mounts into the Deployment's pods: a token of the chart's
+        // ServiceAccount from the TokenRequest API.
+        let token = cluster
+            .kubectl()
+            .args([
+                "create",
+                "token",
+                &service_account,
+                "-n",
+                &namespace,
+                "--duration=24h",
+            ])
+            .ok()
+            .expect("a token for the chart's ServiceAccount");
+        let service_account_kubeconfig = cluster
+            .kubeconfig_with_token(&format!("sa-{service_account}"), token.trim())
+            .unwrap();
         let annexa = Annexa {
             cluster,
             namespace,
             rendered,
             processes: Mutex::new(Vec::new()),
             webhook_port,
+            service_account_kubeconfig: Some(service_account_kubeconfig),
         };
         annexa.route_webhook_service_to(webhook_port);
         annexa
+    }
+
+    /// The name of the chart's ServiceAccount (Annexa's identity).
+    pub fn service_account_name(&self) -> String {
+        self.rendered
+            .iter()
+            .find(|o| o["kind"] == "ServiceAccount")
+            .and_then(|sa| sa["metadata"]["name"].as_str())
+            .expect("the chart renders a ServiceAccount")
+            .to_string()
     }
 
     /// Sends the stand-in's calls for the chart's webhook Service to a loopback port (what the
@@ -272,7 +310,13 @@ impl Annexa {
             .env("HOSTNAME", identity)
             .env("RUST_LOG", "info");
         let log_name = format!("{identity}-{}", annexa_e2e::standin::store::random_suffix());
-        let mut process = self.cluster.spawn_as("admin", &log_name, command).unwrap();
+        let mut process = match &self.service_account_kubeconfig {
+            Some(kubeconfig) => self
+                .cluster
+                .spawn_with_kubeconfig(kubeconfig, &log_name, command)
+                .unwrap(),
+            None => self.cluster.spawn_as("admin", &log_name, command).unwrap(),
+        };
         process
             .wait_for_log("serving the admission webhook", TIMEOUT)
             .unwrap();

@@ -160,8 +160,24 @@ fn the_baseline_applies_when_no_policy_selects() {
     );
     assert_eq!(
         baseline.gpu_resource_names,
-        strings(&["nvidia.com/gpu", "amd.com/gpu"])
+        strings(&[
+            "nvidia.com/gpu",
+            "nvidia.com/gpu.*",
+            "nvidia.com/mig-*",
+            "amd.com/gpu",
+            "gpu.intel.com/*"
+        ])
     );
+    assert_eq!(
+        baseline.gpu_device_class_names,
+        strings(&[
+            "gpu.nvidia.com",
+            "mig.nvidia.com",
+            "gpu.amd.com",
+            "gpu.intel.com"
+        ])
+    );
+    assert!(baseline.debug_registries.is_empty());
     assert_eq!(baseline.gpu_pools.len(), 4);
     let internal = &baseline.gpu_pools[&Classification::Internal];
     assert_eq!(

@@ -18,7 +18,8 @@ RESOURCES = {"Pod": "pods", "Deployment": "deployments", "TrainingDataset": "tra
              "AgentPolicy": "agentpolicies", "CompliancePolicy": "compliancepolicies"}
 
 
-def review(obj, group, version, username="alice@example.com", uid="705ab4f5-6393-11e8-b7cc-42010a800002"):
+def review(obj, group, version, username="alice@example.com", uid="705ab4f5-6393-11e8-b7cc-42010a800002",
+           groups=()):
     kind = obj["kind"]
     ns = obj.get("metadata", {}).get("namespace")
     res = {"group": group, "version": version, "resource": RESOURCES[kind]}
@@ -26,7 +27,7 @@ def review(obj, group, version, username="alice@example.com", uid="705ab4f5-6393
         "uid": uid, "kind": {"group": group, "version": version, "kind": kind},
         "resource": res, "requestKind": {"group": group, "version": version, "kind": kind},
         "requestResource": res, "name": obj["metadata"].get("name", ""), "operation": "CREATE",
-        "userInfo": {"username": username, "uid": "u-1", "groups": ["system:authenticated"]},
+        "userInfo": {"username": username, "uid": "u-1", "groups": [*groups, "system:authenticated"]},
         "object": obj, "oldObject": None, "dryRun": False,
         "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"},
     }
@@ -104,12 +105,15 @@ def main():
             if path is None:
                 continue
             obj = first(path, kind, name)
-            user = "alice@example.com"
+            user, groups = "alice@example.com", ()
             if kind == "ModelApproval":
-                # Allowed when submitted by its approver; the deny case is submitted on the
-                # approver's behalf by someone else (A.5.3).
-                user = obj["spec"]["approver"]["username"] if verdict == "allow" else "mallory@example.com"
-            write(f"{stem}-{verdict}", review(obj, "annexa.dev", "v1alpha1", username=user))
+                # Allowed when submitted by its approver, who is in the groups claimed; the deny
+                # case is submitted on the approver's behalf by someone else (A.5.3).
+                if verdict == "allow":
+                    user, groups = obj["spec"]["approver"]["username"], obj["spec"]["approver"]["groups"]
+                else:
+                    user = "mallory@example.com"
+            write(f"{stem}-{verdict}", review(obj, "annexa.dev", "v1alpha1", username=user, groups=groups))
     # An invalid CompliancePolicy: a GPU pool that isolates nothing.
     invalid = copy.deepcopy(first("examples/compliant/01-policy-production.yaml", "CompliancePolicy"))
     invalid["metadata"]["name"] = "invalid"

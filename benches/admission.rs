@@ -91,5 +91,88 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// An AdmissionReview creating `object`.
+fn review_of(object: serde_json::Value) -> Vec<u8> {
+    let kind = object["kind"].as_str().unwrap_or_default().to_string();
+    let api_version = object["apiVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
+    serde_json::to_vec(&serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "worst", "kind": {"group": group, "version": version, "kind": kind},
+            "resource": {"group": group, "version": version, "resource": format!("{}s", kind.to_lowercase())},
+            "name": object["metadata"]["name"], "namespace": object["metadata"]["namespace"],
+            "operation": "CREATE", "userInfo": {"username": "bench"}, "object": object}
+    }))
+    .unwrap()
+}
+
+fn model_with_datasets(count: usize) -> Vec<u8> {
+    let datasets: Vec<String> = (0..count).map(|i| format!("dataset-{i:06}")).collect();
+    let digest = format!("sha256:{}", "0".repeat(64));
+    review_of(
+        serde_json::json!({"apiVersion": "annexa.dev/v1alpha1", "kind": "ModelDeployment",
+        "metadata": {"name": "m", "namespace": "ml-prod"},
+        "spec": {"model": {"name": "m", "version": "1", "digest": digest},
+            "image": format!("registry.example.com/m@{digest}"), "trainingDatasets": datasets}}),
+    )
+}
+
+/// A Pod review of about `bytes`, a little more (one container with many environment
+/// variables): the largest body the server accepts by default is 4 MiB.
+fn pod_of(bytes: usize) -> Vec<u8> {
+    let count = bytes / 130;
+    let env: Vec<serde_json::Value> = (0..count)
+        .map(|i| serde_json::json!({"name": format!("VARIABLE_{i:07}"), "value": "v".repeat(100)}))
+        .collect();
+    review_of(serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "big", "namespace": "ml-prod"},
+        "spec": {"containers": [{"name": "c", "image": "registry.example.com/x:1", "env": env}]}}))
+}
+
+/// Worst cases of hostile input (BENCHMARKS.md, "Hostile input"): the longest list the CRD
+/// accepts, a list far over it (refused after one pass), and the largest accepted body. Each
+/// must be decided in time linear in its size, well inside the 4 s deadline.
+fn worst(c: &mut Criterion) {
+    let context = context();
+    let now = jiff::Timestamp::now();
+    let cases = [
+        (
+            "modeldeployment, 64 trainingDatasets (the bound)",
+            model_with_datasets(64),
+            true,
+        ),
+        (
+            "modeldeployment, 120k trainingDatasets (refused at the bound)",
+            model_with_datasets(120_000),
+            false,
+        ),
+        (
+            "pod of 4 MiB less 64 KiB (largest accepted body)",
+            pod_of(4 * 1024 * 1024 - 64 * 1024),
+            true,
+        ),
+    ];
+    let mut group = c.benchmark_group("worst");
+    group.sample_size(10);
+    for (name, bytes, decided) in cases {
+        let request = review::decode(&bytes).unwrap();
+        assert_eq!(
+            admission::validate(&request, &context, now).is_ok(),
+            decided,
+            "{name}"
+        );
+        group.bench_function(format!("{name} ({} B)", bytes.len()), |b| {
+            b.iter(|| {
+                let request = review::decode(black_box(&bytes)).unwrap();
+                admission::validate(&request, &context, now).map(|d| d.response.to_json())
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, worst);
 criterion_main!(benches);

@@ -422,6 +422,16 @@ fn controls_lists_the_catalogue() {
 fn policy_default_round_trips_to_the_baseline() {
     let out = annexa(&["policy", "default"]);
     assert!(out.status.success());
+    // The dangerous agent permissions are printed, so a platform team can copy and trim them.
+    let text = String::from_utf8_lossy(&out.stdout);
+    for permission in [
+        "serviceaccounts/token",
+        "pods/exec",
+        "nodes/proxy",
+        "signers",
+    ] {
+        assert!(text.contains(permission), "{permission} missing:\n{text}");
+    }
     let policy: annexa::api::CompliancePolicy = serde_yaml_ng::from_slice(&out.stdout).unwrap();
     let profile = annexa::policy::Profile::merge(&[&policy]);
     let mut baseline = annexa::policy::Profile::baseline();
@@ -636,6 +646,94 @@ fn fail_on_ungoverned_makes_ungoverned_kinds_fail_the_gate() {
         stderr(&strict).contains("1 object(s) of kinds Annexa does not govern"),
         "{}",
         stderr(&strict)
+    );
+}
+
+/// A policy kept outside the checked folder that allows only another registry.
+const OTHER_REGISTRY_ONLY: &str = "apiVersion: annexa.dev/v1alpha1
+kind: CompliancePolicy
+metadata: {name: other-registry-only}
+spec:
+  images: {allowedRegistries: [ghcr.io/acme/]}
+";
+
+#[test]
+fn policy_flag_adds_a_policy_from_outside_the_checked_folder() {
+    let manifests = tempfile::tempdir().unwrap();
+    let policies = tempfile::tempdir().unwrap();
+    write(manifests.path(), "md.yaml", &model("fraud", ""));
+    let policy = write(policies.path(), "policy.yaml", OTHER_REGISTRY_ONLY);
+    // Without the flag the baseline applies: compliant.
+    let out = annexa(&["check", manifests.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    // With it, the outside policy governs the namespace.
+    let out = annexa(&[
+        "check",
+        manifests.path().to_str().unwrap(),
+        "--policy",
+        policy.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!(
+            "FAIL Enforce A.8.19 Installation of software on operational systems: model \"fraud\" serves image \"registry.example.com/ml/serve@{DIGEST}\", which is not from an allowed registry [\"ghcr.io/acme/\"]  [spec.image]"
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn at_flag_evaluates_as_of_another_instant() {
+    // An exception that expires on 2026-01-01 turns the registry failure into Excepted before
+    // that instant, and no longer after it.
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "md.yaml", &model("fraud", ""));
+    write(
+        dir.path(),
+        "policy.yaml",
+        &format!(
+            "{OTHER_REGISTRY_ONLY}  exceptions:
+  - {{control: A.8.19, kind: ModelDeployment, name: fraud, reason: migrating registries, expires: '2026-01-01T00:00:00Z'}}
+"
+        ),
+    );
+    let path = dir.path().to_str().unwrap();
+    let before = annexa(&["check", path, "--at", "2025-12-31T23:59:59Z"]);
+    assert_eq!(
+        before.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&before),
+        stderr(&before)
+    );
+    assert!(
+        stdout(&before).contains(&format!(
+            "  EXC          A.8.19 Installation of software on operational systems: excepted by policy (migrating registries): A.8.19 Installation of software on operational systems: model \"fraud\" serves image \"registry.example.com/ml/serve@{DIGEST}\", which is not from an allowed registry [\"ghcr.io/acme/\"]\n"
+        )),
+        "{}",
+        stdout(&before)
+    );
+    let after = annexa(&["check", path, "--at", "2026-01-01T00:00:01Z"]);
+    assert_eq!(after.status.code(), Some(1), "{}", stdout(&after));
+    assert!(
+        stdout(&after).contains("FAIL Enforce A.8.19"),
+        "{}",
+        stdout(&after)
+    );
+    // A malformed instant is bad input (exit 2), named.
+    let bad = annexa(&["check", path, "--at", "tomorrow"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).starts_with("error: --at \"tomorrow\" is not an RFC 3339 instant"),
+        "{}",
+        stderr(&bad)
     );
 }
 

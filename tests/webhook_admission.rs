@@ -146,11 +146,21 @@ async fn model_deployment_decisions() {
         denial(&r),
         "ModelDeployment \"ranker\" is not compliant: A.8.9 Configuration management: model \"ranker\" serves image \"docker.io/evil/serve:1.0\", which is not pinned by digest (@sha256:) as Production requires; A.8.19 Installation of software on operational systems: model \"ranker\" serves image \"docker.io/evil/serve:1.0\", which is not from an allowed registry [\"registry.example.com\"]"
     );
-    assert_eq!(
-        warnings(&r),
-        [
-            "A.8.32 Change management: rollout of digest sha256:111111111111 of model \"ranker\" is held: 0 of 2 approvals"
-        ]
+    // Created without the mutating webhook (the review is validating only): the requester is
+    // unknown, and the gate says so.
+    let held = warnings(&r);
+    assert_eq!(held.len(), 2, "{held:?}");
+    assert!(
+        held[0].starts_with("A.5.3 Segregation of duties: the requester of release sha256:")
+            && held[0].ends_with("is not recorded (changed without the webhook): it cannot be approved until its requester is re-established"),
+        "{held:?}"
+    );
+    assert!(
+        held[1].starts_with("A.8.32 Change management: rollout of release sha256:")
+            && held[1].ends_with(
+                "(digest sha256:111111111111) of model \"ranker\" is held: 0 of 2 approvals"
+            ),
+        "{held:?}"
     );
     // Compliant but awaiting approvals: admitted with the warning.
     let r = validate(
@@ -159,7 +169,8 @@ async fn model_deployment_decisions() {
     )
     .await;
     assert_eq!(r["allowed"], true, "{r}");
-    assert_eq!(warnings(&r).len(), 1);
+    // Held by the gate: approvals, and the requester the mutating webhook did not record here.
+    assert_eq!(warnings(&r).len(), 2);
     // Development baseline: admitted clean.
     let mut dev = model("ml-dev", PINNED, D1);
     dev["spec"]["trainingDatasets"] = json!([]);
@@ -373,7 +384,8 @@ async fn workloads_are_checked_only_in_opted_in_namespaces() {
     denial(&validate(&router, &review("CREATE", "alice", &unknown, None)).await);
 }
 
-fn approval(user: &str, digest: &str) -> Value {
+/// An approval of `llm`'s release (`LLM_RELEASE`) or of another one.
+fn approval(user: &str, release: &str) -> Value {
     yaml(&format!(
         r#"
 apiVersion: annexa.dev/v1alpha1
@@ -381,11 +393,101 @@ kind: ModelApproval
 metadata: {{name: llm-{user}, namespace: ml-prod}}
 spec:
   modelDeployment: llm
-  digest: "{digest}"
-  decision: Approve
+  modelUID: {LLM_UID}
+  release: {{fingerprint: "{release}", digest: "{D1}"}}
+  decision: {decision}
+  reason: reviewed
   approver: {{username: {user}}}
-"#
+"#,
+        decision = "Approve",
     ))
+}
+
+fn rejection(user: &str) -> Value {
+    let mut r = approval(user, LLM_RELEASE);
+    r["spec"]["decision"] = json!("Reject");
+    r
+}
+
+#[test]
+fn context_records_the_llm_release() {
+    use annexa::webhook::context::AdmissionContext as _;
+    let Some(model) = context().lookup().model("ml-prod", "llm") else {
+        panic!("llm is in the context")
+    };
+    assert_eq!(model.spec.release().fingerprint(), LLM_RELEASE);
+}
+
+/// Groups are verified against the request's userInfo.groups (A.5.3).
+#[tokio::test]
+async fn claimed_groups_must_be_the_users_own() {
+    let router = router();
+    let mut claimed = approval("carol", LLM_RELEASE);
+    claimed["spec"]["approver"]["groups"] = json!(["ml-reviewers"]);
+    let mut request = review("CREATE", "carol", &claimed, None);
+    request["request"]["userInfo"]["groups"] = json!(["ml-reviewers", "system:authenticated"]);
+    admitted_clean(&validate(&router, &request).await);
+    request["request"]["userInfo"]["groups"] = json!(["system:authenticated"]);
+    assert_eq!(
+        denial(&validate(&router, &request).await),
+        "ModelApproval \"llm-carol\" is not compliant: A.5.3 Segregation of duties: approval \"llm-carol\" claims group \"ml-reviewers\", which \"carol\" is not in"
+    );
+}
+
+/// A ServiceAccount is not a person: it cannot supply an approval (A.5.3).
+#[tokio::test]
+async fn service_accounts_cannot_approve() {
+    let sa = "system:serviceaccount:ml-prod:deployer";
+    let mut by_sa = approval("deployer", LLM_RELEASE);
+    by_sa["spec"]["approver"]["username"] = json!(sa);
+    let r = validate(&router(), &review("CREATE", sa, &by_sa, None)).await;
+    assert_eq!(
+        denial(&r),
+        "ModelApproval \"llm-deployer\" is not compliant: A.5.3 Segregation of duties: \"system:serviceaccount:ml-prod:deployer\" is a ServiceAccount: approvals are made by people, unless a CompliancePolicy names the account in spec.promotion.serviceAccountApprovers"
+    );
+}
+
+/// DELETE of a rejection: only its author withdraws it (A.8.32); approvals may be deleted.
+#[tokio::test]
+async fn a_rejection_is_withdrawn_only_by_its_author() {
+    let router = router();
+    let reject = rejection("carol");
+    let r = validate(
+        &router,
+        &review("DELETE", "bob", &Value::Null, Some(&reject)),
+    )
+    .await;
+    assert_eq!(
+        denial(&r),
+        "ModelApproval \"llm-carol\" is not compliant: A.8.32 Change management: rejection \"llm-carol\" by \"carol\" can only be withdrawn by its author, not by \"bob\""
+    );
+    admitted_clean(
+        &validate(
+            &router,
+            &review("DELETE", "carol", &Value::Null, Some(&reject)),
+        )
+        .await,
+    );
+    let approve = approval("carol", LLM_RELEASE);
+    admitted_clean(
+        &validate(
+            &router,
+            &review("DELETE", "bob", &Value::Null, Some(&approve)),
+        )
+        .await,
+    );
+}
+
+/// An approval bound to another object that had the model's name is refused (A.8.32).
+#[tokio::test]
+async fn an_approval_names_the_models_uid() {
+    let mut stale = approval("carol", LLM_RELEASE);
+    stale["spec"]["modelUID"] = json!("deleted-llm");
+    let r = validate(&router(), &review("CREATE", "carol", &stale, None)).await;
+    assert!(
+        denial(&r).contains("is bound to ModelDeployment UID \"deleted-llm\""),
+        "{r}"
+    );
 }
 
 #[tokio::test]
@@ -394,31 +496,34 @@ async fn approvals_in_ones_own_name_only() {
     admitted_clean(
         &validate(
             &router,
-            &review("CREATE", "carol", &approval("carol", D1), None),
+            &review("CREATE", "carol", &approval("carol", LLM_RELEASE), None),
         )
         .await,
     );
     // Mallory files an approval in Carol's name.
     let r = validate(
         &router,
-        &review("CREATE", "mallory", &approval("carol", D1), None),
+        &review("CREATE", "mallory", &approval("carol", LLM_RELEASE), None),
     )
     .await;
     assert_eq!(
         denial(&r),
         "ModelApproval \"llm-carol\" is not compliant: A.5.3 Segregation of duties: approval \"llm-carol\" names approver \"carol\" but was submitted by \"mallory\"; approvals can only be made in one's own name"
     );
-    // Bob requested digest D1 of llm and cannot approve it.
+    // Bob requested llm's release and cannot approve it.
     let r = validate(
         &router,
-        &review("CREATE", "bob", &approval("bob", D1), None),
+        &review("CREATE", "bob", &approval("bob", LLM_RELEASE), None),
     )
     .await;
     assert_eq!(
         denial(&r),
-        "ModelApproval \"llm-bob\" is not compliant: A.5.3 Segregation of duties: \"bob\" requested digest sha256:111111111111 of model \"llm\" and cannot approve it"
+        format!(
+            "ModelApproval \"llm-bob\" is not compliant: A.5.3 Segregation of duties: \"bob\" requested release {} of model \"llm\" and cannot approve it",
+            &LLM_RELEASE[..19]
+        )
     );
-    // ... but may approve a digest someone else requested.
+    // ... but may approve a release someone else requested.
     admitted_clean(
         &validate(
             &router,
@@ -431,9 +536,9 @@ async fn approvals_in_ones_own_name_only() {
 #[tokio::test]
 async fn approvals_are_immutable() {
     let router = router();
-    let old = approval("carol", D1);
+    let old = approval("carol", LLM_RELEASE);
     let mut changed = old.clone();
-    changed["spec"]["digest"] = json!(D2);
+    changed["spec"]["release"]["fingerprint"] = json!(D2);
     let r = validate(&router, &review("UPDATE", "carol", &changed, Some(&old))).await;
     assert_eq!(
         denial(&r),
@@ -545,6 +650,7 @@ async fn the_benchmark_review_is_fully_evaluated() {
         context: std::sync::Arc::new(annexa::webhook::StaticContext::from_documents(documents)),
         metrics: std::sync::Arc::new(annexa::webhook::Metrics::new()),
         limits: annexa::webhook::Limits::default(),
+        access: None,
     });
     let router = annexa::webhook::server::router(state);
     let mut rv: Value =

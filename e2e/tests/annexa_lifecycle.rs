@@ -45,6 +45,14 @@ fn webhook_down_is_handled_per_failure_policy_and_a_restart_converges() {
     let ns = case.name();
     staged_model(&a, &case, "m");
     wait_condition(&a, ns, "md/m", "Ready", "True");
+    // Bob approves m while Annexa is up.
+    let approval = json!({
+        "apiVersion": "annexa.dev/v1alpha1", "kind": "ModelApproval",
+        "metadata": {"name": "m-by-bob", "namespace": ns},
+        "spec": {"modelDeployment": "m", "digest": DIGEST_1, "decision": "Approve",
+                 "reason": "looks good", "approver": {"username": "bob", "groups": ["approvers"]}},
+    });
+    apply(a.kubectl_as("bob"), &approval);
 
     // Annexa stops. The Annexa kinds have failurePolicy Fail: refused, not admitted unchecked.
     let status = first.terminate(TIMEOUT).unwrap();
@@ -53,16 +61,96 @@ fn webhook_down_is_handled_per_failure_policy_and_a_restart_converges() {
         "annexa run did not stop cleanly:\n{}",
         first.log()
     );
+    // A ModelDeployment meets the mutating webhook first (the API server calls mutating
+    // webhooks before validating ones), and it cannot be reached.
     let err = create_fails(
         a.kubectl_as("alice"),
         &model(ns, "while-down", DIGEST_1, &["m-data"]),
     );
-    assert!(err.contains("failed calling webhook"), "{err}");
     assert!(
-        err.contains("kinds.validate.annexa.dev") || err.contains("digest-requester"),
+        err.contains(r#"failed calling webhook "digest-requester.mutate.annexa.dev""#),
         "{err}"
     );
     assert!(get(a.kubectl(), ns, "md/while-down").is_none());
+
+    // The approval's spec is frozen by the CRD's own rule, which the API server checks before
+    // any validating webhook: the refusal is the CRD's message, not a webhook failure. Even a
+    // cluster admin cannot change it.
+    let err = a
+        .kubectl()
+        .args([
+            "-n",
+            ns,
+            "patch",
+            "modelapproval/m-by-bob",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"decision":"Reject","reason":"changed my mind"}}"#,
+        ])
+        .fails()
+        .unwrap();
+    assert_eq!(
+        err.trim(),
+        r#"The ModelApproval "m-by-bob" is invalid: spec: Invalid value: "object": spec is immutable: create a new ModelApproval instead"#
+    );
+    assert_eq!(
+        get(a.kubectl(), ns, "modelapproval/m-by-bob").unwrap()["spec"]["decision"],
+        "Approve"
+    );
+
+    // A pod in the enforced namespace cannot be created unchecked (workload failurePolicy Fail),
+    // this non-compliant one included: a GPU pod without the pool placement.
+    let gpu_pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "unplaced", "namespace": ns},
+        "spec": {"containers": [{"name": "train", "image": IMAGE,
+                                 "resources": {"limits": {"nvidia.com/gpu": "1"}}}]},
+    });
+    let err = create_fails(a.kubectl_as("alice"), &gpu_pod);
+    assert!(
+        err.contains(r#"failed calling webhook "workloads.validate.annexa.dev""#),
+        "{err}"
+    );
+    assert!(get(a.kubectl(), ns, "pod/unplaced").is_none());
+
+    // Scaling changes no pod template, so the workload webhook's matchConditions keep it away
+    // from the unreachable webhook: a replicas-only change works with Annexa down. (This is
+    // what `kubectl scale` amounts to; the stand-in serves no `scale` subresource, so the
+    // change is made on the Deployment itself.)
+    a.kubectl()
+        .args([
+            "-n",
+            ns,
+            "patch",
+            "deployment/m",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"replicas":3}}"#,
+        ])
+        .ok()
+        .unwrap();
+    assert_eq!(
+        get(a.kubectl(), ns, "deployment/m").unwrap()["spec"]["replicas"],
+        3
+    );
+    // A change of the pod template, on the other hand, must be checked, so it is refused.
+    let err = a
+        .kubectl()
+        .args([
+            "-n",
+            ns,
+            "patch",
+            "deployment/m",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"template":{"metadata":{"labels":{"edited":"yes"}}}}}"#,
+        ])
+        .fails()
+        .unwrap();
+    assert!(
+        err.contains(r#"failed calling webhook "workloads.validate.annexa.dev""#),
+        "{err}"
+    );
 
     // Meanwhile someone deletes a child and edits another.
     let ports = get(a.kubectl(), ns, "service/m").unwrap()["spec"]["ports"].clone();

@@ -333,9 +333,58 @@ fn production_promotion_waits_for_two_approvals_of_exactly_the_digest() {
     });
     assert!(deployment.is_object());
     wait_condition(a, ns, "md/m", "Approved", "True");
+    let md = wait_for(a, ns, "md/m", "the promotion record", |md| {
+        md["status"]["promotions"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty())
+    });
+    let record = &md["status"]["promotions"][0];
+    assert_eq!(record["requestedBy"], "alice", "{record}");
+    assert_eq!(record["approvers"], json!(["bob", "carol"]), "{record}");
+    assert_eq!(
+        record["fingerprint"],
+        md["status"]["servingRelease"]["fingerprint"]
+    );
+
+    // Release R2 changes only the serving image: the Deployment keeps R1's image and the model
+    // reports the change as pending; R1's approvals do not cover it.
+    let mut image_only = manifest.clone();
+    image_only["spec"]["image"] = json!(IMAGE_2);
+    apply(a.kubectl_as("alice"), &image_only);
+    let md = wait_for(a, ns, "md/m", "the image change pending", |md| {
+        md["status"]["pendingRelease"]["image"] == IMAGE_2
+    });
+    assert_eq!(md["status"]["servingRelease"]["image"], IMAGE);
+    let promoted = condition(&md, "Promoted").unwrap();
+    assert_eq!(promoted["status"], "False", "{promoted}");
+    assert_eq!(promoted["reason"], "AwaitingApproval", "{promoted}");
+    let deployment = get(a.kubectl(), ns, "deployment/m").unwrap();
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+        IMAGE
+    );
+    // `kubectl get md` shows what serves and what is pending.
+    let table = a.kubectl().args(["get", "md", "m", "-n", ns]).ok().unwrap();
+    assert!(
+        table.contains("SERVING") && table.contains("PENDING"),
+        "{table}"
+    );
+    // Two valid approvals of R2: it rolls out.
+    for user in ["bob", "carol"] {
+        let (ok, out, err) = annexa_cli(a, user, &["approve", "md/m", "-n", ns]);
+        assert!(ok, "{user}'s approval of R2: {out}{err}");
+        assert!(out.contains("image:   ") && out.contains(IMAGE_2), "{out}");
+    }
+    wait_for(a, ns, "deployment/m", "rollout of the new image", |d| {
+        d["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE_2
+    });
+    let md = wait_for(a, ns, "md/m", "R2 serving", |md| {
+        md["status"]["servingRelease"]["image"] == IMAGE_2
+    });
+    assert!(md["status"]["pendingRelease"].is_null(), "{}", md["status"]);
 
     // A new digest: the old one keeps serving, the new one is pending.
-    let mut changed = manifest.clone();
+    let mut changed = image_only.clone();
     changed["spec"]["model"]["digest"] = json!(DIGEST_2);
     apply(a.kubectl_as("alice"), &changed);
     let md = wait_for(a, ns, "md/m", "pendingDigest = digest 2", |md| {
@@ -376,6 +425,93 @@ fn production_promotion_waits_for_two_approvals_of_exactly_the_digest() {
         md["status"]["servingDigest"] == DIGEST_2
     });
     assert!(md["status"]["pendingDigest"].is_null(), "{}", md["status"]);
+}
+
+/// Another serving image (a release that differs from R1 only there).
+const IMAGE_2: &str = "registry.example.com/ml/triton-serving@sha256:4444444444444444444444444444444444444444444444444444444444444444";
+
+/// An approval as `kubectl create` would send it (not through `annexa approve`).
+fn approval_doc(ns: &str, name: &str, approver: &str, groups: &[&str], decision: &str) -> Value {
+    json!({
+        "apiVersion": "annexa.dev/v1alpha1", "kind": "ModelApproval",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "modelDeployment": "m", "modelUID": "0d7a3e55-e2e",
+            "release": {"fingerprint": DIGEST_2, "digest": DIGEST_1},
+            "decision": decision, "reason": "reviewed",
+            "approver": {"username": approver, "groups": groups},
+        },
+    })
+}
+
+/// With Annexa's webhook out of the way (not running, failurePolicy Ignore as the emergency
+/// procedure sets it), the API server itself still refuses approvals in someone else's name or
+/// with a group the user lacks, and the deletion of someone else's rejection: the chart's
+/// ValidatingAdmissionPolicy.
+#[test]
+fn identity_rules_hold_in_the_api_server_while_the_webhook_is_down() {
+    let a = Annexa::own_standin();
+    let webhook = a
+        .rendered
+        .iter()
+        .find(|o| o["kind"] == "ValidatingWebhookConfiguration")
+        .and_then(|o| o["metadata"]["name"].as_str())
+        .expect("the chart renders a ValidatingWebhookConfiguration")
+        .to_string();
+    a.kubectl()
+        .args([
+            "patch",
+            "validatingwebhookconfiguration",
+            &webhook,
+            "--type=json",
+            "-p",
+            r#"[{"op":"replace","path":"/webhooks/0/failurePolicy","value":"Ignore"}]"#,
+        ])
+        .ok()
+        .unwrap();
+    let ns = a.cluster.namespace("vap").unwrap();
+    let ns = ns.name.as_str();
+    let vap = "ValidatingAdmissionPolicy 'annexa-modelapproval-identity' with binding 'annexa-modelapproval-identity' denied request";
+
+    // In one's own name, with one's own groups: admitted (nothing else is checked now).
+    apply(
+        a.kubectl_as("bob"),
+        &approval_doc(ns, "by-bob", "bob", &["approvers"], "Approve"),
+    );
+    // In someone else's name.
+    let err = create_fails(
+        a.kubectl_as("alice"),
+        &approval_doc(ns, "forged", "bob", &[], "Approve"),
+    );
+    assert!(
+        err.contains(vap)
+            && err.contains("A.5.3 Segregation of duties: approval names approver \"bob\" but was submitted by \"alice\""),
+        "{err}"
+    );
+    // With a group the user is not in (alice is in dev only).
+    let err = create_fails(
+        a.kubectl_as("alice"),
+        &approval_doc(ns, "claimed", "alice", &["approvers"], "Approve"),
+    );
+    assert!(err.contains(vap) && err.contains("claims a group"), "{err}");
+    // A rejection is withdrawn only by its author.
+    apply(
+        a.kubectl_as("carol"),
+        &approval_doc(ns, "no", "carol", &[], "Reject"),
+    );
+    let out = a
+        .kubectl_as("alice")
+        .args(["delete", "modelapproval", "no", "-n", ns])
+        .fails()
+        .unwrap();
+    assert!(
+        out.contains(vap) && out.contains("can only be withdrawn by its author"),
+        "{out}"
+    );
+    a.kubectl_as("carol")
+        .args(["delete", "modelapproval", "no", "-n", ns])
+        .ok()
+        .unwrap();
 }
 
 fn serving_digest(deployment: &Value) -> Option<&str> {
@@ -553,6 +689,99 @@ fn second_agent_policy_for_one_service_account_reports_the_conflict_and_takes_ov
         .unwrap();
     wait_condition(a, ns, "ap/helper-two", "Ready", "True");
     assert!(get(a.kubectl(), ns, "role/helper-two-agent").is_some());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7b. No confused deputy: never adopt, controllers re-check
+
+#[test]
+fn a_model_named_like_an_existing_object_reports_the_collision_and_changes_nothing() {
+    let a = Annexa::shared();
+    let case = Case::new(a, "collide", staging_policy("Enforce"));
+    let ns = case.name();
+    // The team's own NetworkPolicy, created by someone else before the model.
+    let team_policy = json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "default-deny", "namespace": ns},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+    });
+    apply(a.kubectl(), &team_policy);
+    let before = get(a.kubectl(), ns, "networkpolicy/default-deny").unwrap();
+    apply(a.kubectl_as("alice"), &dataset(ns, "data"));
+    apply(
+        a.kubectl_as("alice"),
+        &model(ns, "default-deny", DIGEST_1, &["data"]),
+    );
+    let md = wait_for(a, ns, "md/default-deny", "Ready=False/NameConflict", |m| {
+        condition(m, "Ready").is_some_and(|c| c["reason"] == "NameConflict")
+    });
+    let message = condition(&md, "Ready").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.starts_with(&format!(
+            "NetworkPolicy \"default-deny\" already exists in namespace \"{ns}\" and is not owned by this object"
+        )),
+        "{message}"
+    );
+    // Nothing was written: the team's policy is untouched and not adopted, no other child exists.
+    let after = get(a.kubectl(), ns, "networkpolicy/default-deny").unwrap();
+    assert_eq!(after["spec"], before["spec"]);
+    assert_eq!(
+        after["metadata"]["resourceVersion"],
+        before["metadata"]["resourceVersion"]
+    );
+    assert!(
+        after["metadata"].get("ownerReferences").is_none(),
+        "{after}"
+    );
+    for child in [
+        "deployment/default-deny",
+        "service/default-deny",
+        "serviceaccount/default-deny",
+    ] {
+        assert!(get(a.kubectl(), ns, child).is_none(), "{child} was written");
+    }
+}
+
+#[test]
+fn an_agent_the_webhook_never_saw_gets_no_forbidden_rule_and_no_open_egress() {
+    let a = Annexa::shared();
+    // Annexa's own namespace is excluded from every webhook: what is created there reaches the
+    // controllers unchecked, like objects created before install or under failurePolicy Ignore.
+    let ns = a.namespace.as_str();
+    let mut agent = agent_policy(ns, "unseen-agent");
+    agent["spec"]["permissions"] = json!([
+        {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]}
+    ]);
+    agent["spec"]["egress"] = json!([
+        {"cidr": "0.0.0.0/0", "ports": [443], "protocol": "TCP"},
+        {"cidr": "10.40.0.0/16"}
+    ]);
+    apply(a.kubectl(), &agent);
+    let ap = wait_for(a, ns, "ap/unseen-agent", "Ready=False/GrantWithheld", |o| {
+        condition(o, "Ready").is_some_and(|c| c["reason"] == "GrantWithheld")
+    });
+    let message = condition(&ap, "Ready").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        message,
+        "the spec fails Enforce controls (A.8.12, A.8.2, A.8.20): the declared permissions were not granted; the declared egress was not opened (DNS only)"
+    );
+    assert!(get(a.kubectl(), ns, "role/unseen-agent-agent").is_none());
+    assert!(get(a.kubectl(), ns, "rolebinding/unseen-agent-agent").is_none());
+    let netpol = get(a.kubectl(), ns, "networkpolicy/unseen-agent-agent").unwrap();
+    let egress = netpol["spec"]["egress"].as_array().unwrap();
+    assert_eq!(egress.len(), 1, "{netpol}");
+    assert!(egress[0]["to"][0].get("ipBlock").is_none(), "{netpol}");
+    assert_eq!(egress[0]["ports"][0]["port"], 53);
+    a.kubectl()
+        .args(["delete", "agentpolicy", "unseen-agent", "-n", ns])
+        .ok()
+        .unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ pub use agent_policy::{AGENT_LABEL, AgentPolicy, AgentPolicySpec, AgentPolicySta
 pub use common::*;
 pub use compliance_policy::*;
 pub use model_approval::{
-    ApprovalDecision, Approver, ModelApproval, ModelApprovalSpec, ModelApprovalStatus,
+    ApprovalDecision, ApprovedRelease, Approver, ModelApproval, ModelApprovalSpec,
+    ModelApprovalStatus,
 };
 pub use model_deployment::*;
 pub use training_dataset::*;
@@ -32,8 +33,11 @@ pub const VERSION: &str = "v1alpha1";
 /// `apiVersion` as written in manifests.
 pub const API_VERSION: &str = "annexa.dev/v1alpha1";
 
-/// Annotation recording who requested the current model digest (set by the mutating webhook).
+/// Annotation recording who requested the current release (set by the mutating webhook).
 pub const DIGEST_REQUESTED_BY: &str = "annexa.dev/digest-requested-by";
+/// Annotation recording the fingerprint of the release `DIGEST_REQUESTED_BY` requested (set by
+/// the mutating webhook); a requester recorded for another release is not a requester.
+pub const REQUESTED_RELEASE: &str = "annexa.dev/requested-release";
 /// Namespace label that opts a namespace into workload checks.
 pub const ENFORCE_LABEL: &str = "annexa.dev/enforce";
 /// Pod label carrying the data classification of a workload.

@@ -45,8 +45,18 @@ pub const DIGEST_PATTERN: &str = r"^sha256:[a-f0-9]{64}$";
     printcolumn(
         name = "Serving",
         type_ = "string",
+        json_path = ".status.servingRelease.version"
+    ),
+    printcolumn(
+        name = "Pending",
+        type_ = "string",
+        json_path = ".status.pendingRelease.version"
+    ),
+    printcolumn(
+        name = "Serving-Release",
+        type_ = "string",
         priority = 1,
-        json_path = ".status.servingDigest"
+        json_path = ".status.servingRelease.fingerprint"
     ),
     printcolumn(
         name = "Age",
@@ -156,15 +166,131 @@ pub struct ModelDeploymentStatus {
     /// Classification inherited from the training datasets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classification: Option<Classification>,
-    /// Digest currently rolled out.
+    /// Weights digest of the release rolled out (`servingRelease.digest`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serving_digest: Option<String>,
-    /// Digest requested in the spec and waiting for approval.
+    /// Weights digest of the release requested in the spec and held (`pendingRelease.digest`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_digest: Option<String>,
-    /// Approvals counted for the requested digest.
+    /// The release the Deployment is rendered from: the last one approved, with the content
+    /// it was approved for. The controller re-verifies it against the ModelApprovals on every
+    /// reconcile and never serves it on the strength of this field alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving_release: Option<Box<ServingRelease>>,
+    /// The release requested in the spec while it is held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_release: Option<Box<ReleaseRecord>>,
+    /// Approvals counted for the requested release.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvals: Vec<ApprovalRecord>,
+    /// The latest promotions, newest last (at most [`MAX_PROMOTIONS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub promotions: Vec<ReleaseRecord>,
+}
+
+/// How many promotions `status.promotions` keeps.
+pub const MAX_PROMOTIONS: usize = 10;
+
+/// What runs: every field of the spec that reaches the pod template, except the scale.
+/// A change of any of them is a new release, approved on its own.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseSpec {
+    pub model: ReleaseModel,
+    pub image: String,
+    /// They decide the classification, hence the GPU pool the pods are placed on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub training_datasets: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ModelResources>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving: Option<Serving>,
+}
+
+/// The weights of a release.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseModel {
+    pub name: String,
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    pub digest: String,
+}
+
+impl ModelDeploymentSpec {
+    /// The release this spec requests.
+    pub fn release(&self) -> ReleaseSpec {
+        ReleaseSpec {
+            model: ReleaseModel {
+                name: self.model.name.clone(),
+                version: self.model.version.clone(),
+                uri: self.model.uri.clone(),
+                digest: self.model.digest.clone(),
+            },
+            image: self.image.clone(),
+            training_datasets: self.training_datasets.clone(),
+            resources: self.resources.clone(),
+            serving: self.serving.clone(),
+        }
+    }
+}
+
+impl ReleaseSpec {
+    /// The canonical fingerprint of the release: `sha256:` over its JSON encoding (fields in
+    /// declaration order, absent options omitted), prefixed by a format tag so that a future
+    /// change of the encoding cannot collide with this one.
+    pub fn fingerprint(&self) -> String {
+        let mut bytes = b"annexa.dev/release/v1\n".to_vec();
+        // Serialising plain structs of strings and numbers cannot fail.
+        bytes.extend(serde_json::to_vec(self).unwrap_or_default());
+        let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
+        let mut out = String::with_capacity(71);
+        out.push_str("sha256:");
+        for b in digest.as_ref() {
+            out.push_str(&format!("{b:02x}"));
+        }
+        out
+    }
+
+    /// The readable summary of this release.
+    pub fn record(&self) -> ReleaseRecord {
+        ReleaseRecord {
+            fingerprint: self.fingerprint(),
+            digest: self.model.digest.clone(),
+            version: self.model.version.clone(),
+            image: self.image.clone(),
+            ..ReleaseRecord::default()
+        }
+    }
+}
+
+/// A release as reported in status: its fingerprint, the readable parts a reviewer checks,
+/// and, once promoted, who requested and approved it and when it rolled out.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseRecord {
+    pub fingerprint: String,
+    pub digest: String,
+    pub version: String,
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub approvers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoted_at: Option<Time>,
+}
+
+/// The release that serves, with the content the Deployment is rendered from.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServingRelease {
+    #[serde(flatten)]
+    pub record: ReleaseRecord,
+    pub spec: ReleaseSpec,
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
@@ -174,6 +300,9 @@ pub struct ApprovalRecord {
     pub name: String,
     pub approver: String,
     pub digest: String,
+    /// Fingerprint of the release approved.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub release: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approved_at: Option<Time>,
 }

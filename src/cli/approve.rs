@@ -1,9 +1,12 @@
-//! `annexa approve md/NAME --digest sha256:…`: records the current user's decision on a model
-//! digest as a ModelApproval. The approver is who the API server says the caller is (a
-//! SelfSubjectReview), and the webhook refuses an approval in anyone else's name.
+//! `annexa approve md/NAME`: shows the release the model requests (fingerprint, version, weights
+//! digest, image) and records the current user's decision on exactly that release as a
+//! ModelApproval bound to the model's UID. The approver and groups are who the API server says
+//! the caller is (a SelfSubjectReview); the webhook and the ValidatingAdmissionPolicy refuse an
+//! approval in anyone else's name or with a group the caller is not in.
 
 use crate::api::{
-    API_VERSION, ApprovalDecision, Approver, ModelApproval, ModelApprovalSpec, ModelDeployment,
+    API_VERSION, ApprovalDecision, ApprovedRelease, Approver, ModelApproval, ModelApprovalSpec,
+    ModelDeployment, ReleaseSpec,
 };
 use crate::error::{Error, Result};
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
@@ -15,9 +18,13 @@ pub struct ApproveArgs {
     /// The ModelDeployment, as `md/NAME`, `modeldeployment/NAME` or `NAME`.
     #[arg(value_name = "md/NAME")]
     pub target: String,
-    /// The exact weights digest you reviewed; it must be the one the model requests now.
+    /// The weights digest you reviewed; refused unless the model requests it now.
     #[arg(long, value_name = "sha256:…")]
-    pub digest: String,
+    pub digest: Option<String>,
+    /// The release fingerprint you reviewed (`status.pendingRelease.fingerprint`); refused
+    /// unless the model requests exactly that release now.
+    #[arg(long, value_name = "sha256:…")]
+    pub release: Option<String>,
     /// Record a rejection instead of an approval (blocks the digest).
     #[arg(long)]
     pub reject: bool,
@@ -55,7 +62,7 @@ pub fn model_name(target: &str) -> Result<&str> {
     Ok(name)
 }
 
-/// Name of the approval object: one per model, digest and approver.
+/// Name of the approval object: one per model, release and approver.
 pub fn approval_name(model: &str, digest: &str, user: &str) -> String {
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
     let user: String = user
@@ -77,17 +84,40 @@ pub fn approval_name(model: &str, digest: &str, user: &str) -> String {
     name.trim_end_matches('-').to_string()
 }
 
+/// What the reviewer is about to approve, as printed before the decision is recorded.
+pub fn describe_release(namespace: &str, name: &str, release: &ReleaseSpec) -> String {
+    let mut out = format!(
+        "md/{name} in {namespace} requests release {}\n  model:   {} {}\n  weights: {}\n  uri:     {}\n  image:   {}",
+        release.fingerprint(),
+        release.model.name,
+        release.model.version,
+        release.model.digest,
+        release.model.uri.as_deref().unwrap_or("(none)"),
+        release.image,
+    );
+    if !release.training_datasets.is_empty() {
+        out.push_str(&format!(
+            "\n  datasets: {}",
+            release.training_datasets.join(", ")
+        ));
+    }
+    out
+}
+
 pub async fn run(args: &ApproveArgs) -> Result<()> {
     let name = model_name(&args.target)?;
-    if !crate::policy::model_deployment::is_digest(&args.digest) {
-        return Err(Error::Config(format!(
-            "--digest {:?} is not a digest (sha256: followed by 64 lowercase hex digits)",
-            args.digest
-        )));
+    for (flag, value) in [("--digest", &args.digest), ("--release", &args.release)] {
+        if let Some(value) = value
+            && !crate::policy::model_deployment::is_digest(value)
+        {
+            return Err(Error::Config(format!(
+                "{flag} {value:?} is not a digest (sha256: followed by 64 lowercase hex digits)"
+            )));
+        }
     }
     if args.reject && args.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
         return Err(Error::Config(
-            "--reject needs --reason: say why the digest is rejected".to_string(),
+            "--reject needs --reason: say why the release is rejected".to_string(),
         ));
     }
     let client = Client::try_default().await?;
@@ -99,12 +129,29 @@ pub async fn run(args: &ApproveArgs) -> Result<()> {
     let model = models.get_opt(name).await?.ok_or_else(|| {
         Error::Config(format!("ModelDeployment {namespace}/{name} does not exist"))
     })?;
-    if model.spec.model.digest != args.digest {
+    // The release is computed from the spec the API server holds, not read from status.
+    let release = model.spec.release();
+    let fingerprint = release.fingerprint();
+    if let Some(digest) = &args.digest
+        && *digest != release.model.digest
+    {
         return Err(Error::Config(format!(
-            "ModelDeployment {namespace}/{name} requests {}, not {}: review the digest it requests now",
-            model.spec.model.digest, args.digest
+            "ModelDeployment {namespace}/{name} requests digest {}, not {digest}: review the release it requests now",
+            release.model.digest
         )));
     }
+    if let Some(expected) = &args.release
+        && *expected != fingerprint
+    {
+        return Err(Error::Config(format!(
+            "ModelDeployment {namespace}/{name} requests release {fingerprint}, not {expected}: it changed since you reviewed it"
+        )));
+    }
+    let model_uid =
+        model.metadata.uid.clone().ok_or_else(|| {
+            Error::Config(format!("ModelDeployment {namespace}/{name} has no UID"))
+        })?;
+    println!("{}", describe_release(&namespace, name, &release));
     let review: SelfSubjectReview = Api::all(client.clone())
         .create(&PostParams::default(), &SelfSubjectReview::default())
         .await?;
@@ -116,13 +163,19 @@ pub async fn run(args: &ApproveArgs) -> Result<()> {
     })?;
     let approval = ModelApproval {
         metadata: ObjectMeta {
-            name: Some(approval_name(name, &args.digest, &username)),
+            name: Some(approval_name(name, &fingerprint, &username)),
             namespace: Some(namespace.clone()),
             ..ObjectMeta::default()
         },
         spec: ModelApprovalSpec {
             model_deployment: name.to_string(),
-            digest: args.digest.clone(),
+            model_uid,
+            release: ApprovedRelease {
+                fingerprint: fingerprint.clone(),
+                digest: release.model.digest.clone(),
+                version: release.model.version.clone(),
+                image: release.image.clone(),
+            },
             decision: if args.reject {
                 ApprovalDecision::Reject
             } else {
@@ -145,13 +198,12 @@ pub async fn run(args: &ApproveArgs) -> Result<()> {
                 created.metadata.name.unwrap_or_default(),
                 namespace,
                 if args.reject { "rejects" } else { "approves" },
-                args.digest
+                fingerprint
             );
             Ok(())
         }
         Err(kube::Error::Api(status)) if status.code == 409 => Err(Error::Config(format!(
-            "{username} already recorded a decision on {} of md/{name}; approvals are immutable",
-            args.digest
+            "{username} already recorded a decision on release {fingerprint} of md/{name}; approvals are immutable"
         ))),
         Err(e) => Err(e.into()),
     }

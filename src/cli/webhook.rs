@@ -71,7 +71,10 @@ pub struct LimitArgs {
     /// Open connections; at the cap the connection idle the longest is closed to make room.
     #[arg(long, default_value_t = webhook::server::DEFAULT_MAX_CONNECTIONS, value_name = "N")]
     pub max_connections: usize,
-    /// Reviews read or decided at once; more are answered 429 at once.
+    /// Open connections from one IP address; more are closed before the TLS handshake.
+    #[arg(long, default_value_t = webhook::server::DEFAULT_MAX_CONNECTIONS_PER_PEER, value_name = "N")]
+    pub max_connections_per_peer: usize,
+    /// Reviews decided at once; more are answered 429 at once.
     #[arg(long, default_value_t = webhook::server::DEFAULT_MAX_IN_FLIGHT, value_name = "N")]
     pub max_in_flight: usize,
     /// Body bytes of the reviews in flight; more are answered 429 at once.
@@ -91,6 +94,7 @@ impl LimitArgs {
             max_body_bytes: self.max_body_bytes,
             deadline: Duration::from_millis(self.deadline_ms),
             max_connections: self.max_connections.max(1),
+            max_connections_per_peer: self.max_connections_per_peer.max(1),
             max_in_flight: self.max_in_flight.max(1),
             max_in_flight_bytes: self.max_in_flight_bytes,
             idle_timeout: Duration::from_secs(self.idle_timeout_seconds.max(1)),

@@ -186,7 +186,7 @@ async fn reconcile_inner(policy: &CompliancePolicy, ctx: &Context) -> Result<Act
     ];
     let old = super::old_conditions(policy);
     let merged = conditions::merge(&old, &desired, policy.metadata.generation, now);
-    for c in conditions::transitions(&old, &merged) {
+    for c in ctx.unpublished(policy, conditions::transitions(&old, &merged)) {
         ctx.event(policy, c.status == "False", &c.reason, c.message.clone())
             .await;
     }

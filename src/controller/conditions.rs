@@ -85,6 +85,46 @@ pub fn transitions<'a>(old: &[Condition], new: &'a [Condition]) -> Vec<&'a Condi
         .collect()
 }
 
+/// The transitions this process has already published an Event for, per object (by uid) and
+/// condition type. The cache a reconcile reads can lag behind the status it just wrote, so
+/// the next reconcile would find the same transition again: it is published once. After a
+/// restart the cache is listed afresh and holds the written status, so [`transitions`] alone
+/// is right. Bounded: past [`Published::CAPACITY`] entries the memory starts over.
+#[derive(Debug, Default)]
+pub struct Published {
+    seen: std::sync::Mutex<std::collections::HashMap<(String, String), (String, String)>>,
+}
+
+impl Published {
+    pub const CAPACITY: usize = 50_000;
+
+    /// The transitions not yet published for the object `uid`, recorded as published.
+    pub fn unpublished<'a>(
+        &self,
+        uid: &str,
+        transitions: Vec<&'a Condition>,
+    ) -> Vec<&'a Condition> {
+        let Ok(mut seen) = self.seen.lock() else {
+            return transitions;
+        };
+        if seen.len() > Self::CAPACITY {
+            seen.clear();
+        }
+        transitions
+            .into_iter()
+            .filter(|c| {
+                let key = (uid.to_string(), c.type_.clone());
+                let value = (c.status.clone(), c.reason.clone());
+                if seen.get(&key) == Some(&value) {
+                    return false;
+                }
+                seen.insert(key, value);
+                true
+            })
+            .collect()
+    }
+}
+
 /// Whether a condition of this type is True.
 pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
     conditions
@@ -175,6 +215,54 @@ mod tests {
             .map(|c| c.type_.as_str())
             .collect();
         assert_eq!(reported, vec!["Approved", "Compliant"]);
+    }
+
+    #[test]
+    fn a_transition_found_again_in_a_stale_cache_is_published_once() {
+        let published = Published::default();
+        let stale = merge(
+            &[],
+            &[Desired::new("Compliant", true, "AllControlsPass", "")],
+            None,
+            at(1),
+        );
+        let failing = merge(
+            &stale,
+            &[Desired::new("Compliant", false, "ControlsFailed", "A.8.24")],
+            None,
+            at(2),
+        );
+        // Three reconciles read the same stale status: one Event.
+        for expected in [1, 0, 0] {
+            let fresh = published.unpublished("uid-1", transitions(&stale, &failing));
+            assert_eq!(fresh.len(), expected);
+        }
+        // Another object's identical transition is its own.
+        assert_eq!(
+            published
+                .unpublished("uid-2", transitions(&stale, &failing))
+                .len(),
+            1
+        );
+        // A real transition back, then failing again: each is published.
+        let passing = merge(
+            &failing,
+            &[Desired::new("Compliant", true, "AllControlsPass", "")],
+            None,
+            at(3),
+        );
+        assert_eq!(
+            published
+                .unpublished("uid-1", transitions(&failing, &passing))
+                .len(),
+            1
+        );
+        assert_eq!(
+            published
+                .unpublished("uid-1", transitions(&passing, &failing))
+                .len(),
+            1
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! ModelApproval: `Counted` says whether the approval counts for its model's current digest,
-//! and why not (Expired, Superseded, SelfApproval, NotInApproverGroup, Duplicate).
+//! ModelApproval: `Counted` says whether the approval counts for its model's requested release,
+//! and why not (Expired, Superseded, NotRequested, OtherModel, SelfApproval, NotInApproverGroup,
+//! ServiceAccount, Duplicate).
 
 use super::conditions::{self, Desired};
 use super::{Context, apply_status, error_action, requeue_until};
@@ -23,6 +24,8 @@ pub fn counted(
 ) -> (Desired, Option<Timestamp>) {
     let namespace = approval.namespace().unwrap_or_default();
     let name = approval.name_any();
+    let fingerprint = approval.spec.release.fingerprint.as_str();
+    let short = |f: &str| f.get(..19).unwrap_or(f).to_string();
     let Some(model) = lookup.model(&namespace, &approval.spec.model_deployment) else {
         return (
             Desired::new(
@@ -37,16 +40,47 @@ pub fn counted(
             None,
         );
     };
-    if model.spec.model.digest != approval.spec.digest {
-        return (
-            Desired::new(
-                "Counted",
-                false,
+    let requested = model.spec.release().fingerprint();
+    let status = model.status.as_ref();
+    if model.metadata.uid.as_deref() == Some(approval.spec.model_uid.as_str())
+        && fingerprint != requested
+    {
+        // Which release it was for, from the model's own records: the one serving, an earlier
+        // promotion, or one this model never requested (as far as its records go).
+        let serving = status
+            .and_then(|s| s.serving_release.as_ref())
+            .is_some_and(|s| s.record.fingerprint == fingerprint);
+        let promoted =
+            status.is_some_and(|s| s.promotions.iter().any(|p| p.fingerprint == fingerprint));
+        let (reason, message) = if serving {
+            (
+                "Serving",
+                format!(
+                    "release {} serves; the model now requests {}",
+                    short(fingerprint),
+                    short(&requested)
+                ),
+            )
+        } else if promoted {
+            (
                 "Superseded",
-                format!("the model now requests {}", model.spec.model.digest),
-            ),
-            None,
-        );
+                format!(
+                    "release {} was promoted earlier and has been superseded; the model now requests {}",
+                    short(fingerprint),
+                    short(&requested)
+                ),
+            )
+        } else {
+            (
+                "NotRequested",
+                format!(
+                    "release {} is not the model's pending release ({}) nor one it served: this approval never counts",
+                    short(fingerprint),
+                    short(&requested)
+                ),
+            )
+        };
+        return (Desired::new("Counted", false, reason, message), None);
     }
     let gate = promotion(
         &model,
@@ -54,14 +88,24 @@ pub fn counted(
         profile,
         now,
     );
-    if gate.self_approvals.contains(&name) {
+    if let Some(c) = gate.counted.iter().find(|c| c.name == name) {
+        let message = if gate.requester.is_none() {
+            format!(
+                "{} for release {}; the gate stays closed until the release's requester is re-established",
+                gate.summary(),
+                short(&gate.release)
+            )
+        } else {
+            format!("{} for release {}", gate.summary(), short(&gate.release))
+        };
         return (
-            Desired::new(
-                "Counted",
-                false,
-                "SelfApproval",
-                "A.5.3 Segregation of duties: the approver requested this digest",
-            ),
+            Desired::new("Counted", true, "Counted", message),
+            c.expires_at,
+        );
+    }
+    if let Some((_, why, message)) = gate.ignored.iter().find(|(n, _, _)| *n == name) {
+        return (
+            Desired::new("Counted", false, why.reason(), message.clone()),
             None,
         );
     }
@@ -71,38 +115,15 @@ pub fn counted(
                 "Counted",
                 true,
                 "Rejecting",
-                "this rejection blocks the digest",
+                format!("this rejection blocks release {}", short(&gate.release)),
             ),
             None,
         );
     }
-    if let Some(c) = gate.counted.iter().find(|c| c.name == name) {
-        return (
-            Desired::new(
-                "Counted",
-                true,
-                "Counted",
-                format!("{} for {}", gate.summary(), gate.digest),
-            ),
-            c.expires_at,
-        );
-    }
-    let why = gate
-        .ignored
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, why)| why.clone())
-        .unwrap_or_else(|| "not counted".to_string());
-    let reason = if why.contains("expired") {
-        "Expired"
-    } else if why.contains("approver groups") {
-        "NotInApproverGroup"
-    } else if why.contains("already approved") {
-        "Duplicate"
-    } else {
-        "NotCounted"
-    };
-    (Desired::new("Counted", false, reason, why), None)
+    (
+        Desired::new("Counted", false, "NotCounted", "not counted"),
+        None,
+    )
 }
 
 pub async fn reconcile(approval: Arc<ModelApproval>, ctx: Arc<Context>) -> Result<Action> {

@@ -1,17 +1,19 @@
 //! ModelDeployment: a ServiceAccount, a hardened Deployment placed on the GPU pool of the
 //! model's classification, a Service and a default-deny NetworkPolicy, all owned and applied
-//! server-side; the promotion gate decides which digest the Deployment serves.
+//! server-side; the promotion gate decides which release the Deployment is rendered from.
 
 use super::conditions::{self, Desired};
 use super::{
-    Context, apply, apply_status, child_labels, error_action, owner_reference, requeue_until,
+    Child, Context, apply, apply_status, child_labels, error_action, foreign_children,
+    name_conflict, owner_reference, replace_ready, requeue_until,
 };
 use crate::api::{
     ApprovalRecord, CLASSIFICATION_LABEL, Classification, CommonStatus, ControlOutcome, GpuPool,
-    ModelDeployment, ModelDeploymentStatus,
+    MAX_PROMOTIONS, ModelApproval, ModelDeployment, ModelDeploymentStatus, ReleaseRecord,
+    ServingRelease,
 };
 use crate::error::{Error, Result};
-use crate::policy::model_deployment::{Promotion, classification, promotion};
+use crate::policy::model_deployment::{Promotion, classification, promotion, promotion_of};
 use crate::policy::training_dataset as dataset_rules;
 use crate::policy::{self, Context as PolicyContext, Evaluation, Governed, Lookup, Profile};
 use jiff::Timestamp;
@@ -37,6 +39,11 @@ use std::sync::Arc;
 pub const KIND: &str = "ModelDeployment";
 /// Pod-template annotation recording the digest a Deployment serves.
 pub const SERVING_DIGEST_ANNOTATION: &str = "annexa.dev/model-digest";
+/// Pod-template annotation recording the fingerprint of the release a Deployment serves.
+pub const SERVING_RELEASE_ANNOTATION: &str = "annexa.dev/release";
+/// Deployment annotation keeping the serving release (JSON), so that a lost status does not
+/// lose what serves; like status, it is re-verified against the approvals before it is used.
+pub const RELEASE_RECORD_ANNOTATION: &str = "annexa.dev/serving-release";
 /// Label selecting a model's pods.
 pub const MODEL_LABEL: &str = "annexa.dev/modeldeployment";
 
@@ -44,9 +51,11 @@ pub const MODEL_LABEL: &str = "annexa.dev/modeldeployment";
 pub struct Inputs<'a> {
     pub model: &'a ModelDeployment,
     pub profile: &'a Profile,
+    /// The classification of the serving release's datasets.
     pub classification: Classification,
-    /// The digest to serve (None: nothing is approved yet, no Deployment).
-    pub serving_digest: Option<&'a str>,
+    /// The release to serve (None: nothing is approved yet, no Deployment). Everything that
+    /// reaches the pod template comes from it, never from the current spec; only the scale does.
+    pub release: Option<&'a ServingRelease>,
 }
 
 fn meta(model: &ModelDeployment, name: String) -> ObjectMeta {
@@ -131,11 +140,12 @@ pub fn placement(pool: Option<&GpuPool>) -> Placement {
     (selector, tolerations, pool.runtime_class_name.clone())
 }
 
-/// The serving Deployment, or None when no digest may serve yet.
+/// The serving Deployment, or None when no release may serve yet.
 pub fn build_deployment(inputs: &Inputs<'_>) -> Option<Deployment> {
     let model = inputs.model;
-    let digest = inputs.serving_digest?;
-    let spec = &model.spec;
+    let serving = inputs.release?;
+    let spec = &serving.spec;
+    let digest = spec.model.digest.as_str();
     let gpus = spec.resources.as_ref().and_then(|r| r.gpus).unwrap_or(0);
     let mut limits = BTreeMap::new();
     if gpus > 0 {
@@ -176,6 +186,8 @@ pub fn build_deployment(inputs: &Inputs<'_>) -> Option<Deployment> {
         value: Some(value.to_string()),
         value_from: None,
     };
+    let port = spec.serving.as_ref().and_then(|s| s.port).unwrap_or(8080);
+    let tls_secret = spec.serving.as_ref().and_then(|s| s.tls_secret.as_deref());
     let mut env_vars = vec![
         env("MODEL_NAME", &spec.model.name),
         env("MODEL_VERSION", &spec.model.version),
@@ -194,7 +206,7 @@ pub fn build_deployment(inputs: &Inputs<'_>) -> Option<Deployment> {
         mount_path: "/tmp".to_string(),
         ..VolumeMount::default()
     }];
-    if let Some(secret) = tls_secret(model) {
+    if let Some(secret) = tls_secret {
         volumes.push(Volume {
             name: "tls".to_string(),
             secret: Some(SecretVolumeSource {
@@ -217,10 +229,17 @@ pub fn build_deployment(inputs: &Inputs<'_>) -> Option<Deployment> {
         requests: Some(limits),
         ..ResourceRequirements::default()
     });
+    let mut metadata = meta(model, model.name_any());
+    if let Ok(record) = serde_json::to_string(serving) {
+        metadata.annotations = Some(BTreeMap::from([(
+            RELEASE_RECORD_ANNOTATION.to_string(),
+            record,
+        )]));
+    }
     Some(Deployment {
-        metadata: meta(model, model.name_any()),
+        metadata,
         spec: DeploymentSpec {
-            replicas: Some(spec.replicas.unwrap_or(1)),
+            replicas: Some(model.spec.replicas.unwrap_or(1)),
             selector: LabelSelector {
                 match_labels: Some(selector_labels(model)),
                 match_expressions: None,
@@ -228,10 +247,13 @@ pub fn build_deployment(inputs: &Inputs<'_>) -> Option<Deployment> {
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
-                    annotations: Some(BTreeMap::from([(
-                        SERVING_DIGEST_ANNOTATION.to_string(),
-                        digest.to_string(),
-                    )])),
+                    annotations: Some(BTreeMap::from([
+                        (SERVING_DIGEST_ANNOTATION.to_string(), digest.to_string()),
+                        (
+                            SERVING_RELEASE_ANNOTATION.to_string(),
+                            serving.record.fingerprint.clone(),
+                        ),
+                    ])),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
@@ -253,7 +275,7 @@ pub fn build_deployment(inputs: &Inputs<'_>) -> Option<Deployment> {
                         image: Some(spec.image.clone()),
                         ports: Some(vec![ContainerPort {
                             name: Some("serving".to_string()),
-                            container_port: port(model),
+                            container_port: port,
                             protocol: Some("TCP".to_string()),
                             ..ContainerPort::default()
                         }]),
@@ -335,18 +357,65 @@ pub fn build_network_policy(model: &ModelDeployment) -> NetworkPolicy {
     }
 }
 
-/// Which digest serves: the requested one when the gate and the datasets allow it, else the
-/// one that served before (from status, or from the existing Deployment).
-pub fn decide_serving(
-    requested: &str,
-    allowed: bool,
-    previously_serving: Option<&str>,
-) -> Option<String> {
-    if allowed {
-        Some(requested.to_string())
-    } else {
-        previously_serving.map(str::to_string)
+/// Whether a release recorded as serving (in status, or on the Deployment) really was
+/// promoted: its content matches its fingerprint and, where approvals are required, the
+/// ModelApprovals of this very model (UID) for that fingerprint sufficed when it was promoted.
+/// A status anyone with `modeldeployments/status` can write is never trusted on its own.
+pub fn verified(
+    candidate: &ServingRelease,
+    model: &ModelDeployment,
+    approvals: &[Arc<ModelApproval>],
+    profile: &Profile,
+    now: Timestamp,
+) -> bool {
+    if candidate.spec.fingerprint() != candidate.record.fingerprint {
+        return false;
     }
+    if profile.required_approvals == 0 {
+        return true;
+    }
+    let Some(at) = candidate.record.promoted_at.as_ref().map(|t| t.0) else {
+        return false;
+    };
+    at <= now
+        && promotion_of(
+            model,
+            &candidate.record.fingerprint,
+            &candidate.spec.model.digest,
+            candidate.record.requested_by.as_deref(),
+            approvals,
+            profile,
+            at,
+        )
+        .approved()
+}
+
+/// Which release serves: the requested one when the gate and the controls allow it, else the
+/// verified one that served before (None: nothing serves).
+pub fn decide_serving(
+    model: &ModelDeployment,
+    gate: &Promotion,
+    allowed: bool,
+    previous: Option<ServingRelease>,
+    now: Timestamp,
+) -> Option<ServingRelease> {
+    let requested = model.spec.release();
+    let fingerprint = requested.fingerprint();
+    if allowed {
+        // The same release keeps its promotion record; a new one is promoted now.
+        if let Some(previous) = previous.filter(|p| p.record.fingerprint == fingerprint) {
+            return Some(previous);
+        }
+        let mut record = requested.record();
+        record.requested_by = gate.requester.clone();
+        record.approvers = gate.counted.iter().map(|c| c.approver.clone()).collect();
+        record.promoted_at = Some(Time(now));
+        return Some(ServingRelease {
+            record,
+            spec: requested,
+        });
+    }
+    previous
 }
 
 /// Datasets whose own evaluation has Enforce findings (a model using them is not rolled out).
@@ -392,13 +461,64 @@ fn outcome_condition(
     }
 }
 
+/// Why the requested release does not serve, as (reason, message); None when nothing holds
+/// it. Failed controls and datasets come first: approvals are named only when they are the
+/// cause.
+pub fn hold_cause(
+    eval: &Evaluation,
+    gate: &Promotion,
+    bad_datasets: &[String],
+) -> Option<(&'static str, String)> {
+    let denials: Vec<&str> = eval.denials().map(|f| f.message.as_str()).collect();
+    if !denials.is_empty() {
+        return Some(("ControlsFailed", denials.join("; ")));
+    }
+    if !bad_datasets.is_empty() {
+        return Some((
+            "DatasetNotCompliant",
+            format!(
+                "training datasets not compliant: {}",
+                bad_datasets.join(", ")
+            ),
+        ));
+    }
+    if gate.required == 0 {
+        return None;
+    }
+    let release = gate.release.get(..19).unwrap_or(&gate.release);
+    if gate.requester.is_none() {
+        return Some((
+            "RequesterUnknown",
+            format!(
+                "A.5.3 Segregation of duties: the requester of release {release} is not recorded (the release was written without the webhook), so it cannot be approved; the person who requested it re-establishes it (see docs/operating.md)"
+            ),
+        ));
+    }
+    if let Some((who, reason)) = &gate.rejected {
+        return Some((
+            "Rejected",
+            format!("A.8.32 Change management: release {release} was rejected by {who}: {reason}"),
+        ));
+    }
+    if !gate.approved() {
+        return Some((
+            "AwaitingApproval",
+            format!(
+                "A.8.32 Change management: release {release} awaits approval: {}",
+                gate.summary()
+            ),
+        ));
+    }
+    None
+}
+
 /// The conditions of a ModelDeployment (pure).
 pub fn desired_conditions(
     eval: &Evaluation,
     gate: &Promotion,
     bad_datasets: &[String],
-    requested: &str,
-    serving: Option<&str>,
+    requested: &ReleaseRecord,
+    serving: Option<&ReleaseRecord>,
     available: Option<(bool, String)>,
 ) -> Vec<Desired> {
     let mut out = Vec::new();
@@ -435,12 +555,23 @@ pub fn desired_conditions(
         "Isolated",
         "NotIsolated",
     ));
+    let short = |d: &str| d.get(..19).unwrap_or(d).to_string();
     out.push(if gate.required == 0 {
         Desired::new(
             "Approved",
             true,
             "NotRequired",
             "no approvals required in this environment",
+        )
+    } else if gate.requester.is_none() {
+        Desired::new(
+            "Approved",
+            false,
+            "RequesterUnknown",
+            format!(
+                "the requester of release {} is not recorded; approvals cannot count until it is re-established",
+                short(&gate.release)
+            ),
         )
     } else if let Some((who, reason)) = &gate.rejected {
         Desired::new(
@@ -454,30 +585,41 @@ pub fn desired_conditions(
     } else {
         Desired::new("Approved", false, "AwaitingApproval", gate.summary())
     });
-    let short = |d: &str| d.get(..19).unwrap_or(d).to_string();
+    let cause = hold_cause(eval, gate, bad_datasets);
+    let describe = |r: &ReleaseRecord| format!("release {} ({})", short(&r.fingerprint), r.version);
+    let held = |cause: &Option<(&'static str, String)>| match cause {
+        Some((reason, message)) => (*reason, message.clone()),
+        None => ("Pending", "rolling out".to_string()),
+    };
     out.push(match serving {
-        Some(s) if s == requested => Desired::new(
+        Some(s) if s.fingerprint == requested.fingerprint => Desired::new(
             "Promoted",
             true,
             "Promoted",
-            format!("serving {}", short(s)),
+            format!("serving {}", describe(s)),
         ),
-        Some(s) => Desired::new(
-            "Promoted",
-            false,
-            "Pending",
-            format!(
-                "serving {}; {} is held until approved",
-                short(s),
-                short(requested)
-            ),
-        ),
-        None => Desired::new(
-            "Promoted",
-            false,
-            "NothingServing",
-            format!("nothing serves until {} is approved", short(requested)),
-        ),
+        Some(s) => {
+            let (reason, why) = held(&cause);
+            Desired::new(
+                "Promoted",
+                false,
+                reason,
+                format!(
+                    "serving {}; {} is pending: {why}",
+                    describe(s),
+                    describe(requested)
+                ),
+            )
+        }
+        None => {
+            let (reason, why) = held(&cause);
+            Desired::new(
+                "Promoted",
+                false,
+                reason,
+                format!("nothing serves; {} is held: {why}", describe(requested)),
+            )
+        }
     });
     if let Some((ok, message)) = available {
         out.push(Desired::new(
@@ -492,13 +634,16 @@ pub fn desired_conditions(
         ));
     }
     out.push(match serving {
-        Some(_) => Desired::new(
+        Some(s) => Desired::new(
             "Ready",
             true,
             "Reconciled",
-            "children applied; the approved digest is rolled out",
+            format!("children applied; {} is rolled out", describe(s)),
         ),
-        None => Desired::new("Ready", false, "AwaitingApproval", "nothing serves yet"),
+        None => {
+            let (reason, why) = held(&cause);
+            Desired::new("Ready", false, reason, format!("nothing serves yet: {why}"))
+        }
     });
     out.push(if eval.is_compliant() {
         Desired::new("Compliant", true, "AllControlsPass", "every control passes")
@@ -524,55 +669,93 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
     let name = model.name_any();
     let now = Timestamp::now();
     let profile = ctx.state.profile(&namespace);
-    let lookup: &dyn Lookup = &*ctx.state;
+    let state = &*ctx.state;
     let eval = policy::evaluate(
         Governed::Model(model),
         &PolicyContext {
             profile: &profile,
-            lookup,
+            lookup: state,
             now,
             detail: policy::Detail::Outcomes,
         },
     );
-    let (class, _) = classification(model, lookup);
-    let approvals = lookup.approvals(&namespace, &name);
+    let approvals = state.approvals(&namespace, &name);
     let gate = promotion(model, &approvals, &profile, now);
-    let bad_datasets = noncompliant_datasets(model, lookup, &profile, now);
-    let requested = model.spec.model.digest.as_str();
+    let bad_datasets = noncompliant_datasets(model, state, &profile, now);
+    let requested = model.spec.release();
+    let mut requested_record = requested.record();
+    requested_record.requested_by = gate.requester.clone();
 
-    // The digest that served before: status, else the live Deployment's template.
-    // The digest that served before: from status; only when status has none (lost, or the
-    // first reconcile after an upgrade) ask the API server for the live Deployment.
-    let previous = match model.status.as_ref().and_then(|s| s.serving_digest.clone()) {
-        Some(digest) => Some(digest),
-        None => {
-            let deployments: kube::Api<Deployment> =
-                kube::Api::namespaced(ctx.client.clone(), &namespace);
-            deployments
-                .get_opt(&name)
-                .await?
-                .and_then(|d| d.spec.template.metadata)
-                .and_then(|m| m.annotations)
-                .and_then(|mut a| a.remove(SERVING_DIGEST_ANNOTATION))
-        }
-    };
+    // What served before: status, else (status lost, or the first reconcile after an upgrade)
+    // the record on the live Deployment. Either is used only once re-verified against the
+    // approvals, because both can be written by others.
+    let mut previous = model
+        .status
+        .as_ref()
+        .and_then(|s| s.serving_release.as_deref().cloned());
+    if previous.is_none() {
+        let deployments: kube::Api<Deployment> =
+            kube::Api::namespaced(ctx.client.clone(), &namespace);
+        previous = deployments
+            .get_opt(&name)
+            .await?
+            .and_then(|d| d.metadata.annotations)
+            .and_then(|mut a| a.remove(RELEASE_RECORD_ANNOTATION))
+            .and_then(|json| serde_json::from_str::<ServingRelease>(&json).ok());
+    }
+    let previous = previous.filter(|p| verified(p, model, &approvals, &profile, now));
+    let previous_fingerprint = previous.as_ref().map(|p| p.record.fingerprint.clone());
     // Gate findings are capped at Warn, so any denial here is another control failing.
-    let allowed = gate.approved() && bad_datasets.is_empty() && eval.denials().next().is_none();
-    let serving = decide_serving(requested, allowed, previous.as_deref());
+    let allowed = gate.approved() && hold_cause(&eval, &gate, &bad_datasets).is_none();
+    let serving = decide_serving(model, &gate, allowed, previous, now);
 
+    let class = match &serving {
+        Some(s) => {
+            crate::policy::model_deployment::classification_of(
+                &namespace,
+                &s.spec.training_datasets,
+                state,
+            )
+            .0
+        }
+        None => classification(model, state).0,
+    };
     let inputs = Inputs {
         model,
         profile: &profile,
         classification: class,
-        serving_digest: serving.as_deref(),
+        release: serving.as_ref(),
     };
-    apply(&ctx.client, &build_service_account(model)).await?;
-    apply(&ctx.client, &build_network_policy(model)).await?;
-    apply(&ctx.client, &build_service(model)).await?;
-    let applied = match build_deployment(&inputs) {
-        Some(d) => Some(apply(&ctx.client, &d).await?),
-        None => None,
-    };
+    // The same engine call as the webhook: a spec that fails an Enforce control (wrong GPU
+    // placement, a registry the policy refuses...) never reaches a Deployment, whether or not
+    // the webhook saw it. What runs now is left as it is.
+    let mut denied: Vec<&str> = eval.denials().map(|f| f.control).collect();
+    denied.dedup();
+    let service_account = build_service_account(model);
+    let network_policy = build_network_policy(model);
+    let service = build_service(model);
+    let deployment = denied
+        .is_empty()
+        .then(|| build_deployment(&inputs))
+        .flatten();
+    let mut children = vec![
+        Child::of(&service_account),
+        Child::of(&network_policy),
+        Child::of(&service),
+    ];
+    if let Some(d) = &deployment {
+        children.push(Child::of(d));
+    }
+    let foreign = foreign_children(&ctx.client, &children).await?;
+    let mut applied = None;
+    if foreign.is_empty() {
+        apply(&ctx.client, &service_account).await?;
+        apply(&ctx.client, &network_policy).await?;
+        apply(&ctx.client, &service).await?;
+        if let Some(d) = &deployment {
+            applied = Some(apply(&ctx.client, d).await?);
+        }
+    }
     let available = applied.as_ref().map(|d| {
         let wanted = d.spec.replicas.unwrap_or(1);
         let ready = d
@@ -587,16 +770,32 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
     });
 
     let old_conditions = super::old_conditions(model);
-    let desired = desired_conditions(
+    let mut desired = desired_conditions(
         &eval,
         &gate,
         &bad_datasets,
-        requested,
-        serving.as_deref(),
+        &requested_record,
+        serving.as_ref().map(|s| &s.record),
         available,
     );
+    if !foreign.is_empty() {
+        replace_ready(&mut desired, name_conflict(&foreign));
+    } else if !denied.is_empty() {
+        replace_ready(
+            &mut desired,
+            Desired::new(
+                "Ready",
+                false,
+                "ControlsFailed",
+                format!(
+                    "the spec fails Enforce controls ({}): no Deployment is written from it",
+                    denied.join(", ")
+                ),
+            ),
+        );
+    }
     let merged = conditions::merge(&old_conditions, &desired, model.metadata.generation, now);
-    for c in conditions::transitions(&old_conditions, &merged) {
+    for c in ctx.unpublished(model, conditions::transitions(&old_conditions, &merged)) {
         let warning = c.status == "False" && c.type_ != "Available";
         ctx.event(
             model,
@@ -606,6 +805,25 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
         )
         .await;
     }
+    // Evidence (A.8.32): each promotion is recorded in status (bounded) and as an Event.
+    let mut promotions = model
+        .status
+        .as_ref()
+        .map(|s| s.promotions.clone())
+        .unwrap_or_default();
+    if let Some(s) = &serving
+        && previous_fingerprint.as_deref() != Some(s.record.fingerprint.as_str())
+        && promotions.last() != Some(&s.record)
+    {
+        promotions.push(s.record.clone());
+        let excess = promotions.len().saturating_sub(MAX_PROMOTIONS);
+        promotions.drain(..excess);
+        ctx.event(model, false, "ReleasePromoted", promotion_note(&s.record))
+            .await;
+    }
+    let pending = serving
+        .as_ref()
+        .is_none_or(|s| s.record.fingerprint != requested_record.fingerprint);
     let status = ModelDeploymentStatus {
         common: CommonStatus {
             observed_generation: model.metadata.generation,
@@ -613,8 +831,11 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
             controls: eval.control_results(),
         },
         classification: Some(class),
-        serving_digest: serving.clone(),
-        pending_digest: (serving.as_deref() != Some(requested)).then(|| requested.to_string()),
+        serving_digest: serving.as_ref().map(|s| s.record.digest.clone()),
+        pending_digest: pending.then(|| requested_record.digest.clone()),
+        pending_release: pending.then(|| Box::new(requested_record.clone())),
+        serving_release: serving.map(Box::new),
+        promotions,
         // Bounded: status never grows with the number of approvals filed.
         approvals: gate
             .counted
@@ -624,6 +845,7 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
                 name: c.name.clone(),
                 approver: c.approver.clone(),
                 digest: gate.digest.clone(),
+                release: gate.release.clone(),
                 approved_at: c.approved_at.map(Time),
             })
             .collect(),
@@ -636,6 +858,28 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
     )
     .await?;
     Ok(requeue_until(gate.next_expiry(), now))
+}
+
+/// The Event note of a promotion: release, requester, approvers, time.
+pub fn promotion_note(record: &ReleaseRecord) -> String {
+    format!(
+        "A.8.32 release {} (version {}, digest {}, image {}) promoted at {}; requested by {}, approved by {}",
+        record.fingerprint,
+        record.version,
+        record.digest,
+        record.image,
+        record
+            .promoted_at
+            .as_ref()
+            .map(|t| t.0.to_string())
+            .unwrap_or_default(),
+        record.requested_by.as_deref().unwrap_or("(not required)"),
+        if record.approvers.is_empty() {
+            "nobody (no approvals required)".to_string()
+        } else {
+            record.approvers.join(", ")
+        }
+    )
 }
 
 pub fn error_policy(model: Arc<ModelDeployment>, error: &Error, ctx: Arc<Context>) -> Action {

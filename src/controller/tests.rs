@@ -5,16 +5,20 @@ use super::agent_policy::{
 };
 use super::model_deployment::{
     Inputs, build_deployment, build_network_policy, build_service, build_service_account,
-    decide_serving, desired_conditions,
+    decide_serving, desired_conditions, verified,
 };
 use super::training_dataset::build_access;
-use crate::api::{AgentPolicy, Classification, ModelDeployment, TrainingDataset};
-use crate::policy::model_deployment::Promotion;
+use crate::api::{
+    AgentPolicy, Classification, ModelApproval, ModelDeployment, ServingRelease, TrainingDataset,
+};
+use crate::policy::model_deployment::{Promotion, promotion};
 use crate::policy::{self, Context as PolicyContext, Governed, Inventory, Profile};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::runtime::reflector;
 use kube::runtime::watcher::Event;
+use std::sync::Arc;
 
 const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
@@ -31,17 +35,24 @@ spec:
     serde_yaml_ng::from_str(&yaml).unwrap()
 }
 
+/// The model's requested release, as promoted now with no approvals (Development).
+fn release_of(m: &ModelDeployment) -> ServingRelease {
+    let gate = Promotion::default();
+    decide_serving(m, &gate, true, None, jiff::Timestamp::now()).unwrap()
+}
+
 #[test]
 fn deployment_is_hardened_and_placed_on_the_classification_pool() {
     let m = model(
         "  replicas: 2\n  resources: {gpus: 1, memory: 16Gi}\n  serving: {port: 9000, tlsSecret: fraud-tls}\n",
     );
     let profile = Profile::baseline();
+    let release = release_of(&m);
     let d = build_deployment(&Inputs {
         model: &m,
         profile: &profile,
         classification: Classification::Confidential,
-        serving_digest: Some(DIGEST),
+        release: Some(&release),
     })
     .unwrap();
     assert_eq!(d.spec.replicas, Some(2));
@@ -124,11 +135,12 @@ fn deployment_is_hardened_and_placed_on_the_classification_pool() {
 fn no_gpu_means_no_pool_placement_and_nothing_approved_means_no_deployment() {
     let m = model("");
     let profile = Profile::baseline();
+    let release = release_of(&m);
     let d = build_deployment(&Inputs {
         model: &m,
         profile: &profile,
         classification: Classification::Restricted,
-        serving_digest: Some(DIGEST),
+        release: Some(&release),
     })
     .unwrap();
     let pod = d.spec.template.spec.unwrap();
@@ -138,23 +150,141 @@ fn no_gpu_means_no_pool_placement_and_nothing_approved_means_no_deployment() {
             model: &m,
             profile: &profile,
             classification: Classification::Internal,
-            serving_digest: None
+            release: None
         })
         .is_none()
     );
 }
 
+const OTHER: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+fn approval_of(m: &ModelDeployment, name: &str, who: &str, hours_ago: i64) -> Arc<ModelApproval> {
+    let created = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(hours_ago);
+    let release = m.spec.release();
+    Arc::new(
+        serde_yaml_ng::from_str(&format!(
+            "apiVersion: annexa.dev/v1alpha1
+kind: ModelApproval
+metadata: {{name: {name}, namespace: ml, creationTimestamp: '{created}'}}
+spec:
+  modelDeployment: fraud
+  modelUID: 0b5c-uid
+  release: {{fingerprint: '{}', digest: '{}'}}
+  decision: Approve
+  approver: {{username: {who}}}
+",
+            release.fingerprint(),
+            release.model.digest
+        ))
+        .unwrap(),
+    )
+}
+
+fn production() -> Profile {
+    let mut profile = Profile::baseline();
+    profile.required_approvals = 2;
+    profile
+}
+
+/// Requested by alice, as the mutating webhook records it.
+fn requested_by_alice(mut m: ModelDeployment) -> ModelDeployment {
+    let release = m.spec.release().fingerprint();
+    m.metadata.annotations = Some(
+        [
+            (
+                "annexa.dev/digest-requested-by".to_string(),
+                "alice".to_string(),
+            ),
+            ("annexa.dev/requested-release".to_string(), release),
+        ]
+        .into(),
+    );
+    m
+}
+
 #[test]
-fn serving_digest_moves_only_when_allowed() {
+fn the_deployment_is_rendered_from_the_approved_release_not_the_spec() {
+    let r1 = requested_by_alice(model("  serving: {port: 9000}\n"));
+    let profile = production();
+    let now = jiff::Timestamp::now();
+    let approvals = vec![
+        approval_of(&r1, "bob", "bob", 2),
+        approval_of(&r1, "carol", "carol", 1),
+    ];
+    let gate = promotion(&r1, &approvals, &profile, now);
+    assert!(gate.approved(), "{gate:?}");
+    let serving = decide_serving(&r1, &gate, true, None, now).unwrap();
+    assert_eq!(serving.record.approvers, ["bob", "carol"]);
+    assert_eq!(serving.record.requested_by.as_deref(), Some("alice"));
+    assert!(verified(&serving, &r1, &approvals, &profile, now));
+
+    // Only the image changes (by alice): a new release, held; R1 keeps serving, image included.
+    let mut r2 = r1.clone();
+    r2.spec.image = "registry.example.com/serve:evil".to_string();
+    r2.spec.serving = Some(crate::api::Serving {
+        port: Some(1234),
+        tls_secret: None,
+    });
+    r2.spec.replicas = Some(3);
+    let r2 = requested_by_alice(r2);
+    let gate2 = promotion(&r2, &approvals, &profile, now);
+    assert!(!gate2.approved());
+    assert_eq!(gate2.summary(), "0 of 2 approvals");
+    let still = decide_serving(&r2, &gate2, false, Some(serving.clone()), now).unwrap();
+    assert_eq!(still, serving);
+    let d = build_deployment(&Inputs {
+        model: &r2,
+        profile: &profile,
+        classification: Classification::Confidential,
+        release: Some(&still),
+    })
+    .unwrap();
+    let container = &d.spec.template.spec.as_ref().unwrap().containers[0];
+    assert_eq!(container.image.as_deref(), Some(r1.spec.image.as_str()));
+    assert_eq!(container.ports.as_ref().unwrap()[0].container_port, 9000);
+    // The scale is not part of a release: it follows the spec at once.
+    assert_eq!(d.spec.replicas, Some(3));
+}
+
+#[test]
+fn a_serving_release_in_status_is_trusted_only_with_its_approvals() {
+    let m = requested_by_alice(model(""));
+    let profile = production();
+    let now = jiff::Timestamp::now();
+    let approvals = vec![
+        approval_of(&m, "bob", "bob", 2),
+        approval_of(&m, "carol", "carol", 1),
+    ];
+    let gate = promotion(&m, &approvals, &profile, now);
+    let genuine = decide_serving(&m, &gate, true, None, now).unwrap();
+    assert!(verified(&genuine, &m, &approvals, &profile, now));
+    // Without the approvals (someone wrote status), it does not serve.
+    assert!(!verified(&genuine, &m, &approvals[..1], &profile, now));
+    assert!(!verified(&genuine, &m, &[], &profile, now));
+    // Content that does not match its fingerprint.
+    let mut forged = genuine.clone();
+    forged.spec.image = "registry.example.com/serve:evil".to_string();
+    assert!(!verified(&forged, &m, &approvals, &profile, now));
+    // A promotion time before the approvals existed.
+    let mut early = genuine.clone();
+    early.record.promoted_at = Some(Time(now - jiff::SignedDuration::from_hours(5)));
+    assert!(!verified(&early, &m, &approvals, &profile, now));
+    // The requester's own approval never counted, whatever status says about who requested.
+    let own = vec![
+        approval_of(&m, "alice", "alice", 2),
+        approval_of(&m, "carol", "carol", 1),
+    ];
+    assert!(!verified(&genuine, &m, &own, &profile, now));
+    // Another object of the same name (deleted and recreated): approvals do not carry over.
+    let mut recreated = m.clone();
+    recreated.metadata.uid = Some("another-uid".to_string());
+    assert!(!verified(&genuine, &recreated, &approvals, &profile, now));
+    // Nothing verified and nothing allowed: nothing serves.
     assert_eq!(
-        decide_serving("sha256:new", true, Some("sha256:old")).as_deref(),
-        Some("sha256:new")
+        decide_serving(&m, &Promotion::default(), false, None, now),
+        None
     );
-    assert_eq!(
-        decide_serving("sha256:new", false, Some("sha256:old")).as_deref(),
-        Some("sha256:old")
-    );
-    assert_eq!(decide_serving("sha256:new", false, None), None);
+    let _ = OTHER;
 }
 
 #[test]
@@ -211,6 +341,8 @@ fn conditions_say_awaiting_approval_and_pending() {
     let m = model("");
     let mut profile = Profile::baseline();
     profile.required_approvals = 2;
+    // No control fails: only approvals can hold this model.
+    profile.require_kms_from = Classification::Restricted;
     let inv = Inventory::default();
     let eval = policy::evaluate(
         Governed::Model(&m),
@@ -221,19 +353,18 @@ fn conditions_say_awaiting_approval_and_pending() {
             detail: policy::Detail::Outcomes,
         },
     );
+    let requested = m.spec.release().record();
+    let mut old = requested.clone();
+    old.fingerprint = OTHER.to_string();
+    old.version = "3.1.0".to_string();
     let gate = Promotion {
+        release: requested.fingerprint.clone(),
         digest: DIGEST.into(),
         required: 2,
+        requester: Some("alice".to_string()),
         ..Promotion::default()
     };
-    let c = desired_conditions(
-        &eval,
-        &gate,
-        &[],
-        DIGEST,
-        Some("sha256:0000000000000000000"),
-        None,
-    );
+    let c = desired_conditions(&eval, &gate, &[], &requested, Some(&old), None);
     let get = |t: &str| c.iter().find(|d| d.type_ == t).unwrap();
     assert_eq!(
         (
@@ -243,26 +374,104 @@ fn conditions_say_awaiting_approval_and_pending() {
         ),
         (false, "AwaitingApproval", "0 of 2 approvals")
     );
-    assert_eq!(get("Promoted").reason, "Pending");
-    assert!(get("Ready").status, "the previous digest still serves");
-    let c = desired_conditions(&eval, &gate, &[], DIGEST, None, None);
+    assert_eq!(get("Promoted").reason, "AwaitingApproval");
+    assert!(
+        get("Promoted").message.contains("(3.1.0); release sha256:"),
+        "{}",
+        get("Promoted").message
+    );
+    assert!(get("Ready").status, "the previous release still serves");
+    let c = desired_conditions(&eval, &gate, &[], &requested, None, None);
     let get = |t: &str| c.iter().find(|d| d.type_ == t).unwrap();
-    assert_eq!(get("Promoted").reason, "NothingServing");
+    assert_eq!(get("Promoted").reason, "AwaitingApproval");
     assert!(!get("Ready").status);
+    assert_eq!(get("Ready").reason, "AwaitingApproval");
+
+    // Held by a dataset with 2 of 2 approvals: the dataset is named, approvals are not.
+    let approved = Promotion {
+        counted: vec![
+            policy::model_deployment::CountedApproval {
+                name: "b".into(),
+                approver: "bob".into(),
+                approved_at: None,
+                expires_at: None,
+            },
+            policy::model_deployment::CountedApproval {
+                name: "c".into(),
+                approver: "carol".into(),
+                approved_at: None,
+                expires_at: None,
+            },
+        ],
+        ..gate.clone()
+    };
     let c = desired_conditions(
         &eval,
-        &gate,
+        &approved,
         &["claims (A.8.11)".to_string()],
-        DIGEST,
+        &requested,
         None,
         None,
     );
-    assert_eq!(
-        c.iter()
-            .find(|d| d.type_ == "DatasetsCompliant")
-            .unwrap()
-            .reason,
-        "DatasetNotCompliant"
+    let get = |t: &str| c.iter().find(|d| d.type_ == t).unwrap();
+    assert_eq!(get("DatasetsCompliant").reason, "DatasetNotCompliant");
+    assert_eq!(get("Approved").reason, "Approved");
+    assert_eq!(get("Promoted").reason, "DatasetNotCompliant");
+    assert_eq!(get("Ready").reason, "DatasetNotCompliant");
+    assert!(
+        !get("Ready").message.contains("approv"),
+        "{}",
+        get("Ready").message
+    );
+
+    // Development (no approvals needed) held by a failing control: the control is named.
+    let dev = Promotion {
+        required: 0,
+        ..gate.clone()
+    };
+    let mut development = Profile::baseline();
+    development.required_approvals = 0;
+    let failing = policy::evaluate(
+        Governed::Model(&m),
+        &PolicyContext {
+            profile: &development,
+            lookup: &inv,
+            now: jiff::Timestamp::now(),
+            detail: policy::Detail::Outcomes,
+        },
+    );
+    assert!(
+        failing.denials().next().is_some(),
+        "Confidential without a KMS key"
+    );
+    let c = desired_conditions(&failing, &dev, &[], &requested, None, None);
+    let get = |t: &str| c.iter().find(|d| d.type_ == t).unwrap();
+    assert_eq!(get("Approved").reason, "NotRequired");
+    assert_eq!(get("Ready").reason, "ControlsFailed");
+    assert!(
+        get("Ready").message.contains("A.8.24"),
+        "{}",
+        get("Ready").message
+    );
+    assert!(
+        !get("Ready").message.contains("approv"),
+        "{}",
+        get("Ready").message
+    );
+
+    // An unknown requester holds the release, and says so.
+    let unknown = Promotion {
+        requester: None,
+        ..approved.clone()
+    };
+    let c = desired_conditions(&eval, &unknown, &[], &requested, None, None);
+    let get = |t: &str| c.iter().find(|d| d.type_ == t).unwrap();
+    assert_eq!(get("Approved").reason, "RequesterUnknown");
+    assert_eq!(get("Ready").reason, "RequesterUnknown");
+    assert!(
+        get("Ready").message.contains("A.5.3"),
+        "{}",
+        get("Ready").message
     );
 }
 
@@ -483,4 +692,119 @@ fn the_oldest_agent_policy_governs_a_shared_service_account() {
     let mut own_account = (*later).clone();
     own_account.spec.service_account_name = "beta-agent".to_string();
     assert!(super::agent_policy::account_owner(&own_account, &all).is_none());
+}
+
+#[test]
+fn children_name_their_parent_as_controller_with_block_owner_deletion() {
+    let m = model("");
+    let sa = build_service_account(&m);
+    let owners = sa.metadata.owner_references.as_ref().unwrap();
+    assert_eq!(owners.len(), 1);
+    let owner = &owners[0];
+    assert_eq!(
+        (
+            owner.kind.as_str(),
+            owner.name.as_str(),
+            owner.uid.as_str(),
+            owner.controller,
+            owner.block_owner_deletion
+        ),
+        (
+            "ModelDeployment",
+            "fraud",
+            "0b5c-uid",
+            Some(true),
+            Some(true)
+        )
+    );
+    let (role, binding) = build_grant(&agent());
+    for meta in [&role.metadata, &binding.metadata] {
+        let owner = &meta.owner_references.as_ref().unwrap()[0];
+        assert_eq!(owner.block_owner_deletion, Some(true));
+        assert_eq!(owner.uid, "u2");
+    }
+}
+
+#[test]
+fn only_a_child_controlled_by_the_same_parent_uid_counts_as_owned() {
+    use super::owned_as_desired;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+    let desired = build_network_policy(&model("")).metadata;
+    let with_owner = |uid: &str, controller: Option<bool>| ObjectMeta {
+        owner_references: Some(vec![OwnerReference {
+            api_version: "annexa.dev/v1alpha1".into(),
+            kind: "ModelDeployment".into(),
+            name: "fraud".into(),
+            uid: uid.into(),
+            controller,
+            block_owner_deletion: None,
+        }]),
+        ..ObjectMeta::default()
+    };
+    assert!(owned_as_desired(
+        &with_owner("0b5c-uid", Some(true)),
+        &desired
+    ));
+    // The team's own object, labelled like Annexa's or not: not Annexa's.
+    let labelled = ObjectMeta {
+        labels: desired.labels.clone(),
+        ..ObjectMeta::default()
+    };
+    assert!(!owned_as_desired(&labelled, &desired));
+    // A parent of the same name that was deleted and recreated (another UID).
+    assert!(!owned_as_desired(
+        &with_owner("old-uid", Some(true)),
+        &desired
+    ));
+    // Referenced but not as controller.
+    assert!(!owned_as_desired(&with_owner("0b5c-uid", None), &desired));
+}
+
+#[test]
+fn a_withheld_egress_policy_opens_nothing_but_dns() {
+    use super::agent_policy::build_withheld_network_policy;
+    let np = build_withheld_network_policy(&agent()).spec.unwrap();
+    assert_eq!(np.policy_types, Some(vec!["Egress".to_string()]));
+    let egress = np.egress.unwrap();
+    assert_eq!(egress.len(), 1);
+    let peer = &egress[0].to.as_ref().unwrap()[0];
+    assert!(peer.ip_block.is_none());
+    assert_eq!(
+        peer.pod_selector
+            .as_ref()
+            .unwrap()
+            .match_labels
+            .as_ref()
+            .unwrap()["k8s-app"],
+        "kube-dns"
+    );
+    let ports: Vec<_> = egress[0]
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| (p.protocol.clone().unwrap(), p.port.clone()))
+        .collect();
+    assert_eq!(ports.len(), 2);
+    assert!(ports.iter().all(|(_, port)| *port
+        == Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(53))));
+}
+
+#[test]
+fn a_pvc_controlled_by_another_object_is_recognised() {
+    use super::training_dataset::foreign_controller;
+    let pvc: k8s_openapi::api::core::v1::PersistentVolumeClaim = serde_yaml_ng::from_str(
+        "metadata:
+  name: data-db-0
+  ownerReferences:
+  - {apiVersion: apps/v1, kind: StatefulSet, name: db, uid: s1, controller: true}
+",
+    )
+    .unwrap();
+    assert_eq!(
+        foreign_controller(&pvc.metadata).as_deref(),
+        Some("StatefulSet \"db\"")
+    );
+    let free: k8s_openapi::api::core::v1::PersistentVolumeClaim =
+        serde_yaml_ng::from_str("metadata: {name: claims-data}").unwrap();
+    assert_eq!(foreign_controller(&free.metadata), None);
 }

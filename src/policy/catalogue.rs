@@ -96,15 +96,15 @@ control!(
     "Privileged access rights",
     Technological,
     &[AP, WL],
-    "Agents never hold forbidden verbs (*, escalate, bind, impersonate) nor read Secrets unless allowed; GPU pods are not privileged and use no host namespaces or hostPath volumes."
+    "Agents never hold forbidden verbs (*, escalate, bind, impersonate) nor dangerous permissions (token minting, exec/attach/port-forward, Secret writes and lists, RBAC writes, node proxy, impersonation, CSR approval, admission configuration) nor read Secrets unless allowed; an agent is granted only what its author holds; GPU pods are not privileged and use no host namespaces or hostPath volumes."
 );
 control!(
     A_8_3,
     "A.8.3",
     "Information access restriction",
     Technological,
-    &[TD, WL],
-    "Confidential and Restricted datasets, and any dataset with a credentials Secret, name the service accounts allowed to read them; a pod that references a dataset's credentials Secret or claim (env, envFrom, secret, projected and CSI volumes, persistentVolumeClaim and ephemeral volumes cloned from it) runs as one of them."
+    &[TD, MD, WL],
+    "Confidential and Restricted datasets, and any dataset with a credentials Secret, name the service accounts allowed to read them; a pod that references a dataset's credentials Secret or claim (env, envFrom, secret, projected and CSI volumes, persistentVolumeClaim and ephemeral volumes cloned from it) runs as one of them, and running pods that do not are reported on the dataset; a model's pods mount a dataset's credentials only if the model's account is allowed. Out of sight: reads that bypass Kubernetes (the bucket itself, credentials copied elsewhere)."
 );
 control!(
     A_8_9,

@@ -8,7 +8,7 @@ use super::{
 };
 use crate::api::{
     Action, ApprovalDecision, Classification, DIGEST_REQUESTED_BY, Environment, ModelApproval,
-    ModelDeployment,
+    ModelDeployment, REQUESTED_RELEASE,
 };
 use jiff::Timestamp;
 use std::sync::Arc;
@@ -23,9 +23,18 @@ pub fn classification(
     lookup: &dyn Lookup,
 ) -> (Classification, Vec<String>) {
     let namespace = model.metadata.namespace.as_deref().unwrap_or("default");
+    classification_of(namespace, &model.spec.training_datasets, lookup)
+}
+
+/// The classification of a set of datasets (see [`classification`]).
+pub fn classification_of(
+    namespace: &str,
+    datasets: &[String],
+    lookup: &dyn Lookup,
+) -> (Classification, Vec<String>) {
     let mut missing = Vec::new();
     let mut class = None;
-    for name in &model.spec.training_datasets {
+    for name in datasets {
         match lookup.dataset(namespace, name) {
             Some(d) => class = class.max(Some(d.spec.classification)),
             None => missing.push(name.clone()),
@@ -34,17 +43,34 @@ pub fn classification(
     (class.unwrap_or(Classification::Confidential), missing)
 }
 
-/// The identity that requested the current digest, as recorded by the mutating webhook.
+/// The identity that requested the model's current release, as recorded by the mutating
+/// webhook. None when it is not recorded, or recorded for another release (the object was
+/// changed without passing through the webhook): the requester is then unknown.
 pub fn requester(model: &ModelDeployment) -> Option<&str> {
-    model
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(DIGEST_REQUESTED_BY))
+    let annotations = model.metadata.annotations.as_ref()?;
+    let fingerprint = annotations.get(REQUESTED_RELEASE)?;
+    if *fingerprint != model.spec.release().fingerprint() {
+        return None;
+    }
+    annotations
+        .get(DIGEST_REQUESTED_BY)
         .map(String::as_str)
+        .filter(|r| !r.is_empty())
 }
 
-/// An approval that counts towards the requested digest.
+/// Prefix of a ServiceAccount's username.
+pub const SERVICE_ACCOUNT_PREFIX: &str = "system:serviceaccount:";
+
+/// Whether `username` is a ServiceAccount the profile does not allow to approve.
+pub fn service_account_barred(username: &str, profile: &Profile) -> bool {
+    username.starts_with(SERVICE_ACCOUNT_PREFIX)
+        && !profile
+            .service_account_approvers
+            .iter()
+            .any(|a| a == username)
+}
+
+/// An approval that counts towards the requested release.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CountedApproval {
     pub name: String,
@@ -54,24 +80,72 @@ pub struct CountedApproval {
     pub expires_at: Option<Timestamp>,
 }
 
-/// The promotion gate's verdict for the digest in the spec.
+/// Why a ModelApproval naming the model does not count for the release under evaluation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ignored {
+    /// Bound to another object of the same name (deleted and recreated since).
+    OtherModel,
+    /// About another release than the one evaluated.
+    OtherRelease,
+    Expired,
+    /// By the identity that requested the release (A.5.3).
+    SelfApproval,
+    NotInApproverGroup,
+    ServiceAccount,
+    /// A second approval by the same person.
+    Duplicate,
+    /// Created after the moment the release is evaluated at.
+    Later,
+}
+
+impl Ignored {
+    /// The `Counted` condition reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Ignored::OtherModel => "OtherModel",
+            Ignored::OtherRelease => "OtherRelease",
+            Ignored::Expired => "Expired",
+            Ignored::SelfApproval => "SelfApproval",
+            Ignored::NotInApproverGroup => "NotInApproverGroup",
+            Ignored::ServiceAccount => "ServiceAccount",
+            Ignored::Duplicate => "Duplicate",
+            Ignored::Later => "NotYetCreated",
+        }
+    }
+}
+
+/// The promotion gate's verdict for one release of a model.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Promotion {
+    /// Fingerprint of the release.
+    pub release: String,
+    /// Weights digest of the release.
     pub digest: String,
     pub required: u32,
+    /// Who requested the release (None: unknown, and the gate stays closed: A.5.3).
+    pub requester: Option<String>,
     /// Valid approvals, one per distinct approver.
     pub counted: Vec<CountedApproval>,
-    /// A rejection of this digest: (approver, reason).
+    /// A rejection of this release: (approver, reason).
     pub rejected: Option<(String, String)>,
-    /// Approvals for this digest that do not count, with why.
-    pub ignored: Vec<(String, String)>,
-    /// Approvals by the digest's requester (A.5.3), not counted.
-    pub self_approvals: Vec<String>,
+    /// Approvals naming the model that do not count, with the kind and a readable why.
+    pub ignored: Vec<(String, Ignored, String)>,
 }
 
 impl Promotion {
     pub fn approved(&self) -> bool {
-        self.rejected.is_none() && self.counted.len() as u64 >= u64::from(self.required)
+        self.required == 0
+            || (self.requester.is_some()
+                && self.rejected.is_none()
+                && self.counted.len() as u64 >= u64::from(self.required))
+    }
+
+    /// Names of the approvals by the release's requester.
+    pub fn self_approvals(&self) -> impl Iterator<Item = &str> {
+        self.ignored
+            .iter()
+            .filter(|(_, why, _)| *why == Ignored::SelfApproval)
+            .map(|(name, _, _)| name.as_str())
     }
 
     /// The earliest time a counted approval expires (the controller requeues for it).
@@ -85,24 +159,50 @@ impl Promotion {
     }
 }
 
-/// Counts the approvals for the model's requested digest under the profile's promotion rules.
+/// Counts the approvals for the model's requested release under the profile's promotion rules.
 pub fn promotion(
     model: &ModelDeployment,
     approvals: &[Arc<ModelApproval>],
     profile: &Profile,
     now: Timestamp,
 ) -> Promotion {
-    let digest = &model.spec.model.digest;
+    let release = model.spec.release();
+    promotion_of(
+        model,
+        &release.fingerprint(),
+        &release.model.digest,
+        requester(model),
+        approvals,
+        profile,
+        now,
+    )
+}
+
+/// Counts the approvals of one release of `model` as they stood at `at`: approvals created
+/// after `at` or expired by then do not count. Used for the requested release (at = now) and to
+/// re-verify the release that serves (at = when it was promoted), so that what serves is
+/// derived from the approvals themselves, never from a status field.
+pub fn promotion_of(
+    model: &ModelDeployment,
+    fingerprint: &str,
+    digest: &str,
+    requester: Option<&str>,
+    approvals: &[Arc<ModelApproval>],
+    profile: &Profile,
+    at: Timestamp,
+) -> Promotion {
     let model_name = model.metadata.name.as_deref().unwrap_or_default();
-    let requester = requester(model);
+    let model_uid = model.metadata.uid.as_deref().unwrap_or_default();
     let mut result = Promotion {
-        digest: digest.clone(),
+        release: fingerprint.to_string(),
+        digest: digest.to_string(),
         required: profile.required_approvals,
+        requester: requester.map(str::to_string),
         ..Promotion::default()
     };
     let mut sorted: Vec<&Arc<ModelApproval>> = approvals
         .iter()
-        .filter(|a| a.spec.model_deployment == model_name && &a.spec.digest == digest)
+        .filter(|a| a.spec.model_deployment == model_name)
         .collect();
     sorted.sort_by(|a, b| {
         (
@@ -114,22 +214,71 @@ pub fn promotion(
                 &b.metadata.name,
             ))
     });
+    let short_release = short(fingerprint);
     for approval in sorted {
         let name = approval.metadata.name.clone().unwrap_or_default();
         let approver = &approval.spec.approver;
-        let by_requester = requester == Some(approver.username.as_str());
-        let rejection = approval.spec.decision == ApprovalDecision::Reject;
-        if by_requester && !rejection {
-            result.self_approvals.push(name);
+        let who = approver.username.as_str();
+        let mut ignore =
+            |kind: Ignored, why: String| result.ignored.push((name.clone(), kind, why));
+        // Offline (`annexa check`) objects have no UID; in a cluster every object has one.
+        if model.metadata.uid.is_some() && approval.spec.model_uid != model_uid {
+            ignore(
+                Ignored::OtherModel,
+                format!(
+                    "approval by {who} is bound to ModelDeployment UID {}, not to this object ({model_uid}): the model was deleted and recreated since",
+                    approval.spec.model_uid
+                ),
+            );
+            continue;
+        }
+        if approval.spec.release.fingerprint != fingerprint {
+            ignore(
+                Ignored::OtherRelease,
+                format!(
+                    "approval by {who} is for release {}, not {short_release}",
+                    short(&approval.spec.release.fingerprint)
+                ),
+            );
             continue;
         }
         let created = approval.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        if created.is_some_and(|c| c > at) {
+            ignore(
+                Ignored::Later,
+                format!("approval by {who} was made after release {short_release} was promoted"),
+            );
+            continue;
+        }
+        let by_requester = requester == Some(who);
+        let rejection = approval.spec.decision == ApprovalDecision::Reject;
+        if by_requester && !rejection {
+            ignore(
+                Ignored::SelfApproval,
+                format!(
+                    "A.5.3 Segregation of duties: {who} requested release {short_release} and cannot approve it"
+                ),
+            );
+            continue;
+        }
         let expires_at = created.and_then(|c| c.checked_add(profile.approval_ttl).ok());
-        if expires_at.is_some_and(|e| e <= now) {
+        // Without a creationTimestamp (a file, offline) an approval counts as fresh.
+        if expires_at.is_some_and(|e| e <= at) {
             let what = if rejection { "rejection" } else { "approval" };
-            result
-                .ignored
-                .push((name, format!("{what} by {} expired", approver.username)));
+            ignore(
+                Ignored::Expired,
+                format!(
+                    "{what} by {who} expired (approvals are valid for {})",
+                    super::duration::format_duration(profile.approval_ttl)
+                ),
+            );
+            continue;
+        }
+        if service_account_barred(who, profile) && !by_requester {
+            ignore(
+                Ignored::ServiceAccount,
+                format!("{who} is a ServiceAccount, and no CompliancePolicy allows it to approve"),
+            );
             continue;
         }
         // The requester may withdraw their own change; anyone else must be an approver.
@@ -137,38 +286,31 @@ pub fn promotion(
             && let Some(groups) = &profile.approver_groups
             && !approver.groups.iter().any(|g| groups.contains(g))
         {
-            result.ignored.push((
-                name,
-                format!(
-                    "{} is in none of the approver groups {:?}",
-                    approver.username, groups
-                ),
-            ));
+            ignore(
+                Ignored::NotInApproverGroup,
+                format!("{who} is in none of the approver groups {groups:?}"),
+            );
             continue;
         }
         if rejection {
             if result.rejected.is_none() {
                 result.rejected = Some((
-                    approver.username.clone(),
+                    who.to_string(),
                     approval.spec.reason.clone().unwrap_or_default(),
                 ));
             }
             continue;
         }
-        if result
-            .counted
-            .iter()
-            .any(|c| c.approver == approver.username)
-        {
-            result.ignored.push((
-                name,
-                format!("{} already approved this digest", approver.username),
-            ));
+        if result.counted.iter().any(|c| c.approver == who) {
+            ignore(
+                Ignored::Duplicate,
+                format!("{who} already approved release {short_release}; one person counts once"),
+            );
             continue;
         }
         result.counted.push(CountedApproval {
             name,
-            approver: approver.username.clone(),
+            approver: who.to_string(),
             approved_at: created,
             expires_at,
         });
@@ -186,6 +328,10 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
     let mut rec = Recorder::new(KIND, ObjectRef::new(KIND, Some(namespace), name), ctx);
     let spec = &model.spec;
     let profile = ctx.profile;
+
+    // A.8.3: the pods Annexa builds for the model read no dataset's credentials unless the
+    // model's account may.
+    super::pod_access::model_pods_access(model, &mut rec, ctx);
 
     // A.5.9 / A.5.12: datasets exist; the model inherits their highest classification.
     let (class, missing) = classification(model, ctx.lookup);
@@ -402,22 +548,31 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
     } else {
         let approvals = ctx.lookup.approvals(namespace, name);
         let gate = promotion(model, &approvals, profile, ctx.now);
+        let release = short(&gate.release);
+        match &gate.requester {
+            None => rec.fail_capped(
+                &A_5_3,
+                "metadata.annotations",
+                format_args!(
+                    "the requester of release {release} of model {name:?} is not recorded (changed without the webhook): it cannot be approved until its requester is re-established"
+                ),
+                Action::Warn,
+            ),
+            Some(r) => rec.pass_note(&A_5_3, format_args!("release {release} requested by {r}")),
+        }
         if let Some((who, reason)) = &gate.rejected {
             rec.fail_capped(
                 &A_8_32,
-                "spec.model.digest",
-                format_args!(
-                    "digest {} of model {name:?} was rejected by {who}: {reason}",
-                    short(&gate.digest)
-                ),
+                "spec",
+                format_args!("release {release} of model {name:?} was rejected by {who}: {reason}"),
                 Action::Warn,
             );
         } else if !gate.approved() {
             rec.fail_capped(
                 &A_8_32,
-                "spec.model.digest",
+                "spec",
                 format_args!(
-                    "rollout of digest {} of model {name:?} is held: {}",
+                    "rollout of release {release} (digest {}) of model {name:?} is held: {}",
                     short(&gate.digest),
                     gate.summary()
                 ),
@@ -426,26 +581,19 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
         } else {
             rec.pass_note(
                 &A_8_32,
-                format_args!("{} for {}", gate.summary(), short(&gate.digest)),
+                format_args!("{} for release {release}", gate.summary()),
             );
         }
-        for approval in &gate.self_approvals {
+        for approval in gate.self_approvals() {
             rec.fail_capped(
                 &A_5_3,
-                "spec.model.digest",
+                "spec",
                 format_args!(
-                    "approval {approval:?} is by {}, who requested the digest, and is not counted",
-                    requester(model).unwrap_or_default()
+                    "approval {approval:?} is by {}, who requested release {release}, and is not counted",
+                    gate.requester.as_deref().unwrap_or_default()
                 ),
                 Action::Warn,
             );
-        }
-        match requester(model) {
-            Some(r) => rec.pass_note(&A_5_3, format_args!("digest requested by {r}")),
-            None => rec.pass_note(
-                &A_5_3,
-                "requester not recorded (object not admitted through the webhook)",
-            ),
         }
     }
 

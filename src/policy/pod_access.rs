@@ -699,3 +699,44 @@ pub fn listed(found: &[String]) -> String {
     }
     text
 }
+
+/// The A.8.3 rule for the pods Annexa builds for a ModelDeployment: they run as the model's own
+/// service account (named after the model) and mount `serving.tlsSecret`; when that Secret is a
+/// dataset's credentials, the model's account must be one the dataset allows.
+pub(crate) fn model_pods_access(
+    model: &crate::api::ModelDeployment,
+    rec: &mut Recorder<'_>,
+    ctx: &Context<'_>,
+) {
+    let name = model.metadata.name.as_deref().unwrap_or_default();
+    let namespace = model.metadata.namespace.as_deref().unwrap_or("default");
+    let Some(secret) = model
+        .spec
+        .serving
+        .as_ref()
+        .and_then(|s| s.tls_secret.as_deref())
+        .filter(|s| !s.is_empty())
+    else {
+        rec.pass_note(&A_8_3, "its pods mount no dataset's Secret or claim");
+        return;
+    };
+    let datasets = ctx.lookup.datasets_by_secret(namespace, secret);
+    if datasets.is_empty() {
+        rec.pass_note(&A_8_3, "its pods mount no dataset's Secret or claim");
+    }
+    for dataset in datasets {
+        if may_read(&dataset, namespace, name) {
+            continue;
+        }
+        rec.fail(
+            &A_8_3,
+            "spec.serving.tlsSecret",
+            format_args!(
+                "model {name:?}'s pods run as service account {name:?} and would mount Secret {secret:?} (spec.serving.tlsSecret), the credentials of dataset {:?} ({}), {}",
+                dataset.metadata.name.as_deref().unwrap_or_default(),
+                dataset.spec.classification,
+                Readers(&dataset, namespace)
+            ),
+        );
+    }
+}

@@ -8,11 +8,12 @@ use super::context::AdmissionContext;
 use super::review::{Gvk, Operation, Request, Response, ReviewError};
 use crate::api::{
     API_VERSION, Action, AgentPolicy, CompliancePolicy, DIGEST_REQUESTED_BY, GROUP, ModelApproval,
-    ModelDeployment, TrainingDataset,
+    ModelDeployment, ModelDeploymentSpec, REQUESTED_RELEASE, TrainingDataset,
 };
 use crate::manifest::{
     self, AnnexaKind, MapOnly, Object, TopLevel, value_accepts, with_default_namespace,
 };
+use crate::policy::delegation::{self, Delegation};
 use crate::policy::workload::Workload;
 use crate::policy::{self, Context, Evaluation, Governed, model_approval};
 use base64::Engine as _;
@@ -87,6 +88,10 @@ pub struct Decision {
     /// One `(control, result)` per finding, result `deny`, `warn` or `audit`; `("none",
     /// "admit")` for an object evaluated without findings; empty when nothing was evaluated.
     pub counts: Vec<(&'static str, &'static str)>,
+    /// What Annexa will do on the requester's behalf if this is admitted: the permissions the
+    /// requester must hold, checked with SubjectAccessReview before the answer is sent (see
+    /// [`super::access`]). Empty when nothing is delegated or the object is denied anyway.
+    pub delegation: Delegation,
 }
 
 impl Decision {
@@ -95,6 +100,7 @@ impl Decision {
             response: Response::allow(&request.uid),
             kind,
             counts: Vec::new(),
+            delegation: Delegation::default(),
         }
     }
 
@@ -161,6 +167,7 @@ impl Decision {
             response,
             kind,
             counts,
+            delegation: Delegation::default(),
         }
     }
 }
@@ -195,6 +202,12 @@ pub fn validate(
 ) -> Result<Decision, ReviewError> {
     let target = Target::of(&request.kind);
     let kind = target.label();
+    if request.operation == Operation::Delete
+        && target == Target::Annexa("ModelApproval")
+        && !is_subresource(request)
+    {
+        return approval_deletion(request, kind);
+    }
     if matches!(request.operation, Operation::Delete | Operation::Connect)
         || (is_subresource(request) && !is_ephemeral_containers(request, target))
     {
@@ -246,11 +259,26 @@ pub fn validate(
                 ),
                 kind,
                 counts: vec![("none", "deny")],
+                delegation: Delegation::default(),
             });
         }
-        Object::Dataset(d) => evaluate(Governed::Dataset(d)),
+        Object::Dataset(d) => {
+            let mut decision =
+                Decision::from_evaluation(request, kind, evaluate(Governed::Dataset(d)));
+            if decision.response.allowed {
+                decision.delegation = delegation::dataset(d);
+            }
+            return Ok(decision);
+        }
         Object::Model(m) => evaluate(Governed::Model(m)),
-        Object::Agent(a) => evaluate(Governed::Agent(a)),
+        Object::Agent(a) => {
+            let mut decision =
+                Decision::from_evaluation(request, kind, evaluate(Governed::Agent(a)));
+            if decision.response.allowed {
+                decision.delegation = delegation::agent(a);
+            }
+            return Ok(decision);
+        }
         Object::Workload(w) => evaluate(Governed::Workload(w)),
         Object::Approval(approval) => {
             if request.operation == Operation::Update {
@@ -275,6 +303,7 @@ pub fn validate(
                         ),
                         kind,
                         counts: vec![("A.8.32", "deny")],
+                        delegation: Delegation::default(),
                     });
                 }
                 return Ok(Decision::admit(request, kind));
@@ -286,9 +315,19 @@ pub fn validate(
                 now,
                 detail: policy::Detail::Findings,
             };
+            let groups: Vec<&str> = request
+                .user_info
+                .groups
+                .iter()
+                .flatten()
+                .map(|g| &**g)
+                .collect();
             model_approval::evaluate_request(
                 approval,
-                Some(request.username().unwrap_or_default()),
+                Some(model_approval::RequestUser {
+                    username: request.username().unwrap_or_default(),
+                    groups: &groups,
+                }),
                 &ctx,
             )
         }
@@ -297,6 +336,30 @@ pub fn validate(
         }
     };
     Ok(Decision::from_evaluation(request, kind, evaluation))
+}
+
+/// DELETE of a ModelApproval: a rejection is withdrawn only by its author (A.8.32).
+fn approval_deletion(request: &Request<'_>, kind: &'static str) -> Result<Decision, ReviewError> {
+    let mut old = object_value(request.old_object, "request.oldObject")?;
+    let Object::Approval(old) = decode_object(&mut old, request, "request.oldObject")? else {
+        return Err(ReviewError::new("request.oldObject is not a ModelApproval"));
+    };
+    match model_approval::deletion_refused(&old, request.username().unwrap_or_default()) {
+        None => Ok(Decision::admit(request, kind)),
+        Some(message) => {
+            let name = old.metadata.name.as_deref().unwrap_or_default();
+            Ok(Decision {
+                response: Response::deny(
+                    &request.uid,
+                    403,
+                    "Forbidden",
+                    format!("ModelApproval {name:?} is not compliant: {message}"),
+                ),
+                kind,
+                counts: vec![("A.8.32", "deny")],
+            })
+        }
+    }
 }
 
 /// The object under review, decoded, or admitted before it is decoded.
@@ -579,21 +642,31 @@ fn decode_object(
     manifest::decode(value).map_err(|e| ReviewError::new(format!("{field}: {e}")))
 }
 
-fn digest_of(value: &Value) -> Option<&str> {
-    value.pointer("/spec/model/digest").and_then(Value::as_str)
+/// The fingerprint of the release a ModelDeployment requests (None: the spec does not decode;
+/// the validating webhook refuses such an object).
+fn release_of(value: &Value) -> Option<String> {
+    let spec = value.get("spec")?;
+    ModelDeploymentSpec::deserialize(spec)
+        .ok()
+        .map(|s| s.release().fingerprint())
 }
 
-fn annotation_of(value: &Value) -> Option<&Value> {
+fn annotation_of<'v>(value: &'v Value, key: &str) -> Option<&'v str> {
     value
         .get("metadata")
         .and_then(|m| m.get("annotations"))
-        .and_then(|a| a.get(DIGEST_REQUESTED_BY))
+        .and_then(|a| a.get(key))
+        .and_then(Value::as_str)
 }
 
-/// The mutating webhook: records who requested a ModelDeployment's digest in the
-/// `annexa.dev/digest-requested-by` annotation. Set to the request's user when the digest is new
-/// (CREATE) or changed (UPDATE), restored from the old object otherwise, so a forged or removed
-/// value is put back. Nothing else is ever mutated; other kinds are admitted unchanged.
+/// The mutating webhook: records who requested a ModelDeployment's release in the
+/// `annexa.dev/digest-requested-by` annotation, and which release in `annexa.dev/requested-release`
+/// (its fingerprint). Set to the request's user when the release is new (CREATE) or changed
+/// (UPDATE), restored from the old object otherwise, so a forged or removed value is put back.
+/// One exception: when the old object's requester is unknown for its release (written without
+/// the webhook), a user may claim the release as its requester by setting the annotation to
+/// their own name, which only ever restricts that user. Nothing else is ever mutated; other
+/// kinds are admitted unchanged.
 pub fn mutate(request: &Request<'_>) -> Result<Decision, ReviewError> {
     let target = Target::of(&request.kind);
     let kind = target.label();
@@ -604,6 +677,9 @@ pub fn mutate(request: &Request<'_>) -> Result<Decision, ReviewError> {
         return Ok(Decision::admit(request, kind));
     }
     let value = object_value(request.object, "request.object")?;
+    let Some(release) = release_of(&value) else {
+        return Ok(Decision::admit(request, kind));
+    };
     let user = || {
         request
             .username()
@@ -611,26 +687,39 @@ pub fn mutate(request: &Request<'_>) -> Result<Decision, ReviewError> {
             .map(str::to_string)
             .ok_or_else(|| {
                 ReviewError::new(
-                    "request.userInfo.username is missing: cannot record who requested the digest",
+                    "request.userInfo.username is missing: cannot record who requested the release",
                 )
             })
     };
-    let desired: Option<String> = if request.operation == Operation::Create {
-        Some(user()?)
+    // (requester, release fingerprint)
+    let desired: Option<(String, String)> = if request.operation == Operation::Create {
+        Some((user()?, release))
     } else {
         let old = object_value(request.old_object, "request.oldObject")?;
-        if digest_of(&old) != digest_of(&value) {
-            Some(user()?)
+        let old_release = release_of(&old);
+        let old_requester = annotation_of(&old, DIGEST_REQUESTED_BY);
+        let old_recorded = annotation_of(&old, REQUESTED_RELEASE);
+        if old_release.as_deref() != Some(release.as_str()) {
+            Some((user()?, release))
+        } else if let Some(requester) = old_requester
+            && old_recorded == Some(release.as_str())
+        {
+            Some((requester.to_string(), release))
         } else {
-            annotation_of(&old)
-                .and_then(Value::as_str)
-                .map(str::to_string)
+            let user = user()?;
+            (annotation_of(&value, DIGEST_REQUESTED_BY) == Some(user.as_str()))
+                .then_some((user, release))
         }
     };
-    let current = annotation_of(&value);
-    if current.and_then(Value::as_str) == desired.as_deref()
-        && (current.is_some() == desired.is_some())
-    {
+    let current = (
+        annotation_of(&value, DIGEST_REQUESTED_BY),
+        annotation_of(&value, REQUESTED_RELEASE),
+    );
+    let wanted = match &desired {
+        Some((who, what)) => (Some(who.as_str()), Some(what.as_str())),
+        None => (None, None),
+    };
+    if current == wanted {
         return Ok(Decision::admit(request, kind));
     }
 
@@ -638,24 +727,41 @@ pub fn mutate(request: &Request<'_>) -> Result<Decision, ReviewError> {
     let annotations = metadata
         .and_then(|m| m.get("annotations"))
         .filter(|a| a.is_object());
-    let operation = match (&desired, metadata, annotations) {
-        (Some(user), None, _) => PatchOperation::Add(AddOperation {
+    let path = |key: &str| PointerBuf::from_tokens(["metadata", "annotations", key]);
+    let mut operations = Vec::new();
+    match (&desired, metadata, annotations) {
+        (Some((who, what)), None, _) => operations.push(PatchOperation::Add(AddOperation {
             path: PointerBuf::from_tokens(["metadata"]),
-            value: serde_json::json!({ "annotations": { DIGEST_REQUESTED_BY: user } }),
-        }),
-        (Some(user), Some(_), None) => PatchOperation::Add(AddOperation {
+            value: serde_json::json!({ "annotations": { DIGEST_REQUESTED_BY: who, REQUESTED_RELEASE: what } }),
+        })),
+        (Some((who, what)), Some(_), None) => operations.push(PatchOperation::Add(AddOperation {
             path: PointerBuf::from_tokens(["metadata", "annotations"]),
-            value: serde_json::json!({ DIGEST_REQUESTED_BY: user }),
-        }),
-        (Some(user), Some(_), Some(_)) => PatchOperation::Add(AddOperation {
-            path: PointerBuf::from_tokens(["metadata", "annotations", DIGEST_REQUESTED_BY]),
-            value: Value::String(user.clone()),
-        }),
-        (None, _, _) => PatchOperation::Remove(RemoveOperation {
-            path: PointerBuf::from_tokens(["metadata", "annotations", DIGEST_REQUESTED_BY]),
-        }),
-    };
-    let patch = serde_json::to_vec(&[operation])
+            value: serde_json::json!({ DIGEST_REQUESTED_BY: who, REQUESTED_RELEASE: what }),
+        })),
+        (Some((who, what)), Some(_), Some(_)) => {
+            operations.push(PatchOperation::Add(AddOperation {
+                path: path(DIGEST_REQUESTED_BY),
+                value: Value::String(who.clone()),
+            }));
+            operations.push(PatchOperation::Add(AddOperation {
+                path: path(REQUESTED_RELEASE),
+                value: Value::String(what.clone()),
+            }));
+        }
+        (None, _, _) => {
+            for (key, present) in [
+                (DIGEST_REQUESTED_BY, current.0.is_some()),
+                (REQUESTED_RELEASE, current.1.is_some()),
+            ] {
+                // A non-string value is removed too.
+                let any = annotations.is_some_and(|a| a.get(key).is_some());
+                if present || any {
+                    operations.push(PatchOperation::Remove(RemoveOperation { path: path(key) }));
+                }
+            }
+        }
+    }
+    let patch = serde_json::to_vec(&operations)
         .map_err(|e| ReviewError::new(format!("cannot encode the patch: {e}")))?;
     let mut response = Response::allow(&request.uid);
     response.patch = Some(base64::engine::general_purpose::STANDARD.encode(patch));
@@ -664,6 +770,7 @@ pub fn mutate(request: &Request<'_>) -> Result<Decision, ReviewError> {
         response,
         kind,
         counts: Vec::new(),
+        delegation: Delegation::default(),
     })
 }
 

@@ -1,6 +1,7 @@
 //! The HTTP side: an axum router for `/validate`, `/mutate`, `/healthz`, `/readyz`, a separate
 //! router for `/metrics`, and the TLS accept loop with graceful shutdown.
 
+use super::access::{self, AccessReviewer};
 use super::admission::{self, Decision};
 use super::context::AdmissionContext;
 use super::metrics::Metrics;
@@ -16,6 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -29,8 +31,13 @@ use tower::ServiceExt;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// Default server-side deadline, inside the configurations' `timeoutSeconds: 5`.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(4);
+/// Time kept back from the deadline for the answer after access reviews.
+const ACCESS_REVIEW_MARGIN: Duration = Duration::from_millis(250);
 /// Default cap on open connections (below a container's usual 1024 open files).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// Default cap on open connections from one address (the API server's replicas and the
+/// kubelet's probes each come from their own).
+pub const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = 128;
 /// Default cap on reviews being read or decided at once.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
 /// Default cap on the body bytes of the reviews in flight (see BENCHMARKS.md, "Hostile input":
@@ -54,7 +61,10 @@ pub struct Limits {
     /// Open connections; at the cap the connection idle the longest is closed to make room,
     /// and a new connection is refused when none is idle.
     pub max_connections: usize,
-    /// Reviews read or decided at once; more are answered 429 at once.
+    /// Open connections from one IP address; more are closed before the TLS handshake. At
+    /// the overall cap, the address holding the most connections gives one up.
+    pub max_connections_per_peer: usize,
+    /// Reviews being decided at once (counted once the body is read); more are answered 429.
     pub max_in_flight: usize,
     /// Body bytes of the reviews in flight (a chunked body counts as `max_body_bytes`); more
     /// are answered 429 at once.
@@ -72,6 +82,7 @@ impl Default for Limits {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             deadline: DEFAULT_DEADLINE,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_peer: DEFAULT_MAX_CONNECTIONS_PER_PEER,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             max_in_flight_bytes: DEFAULT_MAX_IN_FLIGHT_BYTES,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
@@ -85,6 +96,9 @@ pub struct WebhookState {
     pub context: Arc<dyn AdmissionContext>,
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
+    /// Verifies, as the requesting user, what Annexa will do on their behalf (SubjectAccessReview
+    /// in `annexa run`); None where no controller acts (stand-alone webhook).
+    pub access: Option<Arc<dyn AccessReviewer>>,
 }
 
 /// Admission of reviews into reading and deciding: a cap on their number and on the body
@@ -92,6 +106,10 @@ pub struct WebhookState {
 /// waiting: over a cap the answer is a fast 429.
 struct Gate {
     requests: Arc<Semaphore>,
+    /// Large decisions running on the blocking pool: one fewer than the cores (at least one),
+    /// so that a thread is always left for I/O and health checks. Waiting for a place counts
+    /// against the deadline.
+    heavy: Arc<Semaphore>,
     /// In KiB.
     bytes: Arc<Semaphore>,
 }
@@ -99,7 +117,7 @@ struct Gate {
 /// What a review holds while it is read and decided.
 struct Admitted {
     _request: OwnedSemaphorePermit,
-    _bytes: OwnedSemaphorePermit,
+    _bytes: Option<OwnedSemaphorePermit>,
 }
 
 /// What the routes share.
@@ -118,6 +136,11 @@ pub fn router(state: Arc<WebhookState>) -> Router {
     let served = Arc::new(Served {
         gate: Gate {
             requests: Arc::new(Semaphore::new(limits.max_in_flight.max(1))),
+            heavy: Arc::new(Semaphore::new(
+                std::thread::available_parallelism()
+                    .map_or(1, |n| n.get().saturating_sub(1))
+                    .max(1),
+            )),
             bytes: Arc::new(Semaphore::new(kib(limits
                 .max_in_flight_bytes
                 .max(limits.max_body_bytes))
@@ -179,6 +202,8 @@ fn error(status: StatusCode, reason: &str, message: &str) -> Response {
 }
 
 enum Failure {
+    /// A cap was full: `bytes` or `requests`.
+    Shed(&'static str),
     TooLarge(u64),
     Read(String),
     Bad(ReviewError),
@@ -189,25 +214,49 @@ enum Failure {
 /// 413 instead of a reset connection; past this the connection is closed.
 const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
 
-async fn read_body(body: Body, limit: usize, declared: Option<u64>) -> Result<Bytes, Failure> {
+/// Reads the body, holding its bytes against the in-flight budget as they arrive (in KiB): a
+/// client trickling a body holds only what it sent.
+async fn read_body(
+    body: Body,
+    limit: usize,
+    declared: Option<u64>,
+    budget: &Arc<Semaphore>,
+) -> Result<(Bytes, Option<OwnedSemaphorePermit>), Failure> {
     if let Some(len) = declared.filter(|l| *l > limit as u64) {
         drain(body, DRAIN_LIMIT).await;
         return Err(Failure::TooLarge(len));
     }
     let mut body = body;
-    let mut buf: Vec<u8> = Vec::with_capacity(declared.map_or(16 * 1024, |l| l as usize));
+    // Grown as bytes arrive, not sized from the announced length.
+    let mut buf: Vec<u8> =
+        Vec::with_capacity(declared.map_or(16 * 1024, |l| l.min(64 * 1024) as usize));
+    let mut held: Option<OwnedSemaphorePermit> = None;
+    let mut held_kib = 0u32;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| Failure::Read(e.to_string()))?;
         if let Ok(data) = frame.into_data() {
             if buf.len() + data.len() > limit {
                 let seen = (buf.len() + data.len()) as u64;
+                drop(held);
                 drain(body, DRAIN_LIMIT).await;
                 return Err(Failure::TooLarge(seen));
+            }
+            let wanted = kib(buf.len() + data.len());
+            if wanted > held_kib {
+                let more = budget
+                    .clone()
+                    .try_acquire_many_owned(wanted - held_kib)
+                    .map_err(|_| Failure::Shed("bytes"))?;
+                match held.as_mut() {
+                    Some(permit) => permit.merge(more),
+                    None => held = Some(more),
+                }
+                held_kib = wanted;
             }
             buf.extend_from_slice(&data);
         }
     }
-    Ok(Bytes::from(buf))
+    Ok((Bytes::from(buf), held))
 }
 
 async fn drain(mut body: Body, mut budget: u64) {
@@ -248,6 +297,30 @@ fn decide_body(
     Ok((decision, start.elapsed()))
 }
 
+<<<<<<< HEAD
+/// Verifies, as the requesting user, what Annexa would do for them if the decision admits an
+/// object (see [`access`]), within what is left of the deadline less a margin to answer.
+async fn confirm_access(
+    body: &[u8],
+    state: &WebhookState,
+    decision: Decision,
+    start: Instant,
+) -> Result<Decision, Failure> {
+    let Some(reviewer) = &state.access else {
+        return Ok(decision);
+    };
+    if decision.delegation.is_empty() || !decision.response.allowed {
+        return Ok(decision);
+    }
+    let review = review::decode(body).map_err(Failure::Bad)?;
+    let budget = state
+        .limits
+        .deadline
+        .saturating_sub(start.elapsed())
+        .saturating_sub(ACCESS_REVIEW_MARGIN);
+    Ok(access::confirm(&review, decision, reviewer.as_ref(), budget).await)
+}
+
 /// Takes a place in the gate, or says which cap is full.
 fn admit(gate: &Gate, declared: Option<u64>, limits: &Limits) -> Result<Admitted, &'static str> {
     let request = gate
@@ -269,6 +342,25 @@ fn admit(gate: &Gate, declared: Option<u64>, limits: &Limits) -> Result<Admitted
         _request: request,
         _bytes: bytes,
     })
+=======
+/// A fast 429 naming the cap that was full.
+fn shed_response(cap: &str, limits: &Limits) -> Response {
+    let mut response = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "TooManyRequests",
+        &format!(
+            "the webhook is at its cap of {}; retry shortly",
+            match cap {
+                "requests" => format!("{} reviews being decided", limits.max_in_flight),
+                _ => format!("{} body bytes in flight", limits.max_in_flight_bytes),
+            }
+        ),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+>>>>>>> main
 }
 
 async fn handle(
@@ -285,30 +377,47 @@ async fn handle(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let admitted = match admit(&served.gate, declared, &limits) {
-        Ok(admitted) => admitted,
-        Err(cap) => {
-            state.metrics.record_shed(cap);
-            tracing::debug!(webhook, cap, "review shed");
-            let mut response = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "TooManyRequests",
-                &format!(
-                    "the webhook is at its cap of {}; retry shortly",
-                    match cap {
-                        "requests" => format!("{} reviews in flight", limits.max_in_flight),
-                        _ => format!("{} body bytes in flight", limits.max_in_flight_bytes),
-                    }
-                ),
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return response;
-        }
-    };
     let work = async {
+<<<<<<< HEAD
         let body = read_body(request.into_body(), limits.max_body_bytes, declared).await?;
+        let (decision, decided_in) = if body.len() <= INLINE_DECISION_BYTES {
+            drop(admitted);
+            decide_body(&body, state, decide)?
+        } else {
+            // Large bodies: decided on the blocking pool, so a slow decision never holds the
+            // threads that answer health checks and other reviews. The permits travel with the
+            // work: what a review holds is released when its decision ends, even past the
+            // deadline.
+            let state = served.state.clone();
+            let body = body.clone();
+            tokio::task::spawn_blocking(move || {
+                let outcome = decide_body(&body, &state, decide);
+                drop(admitted);
+                outcome
+            })
+            .await
+            .map_err(|e| Failure::Read(format!("the decision did not complete: {e}")))??
+        };
+        let decision = confirm_access(&body, state, decision, start).await?;
+        Ok::<_, Failure>((decision, decided_in))
+=======
+        let (body, bytes) = read_body(
+            request.into_body(),
+            limits.max_body_bytes,
+            declared,
+            &served.gate.bytes,
+        )
+        .await?;
+        // The count caps decisions, not reads: a slow sender holds no place.
+        let admitted = Admitted {
+            _request: served
+                .gate
+                .requests
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| Failure::Shed("requests"))?,
+            _bytes: bytes,
+        };
         if body.len() <= INLINE_DECISION_BYTES {
             drop(admitted);
             return decide_body(&body, state, decide);
@@ -316,14 +425,23 @@ async fn handle(
         // Large bodies: decided on the blocking pool, so a slow decision never holds the
         // threads that answer health checks and other reviews. The permits travel with the
         // work: what a review holds is released when its decision ends, even past the deadline.
+        let heavy = served
+            .gate
+            .heavy
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| Failure::Read(format!("the decision did not start: {e}")))?;
         let state = served.state.clone();
         tokio::task::spawn_blocking(move || {
             let outcome = decide_body(&body, &state, decide);
             drop(admitted);
+            drop(heavy);
             outcome
         })
         .await
         .map_err(|e| Failure::Read(format!("the decision did not complete: {e}")))?
+>>>>>>> main
     };
     let outcome = match tokio::time::timeout(limits.deadline, work).await {
         Ok(outcome) => outcome,
@@ -345,6 +463,11 @@ async fn handle(
             }
             json(StatusCode::OK, body)
         }
+        Err(Failure::Shed(cap)) => {
+            state.metrics.record_shed(cap);
+            tracing::debug!(webhook, cap, "review shed");
+            shed_response(cap, &limits)
+        }
         Err(failure) => {
             state.metrics.record_invalid(webhook, start.elapsed());
             let response = match failure {
@@ -362,6 +485,7 @@ async fn handle(
                     &format!("cannot read the request body: {e}"),
                 ),
                 Failure::Bad(e) => error(StatusCode::BAD_REQUEST, "BadRequest", &e.message),
+                Failure::Shed(cap) => shed_response(cap, &limits),
                 Failure::Deadline => error(
                     StatusCode::REQUEST_TIMEOUT,
                     "Timeout",
@@ -498,29 +622,47 @@ impl Drop for InFlight {
 /// The open connections.
 #[derive(Default)]
 struct Connections {
-    open: std::sync::Mutex<HashMap<u64, Arc<Connection>>>,
+    open: std::sync::Mutex<Open>,
     next: AtomicU64,
     closed: tokio::sync::Notify,
 }
 
+#[derive(Default)]
+struct Open {
+    by_id: HashMap<u64, (IpAddr, Arc<Connection>)>,
+    per_peer: HashMap<IpAddr, usize>,
+}
+
 impl Connections {
     fn count(&self) -> usize {
-        self.open.lock().map_or(0, |open| open.len())
+        self.open.lock().map_or(0, |open| open.by_id.len())
     }
 
-    /// Registers a new connection unless the cap is reached and no connection is idle to make
-    /// room; at the cap, the connection idle the longest is asked to close.
-    fn admit(&self, cap: usize) -> Option<(u64, Arc<Connection>)> {
+    /// Registers a new connection from `peer` unless that address is at its own cap, or the
+    /// overall cap is reached and no connection is idle to make room. At the overall cap, the
+    /// connection idle the longest among those of the address holding the most is asked to
+    /// close: one client cannot crowd out the others.
+    fn admit(&self, peer: IpAddr, cap: usize, per_peer: usize) -> Option<(u64, Arc<Connection>)> {
         let mut open = self.open.lock().ok()?;
-        if open.len() >= cap {
-            let oldest = open
-                .values()
-                .filter(|c| {
-                    c.in_flight.load(Ordering::Acquire) == 0 && !c.evicting.load(Ordering::Acquire)
-                })
-                .min_by_key(|c| c.last_active())?;
-            oldest.evicting.store(true, Ordering::Release);
-            oldest.evict.notify_one();
+        if open.per_peer.get(&peer).copied().unwrap_or(0) >= per_peer {
+            return None;
+        }
+        if open.by_id.len() >= cap {
+            let idle = |c: &Connection| {
+                c.in_flight.load(Ordering::Acquire) == 0 && !c.evicting.load(Ordering::Acquire)
+            };
+            let mut peers: Vec<(IpAddr, usize)> =
+                open.per_peer.iter().map(|(ip, n)| (*ip, *n)).collect();
+            peers.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+            let victim = peers.iter().find_map(|(ip, _)| {
+                open.by_id
+                    .values()
+                    .filter(|(from, c)| from == ip && idle(c))
+                    .min_by_key(|(_, c)| c.last_active())
+                    .map(|(_, c)| c.clone())
+            })?;
+            victim.evicting.store(true, Ordering::Release);
+            victim.evict.notify_one();
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let connection = Arc::new(Connection {
@@ -530,13 +672,20 @@ impl Connections {
             evicting: AtomicBool::new(false),
             served: AtomicBool::new(false),
         });
-        open.insert(id, connection.clone());
+        open.by_id.insert(id, (peer, connection.clone()));
+        *open.per_peer.entry(peer).or_default() += 1;
         Some((id, connection))
     }
 
     fn remove(&self, id: u64) {
-        if let Ok(mut open) = self.open.lock() {
-            open.remove(&id);
+        if let Ok(mut open) = self.open.lock()
+            && let Some((peer, _)) = open.by_id.remove(&id)
+            && let Some(n) = open.per_peer.get_mut(&peer)
+        {
+            *n -= 1;
+            if *n == 0 {
+                open.per_peer.remove(&peer);
+            }
         }
         self.closed.notify_waiters();
     }
@@ -587,7 +736,11 @@ pub async fn serve_tls(
             },
             _ = &mut shutdown => break,
         };
-        let Some((id, connection)) = connections.admit(limits.max_connections) else {
+        let Some((id, connection)) = connections.admit(
+            peer.ip(),
+            limits.max_connections,
+            limits.max_connections_per_peer,
+        ) else {
             metrics.record_shed("connections");
             tracing::debug!(%peer, "connection refused: at the connection cap with none idle");
             drop(stream);

@@ -14,6 +14,12 @@ use tower::ServiceExt;
 
 pub const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 pub const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+/// The release fingerprint of `llm` in [`CONTEXT`] (the `context_records_the_llm_release` test
+/// checks it against the API types), as the mutating webhook recorded it for bob.
+pub const LLM_RELEASE: &str =
+    "sha256:7a6257e75c3b9e7b340372ceb39f4bc5e95f95d452c0221e39f01df13544e147";
+/// UID of `llm` in [`CONTEXT`].
+pub const LLM_UID: &str = "3f9d2c1a-llm";
 pub const SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 /// Namespaces: `ml-prod` (Production, Enforce), `ml-warn` (Warn), `ml-audit` (Audit),
@@ -81,7 +87,8 @@ kind: ModelDeployment
 metadata:
   name: llm
   namespace: ml-prod
-  annotations: {annexa.dev/digest-requested-by: bob}
+  uid: 3f9d2c1a-llm
+  annotations: {annexa.dev/digest-requested-by: bob, annexa.dev/requested-release: "sha256:7a6257e75c3b9e7b340372ceb39f4bc5e95f95d452c0221e39f01df13544e147"}
 spec:
   model: {name: llm, version: "1.0.0", uri: "s3://models/llm", digest: "sha256:1111111111111111111111111111111111111111111111111111111111111111", kmsKey: "arn:aws:kms:eu-west-1:1:key/llm"}
   image: "registry.example.com/serve@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -111,6 +118,7 @@ pub fn state() -> Arc<WebhookState> {
         context: Arc::new(context()),
         metrics: Arc::new(Metrics::new()),
         limits: Limits::default(),
+        access: None,
     })
 }
 

@@ -2,6 +2,7 @@
 //! server over HTTPS, as kube-apiserver does (mutating first, then validating).
 //!
 //! `matchConditions` are evaluated with the `cel` crate (no `authorizer` variable).
+//! ValidatingAdmissionPolicies run in the validating phase, before the webhooks (see `vap`).
 //! `reinvocationPolicy` is ignored (each webhook runs once).
 
 use std::sync::Arc;
@@ -46,7 +47,7 @@ fn strings(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn rule_matches(rule: &Value, a: &Attributes<'_>) -> bool {
+pub(super) fn rule_matches(rule: &Value, a: &Attributes<'_>) -> bool {
     let any = |list: Vec<String>, value: &str| list.iter().any(|x| x == "*" || x == value);
     if !any(strings(&rule["operations"]), a.operation)
         || !any(strings(&rule["apiGroups"]), &a.rt.group)
@@ -75,7 +76,10 @@ fn rule_matches(rule: &Value, a: &Attributes<'_>) -> bool {
     scope_ok && resource_ok
 }
 
-fn selector_matches(selector: &Value, labels: Option<&serde_json::Map<String, Value>>) -> bool {
+pub(super) fn selector_matches(
+    selector: &Value,
+    labels: Option<&serde_json::Map<String, Value>>,
+) -> bool {
     if selector.is_null() {
         return true;
     }
@@ -289,7 +293,7 @@ fn match_conditions(
     }
 }
 
-fn review(a: &Attributes<'_>, object: &Option<Value>) -> Value {
+pub(super) fn review(a: &Attributes<'_>, object: &Option<Value>) -> Value {
     let kind = json!({"group": a.rt.group, "version": a.rt.version, "kind": a.rt.kind});
     let resource = json!({"group": a.rt.group, "version": a.rt.version, "resource": a.rt.plural});
     let mut request = json!({
@@ -361,6 +365,11 @@ pub async fn admit(
     // itself in), nor for the review kinds.
     if a.rt.group == "admissionregistration.k8s.io" || a.rt.create_only() {
         return Ok((object, warnings));
+    }
+    // ValidatingAdmissionPolicies run after the mutating webhooks, before the validating ones
+    // (kube-apiserver's plugin order).
+    if phase == Phase::Validating {
+        warnings.extend(super::vap::validate(server, &a, &object)?);
     }
     for (name, hook) in hooks(server) {
         if hook.mutating != (phase == Phase::Mutating) {

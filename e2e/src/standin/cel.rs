@@ -1,11 +1,24 @@
-//! CEL evaluation (the `cel` crate) for webhook `matchConditions` and CRD
-//! `x-kubernetes-validations`. Standard CEL with macros and `matches`; none of the
+//! CEL evaluation (the `cel` crate) for webhook `matchConditions`, CRD
+//! `x-kubernetes-validations` and ValidatingAdmissionPolicies. Standard CEL with macros and `matches`; none of the
 //! Kubernetes-specific libraries (`authorizer`, quantity, IP/CIDR, URL, `isSorted`, …).
 
 use serde_json::Value;
 
 /// Evaluates `expression` with JSON variables; it must yield a boolean.
 pub fn eval_bool(expression: &str, vars: &[(&str, &Value)]) -> Result<bool, String> {
+    match eval(expression, vars, &[])? {
+        cel::Value::Bool(b) => Ok(b),
+        other => Err(format!("expected a boolean, got {other:?}")),
+    }
+}
+
+/// Evaluates `expression` with JSON variables and variables that are already CEL values
+/// (a ValidatingAdmissionPolicy's `variables`).
+pub fn eval(
+    expression: &str,
+    vars: &[(&str, &Value)],
+    cel_vars: &[(&str, cel::Value)],
+) -> Result<cel::Value, String> {
     let program =
         cel::Program::compile(expression).map_err(|e| format!("compilation failed: {e}"))?;
     let mut ctx = cel::Context::default();
@@ -13,11 +26,10 @@ pub fn eval_bool(expression: &str, vars: &[(&str, &Value)]) -> Result<bool, Stri
         ctx.add_variable(*name, (*value).clone())
             .map_err(|e| format!("binding {name}: {e}"))?;
     }
-    match program.execute(&ctx) {
-        Ok(cel::Value::Bool(b)) => Ok(b),
-        Ok(other) => Err(format!("expected a boolean, got {other:?}")),
-        Err(e) => Err(format!("{e:?}")),
+    for (name, value) in cel_vars {
+        ctx.add_variable_from_value(*name, value.clone());
     }
+    program.execute(&ctx).map_err(|e| format!("{e:?}"))
 }
 
 #[cfg(test)]

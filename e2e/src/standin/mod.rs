@@ -12,6 +12,7 @@ pub mod smp;
 pub mod ssa;
 pub mod store;
 pub mod table;
+pub mod vap;
 pub mod watch;
 pub mod webhookconfig;
 

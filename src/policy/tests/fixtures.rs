@@ -27,9 +27,46 @@ pub const OTHER_DIGEST: &str =
     "sha256:e5f60718e5f60718e5f60718e5f60718e5f60718e5f60718e5f60718e5f60718";
 
 /// Decodes one YAML document exactly as `annexa check` does (strict: unknown fields fail).
+/// Decodes a fixture. A ModelDeployment whose `annexa.dev/requested-release` annotation is
+/// `CURRENT` gets the fingerprint of its own release there, as the mutating webhook records it
+/// when the annotated user writes the release; an approval whose release fingerprint is a weights
+/// digest (`DIGEST`, `OTHER_DIGEST`) approves the release of `FRAUD` with those weights.
 pub fn object(yaml: &str) -> Object {
     let value: serde_json::Value = serde_yaml_ng::from_str(yaml).unwrap();
-    decode(&value).unwrap_or_else(|e| panic!("fixture does not decode: {e}\n{yaml}"))
+    let mut object =
+        decode(&value).unwrap_or_else(|e| panic!("fixture does not decode: {e}\n{yaml}"));
+    match &mut object {
+        Object::Model(m) => {
+            let release = m.spec.release().fingerprint();
+            if let Some(recorded) = m
+                .metadata
+                .annotations
+                .as_mut()
+                .and_then(|a| a.get_mut(crate::api::REQUESTED_RELEASE))
+                .filter(|r| *r == "CURRENT")
+            {
+                *recorded = release;
+            }
+        }
+        Object::Approval(a)
+            if a.spec.release.fingerprint == DIGEST
+                || a.spec.release.fingerprint == OTHER_DIGEST =>
+        {
+            let digest = a.spec.release.fingerprint.clone();
+            a.spec.release.fingerprint = fraud_release(&digest);
+        }
+        _ => {}
+    }
+    object
+}
+
+/// The release fingerprint of the `FRAUD` model with these weights.
+pub fn fraud_release(digest: &str) -> String {
+    let yaml = super::model_deployment::FRAUD.replace(DIGEST, digest);
+    match object(&yaml) {
+        Object::Model(m) => m.spec.release().fingerprint(),
+        other => panic!("FRAUD is not a model: {other:?}"),
+    }
 }
 
 pub fn policy(yaml: &str) -> CompliancePolicy {

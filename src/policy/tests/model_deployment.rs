@@ -6,11 +6,11 @@ use crate::api::Action::{Audit, Enforce, Warn};
 use crate::api::ControlOutcome::{Fail, NotApplicable, Pass};
 use crate::api::{Classification, ModelDeployment};
 use crate::manifest::Object;
-use crate::policy::model_deployment::{classification, promotion};
+use crate::policy::model_deployment::{Ignored, classification, promotion};
 use std::sync::Arc;
 
 const CONTROLS: &[&str] = &[
-    "A.5.3", "A.5.9", "A.5.12", "A.8.9", "A.8.19", "A.8.22", "A.8.24", "A.8.31", "A.8.32",
+    "A.5.3", "A.5.9", "A.5.12", "A.8.3", "A.8.9", "A.8.19", "A.8.22", "A.8.24", "A.8.31", "A.8.32",
 ];
 
 /// A production model requested by alice, trained on the Confidential `claims` dataset.
@@ -20,8 +20,10 @@ kind: ModelDeployment
 metadata:
   name: fraud-detection
   namespace: fraud
+  uid: 6f1c2a4e-fraud-detection
   annotations:
     annexa.dev/digest-requested-by: alice
+    annexa.dev/requested-release: CURRENT
 spec:
   model:
     name: fraud-detection
@@ -90,7 +92,10 @@ metadata:
   namespace: fraud
 {created}spec:
   modelDeployment: fraud-detection
-  digest: {digest}
+  modelUID: 6f1c2a4e-fraud-detection
+  release:
+    fingerprint: {digest}
+    digest: {digest}
   decision: {decision}
 {reason}  approver:
     username: {approver}
@@ -112,7 +117,28 @@ pub fn approve(approver: &str) -> String {
     )
 }
 
-fn production_with(related: &[String]) -> World {
+/// The release fingerprint of a model fixture.
+pub fn release_of(yaml: &str) -> String {
+    match object(yaml) {
+        Object::Model(m) => m.spec.release().fingerprint(),
+        other => panic!("not a model: {other:?}"),
+    }
+}
+
+/// A fresh approval of one release by a reviewer.
+pub fn approve_release(approver: &str, release: &str) -> String {
+    approval(
+        &format!("fraud-detection-{approver}"),
+        approver,
+        &["ml-reviewers"],
+        release,
+        "Approve",
+        Some(24),
+        None,
+    )
+}
+
+pub fn production_with(related: &[String]) -> World {
     related.iter().fold(
         World::production().with(&dataset("claims", "Confidential")),
         |w, y| w.with(y),
@@ -137,9 +163,20 @@ fn approved_production_model_passes_every_control() {
         &e,
         "A.8.32",
         Pass,
-        "2 of 2 approvals for sha256:a1b2c3d4a1b2",
+        &format!(
+            "2 of 2 approvals for release {}",
+            &fraud_release(DIGEST)[..19]
+        ),
     );
-    assert_outcome_message(&e, "A.5.3", Pass, "digest requested by alice");
+    assert_outcome_message(
+        &e,
+        "A.5.3",
+        Pass,
+        &format!(
+            "release {} requested by alice",
+            &fraud_release(DIGEST)[..19]
+        ),
+    );
 }
 
 #[test]
@@ -329,9 +366,14 @@ fn each_rule_fails_on_the_field_that_breaks_it() {
             )],
         ),
     ];
-    let world = production_with(&[approve("bob"), approve("carol")]);
     for (name, edits, expected) in cases {
-        let e = world.eval(&edit(FRAUD, edits));
+        // Approved as edited: only the control under test fails.
+        let edited = edit(FRAUD, edits);
+        let world = production_with(&[
+            approve_release("bob", &release_of(&edited)),
+            approve_release("carol", &release_of(&edited)),
+        ]);
+        let e = world.eval(&edited);
         assert_eq!(e.outcomes.len(), CONTROLS.len(), "{name}");
         assert_findings(&e, expected);
     }
@@ -346,8 +388,11 @@ fn a_model_inherits_restricted_from_one_of_its_datasets() {
             "trainingDatasets: [claims, chargebacks]",
         )],
     );
-    let world = production_with(&[approve("bob"), approve("carol")])
-        .with(&dataset("chargebacks", "Restricted"));
+    let world = production_with(&[
+        approve_release("bob", &release_of(&restricted)),
+        approve_release("carol", &release_of(&restricted)),
+    ])
+    .with(&dataset("chargebacks", "Restricted"));
 
     let Object::Model(model) = object(&restricted) else {
         panic!("not a model")
@@ -395,8 +440,8 @@ fn a_model_inherits_restricted_from_one_of_its_datasets() {
     let world = [
         dataset("claims", "Confidential"),
         dataset("chargebacks", "Restricted"),
-        approve("bob"),
-        approve("carol"),
+        approve_release("bob", &release_of(&restricted)),
+        approve_release("carol", &release_of(&restricted)),
     ]
     .iter()
     .fold(World::with_policies(&[&no_restricted_pool]), |w, y| {
@@ -412,7 +457,13 @@ fn a_model_inherits_restricted_from_one_of_its_datasets() {
         )],
     );
     // The Confidential model still lands on the Confidential pool of that policy.
-    assert!(world.eval(FRAUD).findings.is_empty());
+    let e = world.eval(FRAUD);
+    assert!(
+        e.findings.iter().all(|f| f.control != "A.8.22"),
+        "{:?}",
+        e.findings
+    );
+    assert_outcome(&e, "A.8.22", Pass);
 }
 
 #[test]
@@ -498,7 +549,8 @@ spec:
 fn promotion_gate_counts_only_valid_distinct_approvals() {
     let held = |n: u32| {
         format!(
-            r#"A.8.32 Change management: rollout of digest sha256:a1b2c3d4a1b2 of model "fraud-detection" is held: {n} of 2 approvals"#
+            r#"A.8.32 Change management: rollout of release {} (digest sha256:a1b2c3d4a1b2) of model "fraud-detection" is held: {n} of 2 approvals"#,
+            &fraud_release(DIGEST)[..19]
         )
     };
     let ago = |who: &str, hours: i64| {
@@ -653,7 +705,7 @@ fn promotion_gate_counts_only_valid_distinct_approvals() {
                 assert!(e.findings.is_empty(), "{name}: {:?}", e.findings);
                 assert_outcome(&e, "A.8.32", Pass);
             }
-            Some(n) => assert_findings(&e, &[("A.8.32", "spec.model.digest", Warn, &held(n))]),
+            Some(n) => assert_findings(&e, &[("A.8.32", "spec", Warn, &held(n))]),
         }
     }
 }
@@ -677,9 +729,12 @@ fn any_rejection_blocks() {
         &world.eval(FRAUD),
         &[(
             "A.8.32",
-            "spec.model.digest",
+            "spec",
             Warn,
-            r#"A.8.32 Change management: digest sha256:a1b2c3d4a1b2 of model "fraud-detection" was rejected by dave: false positives on EU claims doubled"#,
+            &format!(
+                r#"A.8.32 Change management: release {} of model "fraud-detection" was rejected by dave: false positives on EU claims doubled"#,
+                &fraud_release(DIGEST)[..19]
+            ),
         )],
     );
 }
@@ -688,20 +743,25 @@ fn any_rejection_blocks() {
 fn the_requester_cannot_approve_their_own_digest() {
     let world = production_with(&[approve("alice"), approve("bob")]);
     let e = world.eval(FRAUD);
+    let release = &fraud_release(DIGEST)[..19];
     assert_findings(
         &e,
         &[
             (
                 "A.5.3",
-                "spec.model.digest",
+                "spec",
                 Warn,
-                r#"A.5.3 Segregation of duties: approval "fraud-detection-alice" is by alice, who requested the digest, and is not counted"#,
+                &format!(
+                    r#"A.5.3 Segregation of duties: approval "fraud-detection-alice" is by alice, who requested release {release}, and is not counted"#
+                ),
             ),
             (
                 "A.8.32",
-                "spec.model.digest",
+                "spec",
                 Warn,
-                r#"A.8.32 Change management: rollout of digest sha256:a1b2c3d4a1b2 of model "fraud-detection" is held: 1 of 2 approvals"#,
+                &format!(
+                    r#"A.8.32 Change management: rollout of release {release} (digest sha256:a1b2c3d4a1b2) of model "fraud-detection" is held: 1 of 2 approvals"#
+                ),
             ),
         ],
     );
@@ -709,22 +769,7 @@ fn the_requester_cannot_approve_their_own_digest() {
     let e = production_with(&[approve("alice"), approve("bob"), approve("carol")]).eval(FRAUD);
     assert_outcome(&e, "A.8.32", Pass);
     assert_outcome(&e, "A.5.3", Fail);
-    // Without the annotation the requester is unknown and nobody is excluded.
-    let unannotated = edit(
-        FRAUD,
-        &[(
-            "  annotations:\n    annexa.dev/digest-requested-by: alice\n",
-            "",
-        )],
-    );
-    let e = world.eval(&unannotated);
-    assert!(e.findings.is_empty(), "{:?}", e.findings);
-    assert_outcome_message(
-        &e,
-        "A.5.3",
-        Pass,
-        "requester not recorded (object not admitted through the webhook)",
-    );
+    // Without the annotation the requester is unknown: see an_unknown_requester_fails_closed.
 }
 
 #[test]
@@ -788,20 +833,170 @@ fn promotion_details() {
         gate.next_expiry(),
         Some(hours_from_now(120).parse().unwrap())
     );
-    assert_eq!(gate.self_approvals, ["fraud-detection-alice"]);
     assert_eq!(
-        gate.ignored,
+        gate.self_approvals().collect::<Vec<_>>(),
+        ["fraud-detection-alice"]
+    );
+    let ignored: Vec<(&str, Ignored)> = gate
+        .ignored
+        .iter()
+        .map(|(n, why, _)| (n.as_str(), why.clone()))
+        .collect();
+    assert_eq!(
+        ignored,
         [
-            (
-                "fraud-detection-frank".to_string(),
-                "approval by frank expired".to_string()
-            ),
-            (
-                "fraud-detection-erin".to_string(),
-                r#"erin is in none of the approver groups ["ml-reviewers"]"#.to_string()
-            ),
+            ("fraud-detection-frank", Ignored::Expired),
+            ("fraud-detection-alice", Ignored::SelfApproval),
+            ("fraud-detection-erin", Ignored::NotInApproverGroup),
         ]
     );
+    assert_eq!(
+        gate.ignored[0].2,
+        "approval by frank expired (approvals are valid for 7d)"
+    );
+}
+
+/// Every way an approval may fail to count has its own reason (A.8.32, A.5.3).
+#[test]
+fn each_ignored_approval_says_why() {
+    let sa = "system:serviceaccount:fraud:deployer";
+    let other_model = approve("dave").replace(
+        "modelUID: 6f1c2a4e-fraud-detection",
+        "modelUID: deleted-model-uid",
+    );
+    let world = production_with(&[
+        approve("bob"),
+        approval(
+            "fraud-detection-bob-again",
+            "bob",
+            &["ml-reviewers"],
+            DIGEST,
+            "Approve",
+            Some(2),
+            None,
+        ),
+        approval(
+            "sa",
+            sa,
+            &["ml-reviewers"],
+            DIGEST,
+            "Approve",
+            Some(3),
+            None,
+        ),
+        approval(
+            "old",
+            "carol",
+            &["ml-reviewers"],
+            OTHER_DIGEST,
+            "Approve",
+            Some(4),
+            None,
+        ),
+        other_model,
+    ]);
+    let Object::Model(model) = object(FRAUD) else {
+        panic!("not a model")
+    };
+    let gate = promotion(
+        &model,
+        &world.inventory.approvals,
+        &world.profile,
+        world.now,
+    );
+    assert_eq!(gate.summary(), "1 of 2 approvals");
+    let reasons: Vec<(&str, &str)> = gate
+        .ignored
+        .iter()
+        .map(|(n, why, _)| (n.as_str(), why.reason()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            ("fraud-detection-dave", "OtherModel"),
+            ("old", "OtherRelease"),
+            ("sa", "ServiceAccount"),
+            ("fraud-detection-bob-again", "Duplicate"),
+        ]
+    );
+}
+
+/// A release whose requester is not recorded (written while the webhook was down, or before
+/// it was installed) never passes A.5.3, whatever the approvals.
+#[test]
+fn an_unknown_requester_fails_closed() {
+    let world = production_with(&[approve("alice"), approve("bob"), approve("carol")]);
+    for (what, yaml) in [
+        (
+            "no annotations",
+            edit(
+                FRAUD,
+                &[(
+                    "    annexa.dev/digest-requested-by: alice\n    annexa.dev/requested-release: CURRENT\n",
+                    "",
+                )],
+            ),
+        ),
+        (
+            "a requester recorded for another release",
+            edit(
+                FRAUD,
+                &[(
+                    "annexa.dev/requested-release: CURRENT",
+                    "annexa.dev/requested-release: sha256:0000",
+                )],
+            ),
+        ),
+    ] {
+        let e = world.eval(&yaml);
+        assert_outcome(&e, "A.5.3", Fail);
+        assert!(
+            e.findings.iter().any(|f| f.control == "A.5.3"
+                && f.message.contains("is not recorded")
+                && f.message.contains("cannot be approved")),
+            "{what}: {:?}",
+            e.findings
+        );
+        let Object::Model(model) = object(&yaml) else {
+            panic!("not a model")
+        };
+        let gate = promotion(
+            &model,
+            &world.inventory.approvals,
+            &world.profile,
+            world.now,
+        );
+        assert!(
+            !gate.approved(),
+            "{what}: 3 approvals, one of them possibly the requester's"
+        );
+    }
+}
+
+/// Patching only the serving image is a new release: earlier approvals do not cover it.
+#[test]
+fn changing_the_image_voids_earlier_approvals() {
+    let world = production_with(&[approve("bob"), approve("carol")]);
+    let e = world.eval(&edit(
+        FRAUD,
+        &[("triton-serving@sha256:9f8e", "triton-serving@sha256:0f8e")],
+    ));
+    assert_outcome(&e, "A.8.32", Fail);
+    for field in [
+        (
+            "uri: s3://models-eu/fraud-detection/3.2.0/",
+            "uri: s3://attacker/weights/",
+        ),
+        ("version: 3.2.0", "version: 3.2.1"),
+        ("    port: 8443", "    port: 9443"),
+        ("    memory: 16Gi", "    memory: 32Gi"),
+    ] {
+        let e = world.eval(&edit(FRAUD, &[field]));
+        assert_outcome(&e, "A.8.32", Fail);
+    }
+    // The scale is not part of the release.
+    let e = world.eval(&edit(FRAUD, &[("  replicas: 2", "  replicas: 5")]));
+    assert_outcome(&e, "A.8.32", Pass);
 }
 
 #[test]
@@ -813,9 +1008,12 @@ fn changing_the_digest_voids_earlier_approvals() {
         &e,
         &[(
             "A.8.32",
-            "spec.model.digest",
+            "spec",
             Warn,
-            r#"A.8.32 Change management: rollout of digest sha256:e5f60718e5f6 of model "fraud-detection" is held: 0 of 2 approvals"#,
+            &format!(
+                r#"A.8.32 Change management: rollout of release {} (digest sha256:e5f60718e5f6) of model "fraud-detection" is held: 0 of 2 approvals"#,
+                &fraud_release(OTHER_DIGEST)[..19]
+            ),
         )],
     );
 }

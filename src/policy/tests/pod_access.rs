@@ -707,3 +707,50 @@ fn the_agent_audit_names_pods_whose_account_and_labels_disagree() {
         ]
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The pods Annexa builds for a ModelDeployment follow the same rule
+
+#[test]
+fn a_models_pods_mount_a_datasets_credentials_only_if_its_account_may_read_them() {
+    use super::model_deployment::FRAUD;
+    let claims = r#"
+apiVersion: annexa.dev/v1alpha1
+kind: TrainingDataset
+metadata: {name: claims, namespace: fraud}
+spec:
+  source: {uri: "s3://claims/", sha256: "sha256:a61808fe40feb8b3433778bbc2ececcaa47c8c47fc1657f054c239efd3f0e984"}
+  classification: Confidential
+  owner: fraud-team
+  encryption: {kmsKey: "arn:aws:kms:eu-west-1:111122223333:key/claims"}
+  retention: {period: 90d}
+  access:
+    allowedServiceAccounts: [fraud-trainer]
+  credentialsSecret: fraud-tls
+"#;
+    let world = World::baseline().with(claims);
+    let model = FRAUD.replace("tlsSecret: fraud-detection-tls", "tlsSecret: fraud-tls");
+    assert!(model.contains("tlsSecret: fraud-tls"), "{model}");
+    let e = world.eval(&model);
+    let denials: Vec<(&str, &str, &str)> = e
+        .denials()
+        .filter(|f| f.control == "A.8.3")
+        .map(|f| (f.control, f.path.as_str(), f.message.as_str()))
+        .collect();
+    assert_eq!(
+        denials,
+        [(
+            "A.8.3",
+            "spec.serving.tlsSecret",
+            r#"A.8.3 Information access restriction: model "fraud-detection"'s pods run as service account "fraud-detection" and would mount Secret "fraud-tls" (spec.serving.tlsSecret), the credentials of dataset "claims" (Confidential), which only ["fraud-trainer"] may read"#
+        )]
+    );
+    // Allowed for the model's own account: no A.8.3 finding.
+    let allowed = claims.replace("[fraud-trainer]", "[fraud-trainer, fraud-detection]");
+    let e = World::baseline().with(&allowed).eval(&model);
+    assert!(
+        e.findings.iter().all(|f| f.control != "A.8.3"),
+        "{:?}",
+        e.findings
+    );
+}

@@ -435,6 +435,14 @@ fn identity_rules_hold_in_the_api_server_while_the_webhook_is_down() {
         .unwrap();
     let ns = a.cluster.namespace("vap").unwrap();
     let ns = ns.name.as_str();
+    // Everything RBAC can give in this namespace: only the policy refuses.
+    a.cluster
+        .grant(
+            Some(ns),
+            "cluster-admin",
+            &["--user=alice", "--user=bob", "--user=carol"],
+        )
+        .unwrap();
     let vap = "ValidatingAdmissionPolicy 'annexa-modelapproval-identity' with binding 'annexa-modelapproval-identity' denied request";
 
     // In one's own name, with one's own groups: admitted (nothing else is checked now).

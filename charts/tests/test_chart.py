@@ -579,7 +579,7 @@ def test_self_managed_certificates_are_managed_by_annexa(rendered):
     assert patch_webhooks == [{"apiGroups": ["admissionregistration.k8s.io"],
                                "resources": ["validatingwebhookconfigurations",
                                              "mutatingwebhookconfigurations"],
-                               "resourceNames": ["annexa"], "verbs": ["get", "patch", "update"]}]
+                               "resourceNames": ["annexa"], "verbs": ["get", "patch"]}]
 
 
 def test_cert_manager_mode_mounts_the_issued_certificate_and_injects_the_ca(rendered):
@@ -840,13 +840,13 @@ def test_reports_follow_the_chosen_api_and_the_crds_install_only_on_request(char
     wg = render({"reports": {"api": "wgpolicy"}}, chart=chart)
     assert "--report-api=wgpolicy" in container(wg)["args"]
     granted = permissions(wg.one("ClusterRole", "annexa")["rules"])
-    assert granted[("wgpolicyk8s.io", "policyreports")] == {"list", "create", "patch"}
-    assert ("openreports.io", "reports") not in granted
+    assert granted[("wgpolicyk8s.io", "policyreports", ())] == {"list", "create", "patch"}
+    assert ("openreports.io", "reports", ()) not in granted
 
     off = render({"reports": {"enabled": False}}, chart=chart)
     assert "--no-reports" in container(off)["args"]
     assert not any(g in ("openreports.io", "wgpolicyk8s.io")
-                   for g, _ in permissions(off.one("ClusterRole", "annexa")["rules"]))
+                   for g, _, _ in permissions(off.one("ClusterRole", "annexa")["rules"]))
 
     with pytest.raises(helm_python.HelmRenderError, match="reports.api=openreports"):
         render({"reports": {"api": "wgpolicy", "installCRDs": True}}, chart=chart)

@@ -435,6 +435,14 @@ fn identity_rules_hold_in_the_api_server_while_the_webhook_is_down() {
         .unwrap();
     let ns = a.cluster.namespace("vap").unwrap();
     let ns = ns.name.as_str();
+    // Everything RBAC can give in this namespace: only the policy refuses.
+    a.cluster
+        .grant(
+            Some(ns),
+            "cluster-admin",
+            &["--user=alice", "--user=bob", "--user=carol"],
+        )
+        .unwrap();
     let vap = "ValidatingAdmissionPolicy 'annexa-modelapproval-identity' with binding 'annexa-modelapproval-identity' denied request";
 
     // In one's own name, with one's own groups: admitted (nothing else is checked now).
@@ -653,6 +661,99 @@ fn second_agent_policy_for_one_service_account_reports_the_conflict_and_takes_ov
         .unwrap();
     wait_condition(a, ns, "ap/helper-two", "Ready", "True");
     assert!(get(a.kubectl(), ns, "role/helper-two-agent").is_some());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7b. No confused deputy: never adopt, controllers re-check
+
+#[test]
+fn a_model_named_like_an_existing_object_reports_the_collision_and_changes_nothing() {
+    let a = Annexa::shared();
+    let case = Case::new(a, "collide", staging_policy("Enforce"));
+    let ns = case.name();
+    // The team's own NetworkPolicy, created by someone else before the model.
+    let team_policy = json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "default-deny", "namespace": ns},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+    });
+    apply(a.kubectl(), &team_policy);
+    let before = get(a.kubectl(), ns, "networkpolicy/default-deny").unwrap();
+    apply(a.kubectl_as("alice"), &dataset(ns, "data"));
+    apply(
+        a.kubectl_as("alice"),
+        &model(ns, "default-deny", DIGEST_1, &["data"]),
+    );
+    let md = wait_for(a, ns, "md/default-deny", "Ready=False/NameConflict", |m| {
+        condition(m, "Ready").is_some_and(|c| c["reason"] == "NameConflict")
+    });
+    let message = condition(&md, "Ready").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.starts_with(&format!(
+            "NetworkPolicy \"default-deny\" already exists in namespace \"{ns}\" and is not owned by this object"
+        )),
+        "{message}"
+    );
+    // Nothing was written: the team's policy is untouched and not adopted, no other child exists.
+    let after = get(a.kubectl(), ns, "networkpolicy/default-deny").unwrap();
+    assert_eq!(after["spec"], before["spec"]);
+    assert_eq!(
+        after["metadata"]["resourceVersion"],
+        before["metadata"]["resourceVersion"]
+    );
+    assert!(
+        after["metadata"].get("ownerReferences").is_none(),
+        "{after}"
+    );
+    for child in [
+        "deployment/default-deny",
+        "service/default-deny",
+        "serviceaccount/default-deny",
+    ] {
+        assert!(get(a.kubectl(), ns, child).is_none(), "{child} was written");
+    }
+}
+
+#[test]
+fn an_agent_the_webhook_never_saw_gets_no_forbidden_rule_and_no_open_egress() {
+    let a = Annexa::shared();
+    // Annexa's own namespace is excluded from every webhook: what is created there reaches the
+    // controllers unchecked, like objects created before install or under failurePolicy Ignore.
+    let ns = a.namespace.as_str();
+    let mut agent = agent_policy(ns, "unseen-agent");
+    agent["spec"]["permissions"] = json!([
+        {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]}
+    ]);
+    agent["spec"]["egress"] = json!([
+        {"cidr": "0.0.0.0/0", "ports": [443], "protocol": "TCP"},
+        {"cidr": "10.40.0.0/16"}
+    ]);
+    apply(a.kubectl(), &agent);
+    let ap = wait_for(a, ns, "ap/unseen-agent", "Ready=False/GrantWithheld", |o| {
+        condition(o, "Ready").is_some_and(|c| c["reason"] == "GrantWithheld")
+    });
+    let message = condition(&ap, "Ready").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        message,
+        "the spec fails Enforce controls (A.8.12, A.8.2, A.8.20): the declared permissions were not granted; the declared egress was not opened (DNS only)"
+    );
+    assert!(get(a.kubectl(), ns, "role/unseen-agent-agent").is_none());
+    assert!(get(a.kubectl(), ns, "rolebinding/unseen-agent-agent").is_none());
+    let netpol = get(a.kubectl(), ns, "networkpolicy/unseen-agent-agent").unwrap();
+    let egress = netpol["spec"]["egress"].as_array().unwrap();
+    assert_eq!(egress.len(), 1, "{netpol}");
+    assert!(egress[0]["to"][0].get("ipBlock").is_none(), "{netpol}");
+    assert_eq!(egress[0]["ports"][0]["port"], 53);
+    a.kubectl()
+        .args(["delete", "agentpolicy", "unseen-agent", "-n", ns])
+        .ok()
+        .unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------

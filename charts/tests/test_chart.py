@@ -105,8 +105,12 @@ def expected_rbac(values: dict, fullname: str) -> tuple[dict, dict]:
     self_managed = values.get("certificates", {}).get("mode", "self-managed") != "cert-manager"
     leader = values.get("leaderElection", {}).get("enabled", True)
     escalate = values.get("rbac", {}).get("grantMode", "escalate") == "escalate"
+    reports = values.get("reports", {})
+    reports_on = reports.get("enabled", True)
+    open_reports = reports.get("api", "openreports") == "openreports"
     granted = {"Always": True, "SelfManagedCertificates": self_managed, "LeaderElection": leader,
-               "GrantModeEscalate": escalate}
+               "GrantModeEscalate": escalate, "OpenReports": reports_on and open_reports,
+               "PolicyReports": reports_on and not open_reports}
     names = {None: (), "WebhookConfigurations": (fullname,),
              "CertificateSecret": (f"{fullname}-webhook-tls",), "Lease": (f"{fullname}-leader",)}
     cluster: dict = {}
@@ -627,35 +631,8 @@ def test_rbac_has_no_wildcards(rendered, scenario):
                 assert "nonResourceURLs" not in rule
 
 
-<<<<<<< HEAD
 def fullname_of(name: str) -> str:
     return name if "annexa" in name else f"{name}-annexa"
-=======
-EXPECTED_CLUSTER_PERMISSIONS = {
-    **{("annexa.dev", res): {"get", "list", "watch"} for res in ANNEXA_RESOURCES},
-    **{("annexa.dev", f"{res}/status"): {"get", "patch"} for res in ANNEXA_RESOURCES},
-    **{("annexa.dev", f"{res}/finalizers"): {"update"}
-       for res in ["trainingdatasets", "modeldeployments", "agentpolicies"]},
-    ("", "serviceaccounts"): {"get", "list", "watch", "create", "patch"},
-    ("", "services"): {"get", "list", "watch", "create", "patch"},
-    ("apps", "deployments"): {"get", "list", "watch", "create", "patch"},
-    ("networking.k8s.io", "networkpolicies"): {"get", "list", "watch", "create", "patch"},
-    ("rbac.authorization.k8s.io", "roles"): {"get", "list", "watch", "create", "patch"},
-    ("rbac.authorization.k8s.io", "rolebindings"): {"get", "list", "watch", "create", "patch"},
-    ("rbac.authorization.k8s.io", "clusterrolebindings"): {"get", "list", "watch"},
-    ("rbac.authorization.k8s.io", "clusterroles"): {"get", "list", "watch"},
-    ("", "namespaces"): {"get", "list", "watch"},
-    ("", "nodes"): {"get", "list", "watch"},
-    ("", "pods"): {"get", "list", "watch"},
-    ("resource.k8s.io", "resourceclaims"): {"list", "watch"},
-    ("resource.k8s.io", "resourceclaimtemplates"): {"list", "watch"},
-    ("", "persistentvolumeclaims"): {"get", "delete"},
-    ("events.k8s.io", "events"): {"create"},
-    # Compliance reports (reports.api=openreports, the default).
-    ("openreports.io", "reports"): {"list", "create", "patch"},
-    ("openreports.io", "clusterreports"): {"list", "create", "patch"},
-}
->>>>>>> main
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)

@@ -105,8 +105,12 @@ def expected_rbac(values: dict, fullname: str) -> tuple[dict, dict]:
     self_managed = values.get("certificates", {}).get("mode", "self-managed") != "cert-manager"
     leader = values.get("leaderElection", {}).get("enabled", True)
     escalate = values.get("rbac", {}).get("grantMode", "escalate") == "escalate"
+    reports = values.get("reports", {})
+    reports_on = reports.get("enabled", True)
+    open_reports = reports.get("api", "openreports") == "openreports"
     granted = {"Always": True, "SelfManagedCertificates": self_managed, "LeaderElection": leader,
-               "GrantModeEscalate": escalate}
+               "GrantModeEscalate": escalate, "OpenReports": reports_on and open_reports,
+               "PolicyReports": reports_on and not open_reports}
     names = {None: (), "WebhookConfigurations": (fullname,),
              "CertificateSecret": (f"{fullname}-webhook-tls",), "Lease": (f"{fullname}-leader",)}
     cluster: dict = {}
@@ -575,7 +579,7 @@ def test_self_managed_certificates_are_managed_by_annexa(rendered):
     assert patch_webhooks == [{"apiGroups": ["admissionregistration.k8s.io"],
                                "resources": ["validatingwebhookconfigurations",
                                              "mutatingwebhookconfigurations"],
-                               "resourceNames": ["annexa"], "verbs": ["get", "patch", "update"]}]
+                               "resourceNames": ["annexa"], "verbs": ["get", "patch"]}]
 
 
 def test_cert_manager_mode_mounts_the_issued_certificate_and_injects_the_ca(rendered):
@@ -627,35 +631,8 @@ def test_rbac_has_no_wildcards(rendered, scenario):
                 assert "nonResourceURLs" not in rule
 
 
-<<<<<<< HEAD
 def fullname_of(name: str) -> str:
     return name if "annexa" in name else f"{name}-annexa"
-=======
-EXPECTED_CLUSTER_PERMISSIONS = {
-    **{("annexa.dev", res): {"get", "list", "watch"} for res in ANNEXA_RESOURCES},
-    **{("annexa.dev", f"{res}/status"): {"get", "patch"} for res in ANNEXA_RESOURCES},
-    **{("annexa.dev", f"{res}/finalizers"): {"update"}
-       for res in ["trainingdatasets", "modeldeployments", "agentpolicies"]},
-    ("", "serviceaccounts"): {"get", "list", "watch", "create", "patch"},
-    ("", "services"): {"get", "list", "watch", "create", "patch"},
-    ("apps", "deployments"): {"get", "list", "watch", "create", "patch"},
-    ("networking.k8s.io", "networkpolicies"): {"get", "list", "watch", "create", "patch"},
-    ("rbac.authorization.k8s.io", "roles"): {"get", "list", "watch", "create", "patch"},
-    ("rbac.authorization.k8s.io", "rolebindings"): {"get", "list", "watch", "create", "patch"},
-    ("rbac.authorization.k8s.io", "clusterrolebindings"): {"get", "list", "watch"},
-    ("rbac.authorization.k8s.io", "clusterroles"): {"get", "list", "watch"},
-    ("", "namespaces"): {"get", "list", "watch"},
-    ("", "nodes"): {"get", "list", "watch"},
-    ("", "pods"): {"get", "list", "watch"},
-    ("resource.k8s.io", "resourceclaims"): {"list", "watch"},
-    ("resource.k8s.io", "resourceclaimtemplates"): {"list", "watch"},
-    ("", "persistentvolumeclaims"): {"get", "delete"},
-    ("events.k8s.io", "events"): {"create"},
-    # Compliance reports (reports.api=openreports, the default).
-    ("openreports.io", "reports"): {"list", "create", "patch"},
-    ("openreports.io", "clusterreports"): {"list", "create", "patch"},
-}
->>>>>>> main
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -863,13 +840,13 @@ def test_reports_follow_the_chosen_api_and_the_crds_install_only_on_request(char
     wg = render({"reports": {"api": "wgpolicy"}}, chart=chart)
     assert "--report-api=wgpolicy" in container(wg)["args"]
     granted = permissions(wg.one("ClusterRole", "annexa")["rules"])
-    assert granted[("wgpolicyk8s.io", "policyreports")] == {"list", "create", "patch"}
-    assert ("openreports.io", "reports") not in granted
+    assert granted[("wgpolicyk8s.io", "policyreports", ())] == {"list", "create", "patch"}
+    assert ("openreports.io", "reports", ()) not in granted
 
     off = render({"reports": {"enabled": False}}, chart=chart)
     assert "--no-reports" in container(off)["args"]
     assert not any(g in ("openreports.io", "wgpolicyk8s.io")
-                   for g, _ in permissions(off.one("ClusterRole", "annexa")["rules"]))
+                   for g, _, _ in permissions(off.one("ClusterRole", "annexa")["rules"]))
 
     with pytest.raises(helm_python.HelmRenderError, match="reports.api=openreports"):
         render({"reports": {"api": "wgpolicy", "installCRDs": True}}, chart=chart)

@@ -357,6 +357,7 @@ fn approval_deletion(request: &Request<'_>, kind: &'static str) -> Result<Decisi
                 ),
                 kind,
                 counts: vec![("A.8.32", "deny")],
+                delegation: Delegation::default(),
             })
         }
     }

@@ -297,7 +297,6 @@ fn decide_body(
     Ok((decision, start.elapsed()))
 }
 
-<<<<<<< HEAD
 /// Verifies, as the requesting user, what Annexa would do for them if the decision admits an
 /// object (see [`access`]), within what is left of the deadline less a margin to answer.
 async fn confirm_access(
@@ -321,28 +320,6 @@ async fn confirm_access(
     Ok(access::confirm(&review, decision, reviewer.as_ref(), budget).await)
 }
 
-/// Takes a place in the gate, or says which cap is full.
-fn admit(gate: &Gate, declared: Option<u64>, limits: &Limits) -> Result<Admitted, &'static str> {
-    let request = gate
-        .requests
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| "requests")?;
-    // A body announced over the limit is refused with 413 without being held; a chunked one
-    // may grow up to the limit.
-    let held = declared.map_or(limits.max_body_bytes, |len| {
-        usize::try_from(len).map_or(0, |len| if len > limits.max_body_bytes { 0 } else { len })
-    });
-    let bytes = gate
-        .bytes
-        .clone()
-        .try_acquire_many_owned(kib(held))
-        .map_err(|_| "bytes")?;
-    Ok(Admitted {
-        _request: request,
-        _bytes: bytes,
-    })
-=======
 /// A fast 429 naming the cap that was full.
 fn shed_response(cap: &str, limits: &Limits) -> Response {
     let mut response = error(
@@ -360,7 +337,6 @@ fn shed_response(cap: &str, limits: &Limits) -> Response {
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     response
->>>>>>> main
 }
 
 async fn handle(
@@ -378,29 +354,6 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let work = async {
-<<<<<<< HEAD
-        let body = read_body(request.into_body(), limits.max_body_bytes, declared).await?;
-        let (decision, decided_in) = if body.len() <= INLINE_DECISION_BYTES {
-            drop(admitted);
-            decide_body(&body, state, decide)?
-        } else {
-            // Large bodies: decided on the blocking pool, so a slow decision never holds the
-            // threads that answer health checks and other reviews. The permits travel with the
-            // work: what a review holds is released when its decision ends, even past the
-            // deadline.
-            let state = served.state.clone();
-            let body = body.clone();
-            tokio::task::spawn_blocking(move || {
-                let outcome = decide_body(&body, &state, decide);
-                drop(admitted);
-                outcome
-            })
-            .await
-            .map_err(|e| Failure::Read(format!("the decision did not complete: {e}")))??
-        };
-        let decision = confirm_access(&body, state, decision, start).await?;
-        Ok::<_, Failure>((decision, decided_in))
-=======
         let (body, bytes) = read_body(
             request.into_body(),
             limits.max_body_bytes,
@@ -418,30 +371,35 @@ async fn handle(
                 .map_err(|_| Failure::Shed("requests"))?,
             _bytes: bytes,
         };
-        if body.len() <= INLINE_DECISION_BYTES {
+        let (decision, decided_in) = if body.len() <= INLINE_DECISION_BYTES {
             drop(admitted);
-            return decide_body(&body, state, decide);
-        }
-        // Large bodies: decided on the blocking pool, so a slow decision never holds the
-        // threads that answer health checks and other reviews. The permits travel with the
-        // work: what a review holds is released when its decision ends, even past the deadline.
-        let heavy = served
-            .gate
-            .heavy
-            .clone()
-            .acquire_owned()
+            decide_body(&body, state, decide)?
+        } else {
+            // Large bodies: decided on the blocking pool, so a slow decision never holds the
+            // threads that answer health checks and other reviews. The permits travel with the
+            // work: what a review holds is released when its decision ends, even past the
+            // deadline.
+            let heavy = served
+                .gate
+                .heavy
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|e| Failure::Read(format!("the decision did not start: {e}")))?;
+            let state = served.state.clone();
+            let body = body.clone();
+            tokio::task::spawn_blocking(move || {
+                let outcome = decide_body(&body, &state, decide);
+                drop(admitted);
+                drop(heavy);
+                outcome
+            })
             .await
-            .map_err(|e| Failure::Read(format!("the decision did not start: {e}")))?;
-        let state = served.state.clone();
-        tokio::task::spawn_blocking(move || {
-            let outcome = decide_body(&body, &state, decide);
-            drop(admitted);
-            drop(heavy);
-            outcome
-        })
-        .await
-        .map_err(|e| Failure::Read(format!("the decision did not complete: {e}")))?
->>>>>>> main
+            .map_err(|e| Failure::Read(format!("the decision did not complete: {e}")))??
+        };
+        // Access reviews (network calls) after the decision, outside the gate.
+        let decision = confirm_access(&body, state, decision, start).await?;
+        Ok::<_, Failure>((decision, decided_in))
     };
     let outcome = match tokio::time::timeout(limits.deadline, work).await {
         Ok(outcome) => outcome,

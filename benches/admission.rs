@@ -120,8 +120,8 @@ fn model_with_datasets(count: usize) -> Vec<u8> {
     )
 }
 
-/// A Pod review of about `bytes` (one container with many environment variables): the
-/// largest body the server accepts by default is 4 MiB.
+/// A Pod review of about `bytes`, a little more (one container with many environment
+/// variables): the largest body the server accepts by default is 4 MiB.
 fn pod_of(bytes: usize) -> Vec<u8> {
     let count = bytes / 130;
     let env: Vec<serde_json::Value> = (0..count)

@@ -12,5 +12,6 @@ pub mod controller;
 pub mod error;
 pub mod evidence;
 pub mod manifest;
+pub mod permissions;
 pub mod policy;
 pub mod webhook;

@@ -14,6 +14,8 @@ fn chart_renders_and_argocd_health_checks_hold() {
     let output = Command::new("bash")
         .arg(root.join("charts/tests/run.sh"))
         .current_dir(root)
+        // The RBAC tests compare the chart with `annexa permissions` of this build.
+        .env("ANNEXA_BIN", env!("CARGO_BIN_EXE_annexa"))
         .output()
         .expect("run charts/tests/run.sh (needs bash and python3)");
     let stdout = String::from_utf8_lossy(&output.stdout);

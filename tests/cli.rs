@@ -422,6 +422,16 @@ fn controls_lists_the_catalogue() {
 fn policy_default_round_trips_to_the_baseline() {
     let out = annexa(&["policy", "default"]);
     assert!(out.status.success());
+    // The dangerous agent permissions are printed, so a platform team can copy and trim them.
+    let text = String::from_utf8_lossy(&out.stdout);
+    for permission in [
+        "serviceaccounts/token",
+        "pods/exec",
+        "nodes/proxy",
+        "signers",
+    ] {
+        assert!(text.contains(permission), "{permission} missing:\n{text}");
+    }
     let policy: annexa::api::CompliancePolicy = serde_yaml_ng::from_slice(&out.stdout).unwrap();
     let profile = annexa::policy::Profile::merge(&[&policy]);
     let mut baseline = annexa::policy::Profile::baseline();

@@ -650,6 +650,7 @@ async fn the_benchmark_review_is_fully_evaluated() {
         context: std::sync::Arc::new(annexa::webhook::StaticContext::from_documents(documents)),
         metrics: std::sync::Arc::new(annexa::webhook::Metrics::new()),
         limits: annexa::webhook::Limits::default(),
+        access: None,
     });
     let router = annexa::webhook::server::router(state);
     let mut rv: Value =

@@ -11,9 +11,6 @@ use annexa::webhook::cluster::{self, StoreContext};
 use annexa::webhook::context::AdmissionContext;
 use annexa::webhook::{Limits, Metrics, WebhookState, certs, server};
 use axum::http::StatusCode;
-use k8s_openapi::api::admissionregistration::v1::{
-    ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
-};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{ObjectMeta, PartialObjectMeta, PartialObjectMetaExt};
 use kube::runtime::reflector::{self, store::Writer};
@@ -85,6 +82,7 @@ fn router_over(context: Arc<StoreContext>) -> axum::Router {
         context,
         metrics: Arc::new(Metrics::new()),
         limits: Limits::default(),
+        access: None,
     }))
 }
 
@@ -198,41 +196,32 @@ fn secret_round_trip() {
 }
 
 #[test]
-fn ca_bundle_is_written_into_every_webhook() {
-    let hook = |name: &str| ValidatingWebhook {
-        name: name.to_string(),
-        client_config: WebhookClientConfig::default(),
-        admission_review_versions: vec!["v1".into()],
-        side_effects: "None".into(),
-        ..ValidatingWebhook::default()
-    };
-    let mut config = ValidatingWebhookConfiguration {
-        webhooks: Some(vec![
-            hook("annexa-kinds.annexa.dev"),
-            hook("workloads.annexa.dev"),
-        ]),
-        ..ValidatingWebhookConfiguration::default()
-    };
+fn ca_bundle_patch_targets_only_the_bundles_that_differ() {
+    use k8s_openapi::ByteString;
     let bundle = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
-    let hooks = config
-        .webhooks
-        .iter_mut()
-        .flatten()
-        .map(|w| &mut w.client_config);
-    assert!(cluster::set_ca_bundle(hooks, bundle));
-    for w in config.webhooks.as_ref().unwrap() {
-        assert_eq!(
-            w.client_config.ca_bundle.as_ref().unwrap().0,
-            bundle.as_bytes()
-        );
-    }
-    let hooks = config
-        .webhooks
-        .iter_mut()
-        .flatten()
-        .map(|w| &mut w.client_config);
-    assert!(
-        !cluster::set_ca_bundle(hooks, bundle),
-        "unchanged: no write"
+    let current = ByteString(bundle.as_bytes().to_vec());
+    let stale = ByteString(b"old".to_vec());
+    let patch = cluster::ca_bundle_patch(
+        &[
+            ("kinds.annexa.dev".to_string(), Some(&stale)),
+            ("workloads.annexa.dev".to_string(), Some(&current)),
+            ("digest.annexa.dev".to_string(), None),
+        ],
+        bundle,
+    )
+    .unwrap();
+    let ops = serde_json::to_value(&patch).unwrap();
+    assert_eq!(
+        ops,
+        serde_json::json!([
+            {"op": "test", "path": "/webhooks/0/name", "value": "kinds.annexa.dev"},
+            {"op": "add", "path": "/webhooks/0/clientConfig/caBundle", "value": current},
+            {"op": "test", "path": "/webhooks/2/name", "value": "digest.annexa.dev"},
+            {"op": "add", "path": "/webhooks/2/clientConfig/caBundle", "value": current},
+        ])
     );
+    let unchanged =
+        cluster::ca_bundle_patch(&[("kinds.annexa.dev".to_string(), Some(&current))], bundle)
+            .unwrap();
+    assert!(unchanged.0.is_empty(), "unchanged: no write");
 }

@@ -25,6 +25,10 @@ struct Fake {
     writes: Vec<String>,
     /// On the next create, store this object instead and answer 409 (another replica won).
     lose_next_create_to: Option<Value>,
+    /// Before the next PATCH, someone else reverses the order of the object's webhooks.
+    reorder_before_next_patch: bool,
+    /// Bodies of the PATCH requests.
+    patches: Vec<Value>,
 }
 
 fn status(code: u16, reason: &str) -> Value {
@@ -84,6 +88,33 @@ fn client(fake: Arc<Mutex<Fake>>) -> kube::Client {
                                 json!((version + 1).to_string());
                             fake.objects.insert(path, object.clone());
                             (200, object)
+                        }
+                    }
+                }
+                Method::PATCH => {
+                    fake.writes.push(format!("PATCH {path}"));
+                    assert_eq!(
+                        parts.headers["content-type"], "application/json-patch+json",
+                        "a targeted JSON patch"
+                    );
+                    let ops: Value = serde_json::from_slice(&bytes).unwrap();
+                    fake.patches.push(ops.clone());
+                    if std::mem::take(&mut fake.reorder_before_next_patch)
+                        && let Some(object) = fake.objects.get_mut(&path)
+                    {
+                        object["webhooks"].as_array_mut().unwrap().reverse();
+                    }
+                    match fake.objects.get(&path).cloned() {
+                        None => (404, status(404, "NotFound")),
+                        Some(mut object) => {
+                            let ops: json_patch::Patch = serde_json::from_value(ops).unwrap();
+                            match json_patch::patch(&mut object, &ops) {
+                                Err(_) => (422, status(422, "Invalid")),
+                                Ok(()) => {
+                                    fake.objects.insert(path, object.clone());
+                                    (200, object)
+                                }
+                            }
                         }
                     }
                 }
@@ -220,9 +251,36 @@ async fn ca_bundle_is_patched_into_annexas_webhook_configurations() {
                 assert_eq!(pem, bundle.ca_bundle.as_bytes(), "{path}");
             }
         }
+        // One targeted patch per configuration, never a PUT of the whole object: it touches
+        // caBundle and nothing else, each guarded by the webhook's name.
         assert_eq!(
-            fake.writes.iter().filter(|w| w.starts_with("PUT")).count(),
-            2
+            fake.writes,
+            [
+                format!("POST {}", secret_path()),
+                format!("PATCH {VALIDATING}/annexa"),
+                format!("PATCH {MUTATING}/annexa"),
+            ]
+        );
+        let paths: Vec<String> = fake.patches[0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|op| {
+                format!(
+                    "{} {}",
+                    op["op"].as_str().unwrap(),
+                    op["path"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "test /webhooks/0/name",
+                "add /webhooks/0/clientConfig/caBundle",
+                "test /webhooks/1/name",
+                "add /webhooks/1/clientConfig/caBundle"
+            ]
         );
     }
     // Already current: nothing written.
@@ -234,8 +292,61 @@ async fn ca_bundle_is_patched_into_annexas_webhook_configurations() {
             .unwrap()
             .writes
             .iter()
-            .filter(|w| w.starts_with("PUT"))
+            .filter(|w| w.starts_with("PATCH"))
             .count(),
         2
+    );
+}
+
+#[tokio::test]
+async fn a_ca_bundle_patch_that_races_another_writer_is_re_read_and_retried() {
+    let webhook = |name: &str, bundle: Option<&str>| {
+        let mut hook = json!({"name": name, "clientConfig": {"service": {"name": "annexa-webhook", "namespace": "annexa-system", "path": "/validate"}}, "admissionReviewVersions": ["v1"], "sideEffects": "None"});
+        if let Some(b) = bundle {
+            hook["clientConfig"]["caBundle"] = json!(b);
+        }
+        hook
+    };
+    let mut fake = Fake::default();
+    // The first webhook already carries the current bundle (another replica got there first),
+    // the second does not; a third party reorders them before our patch lands.
+    let bundle_pem = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(bundle_pem);
+    fake.objects.insert(
+        format!("{VALIDATING}/annexa"),
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration", "metadata": {"name": "annexa", "resourceVersion": "7"}, "webhooks": [webhook("kinds.annexa.dev", Some(&encoded)), webhook("workloads.annexa.dev", None)]}),
+    );
+    fake.reorder_before_next_patch = true;
+    let fake = Arc::new(Mutex::new(fake));
+    let client = client(fake.clone());
+    cluster::patch_ca_bundles(&client, &config(), bundle_pem)
+        .await
+        .unwrap();
+    let fake = fake.lock().unwrap();
+    assert_eq!(
+        fake.writes,
+        [
+            format!("PATCH {VALIDATING}/annexa"),
+            format!("PATCH {VALIDATING}/annexa")
+        ],
+        "the guarded patch failed once (422) and was retried after re-reading"
+    );
+    for hook in fake.objects[&format!("{VALIDATING}/annexa")]["webhooks"]
+        .as_array()
+        .unwrap()
+    {
+        assert_eq!(hook["clientConfig"]["caBundle"], encoded, "{hook}");
+    }
+    // The retry wrote only the webhook that lacked the bundle, at its new index.
+    let retry: Vec<&str> = fake.patches[1]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|op| op["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        retry,
+        ["/webhooks/0/name", "/webhooks/0/clientConfig/caBundle"]
     );
 }

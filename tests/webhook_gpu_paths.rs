@@ -67,6 +67,7 @@ fn gpu_router() -> Router {
         context: Arc::new(StaticContext::from_documents(documents)),
         metrics: Arc::new(Metrics::new()),
         limits: Limits::default(),
+        access: None,
     }))
 }
 

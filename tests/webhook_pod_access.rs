@@ -78,6 +78,7 @@ fn router_over(context: Arc<dyn annexa::webhook::context::AdmissionContext>) -> 
         context,
         metrics: Arc::new(Metrics::new()),
         limits: Limits::default(),
+        access: None,
     }))
 }
 

@@ -69,6 +69,7 @@ async fn start_with(limits: Limits) -> Server {
         context: Arc::new(context()),
         metrics,
         limits,
+        access: None,
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

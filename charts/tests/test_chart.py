@@ -4,6 +4,10 @@ misplaced field fails), then the properties a platform team relies on."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+
 import celpy
 import yaml
 import helm_python
@@ -75,16 +79,117 @@ def container(r: Rendered) -> dict:
     return c
 
 
-def permissions(rules: list[dict]) -> dict[tuple[str, str], set[str]]:
-    """(apiGroup, resource) -> verbs, for rules without resourceNames."""
-    out: dict[tuple[str, str], set[str]] = {}
+def permissions(rules: list[dict]) -> dict[tuple[str, str, tuple[str, ...]], set[str]]:
+    """(apiGroup, resource, resourceNames) -> verbs, for every rule (resourceNames () when the
+    rule names none)."""
+    out: dict[tuple[str, str, tuple[str, ...]], set[str]] = {}
     for rule in rules:
-        if rule.get("resourceNames"):
-            continue
+        names = tuple(sorted(rule.get("resourceNames") or []))
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
-                out.setdefault((group, resource), set()).update(rule["verbs"])
+                out.setdefault((group, resource, names), set()).update(rule["verbs"])
     return out
+
+
+def code_permissions() -> list[dict]:
+    """What Annexa's code calls (`annexa permissions`, the table each call site is checked
+    against): the single source of the expected RBAC."""
+    binary = os.environ.get("ANNEXA_BIN")
+    command = [binary, "permissions"] if binary else ["cargo", "run", "--quiet", "--", "permissions"]
+    out = subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def expected_rbac(values: dict, fullname: str) -> tuple[dict, dict]:
+    """(ClusterRole, Role) permissions the chart must grant for these values, from the code."""
+    self_managed = values.get("certificates", {}).get("mode", "self-managed") != "cert-manager"
+    leader = values.get("leaderElection", {}).get("enabled", True)
+    escalate = values.get("rbac", {}).get("grantMode", "escalate") == "escalate"
+    reports = values.get("reports", {})
+    reports_on = reports.get("enabled", True)
+    open_reports = reports.get("api", "openreports") == "openreports"
+    granted = {"Always": True, "SelfManagedCertificates": self_managed, "LeaderElection": leader,
+               "GrantModeEscalate": escalate, "OpenReports": reports_on and open_reports,
+               "PolicyReports": reports_on and not open_reports}
+    names = {None: (), "WebhookConfigurations": (fullname,),
+             "CertificateSecret": (f"{fullname}-webhook-tls",), "Lease": (f"{fullname}-leader",)}
+    cluster: dict = {}
+    role: dict = {}
+    for p in code_permissions():
+        if not granted[p["when"]]:
+            continue
+        target = cluster if p["scope"] == "Cluster" else role
+        key = (p["apiGroup"], p["resource"], names[p.get("named")])
+        target.setdefault(key, set()).update(p["verbs"])
+    return cluster, role
+
+
+# The fields of cert-manager.io/v1 and monitoring.coreos.com/v1 the chart may use, from their
+# CRDs (cert-manager v1.16 Certificate/Issuer, prometheus-operator v0.77 ServiceMonitor): an
+# unknown or misspelt field, a wrong type or an unknown enum value fails here as the API server
+# would refuse it.
+GO_DURATION = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
+FOREIGN_SCHEMAS = {
+    "Issuer": {"selfSigned": dict, "ca": {"secretName": str}},
+    "Certificate": {
+        "secretName": str, "isCA": bool, "commonName": str, "duration": GO_DURATION,
+        "renewBefore": GO_DURATION, "dnsNames": [str],
+        "usages": ["server auth", "client auth", "digital signature", "key encipherment"],
+        "privateKey": {"algorithm": {"RSA", "ECDSA", "Ed25519"}, "size": int,
+                       "rotationPolicy": {"Never", "Always"}},
+        "issuerRef": {"name": str, "kind": {"Issuer", "ClusterIssuer"}, "group": {"cert-manager.io"}},
+    },
+    "ServiceMonitor": {
+        "namespaceSelector": {"matchNames": [str], "any": bool},
+        "selector": {"matchLabels": dict},
+        "endpoints": [{"port": str, "scheme": {"http", "https"}, "path": str,
+                       "interval": r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$",
+                       "scrapeTimeout": r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"}],
+    },
+}
+
+
+def conforms(value, schema, path: str) -> None:
+    import re
+    if isinstance(schema, dict):
+        assert isinstance(value, dict), f"{path}: expected an object, got {value!r}"
+        for key, sub in value.items():
+            assert key in schema, f"{path}.{key}: not a field of the CRD"
+            conforms(sub, schema[key], f"{path}.{key}")
+    elif isinstance(schema, list):
+        assert isinstance(value, list) and value, f"{path}: expected a non-empty list"
+        for i, item in enumerate(value):
+            if isinstance(schema[0], str) and len(schema) > 1:
+                assert item in schema, f"{path}[{i}]: {item!r} not one of {schema}"
+            else:
+                conforms(item, schema[0], f"{path}[{i}]")
+    elif isinstance(schema, set):
+        assert value in schema, f"{path}: {value!r} not one of {sorted(schema)}"
+    elif isinstance(schema, str):
+        assert isinstance(value, str) and re.match(schema, value), f"{path}: {value!r} does not match {schema}"
+    elif schema is dict:
+        assert isinstance(value, dict), f"{path}: expected an object"
+    else:
+        assert isinstance(value, schema) and not (schema is int and isinstance(value, bool)), \
+            f"{path}: {value!r} is not a {schema.__name__}"
+
+
+def check_foreign(obj: dict) -> None:
+    assert set(obj) == {"apiVersion", "kind", "metadata", "spec"}, obj.keys()
+    assert obj["metadata"]["name"] and obj["metadata"]["namespace"]
+    conforms(obj["spec"], FOREIGN_SCHEMAS[obj["kind"]], f"{obj['kind']}/{obj['metadata']['name']}.spec")
+
+
+def test_foreign_checks_catch_a_misspelt_field_and_a_bad_value():
+    cert = {"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+            "metadata": {"name": "c", "namespace": "n"},
+            "spec": {"secretName": "s", "dnsNames": ["a.svc"], "duration": "2160h",
+                     "issuerRef": {"name": "i", "kind": "Issuer", "group": "cert-manager.io"}}}
+    check_foreign(cert)
+    for broken in [{"secretname": "s"}, {"duration": "90d"}, {"issuerRef": {"name": "i", "kind": "CA"}},
+                   {"usages": ["server-auth"]}, {"isCA": "true"}]:
+        with pytest.raises(AssertionError):
+            check_foreign(dict(cert, spec=dict(cert["spec"], **broken)))
 
 
 # --- every object is a valid Kubernetes object -----------------------------------------------
@@ -97,7 +202,7 @@ def test_every_rendered_object_decodes_into_its_kubernetes_type(rendered, scenar
     for obj in r.objects + r.crds:
         key = (obj["apiVersion"], obj["kind"])
         if key in FOREIGN_KINDS:
-            assert obj["metadata"]["name"] and obj["spec"], key
+            check_foreign(obj)
             continue
         try:
             kubernetes_validate.validate(obj, kube, strict=True)
@@ -451,6 +556,11 @@ def test_service_monitor_scrapes_the_metrics_service(rendered):
         r.one("Service", "annexa-webhook")["metadata"]["labels"].items()
     (endpoint,) = sm["spec"]["endpoints"]
     assert endpoint["port"] == "metrics" and endpoint["path"] == "/metrics"
+    assert endpoint["scheme"] == "http", "the metrics port is plain HTTP"
+    # The endpoint names a port the selected Service really has, in the namespace it watches.
+    assert "metrics" in [p["name"] for p in svc["spec"]["ports"]]
+    assert sm["spec"]["namespaceSelector"] == {"matchNames": [svc["metadata"]["namespace"]]}
+    assert sm["metadata"]["namespace"] == svc["metadata"]["namespace"]
     assert rendered["default"].maybe("ServiceMonitor") is None
 
 
@@ -463,13 +573,13 @@ def test_self_managed_certificates_are_managed_by_annexa(rendered):
         assert "cert-manager.io/inject-ca-from" not in (r.one(kind)["metadata"].get("annotations") or {})
     role_rules = r.one("Role")["rules"]
     assert {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["annexa-webhook-tls"],
-            "verbs": ["get", "update", "patch"]} in role_rules
+            "verbs": ["get", "update"]} in role_rules
     patch_webhooks = [rule for rule in r.one("ClusterRole", "annexa")["rules"]
                       if "admissionregistration.k8s.io" in rule["apiGroups"]]
     assert patch_webhooks == [{"apiGroups": ["admissionregistration.k8s.io"],
                                "resources": ["validatingwebhookconfigurations",
                                              "mutatingwebhookconfigurations"],
-                               "resourceNames": ["annexa"], "verbs": ["get", "patch", "update"]}]
+                               "resourceNames": ["annexa"], "verbs": ["get", "patch"]}]
 
 
 def test_cert_manager_mode_mounts_the_issued_certificate_and_injects_the_ca(rendered):
@@ -521,46 +631,57 @@ def test_rbac_has_no_wildcards(rendered, scenario):
                 assert "nonResourceURLs" not in rule
 
 
-EXPECTED_CLUSTER_PERMISSIONS = {
-    **{("annexa.dev", res): {"get", "list", "watch"} for res in ANNEXA_RESOURCES},
-    **{("annexa.dev", f"{res}/status"): {"get", "patch"} for res in ANNEXA_RESOURCES},
-    **{("annexa.dev", f"{res}/finalizers"): {"update"}
-       for res in ["trainingdatasets", "modeldeployments", "agentpolicies"]},
-    ("", "serviceaccounts"): {"get", "list", "watch", "create", "patch"},
-    ("", "services"): {"get", "list", "watch", "create", "patch"},
-    ("apps", "deployments"): {"get", "list", "watch", "create", "patch"},
-    ("networking.k8s.io", "networkpolicies"): {"get", "list", "watch", "create", "patch"},
-    ("rbac.authorization.k8s.io", "roles"): {"get", "list", "watch", "create", "patch"},
-    ("rbac.authorization.k8s.io", "rolebindings"): {"get", "list", "watch", "create", "patch"},
-    ("rbac.authorization.k8s.io", "clusterrolebindings"): {"get", "list", "watch"},
-    ("rbac.authorization.k8s.io", "clusterroles"): {"get", "list", "watch"},
-    ("", "namespaces"): {"get", "list", "watch"},
-    ("", "nodes"): {"get", "list", "watch"},
-    ("", "pods"): {"get", "list", "watch"},
-    ("resource.k8s.io", "resourceclaims"): {"list", "watch"},
-    ("resource.k8s.io", "resourceclaimtemplates"): {"list", "watch"},
-    ("", "persistentvolumeclaims"): {"get", "delete"},
-    ("events.k8s.io", "events"): {"create"},
-    # Compliance reports (reports.api=openreports, the default).
-    ("openreports.io", "reports"): {"list", "create", "patch"},
-    ("openreports.io", "clusterreports"): {"list", "create", "patch"},
-}
+def fullname_of(name: str) -> str:
+    return name if "annexa" in name else f"{name}-annexa"
 
 
-def test_cluster_role_grants_exactly_what_annexa_does(rendered):
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_rbac_grants_exactly_what_the_code_calls(rendered, scenario):
+    """Every (group, resource, names, verb) the chart grants Annexa is one the code calls, and
+    every one the code calls is granted: nothing missing (a 403 at run time), nothing unused."""
+    r = rendered[scenario]
+    values, name, namespace = SCENARIOS[scenario]
+    fullname = fullname_of(name)
+    cluster, role = expected_rbac(values, fullname)
+    granted = permissions(r.one("ClusterRole", fullname)["rules"])
+    # grantableRules are what platform teams let Annexa hand out to agents, not calls of its own.
+    for rule in values.get("rbac", {}).get("grantableRules", []):
+        for key, verbs in permissions([rule]).items():
+            granted[key] = granted.get(key, set()) - set(verbs)
+            if not granted[key]:
+                del granted[key]
+    assert granted == cluster, (
+        f"missing: { {k: v - granted.get(k, set()) for k, v in cluster.items() if v - granted.get(k, set())} }; "
+        f"unused: { {k: v - cluster.get(k, set()) for k, v in granted.items() if v - cluster.get(k, set())} }")
+    roles = r.all("Role")
+    role_granted = permissions(roles[0]["rules"]) if roles else {}
+    assert role_granted == role
+    if roles:
+        assert roles[0]["metadata"]["namespace"] == namespace
+    binding = r.one("ClusterRoleBinding", fullname)
+    assert binding["roleRef"]["name"] == fullname
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": fullname, "namespace": namespace}]
+
+
+def test_the_comparison_sees_named_rules_and_fails_on_a_missing_or_extra_verb(rendered):
+    """The helper compares rules with resourceNames too, so a verb added to or missing from the
+    webhook-configuration rule is caught."""
     r = rendered["default"]
-    granted = permissions(r.one("ClusterRole", "annexa")["rules"])
-    expected = dict(EXPECTED_CLUSTER_PERMISSIONS)
-    expected[("rbac.authorization.k8s.io", "roles")] = expected[("rbac.authorization.k8s.io", "roles")] | \
-        {"escalate", "bind"}
-    assert granted == expected
-    # Nothing cluster-wide on Secrets, ClusterRoles only read, no impersonation.
-    assert not any(res == "secrets" for _, res in granted)
-    assert granted[("rbac.authorization.k8s.io", "clusterroles")] == {"get", "list", "watch"}
+    rules = r.one("ClusterRole", "annexa")["rules"]
+    cluster, _ = expected_rbac({}, "annexa")
+    assert permissions(rules) == cluster
+    named = ("admissionregistration.k8s.io", "validatingwebhookconfigurations", ("annexa",))
+    assert permissions(rules)[named] == {"get", "patch"}
+    tampered = [dict(rule, verbs=rule["verbs"] + ["update"]) if rule.get("resourceNames") else rule
+                for rule in rules]
+    assert permissions(tampered) != cluster
+
+
+def test_nothing_cluster_wide_on_secrets_and_no_impersonation(rendered):
+    granted = permissions(rendered["default"].one("ClusterRole", "annexa")["rules"])
+    assert not any(res == "secrets" for _, res, _ in granted)
     assert not any("impersonate" in verbs for verbs in granted.values())
-    binding = r.one("ClusterRoleBinding")
-    assert binding["roleRef"]["name"] == "annexa"
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "annexa", "namespace": "annexa-system"}]
+    assert granted[("rbac.authorization.k8s.io", "clusterroles", ())] == {"list", "watch"}
 
 
 def test_annexa_kinds_join_view_and_edit_by_aggregation_and_approving_is_separate(rendered):
@@ -568,7 +689,7 @@ def test_annexa_kinds_join_view_and_edit_by_aggregation_and_approving_is_separat
     view = r.one("ClusterRole", "annexa-aggregate-to-view")
     assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
     assert permissions(view["rules"]) == {
-        ("annexa.dev", kind): {"get", "list", "watch"}
+        ("annexa.dev", kind, ()): {"get", "list", "watch"}
         for kind in ["compliancepolicies", "trainingdatasets", "modeldeployments",
                      "modelapprovals", "agentpolicies"]}
     edit = r.one("ClusterRole", "annexa-aggregate-to-edit")
@@ -576,20 +697,20 @@ def test_annexa_kinds_join_view_and_edit_by_aggregation_and_approving_is_separat
     writes = {"create", "update", "patch", "delete", "deletecollection"}
     # Approvals and cluster-wide policies stay out of `edit`.
     assert permissions(edit["rules"]) == {
-        ("annexa.dev", kind): writes
+        ("annexa.dev", kind, ()): writes
         for kind in ["trainingdatasets", "modeldeployments", "agentpolicies"]}
     approver = r.one("ClusterRole", "annexa-approver")
     assert not any(k.startswith("rbac.authorization.k8s.io/aggregate")
                    for k in approver["metadata"]["labels"])
     assert permissions(approver["rules"]) == {
-        ("annexa.dev", "modeldeployments"): {"get", "list", "watch"},
-        ("annexa.dev", "modelapprovals"): {"get", "list", "watch", "create"}}
+        ("annexa.dev", "modeldeployments", ()): {"get", "list", "watch"},
+        ("annexa.dev", "modelapprovals", ()): {"get", "list", "watch", "create"}}
 
 
 def test_grantable_rules_mode_drops_escalate_and_bind(rendered):
     granted = permissions(rendered["grantable-rules"].one("ClusterRole", "annexa")["rules"])
     assert not any({"escalate", "bind"} & verbs for verbs in granted.values())
-    assert granted[("", "configmaps")] == {"get", "list"}
+    assert granted[("", "configmaps", ())] == {"get", "list"}
     assert "RBAC: rbac.grantMode=escalate" not in rendered["grantable-rules"].notes
 
 
@@ -604,12 +725,13 @@ def test_grantable_rules_refuse_wildcards_and_forbidden_verbs(chart):
 def test_role_is_limited_to_annexa_own_secret_and_lease(rendered):
     role = rendered["custom-namespace"].one("Role")
     assert role["metadata"]["namespace"] == "platform-security"
-    named = {(rule["resources"][0], tuple(rule["resourceNames"])): set(rule["verbs"])
-             for rule in role["rules"] if rule.get("resourceNames")}
-    assert named == {("secrets", ("prod-annexa-webhook-tls",)): {"get", "update", "patch"},
-                     ("leases", ("prod-annexa-leader",)): {"get", "update", "patch"}}
-    unnamed = permissions(role["rules"])
-    assert unnamed == {("", "secrets"): {"create"}, ("coordination.k8s.io", "leases"): {"create"}}
+    granted = permissions(role["rules"])
+    assert granted == {
+        ("", "secrets", ()): {"create"},
+        ("", "secrets", ("prod-annexa-webhook-tls",)): {"get", "update"},
+        ("coordination.k8s.io", "leases", ()): {"create"},
+        ("coordination.k8s.io", "leases", ("prod-annexa-leader",)): {"get", "patch"},
+    }
 
 
 # --- network policy --------------------------------------------------------------------------
@@ -718,13 +840,13 @@ def test_reports_follow_the_chosen_api_and_the_crds_install_only_on_request(char
     wg = render({"reports": {"api": "wgpolicy"}}, chart=chart)
     assert "--report-api=wgpolicy" in container(wg)["args"]
     granted = permissions(wg.one("ClusterRole", "annexa")["rules"])
-    assert granted[("wgpolicyk8s.io", "policyreports")] == {"list", "create", "patch"}
-    assert ("openreports.io", "reports") not in granted
+    assert granted[("wgpolicyk8s.io", "policyreports", ())] == {"list", "create", "patch"}
+    assert ("openreports.io", "reports", ()) not in granted
 
     off = render({"reports": {"enabled": False}}, chart=chart)
     assert "--no-reports" in container(off)["args"]
     assert not any(g in ("openreports.io", "wgpolicyk8s.io")
-                   for g, _ in permissions(off.one("ClusterRole", "annexa")["rules"]))
+                   for g, _, _ in permissions(off.one("ClusterRole", "annexa")["rules"]))
 
     with pytest.raises(helm_python.HelmRenderError, match="reports.api=openreports"):
         render({"reports": {"api": "wgpolicy", "installCRDs": True}}, chart=chart)

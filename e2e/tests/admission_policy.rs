@@ -81,6 +81,14 @@ fn until_enforced(cluster: &Cluster, user: &str, probe: &Value) -> String {
 fn policies_check_the_requesting_user_with_params_and_say_who_denied() {
     let cluster = cluster();
     let ns = cluster.namespace("vap-user").unwrap();
+    // The users may write ConfigMaps here: only the policy refuses.
+    cluster
+        .grant(
+            Some(&ns.name),
+            "edit",
+            &["--user=alice", "--user=bob", "--user=carol"],
+        )
+        .unwrap();
     // The parameters: who may own ConfigMaps here.
     apply_json(
         cluster.kubectl(),
@@ -133,6 +141,9 @@ fn policies_check_the_requesting_user_with_params_and_say_who_denied() {
     assert!(ok.success, "{}", ok.stderr);
     // Outside the bound namespace nothing applies.
     let other = cluster.namespace("vap-other").unwrap();
+    cluster
+        .grant(Some(&other.name), "edit", &["--user=alice"])
+        .unwrap();
     let ok = create_as(
         &cluster,
         "alice",
@@ -145,6 +156,9 @@ fn policies_check_the_requesting_user_with_params_and_say_who_denied() {
 fn deletions_see_the_old_object_and_warn_binding_only_warns() {
     let cluster = cluster();
     let ns = cluster.namespace("vap-delete").unwrap();
+    cluster
+        .grant(Some(&ns.name), "edit", &["--user=alice", "--user=bob"])
+        .unwrap();
     for (name, owner) in [("mine", "alice"), ("probe", "alice")] {
         apply_json(
             cluster.kubectl(),

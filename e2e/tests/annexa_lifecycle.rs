@@ -46,13 +46,11 @@ fn webhook_down_is_handled_per_failure_policy_and_a_restart_converges() {
     staged_model(&a, &case, "m");
     wait_condition(&a, ns, "md/m", "Ready", "True");
     // Bob approves m while Annexa is up.
-    let approval = json!({
-        "apiVersion": "annexa.dev/v1alpha1", "kind": "ModelApproval",
-        "metadata": {"name": "m-by-bob", "namespace": ns},
-        "spec": {"modelDeployment": "m", "digest": DIGEST_1, "decision": "Approve",
-                 "reason": "looks good", "approver": {"username": "bob", "groups": ["approvers"]}},
-    });
-    apply(a.kubectl_as("bob"), &approval);
+    let (ok, out, err) = annexa_cli(&a, "bob", &["approve", "md/m", "-n", ns]);
+    assert!(ok, "{out}{err}");
+    let approvals = names(&a, ns, "modelapprovals", "");
+    assert_eq!(approvals.len(), 1, "{approvals:?}");
+    let approval_name = approvals[0].clone();
 
     // Annexa stops. The Annexa kinds have failurePolicy Fail: refused, not admitted unchecked.
     let status = first.terminate(TIMEOUT).unwrap();
@@ -82,7 +80,7 @@ fn webhook_down_is_handled_per_failure_policy_and_a_restart_converges() {
             "-n",
             ns,
             "patch",
-            "modelapproval/m-by-bob",
+            &format!("modelapproval/{approval_name}"),
             "--type=merge",
             "-p",
             r#"{"spec":{"decision":"Reject","reason":"changed my mind"}}"#,
@@ -91,10 +89,12 @@ fn webhook_down_is_handled_per_failure_policy_and_a_restart_converges() {
         .unwrap();
     assert_eq!(
         err.trim(),
-        r#"The ModelApproval "m-by-bob" is invalid: spec: Invalid value: "object": spec is immutable: create a new ModelApproval instead"#
+        format!(
+            r#"The ModelApproval "{approval_name}" is invalid: spec: Invalid value: "object": spec is immutable: create a new ModelApproval instead"#
+        )
     );
     assert_eq!(
-        get(a.kubectl(), ns, "modelapproval/m-by-bob").unwrap()["spec"]["decision"],
+        get(a.kubectl(), ns, &format!("modelapproval/{approval_name}")).unwrap()["spec"]["decision"],
         "Approve"
     );
 

@@ -6,6 +6,7 @@
 mod annexa;
 
 use annexa::*;
+use base64::Engine;
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------------
@@ -20,38 +21,73 @@ fn install_from_chart_serves_crds_webhooks_and_readyz() {
         a.kubectl().args(["get", "annexa", "-A"]).ok().ok()
     })
     .unwrap();
-    for crd in [
-        "compliancepolicies.annexa.dev",
-        "trainingdatasets.annexa.dev",
-        "modeldeployments.annexa.dev",
-        "modelapprovals.annexa.dev",
-        "agentpolicies.annexa.dev",
-    ] {
-        a.kubectl()
-            .args([
-                "wait",
-                "--for=condition=Established",
-                &format!("crd/{crd}"),
-                "--timeout=60s",
-            ])
-            .ok()
-            .unwrap();
-    }
-    // Both webhook configurations carry the CA that signs the serving certificate.
-    let ca = a.ca_bundle_pem();
-    assert!(ca.contains("BEGIN CERTIFICATE"), "{ca}");
-    let mutating = a
+    // Each kind is served: listed by discovery and listable, which is what Established means
+    // to a client (the stand-in sets the condition at once, so waiting for it proves nothing).
+    let resources = a
         .kubectl()
-        .args([
-            "get",
-            "mutatingwebhookconfiguration",
-            RELEASE,
-            "-o",
-            "jsonpath={.webhooks[0].clientConfig.caBundle}",
-        ])
+        .args(["api-resources", "--api-group=annexa.dev", "-o", "name"])
         .ok()
         .unwrap();
-    assert!(!mutating.trim().is_empty(), "mutating caBundle not patched");
+    for plural in [
+        "compliancepolicies",
+        "trainingdatasets",
+        "modeldeployments",
+        "modelapprovals",
+        "agentpolicies",
+    ] {
+        let resource = format!("{plural}.annexa.dev");
+        assert!(
+            resources.lines().any(|l| l.trim() == resource),
+            "{resource} not served:\n{resources}"
+        );
+        a.kubectl()
+            .args(["get", &resource, "-A"])
+            .ok()
+            .unwrap_or_else(|e| panic!("{resource}: {e}"));
+    }
+    // Every webhook of both configurations carries the CA that signs the serving certificate.
+    let ca = a.ca_bundle_pem();
+    assert!(ca.contains("BEGIN CERTIFICATE"), "{ca}");
+    let expected = base64::engine::general_purpose::STANDARD.encode(&ca);
+    for kind in [
+        "validatingwebhookconfiguration",
+        "mutatingwebhookconfiguration",
+    ] {
+        let config = get(a.kubectl(), "default", &format!("{kind}/{RELEASE}")).unwrap();
+        let webhooks = config["webhooks"].as_array().unwrap();
+        if a.cluster.is_standin() {
+            // As many as the chart renders, by name.
+            let rendered_kind = if kind.starts_with("validating") {
+                "ValidatingWebhookConfiguration"
+            } else {
+                "MutatingWebhookConfiguration"
+            };
+            let rendered: Vec<&Value> = a
+                .rendered
+                .iter()
+                .find(|o| o["kind"] == rendered_kind)
+                .and_then(|o| o["webhooks"].as_array())
+                .map(|w| w.iter().map(|h| &h["name"]).collect())
+                .unwrap();
+            let served: Vec<&Value> = webhooks.iter().map(|h| &h["name"]).collect();
+            assert_eq!(served, rendered, "{kind}");
+        }
+        assert!(!webhooks.is_empty(), "{kind} has no webhook");
+        for webhook in webhooks {
+            let bundle = webhook["clientConfig"]["caBundle"]
+                .as_str()
+                .unwrap_or_default();
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(bundle)
+                .unwrap_or_default();
+            assert_eq!(
+                String::from_utf8_lossy(&decoded),
+                ca,
+                "{kind} webhook {} has another caBundle ({expected:.20}...)",
+                webhook["name"]
+            );
+        }
+    }
     if a.cluster.is_standin() {
         assert_eq!(a.readyz(a.webhook_port, &ca).as_deref(), Some("ok"));
         // The self-managed certificate Secret the chart names exists.
@@ -435,6 +471,14 @@ fn identity_rules_hold_in_the_api_server_while_the_webhook_is_down() {
         .unwrap();
     let ns = a.cluster.namespace("vap").unwrap();
     let ns = ns.name.as_str();
+    // Everything RBAC can give in this namespace: only the policy refuses.
+    a.cluster
+        .grant(
+            Some(ns),
+            "cluster-admin",
+            &["--user=alice", "--user=bob", "--user=carol"],
+        )
+        .unwrap();
     let vap = "ValidatingAdmissionPolicy 'annexa-modelapproval-identity' with binding 'annexa-modelapproval-identity' denied request";
 
     // In one's own name, with one's own groups: admitted (nothing else is checked now).
@@ -656,6 +700,99 @@ fn second_agent_policy_for_one_service_account_reports_the_conflict_and_takes_ov
 }
 
 // ---------------------------------------------------------------------------------------------
+// 7b. No confused deputy: never adopt, controllers re-check
+
+#[test]
+fn a_model_named_like_an_existing_object_reports_the_collision_and_changes_nothing() {
+    let a = Annexa::shared();
+    let case = Case::new(a, "collide", staging_policy("Enforce"));
+    let ns = case.name();
+    // The team's own NetworkPolicy, created by someone else before the model.
+    let team_policy = json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "default-deny", "namespace": ns},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+    });
+    apply(a.kubectl(), &team_policy);
+    let before = get(a.kubectl(), ns, "networkpolicy/default-deny").unwrap();
+    apply(a.kubectl_as("alice"), &dataset(ns, "data"));
+    apply(
+        a.kubectl_as("alice"),
+        &model(ns, "default-deny", DIGEST_1, &["data"]),
+    );
+    let md = wait_for(a, ns, "md/default-deny", "Ready=False/NameConflict", |m| {
+        condition(m, "Ready").is_some_and(|c| c["reason"] == "NameConflict")
+    });
+    let message = condition(&md, "Ready").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.starts_with(&format!(
+            "NetworkPolicy \"default-deny\" already exists in namespace \"{ns}\" and is not owned by this object"
+        )),
+        "{message}"
+    );
+    // Nothing was written: the team's policy is untouched and not adopted, no other child exists.
+    let after = get(a.kubectl(), ns, "networkpolicy/default-deny").unwrap();
+    assert_eq!(after["spec"], before["spec"]);
+    assert_eq!(
+        after["metadata"]["resourceVersion"],
+        before["metadata"]["resourceVersion"]
+    );
+    assert!(
+        after["metadata"].get("ownerReferences").is_none(),
+        "{after}"
+    );
+    for child in [
+        "deployment/default-deny",
+        "service/default-deny",
+        "serviceaccount/default-deny",
+    ] {
+        assert!(get(a.kubectl(), ns, child).is_none(), "{child} was written");
+    }
+}
+
+#[test]
+fn an_agent_the_webhook_never_saw_gets_no_forbidden_rule_and_no_open_egress() {
+    let a = Annexa::shared();
+    // Annexa's own namespace is excluded from every webhook: what is created there reaches the
+    // controllers unchecked, like objects created before install or under failurePolicy Ignore.
+    let ns = a.namespace.as_str();
+    let mut agent = agent_policy(ns, "unseen-agent");
+    agent["spec"]["permissions"] = json!([
+        {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]}
+    ]);
+    agent["spec"]["egress"] = json!([
+        {"cidr": "0.0.0.0/0", "ports": [443], "protocol": "TCP"},
+        {"cidr": "10.40.0.0/16"}
+    ]);
+    apply(a.kubectl(), &agent);
+    let ap = wait_for(a, ns, "ap/unseen-agent", "Ready=False/GrantWithheld", |o| {
+        condition(o, "Ready").is_some_and(|c| c["reason"] == "GrantWithheld")
+    });
+    let message = condition(&ap, "Ready").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        message,
+        "the spec fails Enforce controls (A.8.12, A.8.2, A.8.20): the declared permissions were not granted; the declared egress was not opened (DNS only)"
+    );
+    assert!(get(a.kubectl(), ns, "role/unseen-agent-agent").is_none());
+    assert!(get(a.kubectl(), ns, "rolebinding/unseen-agent-agent").is_none());
+    let netpol = get(a.kubectl(), ns, "networkpolicy/unseen-agent-agent").unwrap();
+    let egress = netpol["spec"]["egress"].as_array().unwrap();
+    assert_eq!(egress.len(), 1, "{netpol}");
+    assert!(egress[0]["to"][0].get("ipBlock").is_none(), "{netpol}");
+    assert_eq!(egress[0]["ports"][0]["port"], 53);
+    a.kubectl()
+        .args(["delete", "agentpolicy", "unseen-agent", "-n", ns])
+        .ok()
+        .unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
 // 8. Drift and policy changes
 
 #[test]
@@ -751,8 +888,14 @@ fn gitops_reapply_has_no_conflict_and_no_difference_in_user_fields() {
     argocd(&dataset(ns, "data"));
     let manifest = model(ns, "m", DIGEST_1, &["data"]);
     argocd(&manifest);
+    // The spec as the server stored it from Argo CD's apply, before Annexa reconciled.
+    let applied = get(a.kubectl(), ns, "md/m").unwrap();
     wait_condition(a, ns, "md/m", "Ready", "True");
     let before = get(a.kubectl(), ns, "md/m").unwrap();
+    assert_eq!(
+        before["spec"], applied["spec"],
+        "reconciling changed the spec"
+    );
 
     // Re-apply the same manifest: no conflict, no change.
     argocd(&manifest);
@@ -812,10 +955,18 @@ fn gitops_reapply_has_no_conflict_and_no_difference_in_user_fields() {
             .any(|e| e["manager"] == "argocd" && e["fieldsV1"]["f:spec"].is_object()),
         "{managers:?}"
     );
-    for entry in managers {
-        if entry["manager"] == "annexa" {
-            assert_eq!(entry["subresource"], "status", "{entry}");
-        }
+    let annexa_entries: Vec<&Value> = managers
+        .iter()
+        .filter(|e| e["manager"] == "annexa")
+        .collect();
+    // Annexa did write (its status): an empty list would make the check below vacuous.
+    assert!(
+        !annexa_entries.is_empty(),
+        "no managedFields entry of annexa: {managers:?}"
+    );
+    for entry in annexa_entries {
+        assert_eq!(entry["subresource"], "status", "{entry}");
+        assert!(entry["fieldsV1"]["f:status"].is_object(), "{entry}");
     }
 }
 

@@ -265,12 +265,34 @@ pub struct AgentLimits {
     /// RBAC verbs agents may never hold (default `*`, `escalate`, `bind`, `impersonate`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forbidden_verbs: Vec<String>,
+    /// Permissions agents may never be granted (A.8.2). Default: token minting, exec/attach/
+    /// port-forward, Secret writes and lists, RBAC writes, node proxy, impersonation, CSR
+    /// approval and admission configuration writes (`annexa policy default` prints the list).
+    /// A policy that lists its own replaces that list for the namespaces it selects; several
+    /// policies add up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forbidden_permissions: Vec<ForbiddenPermission>,
     /// Whether agents may read Secrets (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_secret_read: Option<bool>,
     /// Whether an egress allow-list is required (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_egress_allow_list: Option<bool>,
+}
+
+/// A permission agents may not hold: any of `verbs` on any of `resources` in `apiGroup`.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ForbiddenPermission {
+    /// API group (`""`: the core group).
+    #[serde(default)]
+    pub api_group: String,
+    /// Resources, with their subresource where it matters (`pods/exec`).
+    #[schemars(length(min = 1))]
+    pub resources: Vec<String>,
+    /// Verbs (`*`: every verb).
+    #[schemars(length(min = 1))]
+    pub verbs: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]

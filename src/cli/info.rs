@@ -135,3 +135,10 @@ pub(crate) fn print(text: &str) -> Result<()> {
         }),
     }
 }
+
+/// `annexa permissions`: the RBAC Annexa needs, as JSON.
+pub fn permissions() -> Result<()> {
+    let text = serde_json::to_string_pretty(&crate::permissions::permissions())
+        .map_err(|e| crate::error::Error::Serialize(e.to_string()))?;
+    print(&format!("{text}\n"))
+}

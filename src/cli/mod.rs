@@ -55,6 +55,9 @@ pub enum Command {
     Crd(CrdArgs),
     /// Print the catalogue of Annex A controls Annexa evaluates.
     Controls(ControlsArgs),
+    /// Print, as JSON, every permission Annexa uses in the cluster and why (the chart grants
+    /// exactly these).
+    Permissions,
     /// Show policy profiles.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -148,6 +151,7 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Check(args) => return check::run(&args),
         Command::Crd(args) => info::crd(args.output_dir.as_deref()),
         Command::Controls(args) => info::controls(args.output),
+        Command::Permissions => info::permissions(),
         Command::Policy(PolicyCommand::Default) => info::policy_default(),
         Command::Approve(args) => block_on(approve::run(&args)),
         Command::Report(args) => block_on(report::run(&args)),

@@ -3,7 +3,10 @@
 //! any other binding that grants the agent's account more than its policy (`LeastPrivilege`).
 
 use super::conditions::{self, Desired};
-use super::{Context, apply, apply_status, child_labels, error_action, owner_reference};
+use super::{
+    Child, Context, apply, apply_status, child_labels, error_action, foreign_children,
+    name_conflict, owner_reference,
+};
 use crate::api::{AgentPolicy, AgentPolicyStatus, CommonStatus};
 use crate::error::{Error, Result};
 use crate::policy::pod_access::{agent_pod_mismatches, listed};
@@ -154,6 +157,17 @@ pub fn build_network_policy(agent: &AgentPolicy) -> NetworkPolicy {
     }
 }
 
+/// The egress policy of an agent whose declared egress fails an Enforce control: every egress
+/// denied but cluster DNS (the declared rules are not opened, not even in part).
+pub fn build_withheld_network_policy(agent: &AgentPolicy) -> NetworkPolicy {
+    let mut policy = build_network_policy(agent);
+    if let Some(spec) = policy.spec.as_mut() {
+        let dns = spec.egress.as_mut().and_then(|rules| rules.pop());
+        spec.egress = Some(dns.into_iter().collect());
+    }
+    policy
+}
+
 fn covers(list: Option<&[String]>, value: &str) -> bool {
     list.unwrap_or_default()
         .iter()
@@ -302,18 +316,37 @@ async fn reconcile_inner(agent: &AgentPolicy, ctx: &Context) -> Result<Action> {
         },
     );
 
-    apply(&ctx.client, &build_service_account(agent)).await?;
+    let service_account = build_service_account(agent);
     let (role, binding) = build_grant(agent);
-    // Grants with Enforce findings (e.g. a wildcard verb let in while the webhook was down)
-    // are not applied: Annexa never hands out what its own rules forbid.
+    // The same engine call as the webhook, whether or not the webhook saw the agent: grants
+    // with Enforce findings (a wildcard, a dangerous permission) are not applied, and egress
+    // rules with Enforce findings (the whole internet, every port) are not opened: the agent
+    // keeps DNS only. Annexa never hands out what its own rules forbid.
     let grant_blocked = eval
         .denials()
         .any(|f| f.control == "A.5.15" || f.control == "A.8.2");
+    let egress_blocked = eval
+        .denials()
+        .any(|f| f.control == "A.8.12" || f.control == "A.8.20");
+    let network_policy = if egress_blocked {
+        build_withheld_network_policy(agent)
+    } else {
+        build_network_policy(agent)
+    };
+    let mut children = vec![Child::of(&service_account), Child::of(&network_policy)];
     if !grant_blocked {
-        apply(&ctx.client, &role).await?;
-        apply(&ctx.client, &binding).await?;
+        children.push(Child::of(&role));
+        children.push(Child::of(&binding));
     }
-    apply(&ctx.client, &build_network_policy(agent)).await?;
+    let foreign = foreign_children(&ctx.client, &children).await?;
+    if foreign.is_empty() {
+        apply(&ctx.client, &service_account).await?;
+        if !grant_blocked {
+            apply(&ctx.client, &role).await?;
+            apply(&ctx.client, &binding).await?;
+        }
+        apply(&ctx.client, &network_policy).await?;
+    }
 
     let excess = ctx
         .rbac
@@ -365,12 +398,38 @@ async fn reconcile_inner(agent: &AgentPolicy, ctx: &Context) -> Result<Action> {
     let desired = vec![
         least_privilege,
         pod_identity.clone(),
-        if grant_blocked {
+        if !foreign.is_empty() {
+            name_conflict(&foreign)
+        } else if grant_blocked || egress_blocked {
+            let withheld: Vec<&str> = [
+                (grant_blocked, "the declared permissions were not granted"),
+                (
+                    egress_blocked,
+                    "the declared egress was not opened (DNS only)",
+                ),
+            ]
+            .into_iter()
+            .filter_map(|(blocked, what)| blocked.then_some(what))
+            .collect();
+            let controls: Vec<&str> = {
+                let mut c: Vec<&str> = eval.denials().map(|f| f.control).collect();
+                c.sort();
+                c.dedup();
+                c
+            };
             Desired::new(
                 "Ready",
                 false,
-                "GrantWithheld",
-                "the declared permissions break an Enforce control and were not granted",
+                if grant_blocked {
+                    "GrantWithheld"
+                } else {
+                    "EgressWithheld"
+                },
+                format!(
+                    "the spec fails Enforce controls ({}): {}",
+                    controls.join(", "),
+                    withheld.join("; ")
+                ),
             )
         } else {
             Desired::new(

@@ -129,9 +129,122 @@ pub fn build_event(
     }
 }
 
-/// An owner reference making `owner` the controller of a child (garbage-collected with it).
+/// An owner reference making `owner` the controller of a child (garbage-collected with it;
+/// `blockOwnerDeletion`: a foreground deletion of the owner waits for its children).
 pub fn owner_reference<K: Resource<DynamicType = ()>>(owner: &K) -> Option<OwnerReference> {
-    owner.controller_owner_ref(&())
+    owner.controller_owner_ref(&()).map(|o| OwnerReference {
+        block_owner_deletion: Some(true),
+        ..o
+    })
+}
+
+/// Whether `existing` is controlled by the object that `desired` names as its controller
+/// (same UID). An object without that controller reference was not created by Annexa for this
+/// owner: it belongs to someone else, whatever its labels say.
+pub fn owned_as_desired(existing: &ObjectMeta, desired: &ObjectMeta) -> bool {
+    let controller = |m: &ObjectMeta| {
+        m.owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true))
+            .map(|o| o.uid.clone())
+    };
+    match (controller(existing), controller(desired)) {
+        (Some(have), Some(want)) => have == want,
+        _ => false,
+    }
+}
+
+/// The children that exist under their name but are not owned by their parent, described for
+/// the parent's condition. Annexa never adopts: such a child is neither written nor deleted.
+pub async fn foreign_children(client: &Client, children: &[Child<'_>]) -> Result<Vec<String>> {
+    let mut foreign = Vec::new();
+    for child in children {
+        if let Some(existing) = child.existing(client).await?
+            && !owned_as_desired(&existing, child.desired)
+        {
+            foreign.push(format!(
+                "{} {:?} already exists in namespace {:?} and is not owned by this object",
+                child.kind,
+                child.desired.name.as_deref().unwrap_or_default(),
+                child.desired.namespace.as_deref().unwrap_or_default(),
+            ));
+        }
+    }
+    Ok(foreign)
+}
+
+/// A child Annexa is about to write: its kind and desired metadata.
+pub struct Child<'a> {
+    pub kind: &'static str,
+    pub desired: &'a ObjectMeta,
+    fetch: FetchMeta,
+}
+
+/// Reads the metadata of a child by namespace and name (None: absent).
+type FetchMeta = for<'c> fn(
+    &'c Client,
+    &'c str,
+    &'c str,
+) -> futures::future::BoxFuture<'c, Result<Option<ObjectMeta>>>;
+
+impl<'a> Child<'a> {
+    /// A child of type `K`.
+    pub fn of<K>(object: &'a K) -> Self
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + k8s_openapi::Resource
+            + DeserializeOwned
+            + Clone
+            + Debug,
+    {
+        fn fetch<'c, K>(
+            client: &'c Client,
+            namespace: &'c str,
+            name: &'c str,
+        ) -> futures::future::BoxFuture<'c, Result<Option<ObjectMeta>>>
+        where
+            K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+                + DeserializeOwned
+                + Clone
+                + Debug,
+        {
+            Box::pin(async move {
+                let api: Api<K> = Api::namespaced(client.clone(), namespace);
+                Ok(api.get_opt(name).await?.map(|o| o.meta().clone()))
+            })
+        }
+        Self {
+            kind: <K as k8s_openapi::Resource>::KIND,
+            desired: object.meta(),
+            fetch: fetch::<K>,
+        }
+    }
+
+    async fn existing(&self, client: &Client) -> Result<Option<ObjectMeta>> {
+        let namespace = self.desired.namespace.as_deref().unwrap_or_default();
+        let name = self.desired.name.as_deref().unwrap_or_default();
+        (self.fetch)(client, namespace, name).await
+    }
+}
+
+/// Replaces the `Ready` condition among `desired`.
+pub fn replace_ready(desired: &mut Vec<conditions::Desired>, ready: conditions::Desired) {
+    desired.retain(|d| d.type_ != "Ready");
+    desired.push(ready);
+}
+
+/// The `Ready=False` condition of a parent whose children collide with objects it does not own.
+pub fn name_conflict(foreign: &[String]) -> conditions::Desired {
+    conditions::Desired::new(
+        "Ready",
+        false,
+        "NameConflict",
+        format!(
+            "{}; Annexa never adopts an object it did not create: nothing was written, rename this object or remove the existing one",
+            foreign.join("; ")
+        ),
+    )
 }
 
 /// Server-side applies a namespaced child under the `annexa` field manager, taking ownership

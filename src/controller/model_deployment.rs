@@ -4,7 +4,8 @@
 
 use super::conditions::{self, Desired};
 use super::{
-    Context, apply, apply_status, child_labels, error_action, owner_reference, requeue_until,
+    Child, Context, apply, apply_status, child_labels, error_action, foreign_children,
+    name_conflict, owner_reference, replace_ready, requeue_until,
 };
 use crate::api::{
     ApprovalRecord, CLASSIFICATION_LABEL, Classification, CommonStatus, ControlOutcome, GpuPool,
@@ -725,13 +726,36 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
         classification: class,
         release: serving.as_ref(),
     };
-    apply(&ctx.client, &build_service_account(model)).await?;
-    apply(&ctx.client, &build_network_policy(model)).await?;
-    apply(&ctx.client, &build_service(model)).await?;
-    let applied = match build_deployment(&inputs) {
-        Some(d) => Some(apply(&ctx.client, &d).await?),
-        None => None,
-    };
+    // The same engine call as the webhook: a spec that fails an Enforce control (wrong GPU
+    // placement, a registry the policy refuses...) never reaches a Deployment, whether or not
+    // the webhook saw it. What runs now is left as it is.
+    let mut denied: Vec<&str> = eval.denials().map(|f| f.control).collect();
+    denied.dedup();
+    let service_account = build_service_account(model);
+    let network_policy = build_network_policy(model);
+    let service = build_service(model);
+    let deployment = denied
+        .is_empty()
+        .then(|| build_deployment(&inputs))
+        .flatten();
+    let mut children = vec![
+        Child::of(&service_account),
+        Child::of(&network_policy),
+        Child::of(&service),
+    ];
+    if let Some(d) = &deployment {
+        children.push(Child::of(d));
+    }
+    let foreign = foreign_children(&ctx.client, &children).await?;
+    let mut applied = None;
+    if foreign.is_empty() {
+        apply(&ctx.client, &service_account).await?;
+        apply(&ctx.client, &network_policy).await?;
+        apply(&ctx.client, &service).await?;
+        if let Some(d) = &deployment {
+            applied = Some(apply(&ctx.client, d).await?);
+        }
+    }
     let available = applied.as_ref().map(|d| {
         let wanted = d.spec.replicas.unwrap_or(1);
         let ready = d
@@ -746,7 +770,7 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
     });
 
     let old_conditions = super::old_conditions(model);
-    let desired = desired_conditions(
+    let mut desired = desired_conditions(
         &eval,
         &gate,
         &bad_datasets,
@@ -754,6 +778,22 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
         serving.as_ref().map(|s| &s.record),
         available,
     );
+    if !foreign.is_empty() {
+        replace_ready(&mut desired, name_conflict(&foreign));
+    } else if !denied.is_empty() {
+        replace_ready(
+            &mut desired,
+            Desired::new(
+                "Ready",
+                false,
+                "ControlsFailed",
+                format!(
+                    "the spec fails Enforce controls ({}): no Deployment is written from it",
+                    denied.join(", ")
+                ),
+            ),
+        );
+    }
     let merged = conditions::merge(&old_conditions, &desired, model.metadata.generation, now);
     for c in ctx.unpublished(model, conditions::transitions(&old_conditions, &merged)) {
         let warning = c.status == "False" && c.type_ != "Available";

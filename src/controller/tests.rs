@@ -724,3 +724,118 @@ fn the_audit_reports_running_pods_that_reached_a_gpu_around_admission() {
         ["A.8.22"]
     );
 }
+
+#[test]
+fn children_name_their_parent_as_controller_with_block_owner_deletion() {
+    let m = model("");
+    let sa = build_service_account(&m);
+    let owners = sa.metadata.owner_references.as_ref().unwrap();
+    assert_eq!(owners.len(), 1);
+    let owner = &owners[0];
+    assert_eq!(
+        (
+            owner.kind.as_str(),
+            owner.name.as_str(),
+            owner.uid.as_str(),
+            owner.controller,
+            owner.block_owner_deletion
+        ),
+        (
+            "ModelDeployment",
+            "fraud",
+            "0b5c-uid",
+            Some(true),
+            Some(true)
+        )
+    );
+    let (role, binding) = build_grant(&agent());
+    for meta in [&role.metadata, &binding.metadata] {
+        let owner = &meta.owner_references.as_ref().unwrap()[0];
+        assert_eq!(owner.block_owner_deletion, Some(true));
+        assert_eq!(owner.uid, "u2");
+    }
+}
+
+#[test]
+fn only_a_child_controlled_by_the_same_parent_uid_counts_as_owned() {
+    use super::owned_as_desired;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+    let desired = build_network_policy(&model("")).metadata;
+    let with_owner = |uid: &str, controller: Option<bool>| ObjectMeta {
+        owner_references: Some(vec![OwnerReference {
+            api_version: "annexa.dev/v1alpha1".into(),
+            kind: "ModelDeployment".into(),
+            name: "fraud".into(),
+            uid: uid.into(),
+            controller,
+            block_owner_deletion: None,
+        }]),
+        ..ObjectMeta::default()
+    };
+    assert!(owned_as_desired(
+        &with_owner("0b5c-uid", Some(true)),
+        &desired
+    ));
+    // The team's own object, labelled like Annexa's or not: not Annexa's.
+    let labelled = ObjectMeta {
+        labels: desired.labels.clone(),
+        ..ObjectMeta::default()
+    };
+    assert!(!owned_as_desired(&labelled, &desired));
+    // A parent of the same name that was deleted and recreated (another UID).
+    assert!(!owned_as_desired(
+        &with_owner("old-uid", Some(true)),
+        &desired
+    ));
+    // Referenced but not as controller.
+    assert!(!owned_as_desired(&with_owner("0b5c-uid", None), &desired));
+}
+
+#[test]
+fn a_withheld_egress_policy_opens_nothing_but_dns() {
+    use super::agent_policy::build_withheld_network_policy;
+    let np = build_withheld_network_policy(&agent()).spec.unwrap();
+    assert_eq!(np.policy_types, Some(vec!["Egress".to_string()]));
+    let egress = np.egress.unwrap();
+    assert_eq!(egress.len(), 1);
+    let peer = &egress[0].to.as_ref().unwrap()[0];
+    assert!(peer.ip_block.is_none());
+    assert_eq!(
+        peer.pod_selector
+            .as_ref()
+            .unwrap()
+            .match_labels
+            .as_ref()
+            .unwrap()["k8s-app"],
+        "kube-dns"
+    );
+    let ports: Vec<_> = egress[0]
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| (p.protocol.clone().unwrap(), p.port.clone()))
+        .collect();
+    assert_eq!(ports.len(), 2);
+    assert!(ports.iter().all(|(_, port)| *port
+        == Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(53))));
+}
+
+#[test]
+fn a_pvc_controlled_by_another_object_is_recognised() {
+    use super::training_dataset::foreign_controller;
+    let pvc: k8s_openapi::api::core::v1::PersistentVolumeClaim = serde_yaml_ng::from_str(
+        "metadata:
+  name: data-db-0
+  ownerReferences:
+  - {apiVersion: apps/v1, kind: StatefulSet, name: db, uid: s1, controller: true}
+",
+    )
+    .unwrap();
+    assert_eq!(
+        foreign_controller(&pvc.metadata).as_deref(),
+        Some("StatefulSet \"db\"")
+    );
+    let free: k8s_openapi::api::core::v1::PersistentVolumeClaim =
+        serde_yaml_ng::from_str("metadata: {name: claims-data}").unwrap();
+    assert_eq!(foreign_controller(&free.metadata), None);
+}

@@ -5,7 +5,8 @@
 
 use super::conditions::{self, Desired};
 use super::{
-    Context, apply, apply_status, child_labels, error_action, owner_reference, requeue_until,
+    Child, Context, apply, apply_status, child_labels, error_action, foreign_children,
+    name_conflict, owner_reference, requeue_until,
 };
 use crate::api::{CommonStatus, OnExpiry, TrainingDataset, TrainingDatasetStatus};
 use crate::error::{Error, Result};
@@ -17,7 +18,7 @@ use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams};
+use kube::api::{Api, DeleteParams, Preconditions};
 use kube::runtime::controller::Action;
 use std::sync::Arc;
 
@@ -99,9 +100,20 @@ async fn reconcile_inner(dataset: &TrainingDataset, ctx: &Context) -> Result<Act
         },
     );
 
-    if let Some((role, binding)) = build_access(dataset) {
-        apply(&ctx.client, &role).await?;
-        apply(&ctx.client, &binding).await?;
+    // The same engine call as the webhook: a dataset failing an Enforce control gets no Role
+    // reading its Secret, whether or not the webhook saw it.
+    let mut denied: Vec<&str> = eval.denials().map(|f| f.control).collect();
+    denied.sort();
+    denied.dedup();
+    let mut foreign = Vec::new();
+    if denied.is_empty()
+        && let Some((role, binding)) = build_access(dataset)
+    {
+        foreign = foreign_children(&ctx.client, &[Child::of(&role), Child::of(&binding)]).await?;
+        if foreign.is_empty() {
+            apply(&ctx.client, &role).await?;
+            apply(&ctx.client, &binding).await?;
+        }
     }
     // A.8.3 where the data is read: running pods that reference the credentials Secret or the
     // claim as an account the dataset does not allow (admitted before the dataset existed,
@@ -144,26 +156,59 @@ async fn reconcile_inner(dataset: &TrainingDataset, ctx: &Context) -> Result<Act
         .as_ref()
         .map(|r| r.on_expiry)
         .unwrap_or_default();
+    let mut refused: Option<String> = None;
     if expired && on_expiry == OnExpiry::Delete && deleted_at.is_none() {
         if let Some(pvc) = &dataset.spec.source.pvc {
             let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
-            match pvcs.delete(pvc, &DeleteParams::background()).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(status)) if status.code == 404 => {}
-                Err(e) => return Err(e.into()),
+            // Re-checked before deleting: the webhook let the dataset name this PVC only for a
+            // user allowed to delete it; a PVC another object controls (a StatefulSet's, an
+            // operator's) is never Annexa's to delete, and the deletion is bound to the UID read
+            // here so a PVC recreated under the name in between is left alone.
+            let current = pvcs.get_opt(pvc).await?;
+            let owner = current
+                .as_ref()
+                .and_then(|c| foreign_controller(&c.metadata));
+            if let Some(owner) = owner {
+                refused = Some(format!(
+                    "A.8.10 Information deletion: retention ended at {}; PersistentVolumeClaim {pvc:?} is controlled by {owner}, so Annexa does not delete it: delete the data through its owner",
+                    expires_at.map(|e| e.to_string()).unwrap_or_default()
+                ));
+            } else if let Some(current) = &current {
+                let params = DeleteParams {
+                    preconditions: current.metadata.uid.clone().map(|uid| Preconditions {
+                        uid: Some(uid),
+                        resource_version: None,
+                    }),
+                    ..DeleteParams::background()
+                };
+                match pvcs.delete(pvc, &params).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(status)) if status.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
-            ctx.event(
+            if refused.is_none() {
+                ctx.event(
                 dataset,
                 false,
                 "DataDeleted",
                 format!("A.8.10 Information deletion: retention expired; PersistentVolumeClaim {pvc:?} deleted"),
             )
             .await;
+            }
         }
-        deleted_at = Some(Time(now));
+        if refused.is_none() {
+            deleted_at = Some(Time(now));
+        }
     }
 
     let retained = match (expires_at, expired) {
+        (Some(_), true) if refused.is_some() => Desired::new(
+            "Retained",
+            false,
+            "DeletionRefused",
+            refused.clone().unwrap_or_default(),
+        ),
         (None, _) => Desired::new(
             "Retained",
             true,
@@ -202,7 +247,21 @@ async fn reconcile_inner(dataset: &TrainingDataset, ctx: &Context) -> Result<Act
     let desired = vec![
         retained,
         access,
-        Desired::new("Ready", true, "Reconciled", "access and retention enforced"),
+        if !foreign.is_empty() {
+            name_conflict(&foreign)
+        } else if !denied.is_empty() && dataset.spec.credentials_secret.is_some() {
+            Desired::new(
+                "Ready",
+                false,
+                "AccessWithheld",
+                format!(
+                    "the spec fails Enforce controls ({}): no access to the credentials Secret is granted",
+                    denied.join(", ")
+                ),
+            )
+        } else {
+            Desired::new("Ready", true, "Reconciled", "access and retention enforced")
+        },
         compliant,
     ];
     let old = super::old_conditions(dataset);
@@ -233,6 +292,15 @@ async fn reconcile_inner(dataset: &TrainingDataset, ctx: &Context) -> Result<Act
     )
     .await?;
     Ok(requeue_until(expires_at.filter(|_| !expired), now))
+}
+
+/// The controller of an object, described, when it has one (`StatefulSet "db"`).
+pub fn foreign_controller(meta: &ObjectMeta) -> Option<String> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
+        .map(|o| format!("{} {:?}", o.kind, o.name))
 }
 
 pub fn error_policy(dataset: Arc<TrainingDataset>, error: &Error, ctx: Arc<Context>) -> Action {

@@ -108,106 +108,112 @@ fn rank(result: &str) -> u8 {
     }
 }
 
+/// The action of a control on an evaluated object: a failure's action is the one its findings
+/// carry (the engine may cap it), else the namespace's.
+fn action_of(entry: &Entry<'_>, control: &str) -> Action {
+    entry
+        .evaluation
+        .findings
+        .iter()
+        .filter(|f| f.control == control)
+        .map(|f| f.action)
+        .max()
+        .unwrap_or_else(|| (entry.action)(control))
+}
+
+/// One result as the report holds it.
+fn result_value(entry: &Entry<'_>, outcome: &crate::policy::Outcome, policy: &str) -> Value {
+    let e = entry.evaluation;
+    let control = outcome.control;
+    let action = action_of(entry, control.id);
+    let result = result_of(outcome.result, action);
+    let mut resource = json!({
+        "apiVersion": entry.api_version,
+        "kind": e.object.kind,
+        "name": e.object.name,
+    });
+    if let Some(ns) = &e.object.namespace {
+        resource["namespace"] = json!(ns);
+    }
+    if let Some(uid) = &entry.uid {
+        resource["uid"] = json!(uid);
+    }
+    let message = if outcome.result == ControlOutcome::Fail {
+        let messages: Vec<&str> = e
+            .findings
+            .iter()
+            .filter(|f| f.control == control.id)
+            .map(|f| f.message.as_str())
+            .collect();
+        messages.join("; ")
+    } else if outcome.message.is_empty() {
+        format!("{} {}: {}", control.id, control.title, outcome.result)
+    } else {
+        format!("{} {}: {}", control.id, control.title, outcome.message)
+    };
+    let mut value = json!({
+        "source": "annexa",
+        "policy": policy,
+        "rule": control.id,
+        "category": theme_name(control.theme),
+        "result": result,
+        "scored": true,
+        "message": message.chars().take(1024).collect::<String>(),
+        "resources": [resource],
+        "properties": {
+            "title": control.title,
+            "action": action.to_string(),
+            "outcome": outcome.result.to_string(),
+        },
+    });
+    if outcome.result == ControlOutcome::Fail {
+        value["severity"] = json!(severity(action));
+    }
+    value
+}
+
 /// The results and summary of some entries, bounded; returns (summary, results, omitted).
+/// Every outcome is counted, but only the results kept are built (a namespace of thousands of
+/// objects costs a sort of small keys, not thousands of JSON values).
 fn results(entries: &[Entry<'_>]) -> (Value, Vec<Value>, usize) {
     let mut summary: BTreeMap<&str, u64> = ["pass", "fail", "warn", "error", "skip"]
         .into_iter()
         .map(|k| (k, 0))
         .collect();
-    let mut all: Vec<(u8, Value)> = Vec::new();
-    for entry in entries {
+    // (rank, name, kind, control index, entry, outcome)
+    let mut keys: Vec<(u8, &str, &str, usize, usize, usize)> = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
         let e = entry.evaluation;
-        let policy = if entry.policies.is_empty() {
-            BASELINE_POLICY.to_string()
-        } else {
-            entry.policies.join(",")
-        };
-        let mut resource = json!({
-            "apiVersion": entry.api_version,
-            "kind": e.object.kind,
-            "name": e.object.name,
-        });
-        if let Some(ns) = &e.object.namespace {
-            resource["namespace"] = json!(ns);
-        }
-        if let Some(uid) = &entry.uid {
-            resource["uid"] = json!(uid);
-        }
-        for outcome in &e.outcomes {
-            let control = outcome.control;
-            // A failure's action is the one its findings carry (the engine may cap it).
-            let action = e
-                .findings
-                .iter()
-                .filter(|f| f.control == control.id)
-                .map(|f| f.action)
-                .max()
-                .unwrap_or_else(|| (entry.action)(control.id));
-            let result = result_of(outcome.result, action);
+        for (j, outcome) in e.outcomes.iter().enumerate() {
+            let result = result_of(outcome.result, action_of(entry, outcome.control.id));
             if let Some(count) = summary.get_mut(result) {
                 *count += 1;
             }
-            let message = if outcome.result == ControlOutcome::Fail {
-                let messages: Vec<&str> = e
-                    .findings
-                    .iter()
-                    .filter(|f| f.control == control.id)
-                    .map(|f| f.message.as_str())
-                    .collect();
-                messages.join("; ")
-            } else if outcome.message.is_empty() {
-                format!("{} {}: {}", control.id, control.title, outcome.result)
-            } else {
-                format!("{} {}: {}", control.id, control.title, outcome.message)
-            };
-            let mut value = json!({
-                "source": "annexa",
-                "policy": policy,
-                "rule": control.id,
-                "category": theme_name(control.theme),
-                "result": result,
-                "scored": true,
-                "message": message.chars().take(1024).collect::<String>(),
-                "resources": [resource.clone()],
-                "properties": {
-                    "title": control.title,
-                    "action": action.to_string(),
-                    "outcome": outcome.result.to_string(),
-                },
-            });
-            if outcome.result == ControlOutcome::Fail {
-                value["severity"] = json!(severity(action));
-            }
-            all.push((rank(result), value));
+            let index = CATALOGUE
+                .iter()
+                .position(|c| c.id == outcome.control.id)
+                .unwrap_or(usize::MAX);
+            keys.push((rank(result), &e.object.name, &e.object.kind, index, i, j));
         }
     }
     // Failures first, then by object and control (a stable order: unchanged input, unchanged
     // report, no write).
-    all.sort_by(|(ra, a), (rb, b)| {
-        ra.cmp(rb)
-            .then_with(|| {
-                a["resources"][0]["name"]
-                    .as_str()
-                    .cmp(&b["resources"][0]["name"].as_str())
-            })
-            .then_with(|| {
-                a["resources"][0]["kind"]
-                    .as_str()
-                    .cmp(&b["resources"][0]["kind"].as_str())
-            })
-            .then_with(|| control_index(a).cmp(&control_index(b)))
-    });
-    let omitted = all.len().saturating_sub(MAX_RESULTS);
-    all.truncate(MAX_RESULTS);
-    (
-        json!(summary),
-        all.into_iter().map(|(_, v)| v).collect(),
-        omitted,
-    )
-}
-
-fn control_index(result: &Value) -> Option<usize> {
-    CATALOGUE.iter().position(|c| result["rule"] == c.id)
+    keys.sort_unstable();
+    let omitted = keys.len().saturating_sub(MAX_RESULTS);
+    keys.truncate(MAX_RESULTS);
+    let kept = keys
+        .into_iter()
+        .map(|(_, _, _, _, i, j)| {
+            let entry = &entries[i];
+            let policy = if entry.policies.is_empty() {
+                BASELINE_POLICY.to_string()
+            } else {
+                entry.policies.join(",")
+            };
+            result_value(entry, &entry.evaluation.outcomes[j], &policy)
+        })
+        .collect();
+    (json!(summary), kept, omitted)
 }
 
 fn report(

@@ -3,7 +3,7 @@
 use super::catalogue::{A_5_15, A_5_18, A_8_2, A_8_12, A_8_20};
 use super::duration::{format_duration, parse_duration};
 use super::{Context, Evaluation, ObjectRef, Recorder};
-use crate::api::AgentPolicy;
+use crate::api::{AgentPolicy, ForbiddenPermission};
 use k8s_openapi::api::rbac::v1::PolicyRule;
 
 pub const KIND: &str = "AgentPolicy";
@@ -19,6 +19,54 @@ pub fn reads_secrets(rule: &PolicyRule) -> bool {
         .iter()
         .any(|v| matches!(v.as_str(), "get" | "list" | "watch" | "*"));
     core && secrets && reads
+}
+
+/// The permissions of `forbidden` that `rule` grants, as `(verb, resource)` pairs (a wildcard in
+/// the rule grants every forbidden verb or resource it covers).
+pub fn forbidden_grants<'a>(
+    rule: &'a PolicyRule,
+    forbidden: &'a [ForbiddenPermission],
+) -> Vec<(&'a str, &'a str)> {
+    let groups = rule.api_groups.as_deref().unwrap_or_default();
+    let resources = rule.resources.as_deref().unwrap_or_default();
+    let mut found = Vec::new();
+    // Every resource: reported once by the caller, not once per forbidden permission.
+    if resources.iter().any(|r| r == "*") {
+        return found;
+    }
+    for f in forbidden {
+        if !groups.iter().any(|g| *g == f.api_group || g == "*") {
+            continue;
+        }
+        for resource in &f.resources {
+            let base = resource.split('/').next().unwrap_or(resource);
+            let covered = resources.iter().any(|r| {
+                r == resource
+                    || (resource.contains('/') && *r == format!("{base}/*"))
+                    || (resource.contains('/')
+                        && *r == format!("*/{}", &resource[base.len() + 1..]))
+            });
+            if !covered {
+                continue;
+            }
+            for verb in &f.verbs {
+                let granted = if verb == "*" {
+                    rule.verbs.first().map(String::as_str)
+                } else {
+                    rule.verbs
+                        .iter()
+                        .find(|v| *v == verb || *v == "*")
+                        .map(|_| verb.as_str())
+                };
+                if let Some(v) = granted
+                    && !found.contains(&(v, resource.as_str()))
+                {
+                    found.push((v, resource.as_str()));
+                }
+            }
+        }
+    }
+    found
 }
 
 /// Whether a CIDR is syntactically valid (IPv4 or IPv6 with a prefix length).
@@ -95,6 +143,30 @@ pub fn evaluate(agent: &AgentPolicy, ctx: &Context<'_>) -> Evaluation {
                     format_args!("agent {name:?} is granted the forbidden verb {verb:?}"),
                 );
             }
+        }
+        let every_resource = rule
+            .resources
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .any(|r| r == "*");
+        if every_resource && !profile.forbidden_permissions.is_empty() && !rule.verbs.is_empty() {
+            rec.fail(
+                &A_8_2,
+                format!("{path}.resources"),
+                format_args!(
+                    "agent {name:?} is granted every resource (\"*\"), the dangerous permissions the policy forbids included"
+                ),
+            );
+        }
+        for (verb, resource) in forbidden_grants(rule, &profile.forbidden_permissions) {
+            rec.fail(
+                &A_8_2,
+                format!("{path}.resources"),
+                format_args!(
+                    "agent {name:?} is granted {verb:?} on {resource:?}, a dangerous permission the policy forbids"
+                ),
+            );
         }
         if !profile.allow_secret_read && reads_secrets(rule) {
             rec.fail(

@@ -96,7 +96,7 @@ control!(
     "Privileged access rights",
     Technological,
     &[AP, WL],
-    "Agents never hold forbidden verbs (*, escalate, bind, impersonate) nor read Secrets unless allowed; GPU pods, whatever their path to the GPU, are not privileged (ephemeral debug containers included) and use no host namespaces or hostPath volumes."
+    "Agents never hold forbidden verbs (*, escalate, bind, impersonate) nor dangerous permissions (token minting, exec/attach/port-forward, Secret writes and lists, RBAC writes, node proxy, impersonation, CSR approval, admission configuration) nor read Secrets unless allowed; an agent is granted only what its author holds; GPU pods, whatever their path to the GPU, are not privileged (ephemeral debug containers included) and use no host namespaces or hostPath volumes."
 );
 control!(
     A_8_3,

@@ -6,6 +6,7 @@
 
 pub mod agent_policy;
 pub mod catalogue;
+pub mod delegation;
 pub mod duration;
 pub mod gpu;
 pub mod model_approval;

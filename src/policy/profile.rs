@@ -18,7 +18,8 @@
 //! - `requireDigest`: true if any policy requires it;
 //! - `requireKmsFrom`: the lowest classification; `requiredApprovals`: the highest;
 //!   TTLs and `maxRetention`: the shortest;
-//! - forbidden verbs: the union; `allowSecretRead`: only if every policy allows it;
+//! - forbidden verbs and forbidden permissions: the union (a policy that lists none contributes
+//!   the baseline's); `allowSecretRead`: only if every policy allows it;
 //!   `requireEgressAllowList`: if any policy requires it;
 //! - exceptions: every policy's exceptions.
 
@@ -26,8 +27,9 @@ use super::catalogue::CATALOGUE;
 use super::duration::{format_duration, parse_duration};
 use crate::api::{
     Action, AgentLimits, Classification, CompliancePolicy, CompliancePolicySpec, ControlException,
-    ControlOverride, EncryptionPolicy, EnforcementSpec, Environment, GpuPolicy, GpuPool,
-    ImagePolicy, PoolTaint, PromotionPolicy, ResidencyPolicy, RetentionPolicy, TaintEffect,
+    ControlOverride, EncryptionPolicy, EnforcementSpec, Environment, ForbiddenPermission,
+    GpuPolicy, GpuPool, ImagePolicy, PoolTaint, PromotionPolicy, ResidencyPolicy, RetentionPolicy,
+    TaintEffect,
 };
 use jiff::SignedDuration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -79,6 +81,7 @@ pub struct Profile {
     #[serde(serialize_with = "ser_duration")]
     pub max_token_ttl: SignedDuration,
     pub forbidden_verbs: Vec<String>,
+    pub forbidden_permissions: Vec<ForbiddenPermission>,
     pub allow_secret_read: bool,
     pub require_egress_allow_list: bool,
     #[serde(serialize_with = "ser_duration")]
@@ -114,6 +117,86 @@ pub const BASELINE_GPU_DEVICE_CLASSES: [&str; 4] = [
 ];
 /// Verbs agents may never hold unless a policy lists its own.
 pub const BASELINE_FORBIDDEN_VERBS: [&str; 4] = ["*", "escalate", "bind", "impersonate"];
+
+/// Permissions agents may never hold unless a policy lists its own (A.8.2): each one lets an
+/// agent act beyond its own rules (mint tokens of other accounts, run commands in other pods,
+/// rewrite Secrets or RBAC, reach the kubelet, act as someone else, approve certificates,
+/// change admission).
+pub fn baseline_forbidden_permissions() -> Vec<ForbiddenPermission> {
+    const WRITE: [&str; 5] = ["create", "update", "patch", "delete", "deletecollection"];
+    let rule = |group: &str, resources: &[&str], verbs: &[&str]| ForbiddenPermission {
+        api_group: group.to_string(),
+        resources: resources.iter().map(|r| r.to_string()).collect(),
+        verbs: verbs.iter().map(|v| v.to_string()).collect(),
+    };
+    vec![
+        rule("", &["serviceaccounts/token"], &["create"]),
+        rule(
+            "",
+            &["pods/exec", "pods/attach", "pods/portforward"],
+            &["*"],
+        ),
+        rule(
+            "",
+            &["secrets"],
+            &[
+                "create",
+                "update",
+                "patch",
+                "delete",
+                "deletecollection",
+                "list",
+                "watch",
+            ],
+        ),
+        rule(
+            "rbac.authorization.k8s.io",
+            &[
+                "roles",
+                "rolebindings",
+                "clusterroles",
+                "clusterrolebindings",
+            ],
+            &[
+                "create",
+                "update",
+                "patch",
+                "delete",
+                "deletecollection",
+                "escalate",
+                "bind",
+            ],
+        ),
+        rule("", &["nodes/proxy"], &["*"]),
+        rule(
+            "",
+            &["users", "groups", "serviceaccounts"],
+            &["impersonate"],
+        ),
+        rule(
+            "authentication.k8s.io",
+            &["userextras", "uids"],
+            &["impersonate"],
+        ),
+        rule(
+            "certificates.k8s.io",
+            &["certificatesigningrequests/approval", "signers"],
+            &["*"],
+        ),
+        rule(
+            "admissionregistration.k8s.io",
+            &[
+                "mutatingwebhookconfigurations",
+                "validatingwebhookconfigurations",
+                "validatingadmissionpolicies",
+                "validatingadmissionpolicybindings",
+                "mutatingadmissionpolicies",
+                "mutatingadmissionpolicybindings",
+            ],
+            &WRITE,
+        ),
+    ]
+}
 
 impl Profile {
     /// The built-in baseline: what applies to a namespace no CompliancePolicy selects, and the
@@ -294,6 +377,22 @@ impl Profile {
         if forbidden_verbs.is_empty() {
             forbidden_verbs = BASELINE_FORBIDDEN_VERBS.map(String::from).to_vec();
         }
+        let mut forbidden_permissions: Vec<ForbiddenPermission> = Vec::new();
+        for s in specs.iter().map(|s| agents_of(s).forbidden_permissions) {
+            let listed = if s.is_empty() {
+                baseline_forbidden_permissions()
+            } else {
+                s
+            };
+            for p in listed {
+                if !forbidden_permissions.contains(&p) {
+                    forbidden_permissions.push(p);
+                }
+            }
+        }
+        if forbidden_permissions.is_empty() {
+            forbidden_permissions = baseline_forbidden_permissions();
+        }
         let duration_of = |value: Option<&str>, default_secs: i64| {
             value
                 .and_then(|v| parse_duration(v).ok())
@@ -388,6 +487,7 @@ impl Profile {
             },
             max_token_ttl: shortest_of(&|s| agents_of(s).max_token_ttl, DEFAULT_TOKEN_TTL_SECS),
             forbidden_verbs,
+            forbidden_permissions,
             allow_secret_read: !specs.is_empty()
                 && specs
                     .iter()
@@ -454,6 +554,7 @@ impl Profile {
             agents: Some(AgentLimits {
                 max_token_ttl: Some(format_duration(self.max_token_ttl)),
                 forbidden_verbs: self.forbidden_verbs.clone(),
+                forbidden_permissions: self.forbidden_permissions.clone(),
                 allow_secret_read: Some(self.allow_secret_read),
                 require_egress_allow_list: Some(self.require_egress_allow_list),
             }),

@@ -13,6 +13,7 @@ use crate::api::{
 use crate::manifest::{
     self, AnnexaKind, MapOnly, Object, TopLevel, value_accepts, with_default_namespace,
 };
+use crate::policy::delegation::{self, Delegation};
 use crate::policy::workload::Workload;
 use crate::policy::{self, Context, Evaluation, Governed, model_approval};
 use base64::Engine as _;
@@ -87,6 +88,10 @@ pub struct Decision {
     /// One `(control, result)` per finding, result `deny`, `warn` or `audit`; `("none",
     /// "admit")` for an object evaluated without findings; empty when nothing was evaluated.
     pub counts: Vec<(&'static str, &'static str)>,
+    /// What Annexa will do on the requester's behalf if this is admitted: the permissions the
+    /// requester must hold, checked with SubjectAccessReview before the answer is sent (see
+    /// [`super::access`]). Empty when nothing is delegated or the object is denied anyway.
+    pub delegation: Delegation,
 }
 
 impl Decision {
@@ -95,6 +100,7 @@ impl Decision {
             response: Response::allow(&request.uid),
             kind,
             counts: Vec::new(),
+            delegation: Delegation::default(),
         }
     }
 
@@ -161,6 +167,7 @@ impl Decision {
             response,
             kind,
             counts,
+            delegation: Delegation::default(),
         }
     }
 }
@@ -252,11 +259,26 @@ pub fn validate(
                 ),
                 kind,
                 counts: vec![("none", "deny")],
+                delegation: Delegation::default(),
             });
         }
-        Object::Dataset(d) => evaluate(Governed::Dataset(d)),
+        Object::Dataset(d) => {
+            let mut decision =
+                Decision::from_evaluation(request, kind, evaluate(Governed::Dataset(d)));
+            if decision.response.allowed {
+                decision.delegation = delegation::dataset(d);
+            }
+            return Ok(decision);
+        }
         Object::Model(m) => evaluate(Governed::Model(m)),
-        Object::Agent(a) => evaluate(Governed::Agent(a)),
+        Object::Agent(a) => {
+            let mut decision =
+                Decision::from_evaluation(request, kind, evaluate(Governed::Agent(a)));
+            if decision.response.allowed {
+                decision.delegation = delegation::agent(a);
+            }
+            return Ok(decision);
+        }
         Object::Workload(w) => evaluate(Governed::Workload(w)),
         Object::Approval(approval) => {
             if request.operation == Operation::Update {
@@ -281,6 +303,7 @@ pub fn validate(
                         ),
                         kind,
                         counts: vec![("A.8.32", "deny")],
+                        delegation: Delegation::default(),
                     });
                 }
                 return Ok(Decision::admit(request, kind));
@@ -334,6 +357,7 @@ fn approval_deletion(request: &Request<'_>, kind: &'static str) -> Result<Decisi
                 ),
                 kind,
                 counts: vec![("A.8.32", "deny")],
+                delegation: Delegation::default(),
             })
         }
     }
@@ -747,6 +771,7 @@ pub fn mutate(request: &Request<'_>) -> Result<Decision, ReviewError> {
         response,
         kind,
         counts: Vec::new(),
+        delegation: Delegation::default(),
     })
 }
 

@@ -14,7 +14,7 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
-use kube::api::{Api, ObjectMeta, PostParams};
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::ObjectRef;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -161,27 +161,11 @@ pub async fn ensure_certificates(
     )))
 }
 
-/// Sets `caBundle` on every webhook of a configuration; true when something changed.
-pub fn set_ca_bundle<'a>(
-    client_configs: impl Iterator<
-        Item = &'a mut k8s_openapi::api::admissionregistration::v1::WebhookClientConfig,
-    >,
-    bundle: &str,
-) -> bool {
-    let mut changed = false;
-    for config in client_configs {
-        let wanted = Some(ByteString(bundle.as_bytes().to_vec()));
-        if config.ca_bundle != wanted {
-            config.ca_bundle = wanted;
-            changed = true;
-        }
-    }
-    changed
-}
-
-/// Writes the CA bundle into Annexa's webhook configurations (missing ones are skipped with a
-/// warning: the chart may not have created them yet). Only configurations whose bundle differs
-/// are written, so calling it on every check is cheap; it also repairs configurations that were
+/// Writes the CA bundle into Annexa's webhook configurations with a targeted JSON patch of
+/// `caBundle` (`patch`, never a PUT of the whole object: replicas writing at start-up cannot
+/// overwrite each other, and a 409 or failed guard is re-read and retried). Missing
+/// configurations are skipped with a warning: the chart may not have created them yet. Only
+/// configurations whose bundle differs are written, so calling it on every check is cheap; it also repairs configurations that were
 /// deleted and recreated without a bundle (the emergency procedure).
 pub async fn patch_ca_bundles(
     client: &Client,
@@ -194,9 +178,9 @@ pub async fn patch_ca_bundles(
         bundle,
         |o| {
             o.webhooks
-                .iter_mut()
+                .iter()
                 .flatten()
-                .map(|w| &mut w.client_config)
+                .map(|w| (w.name.clone(), w.client_config.ca_bundle.as_ref()))
                 .collect()
         },
     )
@@ -207,24 +191,53 @@ pub async fn patch_ca_bundles(
         bundle,
         |o| {
             o.webhooks
-                .iter_mut()
+                .iter()
                 .flatten()
-                .map(|w| &mut w.client_config)
+                .map(|w| (w.name.clone(), w.client_config.ca_bundle.as_ref()))
                 .collect()
         },
     )
     .await
 }
 
+/// The JSON patch writing `bundle` into `caBundle` of every webhook whose bundle differs, and
+/// nothing else: each write is guarded by a `test` of that webhook's name at its index, so a
+/// configuration reordered or edited in between fails the patch (re-read and retried) instead
+/// of receiving the bundle in the wrong place. Empty when every bundle is current.
+pub fn ca_bundle_patch(
+    webhooks: &[(String, Option<&ByteString>)],
+    bundle: &str,
+) -> Result<json_patch::Patch> {
+    let wanted = ByteString(bundle.as_bytes().to_vec());
+    let mut ops = Vec::new();
+    for (i, (name, current)) in webhooks.iter().enumerate() {
+        if *current == Some(&wanted) {
+            continue;
+        }
+        ops.push(
+            serde_json::json!({"op": "test", "path": format!("/webhooks/{i}/name"), "value": name}),
+        );
+        ops.push(serde_json::json!({
+            "op": "add",
+            "path": format!("/webhooks/{i}/clientConfig/caBundle"),
+            "value": wanted,
+        }));
+    }
+    serde_json::from_value(serde_json::Value::Array(ops))
+        .map_err(|e| Error::Serialize(format!("caBundle patch: {e}")))
+}
+
+/// Each webhook's name and current `caBundle`, in order.
+type WebhookBundles<K> = fn(&K) -> Vec<(String, Option<&ByteString>)>;
+
+/// Attempts at patching one configuration when replicas or people race on it.
+const CA_BUNDLE_ATTEMPTS: usize = 5;
+
 async fn patch_kind<K>(
     api: Api<K>,
     names: &[String],
     bundle: &str,
-    client_configs: fn(
-        &mut K,
-    ) -> Vec<
-        &mut k8s_openapi::api::admissionregistration::v1::WebhookClientConfig,
-    >,
+    webhooks: WebhookBundles<K>,
 ) -> Result<()>
 where
     K: kube::Resource<DynamicType = ()>
@@ -235,15 +248,33 @@ where
 {
     let kind = K::kind(&());
     for name in names {
-        match api.get_opt(name).await? {
-            None => {
-                tracing::warn!(%name, %kind, "webhook configuration not found; caBundle not set")
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let Some(object) = api.get_opt(name).await? else {
+                tracing::warn!(%name, %kind, "webhook configuration not found; caBundle not set");
+                break;
+            };
+            let patch = ca_bundle_patch(&webhooks(&object), bundle)?;
+            if patch.0.is_empty() {
+                break;
             }
-            Some(mut object) => {
-                if set_ca_bundle(client_configs(&mut object).into_iter(), bundle) {
-                    api.replace(name, &PostParams::default(), &object).await?;
+            match api
+                .patch(name, &PatchParams::default(), &Patch::Json::<()>(patch))
+                .await
+            {
+                Ok(_) => {
                     tracing::info!(%name, %kind, "patched caBundle");
+                    break;
                 }
+                // 409: changed under us; 422: a guard (`test`) failed. Read again and retry.
+                Err(kube::Error::Api(status))
+                    if (status.code == 409 || status.code == 422)
+                        && attempt < CA_BUNDLE_ATTEMPTS =>
+                {
+                    tracing::debug!(%name, %kind, code = status.code, "caBundle patch raced; re-reading");
+                }
+                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -389,6 +420,9 @@ pub async fn run_with(
         context,
         metrics,
         limits: config.limits,
+        access: Some(Arc::new(super::access::KubeAccessReviewer::new(
+            client.clone(),
+        ))),
     });
     let result = super::serve(listener, metrics_listener, state, store, shutdown).await;
     background.abort();

@@ -12,6 +12,7 @@
 //!
 //! `docs/webhook.md` describes endpoints, flags, certificate modes and failure behaviour.
 
+pub mod access;
 pub mod admission;
 pub mod certs;
 pub mod cluster;
@@ -76,6 +77,8 @@ pub async fn run_standalone(
         context: Arc::new(context),
         metrics: metrics.clone(),
         limits: config.limits,
+        // No client: nothing is done on anyone's behalf, so there is nothing to verify.
+        access: None,
     });
     let listener = bind(config.addr).await?;
     let metrics_listener = match config.metrics_addr {

@@ -70,6 +70,11 @@ pub struct UserInfo<'a> {
     pub username: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub groups: Option<Vec<Cow<'a, str>>>,
+    /// Read only to ask the API server what the user may do (SubjectAccessReview).
+    #[serde(borrow, default)]
+    pub uid: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub extra: Option<std::collections::BTreeMap<String, Vec<String>>>,
 }
 
 /// The fields of `request` the webhook reads. `object` and `oldObject` are kept raw.

@@ -1,6 +1,7 @@
 //! The HTTP side: an axum router for `/validate`, `/mutate`, `/healthz`, `/readyz`, a separate
 //! router for `/metrics`, and the TLS accept loop with graceful shutdown.
 
+use super::access::{self, AccessReviewer};
 use super::admission::{self, Decision};
 use super::context::AdmissionContext;
 use super::metrics::Metrics;
@@ -30,6 +31,8 @@ use tower::ServiceExt;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// Default server-side deadline, inside the configurations' `timeoutSeconds: 5`.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(4);
+/// Time kept back from the deadline for the answer after access reviews.
+const ACCESS_REVIEW_MARGIN: Duration = Duration::from_millis(250);
 /// Default cap on open connections (below a container's usual 1024 open files).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 /// Default cap on open connections from one address (the API server's replicas and the
@@ -93,6 +96,9 @@ pub struct WebhookState {
     pub context: Arc<dyn AdmissionContext>,
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
+    /// Verifies, as the requesting user, what Annexa will do on their behalf (SubjectAccessReview
+    /// in `annexa run`); None where no controller acts (stand-alone webhook).
+    pub access: Option<Arc<dyn AccessReviewer>>,
 }
 
 /// Admission of reviews into reading and deciding: a cap on their number and on the body
@@ -291,6 +297,29 @@ fn decide_body(
     Ok((decision, start.elapsed()))
 }
 
+/// Verifies, as the requesting user, what Annexa would do for them if the decision admits an
+/// object (see [`access`]), within what is left of the deadline less a margin to answer.
+async fn confirm_access(
+    body: &[u8],
+    state: &WebhookState,
+    decision: Decision,
+    start: Instant,
+) -> Result<Decision, Failure> {
+    let Some(reviewer) = &state.access else {
+        return Ok(decision);
+    };
+    if decision.delegation.is_empty() || !decision.response.allowed {
+        return Ok(decision);
+    }
+    let review = review::decode(body).map_err(Failure::Bad)?;
+    let budget = state
+        .limits
+        .deadline
+        .saturating_sub(start.elapsed())
+        .saturating_sub(ACCESS_REVIEW_MARGIN);
+    Ok(access::confirm(&review, decision, reviewer.as_ref(), budget).await)
+}
+
 /// A fast 429 naming the cap that was full.
 fn shed_response(cap: &str, limits: &Limits) -> Response {
     let mut response = error(
@@ -342,29 +371,35 @@ async fn handle(
                 .map_err(|_| Failure::Shed("requests"))?,
             _bytes: bytes,
         };
-        if body.len() <= INLINE_DECISION_BYTES {
+        let (decision, decided_in) = if body.len() <= INLINE_DECISION_BYTES {
             drop(admitted);
-            return decide_body(&body, state, decide);
-        }
-        // Large bodies: decided on the blocking pool, so a slow decision never holds the
-        // threads that answer health checks and other reviews. The permits travel with the
-        // work: what a review holds is released when its decision ends, even past the deadline.
-        let heavy = served
-            .gate
-            .heavy
-            .clone()
-            .acquire_owned()
+            decide_body(&body, state, decide)?
+        } else {
+            // Large bodies: decided on the blocking pool, so a slow decision never holds the
+            // threads that answer health checks and other reviews. The permits travel with the
+            // work: what a review holds is released when its decision ends, even past the
+            // deadline.
+            let heavy = served
+                .gate
+                .heavy
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|e| Failure::Read(format!("the decision did not start: {e}")))?;
+            let state = served.state.clone();
+            let body = body.clone();
+            tokio::task::spawn_blocking(move || {
+                let outcome = decide_body(&body, &state, decide);
+                drop(admitted);
+                drop(heavy);
+                outcome
+            })
             .await
-            .map_err(|e| Failure::Read(format!("the decision did not start: {e}")))?;
-        let state = served.state.clone();
-        tokio::task::spawn_blocking(move || {
-            let outcome = decide_body(&body, &state, decide);
-            drop(admitted);
-            drop(heavy);
-            outcome
-        })
-        .await
-        .map_err(|e| Failure::Read(format!("the decision did not complete: {e}")))?
+            .map_err(|e| Failure::Read(format!("the decision did not complete: {e}")))??
+        };
+        // Access reviews (network calls) after the decision, outside the gate.
+        let decision = confirm_access(&body, state, decision, start).await?;
+        Ok::<_, Failure>((decision, decided_in))
     };
     let outcome = match tokio::time::timeout(limits.deadline, work).await {
         Ok(outcome) => outcome,

@@ -118,6 +118,7 @@ pub fn state() -> Arc<WebhookState> {
         context: Arc::new(context()),
         metrics: Arc::new(Metrics::new()),
         limits: Limits::default(),
+        access: None,
     })
 }
 

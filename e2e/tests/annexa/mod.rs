@@ -503,6 +503,24 @@ impl Case {
                 &["--group=approvers"],
             )
             .unwrap();
+        // `edit` in Kubernetes 1.32 covers neither DRA claims nor ephemeral containers: a team
+        // that uses them is granted them, here with a Role of their own.
+        apply(
+            annexa.kubectl(),
+            &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                    "metadata": {"name": "e2e-gpu-and-debug", "namespace": ns.name},
+                    "rules": [
+                        {"apiGroups": ["resource.k8s.io"], "resources": ["resourceclaims", "resourceclaimtemplates"],
+                         "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+                        {"apiGroups": [""], "resources": ["pods/ephemeralcontainers"], "verbs": ["get", "patch", "update"]}]}),
+        );
+        apply(
+            annexa.kubectl(),
+            &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                    "metadata": {"name": "e2e-gpu-and-debug", "namespace": ns.name},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "e2e-gpu-and-debug"},
+                    "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "dev"}]}),
+        );
         policy_spec["namespaceSelector"] = json!({"matchLabels": {"e2e.annexa.dev/case": id}});
         let policy = json!({
             "apiVersion": "annexa.dev/v1alpha1", "kind": "CompliancePolicy",

@@ -65,6 +65,12 @@ fn each_rule_fails_on_the_field_that_breaks_it() {
                     "A.8.2",
                     "spec.permissions[0].resources",
                     Enforce,
+                    r#"A.8.2 Privileged access rights: agent "support-agent" is granted every resource ("*"), the dangerous permissions the policy forbids included"#,
+                ),
+                (
+                    "A.8.2",
+                    "spec.permissions[0].resources",
+                    Enforce,
                     r#"A.8.2 Privileged access rights: agent "support-agent" may read Secrets, which the policy forbids"#,
                 ),
             ],
@@ -344,4 +350,166 @@ fn a_per_control_override_sets_the_action() {
         ],
     );
     assert_eq!(e.denials().count(), 1);
+}
+
+/// The agent with its one rule replaced by `rule` (YAML flow mapping).
+fn agent_granted(rule: &str) -> String {
+    edit(
+        SUPPORT_AGENT,
+        &[(
+            "    - apiGroups: [\"\"]\n      resources: [configmaps]\n      resourceNames: [support-playbooks]\n      verbs: [get]\n",
+            &format!("    - {rule}\n"),
+        )],
+    )
+}
+
+#[test]
+fn dangerous_permissions_are_refused_by_default_naming_verb_and_resource() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "token minting",
+            r#"{apiGroups: [""], resources: [serviceaccounts/token], verbs: [create]}"#,
+            r#""create" on "serviceaccounts/token""#,
+        ),
+        (
+            "exec",
+            r#"{apiGroups: [""], resources: [pods/exec], verbs: [create]}"#,
+            r#""create" on "pods/exec""#,
+        ),
+        (
+            "attach through a subresource wildcard",
+            r#"{apiGroups: [""], resources: [pods/*], verbs: [get]}"#,
+            r#""get" on "pods/exec"|"get" on "pods/attach"|"get" on "pods/portforward""#,
+        ),
+        (
+            "port-forward",
+            r#"{apiGroups: [""], resources: [pods/portforward], verbs: [get]}"#,
+            r#""get" on "pods/portforward""#,
+        ),
+        (
+            "Secret writes",
+            r#"{apiGroups: [""], resources: [secrets], verbs: [update]}"#,
+            r#""update" on "secrets""#,
+        ),
+        (
+            "RBAC writes",
+            r#"{apiGroups: [rbac.authorization.k8s.io], resources: [rolebindings], verbs: [create]}"#,
+            r#""create" on "rolebindings""#,
+        ),
+        (
+            "node proxy",
+            r#"{apiGroups: [""], resources: [nodes/proxy], verbs: [get]}"#,
+            r#""get" on "nodes/proxy""#,
+        ),
+        (
+            "CSR approval",
+            r#"{apiGroups: [certificates.k8s.io], resources: [certificatesigningrequests/approval], verbs: [update]}"#,
+            r#""update" on "certificatesigningrequests/approval""#,
+        ),
+        (
+            "webhook configurations",
+            r#"{apiGroups: [admissionregistration.k8s.io], resources: [validatingwebhookconfigurations], verbs: [delete]}"#,
+            r#""delete" on "validatingwebhookconfigurations""#,
+        ),
+    ];
+    for (what, rule, permission) in cases {
+        let e = World::baseline().eval(&agent_granted(rule));
+        let a82: Vec<&str> = e
+            .findings
+            .iter()
+            .filter(|f| f.control == "A.8.2" && f.message.contains("dangerous"))
+            .map(|f| f.message.as_str())
+            .collect();
+        let expected: Vec<String> = permission
+            .split('|')
+            .map(|p| format!(
+                r#"A.8.2 Privileged access rights: agent "support-agent" is granted {p}, a dangerous permission the policy forbids"#
+            ))
+            .collect();
+        assert_eq!(a82, expected, "{what}");
+        assert!(
+            e.findings
+                .iter()
+                .filter(|f| f.message.contains("dangerous"))
+                .all(|f| f.action == Enforce && f.path == "spec.permissions[0].resources"),
+            "{what}: {:?}",
+            e.findings
+        );
+    }
+    // Reading Pods or listing ConfigMaps is not dangerous.
+    let e = World::baseline().eval(&agent_granted(
+        r#"{apiGroups: [""], resources: [pods, configmaps], verbs: [get, list]}"#,
+    ));
+    assert!(e.findings.is_empty(), "{:?}", e.findings);
+}
+
+#[test]
+fn a_policy_may_replace_the_dangerous_permissions_and_policies_add_up() {
+    let debug = r#"
+apiVersion: annexa.dev/v1alpha1
+kind: CompliancePolicy
+metadata:
+  name: debugging
+spec:
+  agents:
+    forbiddenPermissions:
+      - apiGroup: ""
+        resources: [serviceaccounts/token]
+        verbs: [create]
+"#;
+    let exec = agent_granted(r#"{apiGroups: [""], resources: [pods/exec], verbs: [create]}"#);
+    let e = World::with_policies(&[debug]).eval(&exec);
+    assert!(e.findings.is_empty(), "{:?}", e.findings);
+    // The token rule the debugging policy keeps still holds.
+    let token =
+        agent_granted(r#"{apiGroups: [""], resources: [serviceaccounts/token], verbs: [create]}"#);
+    assert_eq!(
+        World::with_policies(&[debug])
+            .eval(&token)
+            .denials()
+            .count(),
+        1
+    );
+    // A second policy selecting the namespace without a list of its own brings the baseline back.
+    let strict = r#"
+apiVersion: annexa.dev/v1alpha1
+kind: CompliancePolicy
+metadata:
+  name: strict
+spec:
+  environment: Production
+"#;
+    let e = World::with_policies(&[debug, strict]).eval(&exec);
+    assert!(
+        e.denials()
+            .any(|f| f.message.contains(r#""create" on "pods/exec""#)),
+        "{:?}",
+        e.findings
+    );
+}
+
+#[test]
+fn escalate_on_roles_is_refused_even_when_a_policy_replaces_the_forbidden_verbs() {
+    // operating.md: a policy listing `forbiddenVerbs` replaces the baseline verbs, but the
+    // baseline's dangerous permissions (RBAC writes, escalate and bind included) still hold.
+    let lenient = r#"
+apiVersion: annexa.dev/v1alpha1
+kind: CompliancePolicy
+metadata:
+  name: research
+spec:
+  agents:
+    forbiddenVerbs: [impersonate]
+"#;
+    let agent = agent_granted(
+        r#"{apiGroups: [rbac.authorization.k8s.io], resources: [roles], verbs: [escalate]}"#,
+    );
+    let e = World::with_policies(&[lenient]).eval(&agent);
+    let denied: Vec<&str> = e.denials().map(|f| f.message.as_str()).collect();
+    assert_eq!(
+        denied,
+        [
+            r#"A.8.2 Privileged access rights: agent "support-agent" is granted "escalate" on "roles", a dangerous permission the policy forbids"#
+        ]
+    );
 }

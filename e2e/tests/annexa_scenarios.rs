@@ -154,11 +154,17 @@ fn approval_in_someone_elses_name_is_refused() {
     let ns = case.name();
     apply(a.kubectl_as("alice"), &dataset(ns, "data"));
     apply(a.kubectl_as("alice"), &model(ns, "m", DIGEST_1, &["data"]));
+    let uid = get(a.kubectl(), ns, "md/m").expect("the model was created")["metadata"]["uid"]
+        .as_str()
+        .expect("the model has a uid")
+        .to_string();
     let forged = json!({
         "apiVersion": "annexa.dev/v1alpha1", "kind": "ModelApproval",
         "metadata": {"name": "m-by-alice", "namespace": ns},
-        "spec": {"modelDeployment": "m", "digest": DIGEST_1, "decision": "Approve",
-                 "reason": "looks good", "approver": {"username": "alice", "groups": ["approvers"]}},
+        "spec": {"modelDeployment": "m", "modelUID": uid,
+                 "release": {"fingerprint": DIGEST_2, "digest": DIGEST_1},
+                 "decision": "Approve", "reason": "looks good",
+                 "approver": {"username": "alice", "groups": ["approvers"]}},
     });
     let err = create_fails(a.kubectl_as("bob"), &forged);
     assert!(err.contains("denied the request"), "{err}");
@@ -923,7 +929,7 @@ fn gitops_reapply_has_no_conflict_and_no_difference_in_user_fields() {
         diff.stdout, diff.stderr
     );
 
-    // The user's spec is exactly the manifest's; Annexa's only addition is the annotation.
+    // The user's spec is exactly the manifest's; Annexa's only additions are its two annotations.
     for (key, value) in manifest["spec"].as_object().unwrap() {
         assert_eq!(&after["spec"][key], value, "spec.{key}");
     }
@@ -931,7 +937,15 @@ fn gitops_reapply_has_no_conflict_and_no_difference_in_user_fields() {
         .as_object()
         .map(|m| m.keys().collect())
         .unwrap_or_default();
-    assert_eq!(annotations, vec!["annexa.dev/digest-requested-by"]);
+    // Annexa records who requested the release and which release that was (both restored from
+    // the old object on every update, so Git never owns or fights them).
+    assert_eq!(
+        annotations,
+        vec![
+            "annexa.dev/digest-requested-by",
+            "annexa.dev/requested-release"
+        ]
+    );
     // Annexa manages no field of the object but its status; Argo CD owns the spec.
     let with_fields: Value = serde_json::from_str(
         &a.kubectl()

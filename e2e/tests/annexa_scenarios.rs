@@ -166,8 +166,14 @@ fn approval_in_someone_elses_name_is_refused() {
                  "decision": "Approve", "reason": "looks good",
                  "approver": {"username": "alice", "groups": ["approvers"]}},
     });
+    // The chart's ValidatingAdmissionPolicy refuses it in the API server, before any webhook is
+    // called (kube-apiserver runs policies before validating webhooks); the webhook's own refusal
+    // of the same approval is tested in tests/webhook_admission.rs.
     let err = create_fails(a.kubectl_as("bob"), &forged);
-    assert!(err.contains("denied the request"), "{err}");
+    assert!(
+        err.contains("ValidatingAdmissionPolicy 'annexa-modelapproval-identity'"),
+        "{err}"
+    );
     assert!(err.contains("A.5.3"), "{err}");
     assert!(err.contains("submitted by \"bob\""), "{err}");
 }

@@ -243,8 +243,11 @@ def test_the_chart_carries_byte_identical_copies_of_the_generated_crds():
 # --- the ValidatingAdmissionPolicy that backs the approval rules ------------------------------
 
 def test_admission_policy_is_the_repository_manifest(rendered):
-    """The chart installs exactly admission/modelapproval-identity.yaml (plus chart labels)."""
-    expected = [d for d in yaml.safe_load_all((REPO / "admission" / "modelapproval-identity.yaml").read_text()) if d]
+    """The chart installs exactly admission/*.yaml (plus chart labels)."""
+    docs = [d for f in ("modelapproval-identity.yaml", "modeldeployment-requester.yaml")
+            for d in yaml.safe_load_all((REPO / "admission" / f).read_text()) if d]
+    expected = ([d for d in docs if d["kind"] == "ValidatingAdmissionPolicy"]
+                + [d for d in docs if d["kind"] == "ValidatingAdmissionPolicyBinding"])
     r = rendered["default"]
     got = r.all("ValidatingAdmissionPolicy") + r.all("ValidatingAdmissionPolicyBinding")
     for doc in got:
@@ -253,20 +256,26 @@ def test_admission_policy_is_the_repository_manifest(rendered):
 
 
 def test_admission_policy_covers_creation_and_deletion_of_approvals_and_fails_closed(rendered):
-    policy = rendered["default"].one("ValidatingAdmissionPolicy")
-    assert policy["spec"]["failurePolicy"] == "Fail"
-    (rule,) = policy["spec"]["matchConstraints"]["resourceRules"]
-    assert rule["resources"] == ["modelapprovals"] and rule["apiGroups"] == ["annexa.dev"]
-    assert rule["operations"] == ["CREATE", "DELETE"]
-    binding = rendered["default"].one("ValidatingAdmissionPolicyBinding")
-    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
-    assert binding["spec"]["validationActions"] == ["Deny"]
+    covered = {
+        "annexa-modelapproval-identity": (["modelapprovals"], ["CREATE", "DELETE"]),
+        "annexa-modeldeployment-requester": (["modeldeployments"], ["CREATE", "UPDATE"]),
+    }
+    assert sorted(p["metadata"]["name"] for p in rendered["default"].all("ValidatingAdmissionPolicy")) == sorted(covered)
+    for name, (resources, operations) in covered.items():
+        policy = rendered["default"].one("ValidatingAdmissionPolicy", name)
+        assert policy["spec"]["failurePolicy"] == "Fail"
+        (rule,) = policy["spec"]["matchConstraints"]["resourceRules"]
+        assert rule["resources"] == resources and rule["apiGroups"] == ["annexa.dev"]
+        assert rule["operations"] == operations
+        binding = rendered["default"].one("ValidatingAdmissionPolicyBinding", name)
+        assert binding["spec"]["policyName"] == name
+        assert binding["spec"]["validationActions"] == ["Deny"]
 
 
 def test_admission_policy_lists_allowed_service_account_approvers_and_can_be_disabled(chart):
     sa = "system:serviceaccount:ci:release-bot"
     r = render({"admissionPolicy": {"serviceAccountApprovers": [sa]}}, chart=chart)
-    (variable,) = r.one("ValidatingAdmissionPolicy")["spec"]["variables"]
+    (variable,) = r.one("ValidatingAdmissionPolicy", "annexa-modelapproval-identity")["spec"]["variables"]
     assert variable == {"name": "serviceAccountApprovers", "expression": f'["{sa}"]'}
     r = render({"admissionPolicy": {"enabled": False}}, chart=chart)
     assert not r.all("ValidatingAdmissionPolicy") and not r.all("ValidatingAdmissionPolicyBinding")

@@ -534,6 +534,105 @@ fn identity_rules_hold_in_the_api_server_while_the_webhook_is_down() {
         .unwrap();
 }
 
+/// With Annexa's webhooks out of the way (not running, both configurations at failurePolicy
+/// Ignore), the API server itself keeps the requester annotations of a ModelDeployment in the
+/// requesting user's own name: nobody can name someone else as the requester of their release
+/// (and then approve it themselves), nor record a new release under someone else's name. The
+/// chart's second ValidatingAdmissionPolicy.
+#[test]
+fn requester_annotations_hold_in_the_api_server_while_the_webhook_is_down() {
+    let a = Annexa::own_standin();
+    for kind in [
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+    ] {
+        let config = a
+            .rendered
+            .iter()
+            .find(|o| o["kind"] == kind)
+            .expect("the chart renders both webhook configurations");
+        let name = config["metadata"]["name"].as_str().unwrap();
+        let patch: Vec<Value> = (0..config["webhooks"].as_array().unwrap().len())
+            .map(|i| json!({"op": "replace", "path": format!("/webhooks/{i}/failurePolicy"), "value": "Ignore"}))
+            .collect();
+        a.kubectl()
+            .args([
+                "patch",
+                &kind.to_lowercase(),
+                name,
+                "--type=json",
+                "-p",
+                &Value::from(patch).to_string(),
+            ])
+            .ok()
+            .unwrap();
+    }
+    let ns = a.cluster.namespace("req-vap").unwrap();
+    let ns = ns.name.as_str();
+    a.cluster
+        .grant(
+            Some(ns),
+            "cluster-admin",
+            &["--user=alice", "--user=bob", "--user=carol"],
+        )
+        .unwrap();
+    let vap = "ValidatingAdmissionPolicy 'annexa-modeldeployment-requester' with binding 'annexa-modeldeployment-requester' denied request";
+    let with_requester = |by: &str, release: &str| {
+        let mut md = model(ns, "m", DIGEST_1, &["data"]);
+        md["metadata"]["annotations"] = json!({
+            "annexa.dev/digest-requested-by": by,
+            "annexa.dev/requested-release": release,
+        });
+        md
+    };
+
+    // Alice names bob as the requester of her release.
+    let err = create_fails(a.kubectl_as("alice"), &with_requester("bob", "sha256:r1"));
+    assert!(
+        err.contains(vap)
+            && err.contains("annotation annexa.dev/digest-requested-by names \"bob\" but the request is by \"alice\""),
+        "{err}"
+    );
+    // In her own name: admitted.
+    apply(a.kubectl_as("alice"), &with_requester("alice", "sha256:r1"));
+    // Carol records a new release while alice stays named as its requester.
+    let err = a
+        .kubectl_as("carol")
+        .args([
+            "-n",
+            ns,
+            "annotate",
+            "--overwrite",
+            "md/m",
+            "annexa.dev/requested-release=sha256:r2",
+        ])
+        .fails()
+        .unwrap();
+    assert!(
+        err.contains(vap) && err.contains("only the requester may record the release they request"),
+        "{err}"
+    );
+    // Carol renames the requester to bob.
+    let err = a
+        .kubectl_as("carol")
+        .args([
+            "-n",
+            ns,
+            "annotate",
+            "--overwrite",
+            "md/m",
+            "annexa.dev/digest-requested-by=bob",
+        ])
+        .fails()
+        .unwrap();
+    assert!(err.contains(vap), "{err}");
+    // Other edits that leave both annotations alone are not the policy's business.
+    a.kubectl_as("carol")
+        .args(["-n", ns, "label", "md/m", "team=fraud"])
+        .ok()
+        .unwrap();
+}
+
 fn serving_digest(deployment: &Value) -> Option<&str> {
     let key = "annexa.dev/model-digest";
     deployment["metadata"]["annotations"][key]

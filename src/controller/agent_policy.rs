@@ -310,7 +310,11 @@ pub fn enforce_findings(eval: &policy::Evaluation) -> String {
 
 /// `Ready=False` of an agent whose grant or egress fails an Enforce control: what is withheld
 /// (and withdrawn, when it was granted before), the controls and the rules that fail.
-pub fn withheld_ready(eval: &policy::Evaluation, grant_blocked: bool, egress_blocked: bool) -> Desired {
+pub fn withheld_ready(
+    eval: &policy::Evaluation,
+    grant_blocked: bool,
+    egress_blocked: bool,
+) -> Desired {
     let withheld: Vec<&str> = [
         (
             grant_blocked,

@@ -239,7 +239,9 @@ where
         + 'static,
 {
     match &ctx.rbac {
-        Some(rbac) => Ok(store(rbac).get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))),
+        Some(rbac) => {
+            Ok(store(rbac).get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace)))
+        }
         None => {
             let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
             Ok(api.get_opt(name).await?.map(Arc::new))

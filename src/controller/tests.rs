@@ -878,7 +878,10 @@ fn an_escalating_grant_is_made_under_audit_and_withdrawn_under_enforce_with_the_
     let (_, enforce) = escalating_agent_under(Action::Enforce);
     assert_eq!(blocked(&enforce), (true, false));
     let ready = withheld_ready(&enforce, true, false);
-    assert_eq!((ready.status, ready.reason.as_str()), (false, "GrantWithheld"));
+    assert_eq!(
+        (ready.status, ready.reason.as_str()),
+        (false, "GrantWithheld")
+    );
     assert_eq!(
         ready.message,
         "the spec fails Enforce controls (A.8.2): the declared permissions are not granted (a Role or RoleBinding granted before is withdrawn): A.8.2 Privileged access rights: agent \"support\" is granted the forbidden verb \"escalate\"; A.8.2 Privileged access rights: agent \"support\" is granted \"escalate\" on \"roles\", a dangerous permission the policy forbids"
@@ -922,7 +925,12 @@ fn withheld_egress_and_grant_name_every_failing_rule_and_bound_the_list() {
         "{}",
         ready.message
     );
-    assert_eq!(ready.message.matches("forbidden verb").count(), 1, "{}", ready.message);
+    assert_eq!(
+        ready.message.matches("forbidden verb").count(),
+        1,
+        "{}",
+        ready.message
+    );
     // Seven distinct A.8.2 findings and one A.8.12: five are quoted, the rest counted.
     assert!(ready.message.ends_with("; and 3 more"), "{}", ready.message);
 }
@@ -995,6 +1003,11 @@ spec:
     assert_eq!(reason, denied.join("; "));
     assert!(reason.contains("eu-west-1"), "{reason}");
     // Nothing left to grant: no Role is built, so the one made before is withdrawn.
-    d.spec.access.as_mut().unwrap().allowed_service_accounts.clear();
+    d.spec
+        .access
+        .as_mut()
+        .unwrap()
+        .allowed_service_accounts
+        .clear();
     assert!(build_access(&d).is_none());
 }

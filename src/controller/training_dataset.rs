@@ -288,7 +288,9 @@ async fn reconcile_inner(dataset: &TrainingDataset, ctx: &Context) -> Result<Act
             name_conflict(&foreign)
         } else if let Some(message) = &forbidden {
             forbidden_condition(
-                &format!("the Role and RoleBinding reading its credentials Secret in namespace {namespace:?}"),
+                &format!(
+                    "the Role and RoleBinding reading its credentials Secret in namespace {namespace:?}"
+                ),
                 message,
             )
         } else if !denied.is_empty() && dataset.spec.credentials_secret.is_some() {

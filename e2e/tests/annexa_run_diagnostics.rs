@@ -175,10 +175,18 @@ fn a_missing_webhook_configuration_is_one_clear_warning_and_it_keeps_serving() {
         .unwrap();
     process
         .wait_for_log(
-            "ValidatingWebhookConfiguration \"annexa\" does not exist: the API server sends no admission requests to Annexa",
+            "does not exist: the API server sends no admission requests to Annexa",
             TIMEOUT,
         )
         .unwrap();
+    // The chart logs JSON: the message names the kind and the name.
+    assert!(
+        process
+            .log()
+            .contains(r#"ValidatingWebhookConfiguration \"annexa\" does not exist"#),
+        "{}",
+        process.log()
+    );
     process
         .wait_for_log("serving the admission webhook", TIMEOUT)
         .unwrap();

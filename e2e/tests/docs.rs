@@ -99,6 +99,115 @@ fn readme_and_operating_guide_run_as_written() {
     );
 }
 
+/// `annexa ARGS` as `user` on the tour's cluster: (exit code, stdout, stderr).
+fn annexa_as(tour: &Tour, user: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(annexa_binary())
+        .args(args)
+        .env("KUBECONFIG", tour.cluster.kubeconfig_for(user).unwrap())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn one_readable_error(stderr: &str) -> &str {
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        !stderr.contains("Status {") && !stderr.contains("ApiError"),
+        "{stderr}"
+    );
+    errors[0]
+}
+
+#[test]
+fn annexa_approve_refusals_are_one_readable_line() {
+    let tour = Tour::start(
+        &repo_root(),
+        &annexa_binary(),
+        Some(env!("CARGO_BIN_EXE_annexa-standin").into()),
+    )
+    .unwrap();
+    let work = tour.dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let runner = Runner::new(&tour, &work).unwrap();
+    let text = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let walkthrough: Vec<Step> = sh_blocks(&text, "README.md")
+        .iter()
+        .filter(|b| b.section == "Running in a cluster")
+        .flat_map(|b| steps(b).unwrap())
+        .collect();
+    let mut transcript = Transcript::default();
+    runner
+        .run(&walkthrough, &mut transcript)
+        .unwrap_or_else(|e| panic!("{e}\n{}", transcript.text));
+
+    // alice wrote the model and holds no approver role: the API server refuses, said once.
+    let (code, _, stderr) = annexa_as(
+        &tour,
+        "alice@example.com",
+        &["approve", "md/fraud-detection", "-n", "fraud-prod"],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    let line = one_readable_error(&stderr);
+    assert!(
+        line.contains(r#"modelapprovals.annexa.dev is forbidden: User "alice@example.com" cannot create resource "modelapprovals""#)
+            && line.contains("(Forbidden, HTTP 403)"),
+        "{line}"
+    );
+    // dave reviewed the weights by their first digits: enough when they name the release
+    // requested now.
+    let (code, stdout, stderr) = annexa_as(
+        &tour,
+        "dave@example.com",
+        &[
+            "approve",
+            "md/fraud-detection",
+            "-n",
+            "fraud-prod",
+            "--digest",
+            "7fb5bb02",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("approves md/fraud-detection sha256:41b16c89bd72")
+            && stdout.contains("as dave@example.com"),
+        "{stdout}"
+    );
+    // A prefix no release has: the candidates are listed, nothing is created.
+    let (code, _, stderr) = annexa_as(
+        &tour,
+        "carol@example.com",
+        &[
+            "approve",
+            "md/fraud-detection",
+            "-n",
+            "fraud-prod",
+            "--release",
+            "sha256:0000",
+        ],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    let line = one_readable_error(&stderr);
+    assert!(
+        line.contains(
+            "no release of md/fraud-detection has a release fingerprint starting with sha256:0000"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("requested now") && stderr.contains("sha256:41b16c89bd72"),
+        "{stderr}"
+    );
+}
+
 fn tail(text: &str, bytes: usize) -> &str {
     let mut start = text.len().saturating_sub(bytes);
     while !text.is_char_boundary(start) {

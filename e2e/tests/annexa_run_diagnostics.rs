@@ -198,3 +198,47 @@ fn a_missing_webhook_configuration_is_one_clear_warning_and_it_keeps_serving() {
     let status = process.terminate(TIMEOUT).unwrap();
     assert!(status.is_some_and(|s| s.success()), "{}", process.log());
 }
+
+/// The names `annexa run` uses without flags are the ones the chart gives release `annexa`:
+/// every `--NAME=VALUE` of the rendered Deployment that names an object is also the default.
+#[test]
+fn run_defaults_are_the_charts_names_for_release_annexa() {
+    let rendered = render_chart(STANDIN_NAMESPACE);
+    let args = chart_run_args(&rendered, STANDIN_NAMESPACE, 8443, 8080);
+    let help = Command::new(annexa_binary())
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    // One block per option: its flag, aliases and default.
+    let blocks: Vec<&str> = help.split("\n\n").collect();
+    let mut compared = Vec::new();
+    for arg in &args {
+        let Some((flag, value)) = arg.split_once('=') else {
+            continue;
+        };
+        if !matches!(
+            flag,
+            "--service-name"
+                | "--cert-secret"
+                | "--lease-name"
+                | "--validating-webhook"
+                | "--mutating-webhook"
+        ) {
+            continue;
+        }
+        let block = blocks
+            .iter()
+            .find(|b| {
+                b.trim_start().starts_with(&format!("{flag} "))
+                    || b.contains(&format!("[alias: {flag}]"))
+            })
+            .unwrap_or_else(|| panic!("annexa run --help has no {flag}:\n{help}"));
+        assert!(
+            block.contains(&format!("[default: {value}]")),
+            "the chart passes {arg}, but annexa run's default differs:\n{block}"
+        );
+        compared.push(flag);
+    }
+    assert_eq!(compared.len(), 5, "{args:?}");
+}

@@ -246,3 +246,43 @@ fn the_tour_reaches_its_ready_point_and_cleans_up() {
         "{kubeconfig} left behind"
     );
 }
+
+#[test]
+fn the_tour_stays_up_until_sigterm_then_stops_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_annexa-tour"));
+    command.arg("--annexa").arg(annexa_binary());
+    let mut tour =
+        annexa_e2e::harness::Background::spawn(command, dir.path().join("tour.log")).unwrap();
+    tour.wait_for_log("annexa-tour: ready", std::time::Duration::from_secs(180))
+        .unwrap();
+    let log = tour.log();
+    let kubeconfig = log
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("export KUBECONFIG="))
+        .expect("the tour prints a kubeconfig")
+        .to_string();
+    // It is up: the kubeconfig it printed reaches the stand-in, with the examples in it.
+    let models = std::process::Command::new("kubectl")
+        .args(["get", "md", "-A", "-o", "name"])
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&models.stdout)
+            .contains("modeldeployment.annexa.dev/fraud-detection"),
+        "{}{}",
+        String::from_utf8_lossy(&models.stdout),
+        String::from_utf8_lossy(&models.stderr)
+    );
+    assert!(tour.is_running());
+    let status = tour.terminate(std::time::Duration::from_secs(60)).unwrap();
+    let log = tour.log();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}\n{log}");
+    assert!(log.contains("annexa-tour: stopped"), "{log}");
+    assert!(!log.contains("did not stop cleanly"), "{log}");
+    assert!(
+        !std::path::Path::new(&kubeconfig).exists(),
+        "{kubeconfig} left behind"
+    );
+}

@@ -134,10 +134,20 @@ async fn preflight(client: &kube::Client, args: &Args) -> Result<()> {
                  (`annexa permissions` prints every permission it uses)",
                 status.message
             ),
-            _ => format!(
-                "cannot list {resource}: {}",
-                crate::error::kube_message(&error)
+            kube::Error::Api(status) if status.code == 401 => format!(
+                "the API server does not accept Annexa's credentials ({}): check its \
+                 ServiceAccount token or KUBECONFIG",
+                status.message
             ),
+            // Anything else may pass (the API server restarting, a timeout): the watches
+            // retry with backoff, as they would later.
+            _ => {
+                tracing::warn!(
+                    "cannot list {resource} yet: {}; retrying with backoff",
+                    crate::error::kube_message(&error)
+                );
+                return Ok(());
+            }
         }))
     }
 
@@ -154,8 +164,8 @@ async fn preflight(client: &kube::Client, args: &Args) -> Result<()> {
         let namespaces = kube::Api::<Namespace>::all(client.clone());
         let params =
             kube::api::ListParams::default().fields(&format!("metadata.name={}", args.namespace));
-        let found = namespaces.list_metadata(&params).await?;
-        if found.items.is_empty() {
+        let found = namespaces.list_metadata(&params).await;
+        if found.is_ok_and(|list| list.items.is_empty()) {
             return Err(crate::error::Error::Config(format!(
                 "the namespace {0:?} does not exist: Annexa keeps its {1} there; create it \
                  (`kubectl create namespace {0}`, or install the chart with --create-namespace) \

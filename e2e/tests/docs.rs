@@ -181,6 +181,13 @@ fn annexa_approve_refusals_are_one_readable_line() {
             && stdout.contains("as dave@example.com"),
         "{stdout}"
     );
+    // bob and carol's approvals already rolled it out: dave is told nothing was pending.
+    assert!(
+        stdout.contains(
+            "note:    this release already serves (approved by bob@example.com, carol@example.com); nothing is pending"
+        ),
+        "{stdout}"
+    );
     // A prefix no release has: the candidates are listed, nothing is created.
     let (code, _, stderr) = annexa_as(
         &tour,

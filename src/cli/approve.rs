@@ -249,6 +249,22 @@ pub async fn run(args: &ApproveArgs) -> Result<()> {
             Error::Config(format!("ModelDeployment {namespace}/{name} has no UID"))
         })?;
     println!("{}", describe_release(&namespace, name, &release));
+    if let Some(serving) = model
+        .status
+        .as_ref()
+        .and_then(|s| s.serving_release.as_ref())
+        .filter(|s| s.record.fingerprint == fingerprint)
+    {
+        // Nothing is pending: say so rather than let the reviewer believe they unblocked it.
+        println!(
+            "  note:    this release already serves (approved by {}); nothing is pending",
+            if serving.record.approvers.is_empty() {
+                "nobody: no approvals required".to_string()
+            } else {
+                serving.record.approvers.join(", ")
+            }
+        );
+    }
     let review: SelfSubjectReview = Api::all(client.clone())
         .create(&PostParams::default(), &SelfSubjectReview::default())
         .await?;

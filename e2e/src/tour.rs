@@ -267,6 +267,9 @@ impl Tour {
                             format!("--webhook-addr=127.0.0.1:{webhook_port}")
                         } else if a.starts_with("--metrics-addr=") {
                             format!("--metrics-addr=127.0.0.1:{metrics_port}")
+                        } else if a.starts_with("--log-format=") {
+                            // A log file a person reads, not a log collector's input.
+                            "--log-format=text".to_string()
                         } else {
                             a.replace("$(POD_NAMESPACE)", NAMESPACE)
                         }

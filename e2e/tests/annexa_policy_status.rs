@@ -11,11 +11,11 @@ use serde_json::{Value, json};
 
 /// The Events Annexa published about CompliancePolicy `name` (cluster-scoped: in `default`).
 fn policy_events(a: &Annexa, name: &str) -> Vec<Value> {
-    let events = get(a.kubectl(), "default", "events.events.k8s.io").expect("events");
+    let events = get(a.kubectl(), "default", "events.events.k8s.io").unwrap_or_default();
     events["items"]
         .as_array()
-        .unwrap()
-        .iter()
+        .into_iter()
+        .flatten()
         .filter(|e| e["regarding"]["kind"] == "CompliancePolicy" && e["regarding"]["name"] == name)
         .cloned()
         .collect()

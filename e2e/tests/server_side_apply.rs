@@ -157,6 +157,39 @@ fn containers_merge_by_name_between_two_managers() {
 }
 
 #[test]
+fn two_items_with_the_same_key_are_refused() {
+    let cluster = cluster();
+    let ns = cluster.namespace("ssa-dup").unwrap();
+    let out = apply_as(
+        &cluster,
+        "platform",
+        &web(
+            &ns.name,
+            json!([{"name": "app", "image": "registry.example.com/app:1"},
+                   {"name": "app", "image": "registry.example.com/app:2"}]),
+        ),
+        false,
+    );
+    assert!(!out.success);
+    assert!(
+        out.stderr.contains(&format!(
+            "failed to create typed patch object ({}/web; apps/v1, Kind=Deployment)",
+            ns.name
+        )) && out
+            .stderr
+            .contains(r#".spec.template.spec.containers: duplicate entries for key [name="app"]"#),
+        "{}",
+        out.stderr
+    );
+    let missing = cluster
+        .kubectl()
+        .args(["get", "deployment", "web", "-n", &ns.name])
+        .run()
+        .unwrap();
+    assert!(!missing.success, "nothing is stored: {}", missing.stdout);
+}
+
+#[test]
 fn set_and_map_lists_merge_atomic_lists_and_maps_are_replaced() {
     let cluster = cluster();
     let ns = cluster.namespace("ssa-set").unwrap();
@@ -434,8 +467,10 @@ mod kube_client {
 
         // A merge patch by an updater takes both fields; alpha's apply of other values then
         // conflicts twice, listed per manager with the updater's API version.
-        let mut patch = PatchParams::default();
-        patch.field_manager = Some("ops".into());
+        let patch = PatchParams {
+            field_manager: Some("ops".into()),
+            ..PatchParams::default()
+        };
         deployments
             .patch(
                 "web",

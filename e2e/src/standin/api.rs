@@ -1656,23 +1656,16 @@ fn apply_error(rt: &ResourceType, ns: &str, name: &str, error: ssa::ApplyError) 
                 json!({"name": name, "kind": rt.plural, "group": rt.group, "causes": causes}),
             )
         }
-        ssa::ApplyError::Invalid(message) => {
-            let object = if ns.is_empty() {
-                name.to_string()
-            } else {
-                format!("{ns}/{name}")
-            };
-            // A plain error in kube-apiserver's patch handler: 500 without a reason.
-            ApiError::new(
-                500,
-                "",
-                format!(
-                    "failed to create typed patch object ({object}; {}, Kind={}): {message}",
-                    rt.api_version(),
-                    rt.kind
-                ),
-            )
-        }
+        // A plain error in kube-apiserver's patch handler: 500 without a reason, the object
+        // named as `ns/name; group/version, Kind=K` (`/name` and `/v1` when empty).
+        ssa::ApplyError::Invalid(message) => ApiError::new(
+            500,
+            "",
+            format!(
+                "failed to create typed patch object ({ns}/{name}; {}/{}, Kind={}): {message}",
+                rt.group, rt.version, rt.kind
+            ),
+        ),
     }
 }
 

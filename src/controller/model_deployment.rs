@@ -435,9 +435,16 @@ pub fn standing(
     if !gate.approved() {
         return Standing::Unproven(if gate.requester.is_none() {
             "its requester is not recorded".to_string()
-        } else {
+        } else if under < required_now || candidate.record.required_approvals == Some(required_now)
+        {
             format!(
                 "{} of the {} it was promoted with still exist and count",
+                gate.counted.len(),
+                approvals_phrase(under, "", "")
+            )
+        } else {
+            format!(
+                "{} of the {} required now count for it",
                 gate.counted.len(),
                 approvals_phrase(under, "", "")
             )

@@ -392,6 +392,10 @@ fn a_raised_approval_count_keeps_the_serving_release_under_the_rule_it_was_promo
         )
     );
     assert!(!verified(&r1, &m, &[], &two, now));
+    assert_eq!(
+        standing(&r1, false, &m, &[], &two, now),
+        Standing::Unproven("0 of the 2 approvals required now count for it".to_string())
+    );
 
     // The requested release is R1 itself, 1 of 2 now: R1 keeps serving, and says why.
     let gate_now = promotion(&m, &approvals[..0], &two, now);

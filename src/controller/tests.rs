@@ -960,7 +960,6 @@ subjects: [{kind: ServiceAccount, name: support-agent, namespace: agents}]
 #[test]
 fn the_oldest_agent_policy_governs_a_shared_service_account() {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
     let at = |name: &str, namespace: &str, second: i64| {
         let mut a = agent();
         a.metadata.name = Some(name.to_string());

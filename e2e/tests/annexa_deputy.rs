@@ -454,3 +454,79 @@ fn outside_the_listed_namespaces_a_grant_or_a_deletion_is_refused_and_reported()
     assert!(td["status"].get("deletedAt").is_none(), "{td}");
     drop(process);
 }
+
+/// Installed from the chart and acting as its ServiceAccount, Annexa reconciles every compliant
+/// example (policies, datasets, models, agents) and writes their children, the Roles it grants
+/// included, without a single request refused.
+#[test]
+fn every_example_is_reconciled_under_the_charts_service_account_with_nothing_refused() {
+    let a = Annexa::own_standin();
+    let process = a.start("annexa-0", &[]);
+    let dir = repo_root().join("examples/compliant");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            // Approvals are made by their approvers with `annexa approve`, not applied; the
+            // workloads are not Annexa's to reconcile.
+            let name = p.file_name().unwrap().to_string_lossy();
+            !name.contains("approvals") && !name.contains("workloads")
+        })
+        .collect();
+    files.sort();
+    for file in &files {
+        a.kubectl()
+            .args(["apply", "-f", file.to_str().unwrap()])
+            .ok()
+            .unwrap_or_else(|e| panic!("kubectl apply {}: {e}", file.display()));
+    }
+    let reconciled = |o: &Value| {
+        o["status"]["observedGeneration"] == o["metadata"]["generation"]
+            && condition(o, "Ready").is_some()
+    };
+    let mut objects = Vec::new();
+    for (ns, what) in [
+        ("fraud-prod", "td/claims-raw"),
+        ("fraud-prod", "td/claims"),
+        ("fraud-prod", "md/fraud-detection"),
+        ("fraud-staging", "td/claims-synthetic"),
+        ("fraud-staging", "md/fraud-detection"),
+        ("support-prod", "ap/support-agent"),
+        ("fraud-staging", "ap/claims-triage-agent"),
+    ] {
+        objects.push(wait_for(
+            &a,
+            ns,
+            what,
+            &format!("{what} reconciled"),
+            reconciled,
+        ));
+    }
+    for o in &objects {
+        let ready = condition(o, "Ready").unwrap();
+        assert_ne!(ready["reason"], "Forbidden", "{}", o["metadata"]["name"]);
+        assert_ne!(ready["reason"], "NameConflict", "{}", o["metadata"]["name"]);
+    }
+    // The grants Annexa wrote for users: exactly the declared rules and readers.
+    let reader = get(
+        a.kubectl(),
+        "fraud-prod",
+        "role/claims-raw-credentials-reader",
+    )
+    .unwrap();
+    assert_eq!(
+        reader["rules"],
+        json!([{"apiGroups": [""], "resources": ["secrets"],
+                "resourceNames": ["claims-raw-s3-reader"], "verbs": ["get"]}])
+    );
+    for (ns, agent) in [
+        ("support-prod", "support-agent"),
+        ("fraud-staging", "claims-triage-agent"),
+    ] {
+        let declared = get(a.kubectl(), ns, &format!("ap/{agent}")).unwrap();
+        let role = get(a.kubectl(), ns, &format!("role/{agent}-agent")).unwrap();
+        assert_eq!(role["rules"], declared["spec"]["permissions"], "{agent}");
+    }
+    let refused = refused_to_annexa(&a);
+    assert!(refused.is_empty(), "{refused:#?}\n{}", process.log());
+}

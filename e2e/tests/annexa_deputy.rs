@@ -247,6 +247,28 @@ fn a_user_who_cannot_read_a_secret_cannot_expose_it_through_a_dataset() {
         1,
         "{binding}"
     );
+
+    // Nor can mallory have Annexa delete another team's PVC at a retention she sets to 1s.
+    apply(
+        a.kubectl(),
+        &json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "ledger", "namespace": ns},
+                "spec": {"accessModes": ["ReadWriteOnce"],
+                         "resources": {"requests": {"storage": "1Gi"}}}}),
+    );
+    let mut wiper = dataset(ns, "wiper");
+    wiper["spec"]["source"] = json!({"pvc": "ledger",
+        "sha256": "sha256:ca150bd50c376842bc72630b2dd7fb3c1ad1410b2bee1b2e61d9635daf46b22e"});
+    wiper["spec"]["retention"] = json!({"period": "1s", "onExpiry": "Delete"});
+    let err = create_fails(a.kubectl_as("mallory"), &wiper);
+    assert!(
+        err.contains(&format!(
+            "A.8.10 Information deletion: user \"mallory\" may not \"delete\" on persistentvolumeclaims \"ledger\" in namespace \"{ns}\" (spec.source.pvc), so Annexa will not delete it when the retention expires on their behalf"
+        )),
+        "{err}"
+    );
+    assert!(get(a.kubectl(), ns, "td/wiper").is_none());
+    assert!(get(a.kubectl(), ns, "pvc/ledger").is_some());
 }
 
 // ---------------------------------------------------------------------------------------------

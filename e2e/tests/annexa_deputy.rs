@@ -109,6 +109,59 @@ fn an_agent_admitted_under_audit_with_escalate_loses_its_role_when_the_policy_tu
 }
 
 #[test]
+fn an_agents_open_egress_admitted_under_audit_is_narrowed_to_dns_when_the_policy_turns_to_enforce()
+{
+    let a = Annexa::shared();
+    let case = Case::new(a, "withdraw-egress", staging_policy("Audit"));
+    let ns = case.name();
+    let agent = json!({
+        "apiVersion": "annexa.dev/v1alpha1", "kind": "AgentPolicy",
+        "metadata": {"name": "crawler", "namespace": ns},
+        "spec": {
+            "serviceAccountName": "crawler",
+            "permissions": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}],
+            "egress": [{"cidr": "0.0.0.0/0", "ports": [443], "protocol": "TCP"}],
+            "tokenTTL": "30m",
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "crawler"}},
+        },
+    });
+    apply(a.kubectl_as("alice"), &agent);
+    wait_condition(a, ns, "ap/crawler", "Ready", "True");
+    let open = get(a.kubectl(), ns, "networkpolicy/crawler-agent").unwrap();
+    assert_eq!(
+        open["spec"]["egress"][0]["to"][0]["ipBlock"]["cidr"], "0.0.0.0/0",
+        "{open}"
+    );
+
+    patch_policy(a, &case, json!({"enforcement": {"action": "Enforce"}}));
+    let narrowed = wait_for(
+        a,
+        ns,
+        "networkpolicy/crawler-agent",
+        "egress narrowed to DNS",
+        |np| {
+            np["spec"]["egress"]
+                .as_array()
+                .is_some_and(|e| e.len() == 1)
+        },
+    );
+    let egress = &narrowed["spec"]["egress"][0];
+    assert!(egress["to"][0].get("ipBlock").is_none(), "{narrowed}");
+    assert_eq!(egress["ports"][0]["port"], 53, "{narrowed}");
+    let ap = wait_for(a, ns, "ap/crawler", "Ready=False/EgressWithheld", |o| {
+        condition(o, "Ready").is_some_and(|c| c["reason"] == "EgressWithheld")
+    });
+    let message = ready_message(&ap);
+    assert!(
+        message.contains("the declared egress is not opened (DNS only)")
+            && message.contains("0.0.0.0/0"),
+        "{message}"
+    );
+    // Its permissions pass every control: the grant stays.
+    assert!(get(a.kubectl(), ns, "role/crawler-agent").is_some());
+}
+
+#[test]
 fn a_datasets_reader_role_is_withdrawn_when_its_policy_becomes_stricter() {
     let a = Annexa::shared();
     let case = Case::new(a, "withdraw-data", staging_policy("Enforce"));

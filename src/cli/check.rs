@@ -190,7 +190,10 @@ fn namespace_of(object: &Object) -> Option<&str> {
 
 /// Applies `-n` as `kubectl apply -n` does: objects that name no namespace take it, and one
 /// that names another is an error.
-fn apply_namespace(docs: &[Document], namespace: Option<&str>) -> Result<Vec<Document>, Vec<String>> {
+fn apply_namespace(
+    docs: &[Document],
+    namespace: Option<&str>,
+) -> Result<Vec<Document>, Vec<String>> {
     let Some(namespace) = namespace else {
         return Ok(docs.to_vec());
     };
@@ -208,7 +211,11 @@ fn apply_namespace(docs: &[Document], namespace: Option<&str>) -> Result<Vec<Doc
         }
         out.push(doc);
     }
-    if errors.is_empty() { Ok(out) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
 }
 
 /// Evaluates decoded documents. Errors (invalid CompliancePolicies) make the input bad.
@@ -335,8 +342,7 @@ pub fn evaluate_with(
                     None => String::new(),
                 };
                 let group = api_version.split_once('/').map_or("", |(g, _)| g);
-                let gap = if let Some((_, project)) = AI_GROUPS.iter().find(|(g, _)| *g == group)
-                {
+                let gap = if let Some((_, project)) = AI_GROUPS.iter().find(|(g, _)| *g == group) {
                     Some((
                         GapKind::AiKind,
                         format!(
@@ -494,7 +500,9 @@ fn applied(
             format!("the labels of its Namespace ({origin})")
         }
         LabelSource::Flag => "the labels given with --namespace-labels".to_string(),
-        LabelSource::NameOnly => format!("its name alone (no Namespace {namespace:?} in the input)"),
+        LabelSource::NameOnly => {
+            format!("its name alone (no Namespace {namespace:?} in the input)")
+        }
     };
     let mut reason = if !profile.policies.is_empty() {
         format!(
@@ -739,7 +747,11 @@ pub fn table(report: &Report, failures_only: bool) -> String {
         ));
     }
     for g in &report.not_checked {
-        let at = g.file.as_deref().map(|f| format!("  ({f})")).unwrap_or_default();
+        let at = g
+            .file
+            .as_deref()
+            .map(|f| format!("  ({f})"))
+            .unwrap_or_default();
         out.push_str(&format!("NOT CHECKED {}{at}: {}\n", g.subject, g.message));
     }
     let sum = &report.summary;

@@ -137,7 +137,11 @@ pub fn sarif(report: &Report) -> Value {
                 "message": { "text": format!("{}: {}", gap.subject, gap.message) },
                 "properties": { "subject": gap.subject },
             });
-            let file = gap.origin.as_ref().map(|o| (o.file.as_str(), o.line)).or(gap.file.as_deref().map(|f| (f, None)));
+            let file = gap
+                .origin
+                .as_ref()
+                .map(|o| (o.file.as_str(), o.line))
+                .or(gap.file.as_deref().map(|f| (f, None)));
             if let Some((file, line)) = file {
                 let mut physical = json!({ "artifactLocation": { "uri": uri(file) } });
                 if let Some(line) = line {

@@ -1114,3 +1114,45 @@ spec:
         "{err}"
     );
 }
+
+#[test]
+fn at_flag_past_an_approvals_ttl_shows_it_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "approval.yaml",
+        "apiVersion: annexa.dev/v1alpha1
+kind: ModelApproval
+metadata:
+  name: fraud-bob
+  namespace: ml
+  creationTimestamp: '2026-01-01T00:00:00Z'
+spec:
+  modelDeployment: fraud
+  modelUID: 9b2f6c1e-5d4a-4c3b-8e7f-0a1b2c3d4e5f
+  release:
+    fingerprint: sha256:41b16c89bd7294ee2a94b0aa41848186dff9f15c9e084d58af2aa245f0f826d0
+    digest: sha256:7fb5bb020e3bfad34de1b8118c7b25e743f9fcf34b413b5cf474973c672acfe5
+  decision: Approve
+  approver: {username: bob@example.com, groups: [ml-reviewers]}
+",
+    );
+    let path = dir.path().to_str().unwrap();
+    let within = annexa(&["check", path, "--at", "2026-01-07T23:59:59Z"]);
+    assert_eq!(within.status.code(), Some(0), "{}", stderr(&within));
+    assert!(
+        stdout(&within).contains(
+            "  PASS         A.8.32 Change management: valid until 2026-01-08T00:00:00Z\n"
+        ),
+        "{}",
+        stdout(&within)
+    );
+    let past = annexa(&["check", path, "--at", "2026-01-08T00:00:01Z"]);
+    assert_eq!(past.status.code(), Some(0), "{}", stderr(&past));
+    let text = stdout(&past);
+    assert!(
+        text.contains("  N/A          A.8.32 Change management: approval \"fraud-bob\" expired at 2026-01-08T00:00:00Z (approvals are valid for 7d): it no longer counts towards any release\n"),
+        "{text}"
+    );
+    assert!(!text.contains("PASS         A.8.32"), "{text}");
+}

@@ -1156,3 +1156,22 @@ spec:
     );
     assert!(!text.contains("PASS         A.8.32"), "{text}");
 }
+
+#[test]
+fn dash_f_names_the_input_as_kubectl_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let leaky = write(
+        dir.path(),
+        "md.yaml",
+        &model(
+            "leaky",
+            "  network:\n    allowedFrom:\n    - namespaceSelector: {}\n",
+        ),
+    );
+    let out = annexa(&["check", "-f", leaky.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).contains("DENY ModelDeployment/ml/leaky"));
+    // Neither a PATH nor -f: a usage error.
+    let none = annexa(&["check"]);
+    assert_eq!(none.status.code(), Some(2));
+}

@@ -572,8 +572,9 @@ pub fn run(args: &CheckArgs) -> i32 {
             return 2;
         }
     };
-    let stdin_uses = args
-        .paths
+    let paths: Vec<std::path::PathBuf> =
+        args.paths.iter().chain(&args.filenames).cloned().collect();
+    let stdin_uses = paths
         .iter()
         .chain(&args.policies)
         .filter(|p| p.as_os_str() == "-")
@@ -582,7 +583,7 @@ pub fn run(args: &CheckArgs) -> i32 {
         eprintln!("error: `-` (stdin) can be given only once");
         return 2;
     }
-    let (mut docs, mut errors) = manifest::load(&args.paths);
+    let (mut docs, mut errors) = manifest::load(&paths);
     let (policy_docs, policy_errors) = manifest::load(&args.policies);
     errors.extend(policy_errors);
     if !errors.is_empty() {

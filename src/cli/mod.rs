@@ -80,8 +80,11 @@ pub enum Command {
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
     /// Files or folders of YAML/JSON manifests (folders are searched recursively); `-` reads stdin.
-    #[arg(required = true, value_name = "PATH")]
+    #[arg(required_unless_present = "filenames", value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// The same as PATH, as `kubectl apply -f` takes it (may be repeated).
+    #[arg(short = 'f', long = "filename", value_name = "PATH")]
+    pub filenames: Vec<PathBuf>,
     /// Extra files or folders of CompliancePolicies (and Namespaces) to evaluate against.
     #[arg(long = "policy", value_name = "FILE")]
     pub policies: Vec<PathBuf>,

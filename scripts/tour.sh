@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# A local tour of Annexa without a cluster: builds `annexa`, the stand-in API server and the
+# tour, then starts the stand-in, installs Annexa from the chart, runs the README's cluster
+# walkthrough as the people it names and stays running with a kubeconfig per person to play
+# with. Ctrl-C stops it. `--exit-after-setup` exits at the ready point instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --locked -p annexa -p annexa-e2e --bin annexa --bin annexa-standin --bin annexa-tour
+exec cargo run --locked --quiet -p annexa-e2e --bin annexa-tour -- "$@"

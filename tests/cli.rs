@@ -424,6 +424,11 @@ fn policy_default_round_trips_to_the_baseline() {
     assert!(out.status.success());
     // The dangerous agent permissions are printed, so a platform team can copy and trim them.
     let text = String::from_utf8_lossy(&out.stdout);
+    // The baseline pools are labels to add: the commands are printed with them.
+    assert!(
+        text.contains("#   kubectl label node NODE annexa.dev/gpu-pool=internal\n#   kubectl taint node NODE annexa.dev/gpu-pool=internal:NoSchedule\n"),
+        "{text}"
+    );
     for permission in [
         "serviceaccounts/token",
         "pods/exec",

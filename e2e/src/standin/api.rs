@@ -18,6 +18,8 @@ use super::{
     webhookconfig,
 };
 
+mod scale;
+
 pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
@@ -671,6 +673,7 @@ fn parse_target(
         && !(sub == "status" && rt.status_subresource)
         && !(sub == EPHEMERAL_CONTAINERS && rt.group.is_empty() && rt.plural == "pods")
         && !is_token_request(&rt, sub)
+        && !scale::serves(&rt, sub)
     {
         return Err(page_not_found());
     }
@@ -812,6 +815,9 @@ async fn dispatch(
             &Method::POST => token_request(server, req, &target),
             _ => Err(method_not_allowed()),
         };
+    }
+    if scale::serves(&target.rt, target.sub()) {
+        return scale::handle(server, req, &target).await;
     }
     if target.rt.namespaced && target.namespace.is_none() && !matches!(req.method, Method::GET) {
         return Err(method_not_allowed());

@@ -377,7 +377,7 @@ fn an_update_that_creates_owns_maps_it_adds_with_a_dot() {
 #[test]
 fn conflicts_are_listed_members_first_per_manager() {
     let p = |segs: &[&str]| segs.iter().map(|s| s.to_string()).collect::<Path>();
-    let mut paths = vec![
+    let mut paths = [
         p(&["f:spec", "f:a", "f:b"]),
         p(&["f:spec", "f:z"]),
         p(&["f:metadata", "f:labels", "f:x"]),

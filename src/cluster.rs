@@ -609,7 +609,7 @@ where
             match event {
                 Ok(event) => publisher.apply(&mut writer, event),
                 Err(e) => {
-                    tracing::warn!(kind = %kind, error = %e, "watch error; retrying with backoff")
+                    tracing::warn!(kind = %kind, error = %crate::error::watch_message(&e), "watch error; retrying with backoff")
                 }
             }
             futures::future::ready(())
@@ -666,7 +666,7 @@ where
                 Ok(watcher::Event::Init) => Some(watcher::Event::Init),
                 Ok(watcher::Event::InitDone) => Some(watcher::Event::InitDone),
                 Err(e) => {
-                    tracing::warn!(kind = %kind, error = %e, "watch error; retrying with backoff");
+                    tracing::warn!(kind = %kind, error = %crate::error::watch_message(&e), "watch error; retrying with backoff");
                     None
                 }
             };

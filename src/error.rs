@@ -20,7 +20,8 @@ pub enum Error {
     #[error("cannot serialize output: {0}")]
     Serialize(String),
 
-    #[error("Kubernetes API error: {0}")]
+    /// Shown as the API server's own message, never kube's Debug dump of the Status.
+    #[error("{}", kube_message(.0))]
     Kube(#[from] kube::Error),
 
     #[error("{0}")]
@@ -42,5 +43,69 @@ impl Error {
             Error::Config(_) => "config",
             Error::Invalid(_) => "invalid",
         }
+    }
+}
+
+/// A kube client error as one readable line: for an API error the API server's message with its
+/// reason and HTTP code (kube's own Display appends a Debug dump of the Status).
+pub fn kube_message(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => status_message(status),
+        other => format!("Kubernetes API: {other}"),
+    }
+}
+
+/// An API server Status as `MESSAGE (REASON, HTTP CODE)`.
+pub fn status_message(status: &kube::core::Status) -> String {
+    let message = if status.message.is_empty() {
+        "the API server refused the request"
+    } else {
+        status.message.as_str()
+    };
+    match (status.reason.is_empty(), status.code) {
+        (true, 0) => message.to_string(),
+        (true, code) => format!("{message} (HTTP {code})"),
+        (false, 0) => format!("{message} ({})", status.reason),
+        (false, code) => format!("{message} ({}, HTTP {code})", status.reason),
+    }
+}
+
+/// A watch error as one readable line (see [`kube_message`]).
+pub fn watch_message(error: &kube::runtime::watcher::Error) -> String {
+    use kube::runtime::watcher::Error as W;
+    match error {
+        W::InitialListFailed(e) => format!("cannot list: {}", kube_message(e)),
+        W::WatchStartFailed(e) => format!("cannot start watching: {}", kube_message(e)),
+        W::WatchError(status) => format!("the watch failed: {}", status_message(status)),
+        W::WatchFailed(e) => format!("the watch stream failed: {}", kube_message(e)),
+        W::NoResourceVersion => error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_errors_read_as_one_line_without_debug_dumps() {
+        let status = kube::core::Status {
+            code: 404,
+            reason: "NotFound".into(),
+            message: "the server could not find the requested resource".into(),
+            ..Default::default()
+        };
+        let error = Error::Kube(kube::Error::Api(Box::new(status.clone())));
+        assert_eq!(
+            error.to_string(),
+            "the server could not find the requested resource (NotFound, HTTP 404)"
+        );
+        let watch =
+            kube::runtime::watcher::Error::InitialListFailed(kube::Error::Api(Box::new(status)));
+        let line = watch_message(&watch);
+        assert!(
+            line.starts_with("cannot list: the server could not find"),
+            "{line}"
+        );
+        assert!(!line.contains("Status {"), "{line}");
     }
 }

@@ -37,7 +37,8 @@ fn run_defaults_to_self_managed_certificates() {
     };
     assert_eq!(certs.namespace, "annexa");
     assert_eq!(certs.service_name, "annexa-webhook");
-    assert_eq!(certs.secret_name, "annexa-webhook-certs");
+    // The chart's name for release `annexa`, so that `annexa run` without flags finds its Secret.
+    assert_eq!(certs.secret_name, "annexa-webhook-tls");
     assert_eq!(certs.validating_configurations, ["a", "b"]);
     assert_eq!(certs.mutating_configurations, ["annexa"]);
     let top =

@@ -45,11 +45,11 @@ fn model_children(m: &ModelDeployment, profiles: &[(String, Profile)]) -> (usize
     ));
     found.extend(problems(
         &format!("{name}: Service"),
-        &model_deployment::build_service(m),
+        &model_deployment::build_service(m, &m.spec.release()),
     ));
     found.extend(problems(
         &format!("{name}: NetworkPolicy"),
-        &model_deployment::build_network_policy(m),
+        &model_deployment::build_network_policy(m, &m.spec.release()),
     ));
     // The Deployment as it is written once the release is served, under every profile of the
     // examples and every classification (they choose the GPU pool placement).

@@ -113,10 +113,20 @@ fn webhook_down_is_handled_per_failure_policy_and_a_restart_converges() {
     );
     assert!(get(a.kubectl(), ns, "pod/unplaced").is_none());
 
-    // Scaling changes no pod template, so the workload webhook's matchConditions keep it away
-    // from the unreachable webhook: a replicas-only change works with Annexa down. (This is
-    // what `kubectl scale` amounts to; the stand-in serves no `scale` subresource, so the
-    // change is made on the Deployment itself.)
+    // `kubectl scale` writes the Deployment's `scale` subresource, which no Annexa webhook
+    // rule names: scaling works with Annexa down, as the operating guide promises.
+    let out = a
+        .kubectl_as("alice")
+        .args(["-n", ns, "scale", "deployment/m", "--replicas=3"])
+        .ok()
+        .unwrap();
+    assert_eq!(out.trim(), "deployment.apps/m scaled");
+    assert_eq!(
+        get(a.kubectl(), ns, "deployment/m").unwrap()["spec"]["replicas"],
+        3
+    );
+    // So does a replicas-only change of the Deployment itself: the workload webhook's
+    // matchConditions send it no request, since no pod template changes.
     a.kubectl()
         .args([
             "-n",
@@ -125,13 +135,13 @@ fn webhook_down_is_handled_per_failure_policy_and_a_restart_converges() {
             "deployment/m",
             "--type=merge",
             "-p",
-            r#"{"spec":{"replicas":3}}"#,
+            r#"{"spec":{"replicas":2}}"#,
         ])
         .ok()
         .unwrap();
     assert_eq!(
         get(a.kubectl(), ns, "deployment/m").unwrap()["spec"]["replicas"],
-        3
+        2
     );
     // A change of the pod template, on the other hand, must be checked, so it is refused.
     let err = a

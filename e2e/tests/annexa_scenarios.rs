@@ -395,6 +395,42 @@ fn production_promotion_waits_for_two_approvals_of_exactly_the_digest() {
     });
     assert!(md["status"]["pendingRelease"].is_null(), "{}", md["status"]);
 
+    // Release R3 changes only the serving port: the Deployment, the NetworkPolicy and the
+    // Service keep R2's port, and the model reports R3 as pending.
+    let serving_release = md["status"]["servingRelease"]["fingerprint"].clone();
+    let mut port_only = image_only.clone();
+    port_only["spec"]["serving"]["port"] = json!(9090);
+    apply(a.kubectl_as("alice"), &port_only);
+    let md = wait_for(a, ns, "md/m", "the port change pending", |md| {
+        md["status"]["pendingRelease"]["fingerprint"]
+            .as_str()
+            .is_some_and(|f| json!(f) != serving_release)
+    });
+    assert_eq!(
+        md["status"]["servingRelease"]["fingerprint"],
+        serving_release
+    );
+    assert_eq!(
+        condition(&md, "Promoted").unwrap()["reason"],
+        "AwaitingApproval"
+    );
+    let deployment = get(a.kubectl(), ns, "deployment/m").unwrap();
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"],
+        8080
+    );
+    let netpol = get(a.kubectl(), ns, "networkpolicy/m").unwrap();
+    assert_eq!(
+        netpol["spec"]["ingress"][0]["ports"][0]["port"], 8080,
+        "{netpol}"
+    );
+    let service = get(a.kubectl(), ns, "service/m").unwrap();
+    assert_eq!(
+        service["spec"]["ports"][0]["targetPort"], "serving",
+        "{service}"
+    );
+    assert_eq!(service["spec"]["ports"][0]["port"], 80, "{service}");
+
     // A new digest: the old one keeps serving, the new one is pending.
     let mut changed = image_only.clone();
     changed["spec"]["model"]["digest"] = json!(DIGEST_2);
@@ -437,6 +473,149 @@ fn production_promotion_waits_for_two_approvals_of_exactly_the_digest() {
         md["status"]["servingDigest"] == DIGEST_2
     });
     assert!(md["status"]["pendingDigest"].is_null(), "{}", md["status"]);
+}
+
+/// A policy that raises the number of approvals after R1 was promoted neither rolls R1 back
+/// nor makes it vanish from status: R1 keeps serving under the rule it was promoted with, the
+/// model says so naming both numbers, and a new release needs the new count. Once R1's
+/// approval is deleted nothing proves it any more: its Deployment is left as it is and the
+/// model says that it cannot be proved.
+#[test]
+fn raising_the_required_approvals_keeps_the_serving_release_and_says_why() {
+    let a = Annexa::shared();
+    let mut policy = production_policy();
+    policy["promotion"]["requiredApprovals"] = json!(1);
+    let case = Case::new(a, "raise", policy);
+    let ns = case.name();
+    apply(a.kubectl_as("alice"), &dataset(ns, "data"));
+    let manifest = model(ns, "m", DIGEST_1, &["data"]);
+    apply(a.kubectl_as("alice"), &manifest);
+    wait_condition(a, ns, "md/m", "Approved", "False");
+    let (ok, out, err) = annexa_cli(a, "bob", &["approve", "md/m", "-n", ns]);
+    assert!(ok, "bob's approval: {out}{err}");
+    wait_for(a, ns, "deployment/m", "rollout of R1", |d| {
+        serving_digest(d) == Some(DIGEST_1)
+    });
+    let md = wait_for(a, ns, "md/m", "R1 serving", |md| {
+        md["status"]["servingRelease"]["requiredApprovals"] == 1
+    });
+    let r1 = md["status"]["servingRelease"]["fingerprint"].clone();
+
+    let patch = json!({"spec": {"promotion": {"requiredApprovals": 2}}});
+    a.kubectl()
+        .args([
+            "patch",
+            "compliancepolicy",
+            &case.policy_name(),
+            "--type=merge",
+            "-p",
+            &patch.to_string(),
+        ])
+        .ok()
+        .unwrap();
+    let md = wait_for(a, ns, "md/m", "Approved=RequirementRaised", |md| {
+        condition(md, "Approved").is_some_and(|c| c["reason"] == "RequirementRaised")
+    });
+    let approved = condition(&md, "Approved").unwrap();
+    let message = approved["message"].as_str().unwrap();
+    assert_eq!(approved["status"], "False", "{approved}");
+    assert!(
+        message.contains("A.8.32")
+            && message.contains("(1 approval required)")
+            && message.contains("(2 approvals required, 1 of 2 approvals)"),
+        "{message}"
+    );
+    assert_eq!(md["status"]["servingRelease"]["fingerprint"], r1);
+    assert!(md["status"]["pendingRelease"].is_null(), "{}", md["status"]);
+    assert_eq!(condition(&md, "Ready").unwrap()["status"], "True");
+    let control = md["status"]["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "A.8.32")
+        .unwrap();
+    assert_eq!(control["message"], approved["message"], "{control}");
+    let deployment = get(a.kubectl(), ns, "deployment/m").unwrap();
+    assert_eq!(serving_digest(&deployment), Some(DIGEST_1));
+
+    // R2 needs two now: one approval holds it while R1 keeps serving.
+    let mut r2 = manifest.clone();
+    r2["spec"]["model"]["digest"] = json!(DIGEST_2);
+    apply(a.kubectl_as("alice"), &r2);
+    wait_for(a, ns, "md/m", "R2 pending", |md| {
+        md["status"]["pendingDigest"] == DIGEST_2
+    });
+    let (ok, out, err) = annexa_cli(a, "bob", &["approve", "md/m", "-n", ns]);
+    assert!(ok, "bob's approval of R2: {out}{err}");
+    let md = wait_for(a, ns, "md/m", "R2 at 1 of 2", |md| {
+        condition(md, "Approved")
+            .is_some_and(|c| c["message"].as_str().unwrap_or_default() == "1 of 2 approvals")
+    });
+    assert_eq!(md["status"]["servingRelease"]["fingerprint"], r1);
+    let promoted = condition(&md, "Promoted").unwrap();
+    assert!(
+        promoted["message"]
+            .as_str()
+            .unwrap()
+            .contains("promoted under the rule then in force (1 approval required; 2 now)"),
+        "{promoted}"
+    );
+    assert_eq!(
+        serving_digest(&get(a.kubectl(), ns, "deployment/m").unwrap()),
+        Some(DIGEST_1)
+    );
+
+    // R1's approval is deleted: nothing proves R1 any more. Its Deployment is not rolled back,
+    // scaled down or removed, and the model says it cannot be proved.
+    let approvals: Value = serde_json::from_str(
+        &a.kubectl()
+            .args(["-n", ns, "get", "modelapprovals", "-o", "json"])
+            .ok()
+            .unwrap(),
+    )
+    .unwrap();
+    let of_r1: Vec<&str> = approvals["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["spec"]["release"]["fingerprint"] == r1)
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(of_r1.len(), 1, "{approvals}");
+    a.kubectl()
+        .args(["-n", ns, "delete", "modelapproval", of_r1[0]])
+        .ok()
+        .unwrap();
+    let md = wait_for(a, ns, "md/m", "Promoted=ServingUnproven", |md| {
+        condition(md, "Promoted").is_some_and(|c| c["reason"] == "ServingUnproven")
+    });
+    let promoted = condition(&md, "Promoted").unwrap();
+    let message = promoted["message"].as_str().unwrap();
+    assert!(
+        message.contains("A.8.32")
+            && message.contains("cannot be proved approved (0 of the ")
+            && message.contains("left exactly as it is"),
+        "{message}"
+    );
+    assert!(md["status"]["servingRelease"].is_null(), "{}", md["status"]);
+    assert_eq!(
+        condition(&md, "Ready").unwrap()["reason"],
+        "ServingUnproven"
+    );
+    let deployment = get(a.kubectl(), ns, "deployment/m").expect("the Deployment still runs");
+    assert_eq!(serving_digest(&deployment), Some(DIGEST_1));
+    assert_eq!(deployment["spec"]["replicas"], 1);
+
+    // A second valid approval of R2: it rolls out under the new rule.
+    let (ok, out, err) = annexa_cli(a, "carol", &["approve", "md/m", "-n", ns]);
+    assert!(ok, "carol's approval of R2: {out}{err}");
+    wait_for(a, ns, "deployment/m", "rollout of R2", |d| {
+        serving_digest(d) == Some(DIGEST_2)
+    });
+    let md = wait_for(a, ns, "md/m", "R2 serving under two", |md| {
+        md["status"]["servingRelease"]["requiredApprovals"] == 2
+    });
+    assert_eq!(condition(&md, "Approved").unwrap()["reason"], "Approved");
 }
 
 /// Another serving image (a release that differs from R1 only there).

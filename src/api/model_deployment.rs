@@ -288,6 +288,12 @@ pub struct ReleaseRecord {
     pub approvers: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promoted_at: Option<Time>,
+    /// How many approvals the rule in force required when the release was promoted. A
+    /// release keeps serving under that rule when a policy later asks for more; any new
+    /// release needs the new count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10))]
+    pub required_approvals: Option<u32>,
 }
 
 /// The release that serves, with the content the Deployment is rendered from.

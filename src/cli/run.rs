@@ -29,8 +29,9 @@ pub struct Args {
     /// Name of the webhook Service (the certificate is issued for SERVICE.NAMESPACE.svc).
     #[arg(long, default_value = "annexa-webhook")]
     pub service_name: String,
-    /// Secret holding the self-managed CA and serving certificate, shared by replicas.
-    #[arg(long, default_value = "annexa-webhook-certs")]
+    /// Secret holding the self-managed CA and serving certificate, shared by replicas (the
+    /// chart's name for release `annexa`).
+    #[arg(long, default_value = "annexa-webhook-tls")]
     pub cert_secret: String,
     /// ValidatingWebhookConfigurations whose caBundle Annexa keeps current (repeatable).
     #[arg(
@@ -99,12 +100,100 @@ impl Args {
     }
 }
 
+/// Lists (one object) what the cache watches, as `annexa run` will, and turns what makes that
+/// fail into one line saying what is missing: the CRDs, a permission, the release namespace.
+async fn preflight(client: &kube::Client, args: &Args) -> Result<()> {
+    use crate::api::{
+        AgentPolicy, CompliancePolicy, ModelApproval, ModelDeployment, TrainingDataset,
+    };
+    use k8s_openapi::api::core::v1::{Namespace, Node};
+
+    async fn list_one<K>(client: &kube::Client, crd: bool) -> Result<()>
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let api = kube::Api::<K>::all(client.clone());
+        let params = kube::api::ListParams::default().limit(1);
+        let Err(error) = api.list_metadata(&params).await else {
+            return Ok(());
+        };
+        let group = K::group(&());
+        let resource = if group.is_empty() {
+            K::plural(&()).into_owned()
+        } else {
+            format!("{}.{group}", K::plural(&()))
+        };
+        Err(crate::error::Error::Config(match &error {
+            kube::Error::Api(status) if status.code == 404 && crd => format!(
+                "the Annexa CRDs are not installed: the API server does not serve {resource}; \
+                 install them with `kubectl apply -f crds/` (the Helm chart installs them too)"
+            ),
+            kube::Error::Api(status) if status.code == 403 => format!(
+                "RBAC forbids Annexa to list {resource} cluster-wide ({}): it needs list and \
+                 watch on {resource}; bind the chart's ClusterRole to its identity \
+                 (`annexa permissions` prints every permission it uses)",
+                status.message
+            ),
+            kube::Error::Api(status) if status.code == 401 => format!(
+                "the API server does not accept Annexa's credentials ({}): check its \
+                 ServiceAccount token or KUBECONFIG",
+                status.message
+            ),
+            // Anything else may pass (the API server restarting, a timeout): the watches
+            // retry with backoff, as they would later.
+            _ => {
+                tracing::warn!(
+                    "cannot list {resource} yet: {}; retrying with backoff",
+                    crate::error::kube_message(&error)
+                );
+                return Ok(());
+            }
+        }))
+    }
+
+    list_one::<CompliancePolicy>(client, true).await?;
+    list_one::<TrainingDataset>(client, true).await?;
+    list_one::<ModelDeployment>(client, true).await?;
+    list_one::<ModelApproval>(client, true).await?;
+    list_one::<AgentPolicy>(client, true).await?;
+    list_one::<Node>(client, false).await?;
+    list_one::<Namespace>(client, false).await?;
+    // The release namespace holds the certificate Secret and the leader Lease.
+    let self_managed = args.tls_cert_file.is_none();
+    if self_managed || args.leader_election {
+        let namespaces = kube::Api::<Namespace>::all(client.clone());
+        let params =
+            kube::api::ListParams::default().fields(&format!("metadata.name={}", args.namespace));
+        let found = namespaces.list_metadata(&params).await;
+        if found.is_ok_and(|list| list.items.is_empty()) {
+            return Err(crate::error::Error::Config(format!(
+                "the namespace {0:?} does not exist: Annexa keeps its {1} there; create it \
+                 (`kubectl create namespace {0}`, or install the chart with --create-namespace) \
+                 or pass --namespace (POD_NAMESPACE) naming the namespace Annexa is installed in",
+                args.namespace,
+                match (self_managed, args.leader_election) {
+                    (true, true) => "webhook certificate Secret and leader Lease",
+                    (true, false) => "webhook certificate Secret",
+                    _ => "leader Lease",
+                }
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Runs until SIGTERM or Ctrl-C: webhook on every replica, controllers on the leader.
 pub async fn run(args: &Args) -> Result<()> {
     use crate::controller::{self, leader, metrics::ControllerMetrics};
     use std::sync::Arc;
 
-    let client = kube::Client::try_default().await?;
+    let client = kube::Client::try_default().await.map_err(|e| {
+        crate::error::Error::Config(format!(
+            "cannot configure a Kubernetes client (in-cluster or KUBECONFIG): {}",
+            crate::error::kube_message(&e)
+        ))
+    })?;
+    preflight(&client, args).await?;
     let (context, watches) = crate::cluster::watch(client.clone());
     let watches = tokio::spawn(watches);
     let controller_metrics = Arc::new(ControllerMetrics::default());

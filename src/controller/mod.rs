@@ -94,7 +94,7 @@ impl Context {
         let namespace = event.metadata.namespace.as_deref().unwrap_or("default");
         let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), namespace);
         if let Err(e) = api.create(&PostParams::default(), &event).await {
-            tracing::warn!(error = %e, reason, "cannot publish event");
+            tracing::warn!(error = %crate::error::kube_message(&e), reason, "cannot publish event");
         }
     }
 }

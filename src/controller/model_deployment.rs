@@ -10,7 +10,7 @@ use super::{
 use crate::api::{
     ApprovalRecord, CLASSIFICATION_LABEL, Classification, CommonStatus, ControlOutcome, GpuPool,
     MAX_PROMOTIONS, ModelApproval, ModelDeployment, ModelDeploymentStatus, ReleaseRecord,
-    ServingRelease,
+    ReleaseSpec, ServingRelease,
 };
 use crate::error::{Error, Result};
 use crate::policy::model_deployment::{Promotion, classification, promotion, promotion_of};
@@ -80,18 +80,17 @@ pub fn build_service_account(model: &ModelDeployment) -> ServiceAccount {
     }
 }
 
-fn port(model: &ModelDeployment) -> i32 {
-    model
-        .spec
+/// The container port a release serves on (default 8080).
+fn port(release: &ReleaseSpec) -> i32 {
+    release
         .serving
         .as_ref()
         .and_then(|s| s.port)
         .unwrap_or(8080)
 }
 
-fn tls_secret(model: &ModelDeployment) -> Option<&str> {
-    model
-        .spec
+fn tls_secret(release: &ReleaseSpec) -> Option<&str> {
+    release
         .serving
         .as_ref()
         .and_then(|s| s.tls_secret.as_deref())
@@ -189,8 +188,8 @@ pub fn build_deployment(inputs: &Inputs<'_>) -> Option<Deployment> {
         value: Some(value.to_string()),
         value_from: None,
     };
-    let port = spec.serving.as_ref().and_then(|s| s.port).unwrap_or(8080);
-    let tls_secret = spec.serving.as_ref().and_then(|s| s.tls_secret.as_deref());
+    let port = port(spec);
+    let tls_secret = tls_secret(spec);
     let mut env_vars = vec![
         env("MODEL_NAME", &spec.model.name),
         env("MODEL_VERSION", &spec.model.version),
@@ -346,8 +345,15 @@ pub fn foreign_pod_items(desired: &Deployment, live: &Deployment) -> Option<serd
     })
 }
 
-pub fn build_service(model: &ModelDeployment) -> Service {
-    let service_port = if tls_secret(model).is_some() { 443 } else { 80 };
+/// The Service in front of the model's pods. Its port (443 with TLS, else 80) follows the
+/// release that serves (`release`: the serving one, or the requested one while nothing
+/// serves), like everything else that belongs to a release.
+pub fn build_service(model: &ModelDeployment, release: &ReleaseSpec) -> Service {
+    let service_port = if tls_secret(release).is_some() {
+        443
+    } else {
+        80
+    };
     Service {
         metadata: meta(model, model.name_any()),
         spec: Some(ServiceSpec {
@@ -365,8 +371,10 @@ pub fn build_service(model: &ModelDeployment) -> Service {
     }
 }
 
-/// Default-deny ingress that admits only the declared peers, on the serving port.
-pub fn build_network_policy(model: &ModelDeployment) -> NetworkPolicy {
+/// Default-deny ingress that admits only the declared peers (the current spec: a narrowing
+/// takes effect at once), on the port of `release` (the serving one, or the requested one
+/// while nothing serves): a pending port change opens nothing before it is approved.
+pub fn build_network_policy(model: &ModelDeployment, release: &ReleaseSpec) -> NetworkPolicy {
     let peers: Vec<NetworkPolicyPeer> = model
         .spec
         .network
@@ -388,7 +396,7 @@ pub fn build_network_policy(model: &ModelDeployment) -> NetworkPolicy {
         vec![NetworkPolicyIngressRule {
             from: Some(peers),
             ports: Some(vec![NetworkPolicyPort {
-                port: Some(IntOrString::Int(port(model))),
+                port: Some(IntOrString::Int(port(release))),
                 protocol: Some("TCP".to_string()),
                 end_port: None,
             }]),
@@ -408,10 +416,117 @@ pub fn build_network_policy(model: &ModelDeployment) -> NetworkPolicy {
     }
 }
 
+/// What the controller can prove about a release recorded as serving.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// Approved under the rule in force now (or the rule in force now requires no approvals).
+    Current,
+    /// Approved under the rule in force when it was promoted, which required fewer approvals
+    /// than the rule in force now. It keeps serving (Annexa never rolls back a running release
+    /// on its own); any new release needs the new count.
+    EarlierRule {
+        promoted_under: u32,
+        required_now: u32,
+    },
+    /// Nothing proves it was approved; the reason, for the conditions.
+    Unproven(String),
+}
+
 /// Whether a release recorded as serving (in status, or on the Deployment) really was
 /// promoted: its content matches its fingerprint and, where approvals are required, the
 /// ModelApprovals of this very model (UID) for that fingerprint sufficed when it was promoted.
 /// A status anyone with `modeldeployments/status` can write is never trusted on its own.
+///
+/// The count required is the rule in force at the promotion, as the promotion record says,
+/// when `trust_recorded_rule` (the record comes from the controller's own status, which no
+/// user role may write) and never below one approval: a record claiming that none were needed
+/// cannot be told from a forged one. A record read from the Deployment (which the team may
+/// edit) is held to the rule in force now.
+pub fn standing(
+    candidate: &ServingRelease,
+    trust_recorded_rule: bool,
+    model: &ModelDeployment,
+    approvals: &[Arc<ModelApproval>],
+    profile: &Profile,
+    now: Timestamp,
+) -> Standing {
+    if candidate.spec.fingerprint() != candidate.record.fingerprint {
+        return Standing::Unproven("its content does not match its fingerprint".to_string());
+    }
+    let required_now = profile.required_approvals;
+    if required_now == 0 {
+        return Standing::Current;
+    }
+    let Some(at) = candidate.record.promoted_at.as_ref().map(|t| t.0) else {
+        return Standing::Unproven("it has no promotion time".to_string());
+    };
+    if at > now {
+        return Standing::Unproven("its promotion time is in the future".to_string());
+    }
+    let under = match candidate.record.required_approvals {
+        Some(recorded) if trust_recorded_rule && recorded < required_now => recorded,
+        _ => required_now,
+    };
+    if under == 0 {
+        return Standing::Unproven(format!(
+            "it was promoted where no approvals were required, and nothing proves it now that {} required",
+            approvals_phrase(required_now, "are", "is")
+        ));
+    }
+    let mut gate = promotion_of(
+        model,
+        &candidate.record.fingerprint,
+        &candidate.spec.model.digest,
+        candidate.record.requested_by.as_deref(),
+        approvals,
+        profile,
+        at,
+    );
+    gate.required = under;
+    if !gate.approved() {
+        return Standing::Unproven(if gate.requester.is_none() {
+            "its requester is not recorded".to_string()
+        } else if under < required_now || candidate.record.required_approvals == Some(required_now)
+        {
+            format!(
+                "{} of the {} it was promoted with still exist and count",
+                gate.counted.len(),
+                approvals_phrase(under, "", "")
+            )
+        } else {
+            format!(
+                "{} of the {} required now count for it",
+                gate.counted.len(),
+                approvals_phrase(under, "", "")
+            )
+        });
+    }
+    if under < required_now {
+        Standing::EarlierRule {
+            promoted_under: under,
+            required_now,
+        }
+    } else {
+        Standing::Current
+    }
+}
+
+/// `1 approval`, `2 approvals`, with the verb that agrees (`2 approvals are`).
+fn approvals_phrase(n: u32, plural_verb: &str, singular_verb: &str) -> String {
+    let (noun, verb) = if n == 1 {
+        ("approval", singular_verb)
+    } else {
+        ("approvals", plural_verb)
+    };
+    if verb.is_empty() {
+        format!("{n} {noun}")
+    } else {
+        format!("{n} {noun} {verb}")
+    }
+}
+
+/// Whether a release recorded as serving is proved approved under the rule in force now or
+/// at its promotion (see [`standing`]).
 pub fn verified(
     candidate: &ServingRelease,
     model: &ModelDeployment,
@@ -419,26 +534,10 @@ pub fn verified(
     profile: &Profile,
     now: Timestamp,
 ) -> bool {
-    if candidate.spec.fingerprint() != candidate.record.fingerprint {
-        return false;
-    }
-    if profile.required_approvals == 0 {
-        return true;
-    }
-    let Some(at) = candidate.record.promoted_at.as_ref().map(|t| t.0) else {
-        return false;
-    };
-    at <= now
-        && promotion_of(
-            model,
-            &candidate.record.fingerprint,
-            &candidate.spec.model.digest,
-            candidate.record.requested_by.as_deref(),
-            approvals,
-            profile,
-            at,
-        )
-        .approved()
+    !matches!(
+        standing(candidate, true, model, approvals, profile, now),
+        Standing::Unproven(_)
+    )
 }
 
 /// Which release serves: the requested one when the gate and the controls allow it, else the
@@ -453,14 +552,22 @@ pub fn decide_serving(
     let requested = model.spec.release();
     let fingerprint = requested.fingerprint();
     if allowed {
-        // The same release keeps its promotion record; a new one is promoted now.
-        if let Some(previous) = previous.filter(|p| p.record.fingerprint == fingerprint) {
+        // The same release keeps its promotion record, unless it was promoted under a rule
+        // that asked fewer approvals than the one it now meets: it is then recorded anew,
+        // under the rule in force now. A new release is promoted now.
+        if let Some(previous) = previous.filter(|p| {
+            p.record.fingerprint == fingerprint
+                && p.record
+                    .required_approvals
+                    .is_none_or(|under| under >= gate.required)
+        }) {
             return Some(previous);
         }
         let mut record = requested.record();
         record.requested_by = gate.requester.clone();
         record.approvers = gate.counted.iter().map(|c| c.approver.clone()).collect();
         record.promoted_at = Some(Time(now));
+        record.required_approvals = Some(gate.required);
         return Some(ServingRelease {
             record,
             spec: requested,
@@ -563,6 +670,25 @@ pub fn hold_cause(
     None
 }
 
+/// What the conditions say about the release recorded as serving, beyond its record.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum ServingNote {
+    #[default]
+    None,
+    /// The serving release met the rule in force when it was promoted, not the current one.
+    EarlierRule {
+        promoted_under: u32,
+        required_now: u32,
+    },
+    /// The release recorded as serving cannot be proved approved: nothing is rendered from
+    /// it, and the Deployment, when one still `running`, is left exactly as it is.
+    Unproven {
+        release: String,
+        why: String,
+        running: bool,
+    },
+}
+
 /// The conditions of a ModelDeployment (pure).
 pub fn desired_conditions(
     eval: &Evaluation,
@@ -571,6 +697,7 @@ pub fn desired_conditions(
     requested: &ReleaseRecord,
     serving: Option<&ReleaseRecord>,
     available: Option<(bool, String)>,
+    note: &ServingNote,
 ) -> Vec<Desired> {
     let mut out = Vec::new();
     out.push(if bad_datasets.is_empty() {
@@ -633,11 +760,57 @@ pub fn desired_conditions(
         )
     } else if gate.approved() {
         Desired::new("Approved", true, "Approved", gate.summary())
+    } else if let ServingNote::EarlierRule {
+        promoted_under,
+        required_now,
+    } = note
+        && serving.is_some_and(|s| s.fingerprint == requested.fingerprint)
+    {
+        Desired::new(
+            "Approved",
+            false,
+            "RequirementRaised",
+            format!(
+                "A.8.32 Change management: release {} serves: it met the rule in force when it was promoted ({} required) but not the current one ({} required, {}); it keeps serving and is not rolled back, and any new release needs {}",
+                short(&requested.fingerprint),
+                approvals_phrase(*promoted_under, "", ""),
+                approvals_phrase(*required_now, "", ""),
+                gate.summary(),
+                approvals_phrase(*required_now, "", ""),
+            ),
+        )
     } else {
         Desired::new("Approved", false, "AwaitingApproval", gate.summary())
     });
     let cause = hold_cause(eval, gate, bad_datasets);
     let describe = |r: &ReleaseRecord| format!("release {} ({})", short(&r.fingerprint), r.version);
+    let promoted_under = match note {
+        ServingNote::EarlierRule {
+            promoted_under,
+            required_now,
+        } => format!(
+            ", promoted under the rule then in force ({} required; {} now)",
+            approvals_phrase(*promoted_under, "", ""),
+            required_now
+        ),
+        _ => String::new(),
+    };
+    let unproven = match note {
+        ServingNote::Unproven {
+            release,
+            why,
+            running,
+        } => Some(format!(
+            "A.8.32 Change management: release {} recorded as serving cannot be proved approved ({why}); {}",
+            short(release),
+            if *running {
+                "its Deployment is left exactly as it is (never rolled back, scaled down or re-applied by Annexa) until a release is approved"
+            } else {
+                "nothing is rendered from it"
+            }
+        )),
+        _ => None,
+    };
     let held = |cause: &Option<(&'static str, String)>| match cause {
         Some((reason, message)) => (*reason, message.clone()),
         None => ("Pending", "rolling out".to_string()),
@@ -647,7 +820,7 @@ pub fn desired_conditions(
             "Promoted",
             true,
             "Promoted",
-            format!("serving {}", describe(s)),
+            format!("serving {}{promoted_under}", describe(s)),
         ),
         Some(s) => {
             let (reason, why) = held(&cause);
@@ -656,7 +829,7 @@ pub fn desired_conditions(
                 false,
                 reason,
                 format!(
-                    "serving {}; {} is pending: {why}",
+                    "serving {}{promoted_under}; {} is pending: {why}",
                     describe(s),
                     describe(requested)
                 ),
@@ -664,12 +837,20 @@ pub fn desired_conditions(
         }
         None => {
             let (reason, why) = held(&cause);
-            Desired::new(
-                "Promoted",
-                false,
-                reason,
-                format!("nothing serves; {} is held: {why}", describe(requested)),
-            )
+            match &unproven {
+                Some(unproven) => Desired::new(
+                    "Promoted",
+                    false,
+                    "ServingUnproven",
+                    format!("{unproven}; {} is held: {why}", describe(requested)),
+                ),
+                None => Desired::new(
+                    "Promoted",
+                    false,
+                    reason,
+                    format!("nothing serves; {} is held: {why}", describe(requested)),
+                ),
+            }
         }
     });
     if let Some((ok, message)) = available {
@@ -693,7 +874,15 @@ pub fn desired_conditions(
         ),
         None => {
             let (reason, why) = held(&cause);
-            Desired::new("Ready", false, reason, format!("nothing serves yet: {why}"))
+            match &unproven {
+                Some(unproven) => Desired::new(
+                    "Ready",
+                    false,
+                    "ServingUnproven",
+                    format!("{unproven}; the requested release is held: {why}"),
+                ),
+                None => Desired::new("Ready", false, reason, format!("nothing serves yet: {why}")),
+            }
         }
     });
     out.push(if eval.is_compliant() {
@@ -740,25 +929,65 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
     // What served before: status, else (status lost, or the first reconcile after an upgrade)
     // the record on the live Deployment. Either is used only once re-verified against the
     // approvals, because both can be written by others.
-    let mut previous = model
+    // The record in status is the controller's own (no user role may write the status
+    // subresource), so the rule it was promoted under is taken from it; the one on the
+    // Deployment, which the team may edit, is held to the rule in force now.
+    let deployments: kube::Api<Deployment> = kube::Api::namespaced(ctx.client.clone(), &namespace);
+    let mut candidate = model
         .status
         .as_ref()
-        .and_then(|s| s.serving_release.as_deref().cloned());
-    if previous.is_none() {
-        let deployments: kube::Api<Deployment> =
-            kube::Api::namespaced(ctx.client.clone(), &namespace);
-        previous = deployments
+        .and_then(|s| s.serving_release.as_deref().cloned())
+        .map(|r| (r, true));
+    if candidate.is_none() {
+        candidate = deployments
             .get_opt(&name)
             .await?
             .and_then(|d| d.metadata.annotations)
             .and_then(|mut a| a.remove(RELEASE_RECORD_ANNOTATION))
-            .and_then(|json| serde_json::from_str::<ServingRelease>(&json).ok());
+            .and_then(|json| serde_json::from_str::<ServingRelease>(&json).ok())
+            .map(|r| (r, false));
     }
-    let previous = previous.filter(|p| verified(p, model, &approvals, &profile, now));
-    let previous_fingerprint = previous.as_ref().map(|p| p.record.fingerprint.clone());
+    let (previous, previous_standing) = match candidate {
+        Some((c, trusted)) => {
+            let standing = standing(&c, trusted, model, &approvals, &profile, now);
+            (Some(c), Some(standing))
+        }
+        None => (None, None),
+    };
+    let unproven = match (&previous, &previous_standing) {
+        (Some(p), Some(Standing::Unproven(why))) => {
+            Some((p.record.fingerprint.clone(), why.clone()))
+        }
+        _ => None,
+    };
+    let previous = previous.filter(|_| unproven.is_none());
+    let previous_record = previous.as_ref().map(|p| p.record.clone());
     // Gate findings are capped at Warn, so any denial here is another control failing.
     let allowed = gate.approved() && hold_cause(&eval, &gate, &bad_datasets).is_none();
     let serving = decide_serving(model, &gate, allowed, previous, now);
+    let note = match (&serving, previous_standing, unproven) {
+        (
+            Some(s),
+            Some(Standing::EarlierRule {
+                promoted_under,
+                required_now,
+            }),
+            _,
+        ) if previous_record.as_ref() == Some(&s.record) => ServingNote::EarlierRule {
+            promoted_under,
+            required_now,
+        },
+        (None, _, Some((release, why))) => {
+            // What still runs is left as it is: say so only when it does.
+            let running = deployments.get_opt(&name).await?.is_some();
+            ServingNote::Unproven {
+                release,
+                why,
+                running,
+            }
+        }
+        _ => ServingNote::None,
+    };
 
     let class = match &serving {
         Some(s) => {
@@ -782,9 +1011,12 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
     // the webhook saw it. What runs now is left as it is.
     let mut denied: Vec<&str> = eval.denials().map(|f| f.control).collect();
     denied.dedup();
+    // What the Service and NetworkPolicy expose belongs to the release that serves; while
+    // nothing serves, to the requested one (no pod answers yet).
+    let exposed = serving.as_ref().map_or(&requested, |s| &s.spec);
     let service_account = build_service_account(model);
-    let network_policy = build_network_policy(model);
-    let service = build_service(model);
+    let network_policy = build_network_policy(model, exposed);
+    let service = build_service(model, exposed);
     let deployment = denied
         .is_empty()
         .then(|| build_deployment(&inputs))
@@ -832,6 +1064,7 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
         &requested_record,
         serving.as_ref().map(|s| &s.record),
         available,
+        &note,
     );
     if !foreign.is_empty() {
         replace_ready(&mut desired, name_conflict(&foreign));
@@ -867,7 +1100,7 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
         .map(|s| s.promotions.clone())
         .unwrap_or_default();
     if let Some(s) = &serving
-        && previous_fingerprint.as_deref() != Some(s.record.fingerprint.as_str())
+        && previous_record.as_ref() != Some(&s.record)
         && promotions.last() != Some(&s.record)
     {
         promotions.push(s.record.clone());
@@ -879,11 +1112,21 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
     let pending = serving
         .as_ref()
         .is_none_or(|s| s.record.fingerprint != requested_record.fingerprint);
+    let mut controls = eval.control_results();
+    if let ServingNote::EarlierRule { .. } = note
+        && !pending
+        && let Some(approved) = desired.iter().find(|d| d.type_ == "Approved")
+        && let Some(control) = controls.iter_mut().find(|c| c.id == "A.8.32")
+    {
+        // The requested release is the one that serves: not "held", serving under the rule
+        // it was promoted with.
+        control.message = approved.message.clone();
+    }
     let status = ModelDeploymentStatus {
         common: CommonStatus {
             observed_generation: model.metadata.generation,
             conditions: merged,
-            controls: eval.control_results(),
+            controls,
         },
         classification: Some(class),
         serving_digest: serving.as_ref().map(|s| s.record.digest.clone()),

@@ -219,7 +219,7 @@ impl Writer {
                 ctx.metrics.report_written(&ar.kind);
             }
             Err(e) => {
-                tracing::warn!(error = %e, kind = %ar.kind, namespace = key, "cannot write the report");
+                tracing::warn!(error = %crate::error::kube_message(&e), kind = %ar.kind, namespace = key, "cannot write the report");
                 ctx.metrics.error(&ar.kind, "api");
             }
         }
@@ -233,7 +233,7 @@ impl Writer {
         match api.list_metadata(&params).await {
             Ok(list) => list.items.iter().filter_map(|o| o.namespace()).collect(),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot list existing reports");
+                tracing::warn!(error = %crate::error::kube_message(&e), "cannot list existing reports");
                 BTreeSet::new()
             }
         }

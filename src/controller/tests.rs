@@ -4,8 +4,8 @@ use super::agent_policy::{
     RbacState, build_grant, build_network_policy as agent_netpol, excess_bindings, rule_covered,
 };
 use super::model_deployment::{
-    Inputs, build_deployment, build_network_policy, build_service, build_service_account,
-    decide_serving, desired_conditions, verified,
+    Inputs, ServingNote, Standing, build_deployment, build_network_policy, build_service,
+    build_service_account, decide_serving, desired_conditions, standing, verified,
 };
 use super::training_dataset::build_access;
 use crate::api::{
@@ -15,6 +15,7 @@ use crate::policy::model_deployment::{Promotion, promotion};
 use crate::policy::{self, Context as PolicyContext, Governed, Inventory, Profile};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::runtime::reflector;
 use kube::runtime::watcher::Event;
@@ -124,7 +125,15 @@ fn deployment_is_hardened_and_placed_on_the_classification_pool() {
         },
     );
     assert!(eval.is_compliant(), "{:?}", eval.findings);
-    assert_eq!(build_service(&m).spec.unwrap().ports.unwrap()[0].port, 443);
+    assert_eq!(
+        build_service(&m, &release.spec)
+            .spec
+            .unwrap()
+            .ports
+            .unwrap()[0]
+            .port,
+        443
+    );
     assert_eq!(
         build_service_account(&m).automount_service_account_token,
         Some(false)
@@ -288,9 +297,268 @@ fn a_serving_release_in_status_is_trusted_only_with_its_approvals() {
 }
 
 #[test]
+fn the_service_and_network_policy_expose_the_serving_releases_port_not_a_pending_one() {
+    let peers = "  network:\n    allowedFrom:\n    - podSelector: {matchLabels: {app: gateway}}\n";
+    let r1 = model(&format!(
+        "  serving: {{port: 9000, tlsSecret: fraud-tls}}\n{peers}"
+    ));
+    let serving = release_of(&r1);
+    // Only the serving port changes (and TLS goes): a new release, pending.
+    let r2 = model(&format!("  serving: {{port: 1234}}\n{peers}"));
+    assert_ne!(r2.spec.release().fingerprint(), serving.record.fingerprint);
+    let ports = |m: &ModelDeployment, release: &crate::api::ReleaseSpec| {
+        let netpol = build_network_policy(m, release).spec.unwrap();
+        let netpol_port = netpol.ingress.unwrap()[0].ports.as_ref().unwrap()[0]
+            .port
+            .clone();
+        let service = build_service(m, release).spec.unwrap().ports.unwrap()[0].clone();
+        (netpol_port, service.port, service.target_port)
+    };
+    let named = Some(IntOrString::String("serving".to_string()));
+    assert_eq!(
+        ports(&r2, &serving.spec),
+        (Some(IntOrString::Int(9000)), 443, named.clone()),
+        "R1's port and TLS while R2 is pending"
+    );
+    let d = build_deployment(&Inputs {
+        model: &r2,
+        profile: &Profile::baseline(),
+        classification: Classification::Internal,
+        release: Some(&serving),
+    })
+    .unwrap();
+    let container = &d.spec.template.spec.unwrap().containers[0];
+    assert_eq!(container.ports.as_ref().unwrap()[0].container_port, 9000);
+    // Once R2 serves, both follow it.
+    let promoted = release_of(&r2);
+    assert_eq!(
+        ports(&r2, &promoted.spec),
+        (Some(IntOrString::Int(1234)), 80, named)
+    );
+}
+
+#[test]
+fn a_raised_approval_count_keeps_the_serving_release_under_the_rule_it_was_promoted_with() {
+    let m = requested_by_alice(model(""));
+    let mut one = production();
+    one.required_approvals = 1;
+    one.approval_ttl = jiff::SignedDuration::from_hours(1);
+    let approvals = vec![approval_of(&m, "bob", "bob", 2)];
+    let mut both = approvals.clone();
+    both.push(approval_of(&m, "carol", "carol", 0));
+    both.push(approval_of(&m, "dave", "dave", 0));
+    let now = jiff::Timestamp::now();
+    // Promoted 90 minutes ago, 30 minutes after bob approved, under a rule of one approval.
+    let promoted_at = now - jiff::SignedDuration::from_mins(90);
+    let gate = promotion(&m, &approvals, &one, promoted_at);
+    assert!(gate.approved(), "{gate:?}");
+    let r1 = decide_serving(&m, &gate, true, None, promoted_at).unwrap();
+    assert_eq!(r1.record.required_approvals, Some(1));
+
+    // The policy now asks for two (same TTL). From the controller's own status, R1 serves under
+    // the rule it was promoted with, although bob's approval has expired since (a TTL bounds
+    // the wait before a promotion, not how long a release serves).
+    let mut two = one.clone();
+    two.required_approvals = 2;
+    assert_eq!(
+        standing(&r1, true, &m, &approvals, &two, now),
+        Standing::EarlierRule {
+            promoted_under: 1,
+            required_now: 2
+        }
+    );
+    // The same record read from the Deployment, which the team may edit, is held to the rule
+    // in force now.
+    assert!(matches!(
+        standing(&r1, false, &m, &approvals, &two, now),
+        Standing::Unproven(_)
+    ));
+    // A record claiming that no approval was needed proves nothing (anyone able to write it
+    // could claim so).
+    let mut none = r1.clone();
+    none.record.required_approvals = Some(0);
+    let Standing::Unproven(why) = standing(&none, true, &m, &approvals, &two, now) else {
+        panic!("a record claiming zero approvals was trusted");
+    };
+    assert!(
+        why.contains("no approvals were required") && why.contains("2 approvals are required"),
+        "{why}"
+    );
+    // Its approval deleted, R1 can no longer be proved.
+    assert_eq!(
+        standing(&r1, true, &m, &[], &two, now),
+        Standing::Unproven(
+            "0 of the 1 approval it was promoted with still exist and count".to_string()
+        )
+    );
+    assert!(!verified(&r1, &m, &[], &two, now));
+    assert_eq!(
+        standing(&r1, false, &m, &[], &two, now),
+        Standing::Unproven("0 of the 2 approvals required now count for it".to_string())
+    );
+
+    // The requested release is R1 itself, 1 of 2 now: R1 keeps serving, and says why.
+    let gate_now = promotion(&m, &approvals[..0], &two, now);
+    assert!(!gate_now.approved());
+    assert_eq!(
+        decide_serving(&m, &gate_now, false, Some(r1.clone()), now).as_ref(),
+        Some(&r1)
+    );
+    let mut profile = two.clone();
+    profile.require_kms_from = Classification::Restricted;
+    let inv = Inventory::default();
+    let eval = policy::evaluate(
+        Governed::Model(&m),
+        &PolicyContext {
+            profile: &profile,
+            lookup: &inv,
+            now,
+            detail: policy::Detail::Outcomes,
+        },
+    );
+    let note = ServingNote::EarlierRule {
+        promoted_under: 1,
+        required_now: 2,
+    };
+    let requested = m.spec.release().record();
+    let c = desired_conditions(
+        &eval,
+        &gate_now,
+        &[],
+        &requested,
+        Some(&r1.record),
+        None,
+        &note,
+    );
+    let get = |t: &str| c.iter().find(|d| d.type_ == t).unwrap();
+    let approved = get("Approved");
+    assert_eq!(
+        (approved.status, approved.reason.as_str()),
+        (false, "RequirementRaised")
+    );
+    for part in [
+        "A.8.32",
+        "(1 approval required)",
+        "(2 approvals required, 0 of 2 approvals)",
+        "any new release needs 2 approvals",
+    ] {
+        assert!(
+            approved.message.contains(part),
+            "{part}: {}",
+            approved.message
+        );
+    }
+    assert!(get("Promoted").status && get("Ready").status);
+    assert!(
+        get("Promoted")
+            .message
+            .contains("promoted under the rule then in force (1 approval required; 2 now)"),
+        "{}",
+        get("Promoted").message
+    );
+
+    // A new release needs the new count: one approval holds it while R1 keeps serving.
+    let mut r2 = m.clone();
+    r2.spec.model.version = "3.3.0".to_string();
+    let r2 = requested_by_alice(r2);
+    let gate2 = promotion(
+        &r2,
+        &[approval_of(&r2, "bob-r2", "bob", 0)],
+        &two,
+        jiff::Timestamp::now(),
+    );
+    assert_eq!(gate2.summary(), "1 of 2 approvals");
+    assert_eq!(
+        decide_serving(&r2, &gate2, gate2.approved(), Some(r1.clone()), now).as_ref(),
+        Some(&r1)
+    );
+
+    // Two fresh approvals of R1 meet the new rule (bob's has expired): R1 is recorded anew,
+    // under two.
+    let gate3 = promotion(&m, &both, &two, jiff::Timestamp::now());
+    assert!(gate3.approved(), "{gate3:?}");
+    let later = jiff::Timestamp::now();
+    let renewed = decide_serving(&m, &gate3, true, Some(r1.clone()), later).unwrap();
+    assert_eq!(renewed.record.required_approvals, Some(2));
+    assert_eq!(renewed.record.approvers, ["carol", "dave"]);
+    assert_eq!(
+        standing(&renewed, true, &m, &both, &two, later),
+        Standing::Current
+    );
+}
+
+#[test]
+fn a_serving_release_that_cannot_be_proved_is_left_running_and_reported() {
+    let m = model("");
+    let mut profile = production();
+    profile.require_kms_from = Classification::Restricted;
+    let inv = Inventory::default();
+    let eval = policy::evaluate(
+        Governed::Model(&m),
+        &PolicyContext {
+            profile: &profile,
+            lookup: &inv,
+            now: jiff::Timestamp::now(),
+            detail: policy::Detail::Outcomes,
+        },
+    );
+    let requested = m.spec.release().record();
+    let gate = Promotion {
+        release: requested.fingerprint.clone(),
+        digest: DIGEST.into(),
+        required: 2,
+        requester: Some("alice".to_string()),
+        ..Promotion::default()
+    };
+    let note = ServingNote::Unproven {
+        release: requested.fingerprint.clone(),
+        why: "0 of the 2 approvals it was promoted with still exist and count".to_string(),
+        running: true,
+    };
+    let c = desired_conditions(&eval, &gate, &[], &requested, None, None, &note);
+    let get = |t: &str| c.iter().find(|d| d.type_ == t).unwrap();
+    for type_ in ["Promoted", "Ready"] {
+        let condition = get(type_);
+        assert_eq!(
+            (condition.status, condition.reason.as_str()),
+            (false, "ServingUnproven"),
+            "{type_}"
+        );
+        for part in [
+            "A.8.32",
+            "cannot be proved approved (0 of the 2 approvals",
+            "left exactly as it is",
+            "0 of 2 approvals",
+        ] {
+            assert!(
+                condition.message.contains(part),
+                "{type_} {part}: {}",
+                condition.message
+            );
+        }
+    }
+    // Without a Deployment, nothing is said to run.
+    let gone = ServingNote::Unproven {
+        release: requested.fingerprint.clone(),
+        why: "its requester is not recorded".to_string(),
+        running: false,
+    };
+    let c = desired_conditions(&eval, &gate, &[], &requested, None, None, &gone);
+    let ready = c.iter().find(|d| d.type_ == "Ready").unwrap();
+    assert!(
+        ready.message.contains("nothing is rendered from it")
+            && !ready.message.contains("left exactly"),
+        "{}",
+        ready.message
+    );
+}
+
+#[test]
 fn network_policy_denies_all_but_declared_peers() {
     // No peers: the policy selects the model's pods and has no ingress rule at all.
-    let closed = serde_json::to_value(build_network_policy(&model("")).spec.unwrap()).unwrap();
+    let m = model("");
+    let closed =
+        serde_json::to_value(build_network_policy(&m, &m.spec.release()).spec.unwrap()).unwrap();
     assert_eq!(
         closed,
         serde_json::json!({
@@ -302,7 +570,7 @@ fn network_policy_denies_all_but_declared_peers() {
     );
     // Declared peers: each one exactly as written (both selectors of a peer kept together, so
     // a peer means "these pods in these namespaces", not either), on the serving port only.
-    let open = build_network_policy(&model(
+    let m = model(
         "  serving: {port: 9000}
   network:
     allowedFrom:
@@ -310,9 +578,8 @@ fn network_policy_denies_all_but_declared_peers() {
       namespaceSelector: {matchLabels: {team: edge}}
     - namespaceSelector: {matchExpressions: [{key: tier, operator: In, values: [frontend]}]}
 ",
-    ))
-    .spec
-    .unwrap();
+    );
+    let open = build_network_policy(&m, &m.spec.release()).spec.unwrap();
     assert_eq!(
         serde_json::to_value(open).unwrap(),
         serde_json::json!({
@@ -364,7 +631,15 @@ fn conditions_say_awaiting_approval_and_pending() {
         requester: Some("alice".to_string()),
         ..Promotion::default()
     };
-    let c = desired_conditions(&eval, &gate, &[], &requested, Some(&old), None);
+    let c = desired_conditions(
+        &eval,
+        &gate,
+        &[],
+        &requested,
+        Some(&old),
+        None,
+        &ServingNote::None,
+    );
     let get = |t: &str| c.iter().find(|d| d.type_ == t).unwrap();
     assert_eq!(
         (
@@ -381,7 +656,15 @@ fn conditions_say_awaiting_approval_and_pending() {
         get("Promoted").message
     );
     assert!(get("Ready").status, "the previous release still serves");
-    let c = desired_conditions(&eval, &gate, &[], &requested, None, None);
+    let c = desired_conditions(
+        &eval,
+        &gate,
+        &[],
+        &requested,
+        None,
+        None,
+        &ServingNote::None,
+    );
     let get = |t: &str| c.iter().find(|d| d.type_ == t).unwrap();
     assert_eq!(get("Promoted").reason, "AwaitingApproval");
     assert!(!get("Ready").status);
@@ -412,6 +695,7 @@ fn conditions_say_awaiting_approval_and_pending() {
         &requested,
         None,
         None,
+        &ServingNote::None,
     );
     let get = |t: &str| c.iter().find(|d| d.type_ == t).unwrap();
     assert_eq!(get("DatasetsCompliant").reason, "DatasetNotCompliant");
@@ -444,7 +728,15 @@ fn conditions_say_awaiting_approval_and_pending() {
         failing.denials().next().is_some(),
         "Confidential without a KMS key"
     );
-    let c = desired_conditions(&failing, &dev, &[], &requested, None, None);
+    let c = desired_conditions(
+        &failing,
+        &dev,
+        &[],
+        &requested,
+        None,
+        None,
+        &ServingNote::None,
+    );
     let get = |t: &str| c.iter().find(|d| d.type_ == t).unwrap();
     assert_eq!(get("Approved").reason, "NotRequired");
     assert_eq!(get("Ready").reason, "ControlsFailed");
@@ -464,7 +756,15 @@ fn conditions_say_awaiting_approval_and_pending() {
         requester: None,
         ..approved.clone()
     };
-    let c = desired_conditions(&eval, &unknown, &[], &requested, None, None);
+    let c = desired_conditions(
+        &eval,
+        &unknown,
+        &[],
+        &requested,
+        None,
+        None,
+        &ServingNote::None,
+    );
     let get = |t: &str| c.iter().find(|d| d.type_ == t).unwrap();
     assert_eq!(get("Approved").reason, "RequesterUnknown");
     assert_eq!(get("Ready").reason, "RequesterUnknown");
@@ -760,7 +1060,8 @@ fn children_name_their_parent_as_controller_with_block_owner_deletion() {
 fn only_a_child_controlled_by_the_same_parent_uid_counts_as_owned() {
     use super::owned_as_desired;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-    let desired = build_network_policy(&model("")).metadata;
+    let m = model("");
+    let desired = build_network_policy(&m, &m.spec.release()).metadata;
     let with_owner = |uid: &str, controller: Option<bool>| ObjectMeta {
         owner_references: Some(vec![OwnerReference {
             api_version: "annexa.dev/v1alpha1".into(),

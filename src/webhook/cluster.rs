@@ -252,7 +252,9 @@ where
         loop {
             attempt += 1;
             let Some(object) = api.get_opt(name).await? else {
-                tracing::warn!(%name, %kind, "webhook configuration not found; caBundle not set");
+                tracing::warn!(
+                    "{kind} {name:?} does not exist: the API server sends no admission requests to Annexa through it, so nothing is refused at admission; install it with the chart (helm upgrade); Annexa sets its caBundle when it appears"
+                );
                 break;
             };
             let patch = ca_bundle_patch(&webhooks(&object), bundle)?;

@@ -11,6 +11,7 @@ pub mod schema;
 pub mod selectors;
 pub mod smp;
 pub mod ssa;
+pub mod ssa_schema;
 pub mod store;
 pub mod table;
 pub mod vap;

@@ -1242,3 +1242,175 @@ fn agent_rules_no_role_or_network_policy_can_hold_are_left_out_not_written() {
         .collect();
     assert_eq!(cidrs, ["10.20.0.0/16", "10.43.0.0/16"]);
 }
+
+/// An agent granted `escalate` on Roles, evaluated under a policy whose every control is
+/// `action` (the agent was admitted under Audit; the policy is then switched to Enforce).
+fn escalating_agent_under(action: crate::api::Action) -> (AgentPolicy, policy::Evaluation) {
+    let mut a = agent();
+    a.spec.permissions = vec![rule(
+        &["rbac.authorization.k8s.io"],
+        &["roles"],
+        &["get", "escalate"],
+    )];
+    let mut profile = Profile::baseline();
+    profile.default_action = action;
+    for value in profile.actions.values_mut() {
+        *value = action;
+    }
+    let inv = Inventory::default();
+    let eval = policy::evaluate(
+        Governed::Agent(&a),
+        &PolicyContext {
+            profile: &profile,
+            lookup: &inv,
+            now: jiff::Timestamp::UNIX_EPOCH,
+            detail: policy::Detail::Outcomes,
+        },
+    );
+    (a, eval)
+}
+
+#[test]
+fn an_escalating_grant_is_made_under_audit_and_withdrawn_under_enforce_with_the_rule_named() {
+    use super::agent_policy::{blocked, withheld_ready};
+    use crate::api::Action;
+    let (_, audit) = escalating_agent_under(Action::Audit);
+    // Audit reports the finding but materialises the grant.
+    assert!(!audit.is_compliant());
+    assert_eq!(blocked(&audit), (false, false));
+    let (_, enforce) = escalating_agent_under(Action::Enforce);
+    assert_eq!(blocked(&enforce), (true, false));
+    let ready = withheld_ready(&enforce, true, false);
+    assert_eq!(
+        (ready.status, ready.reason.as_str()),
+        (false, "GrantWithheld")
+    );
+    assert_eq!(
+        ready.message,
+        "the spec fails Enforce controls (A.8.2): the declared permissions are not granted (a Role or RoleBinding granted before is withdrawn): A.8.2 Privileged access rights: agent \"support\" is granted the forbidden verb \"escalate\"; A.8.2 Privileged access rights: agent \"support\" is granted \"escalate\" on \"roles\", a dangerous permission the policy forbids"
+    );
+}
+
+#[test]
+fn withheld_egress_and_grant_name_every_failing_rule_and_bound_the_list() {
+    use super::agent_policy::{blocked, withheld_ready};
+    use crate::api::Action;
+    let (mut a, _) = escalating_agent_under(Action::Enforce);
+    // The same forbidden verb in two rules (one message), and six dangerous permissions.
+    a.spec.permissions = vec![
+        rule(&[""], &["things"], &["impersonate"]),
+        rule(&[""], &["others"], &["impersonate"]),
+        rule(&[""], &["serviceaccounts/token"], &["create"]),
+        rule(&[""], &["pods/exec"], &["create"]),
+        rule(&[""], &["pods/attach"], &["create"]),
+        rule(&[""], &["pods/portforward"], &["create"]),
+        rule(&[""], &["secrets"], &["create"]),
+        rule(&[""], &["secrets"], &["delete"]),
+    ];
+    a.spec.egress[0].cidr = "0.0.0.0/0".to_string();
+    let profile = Profile::baseline();
+    let inv = Inventory::default();
+    let eval = policy::evaluate(
+        Governed::Agent(&a),
+        &PolicyContext {
+            profile: &profile,
+            lookup: &inv,
+            now: jiff::Timestamp::UNIX_EPOCH,
+            detail: policy::Detail::Outcomes,
+        },
+    );
+    assert_eq!(blocked(&eval), (true, true));
+    let ready = withheld_ready(&eval, true, true);
+    assert!(
+        ready.message.starts_with(
+            "the spec fails Enforce controls (A.8.12, A.8.2): the declared permissions are not granted (a Role or RoleBinding granted before is withdrawn); the declared egress is not opened (DNS only): A.8.2 Privileged access rights: agent \"support\" is granted the forbidden verb \"impersonate\""
+        ),
+        "{}",
+        ready.message
+    );
+    assert_eq!(
+        ready.message.matches("forbidden verb").count(),
+        1,
+        "{}",
+        ready.message
+    );
+    // Seven distinct A.8.2 findings and one A.8.12: five are quoted, the rest counted.
+    assert!(ready.message.ends_with("; and 3 more"), "{}", ready.message);
+}
+
+#[test]
+fn only_a_child_the_parent_controls_by_uid_is_withdrawn() {
+    use super::controlled_by;
+    let (role, binding) = build_grant(&agent());
+    assert!(controlled_by(&role.metadata, "u2"));
+    assert!(controlled_by(&binding.metadata, "u2"));
+    // Another parent's, or the team's own Role of that name: never withdrawn.
+    assert!(!controlled_by(&role.metadata, "other-uid"));
+    assert!(!controlled_by(
+        &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta::default(),
+        "u2"
+    ));
+    // An owner without a UID (never the case on a cluster) matches nothing.
+    assert!(!controlled_by(&role.metadata, ""));
+    let mut referenced = role.metadata.clone();
+    for o in referenced.owner_references.iter_mut().flatten() {
+        o.controller = None;
+    }
+    assert!(!controlled_by(&referenced, "u2"));
+}
+
+#[test]
+fn a_dataset_grant_is_withdrawn_with_its_findings_or_because_nothing_is_declared() {
+    use super::training_dataset::withdrawal_reason;
+    let mut d: TrainingDataset = serde_yaml_ng::from_str(
+        "apiVersion: annexa.dev/v1alpha1
+kind: TrainingDataset
+metadata: {name: claims, namespace: ml, uid: d1}
+spec:
+  source: {uri: 's3://b/claims/', sha256: 'sha256:ca150bd50c376842bc72630b2dd7fb3c1ad1410b2bee1b2e61d9635daf46b22e'}
+  classification: Internal
+  owner: team
+  personalData: {contains: false}
+  residency: {region: eu-west-1}
+  retention: {period: 30d, onExpiry: Retain}
+  credentialsSecret: claims-s3
+  access: {allowedServiceAccounts: [trainer]}
+",
+    )
+    .unwrap();
+    let inv = Inventory::default();
+    let evaluate = |d: &TrainingDataset, profile: &Profile| {
+        policy::evaluate(
+            Governed::Dataset(d),
+            &PolicyContext {
+                profile,
+                lookup: &inv,
+                now: jiff::Timestamp::UNIX_EPOCH,
+                detail: policy::Detail::Outcomes,
+            },
+        )
+    };
+    let lenient = Profile::baseline();
+    assert!(evaluate(&d, &lenient).denials().next().is_none());
+    assert_eq!(
+        withdrawal_reason(&evaluate(&d, &lenient)),
+        "the spec no longer names a credentials Secret and a service account allowed to read it"
+    );
+    // A stricter policy: the dataset's region is no longer allowed.
+    let mut strict = Profile::baseline();
+    strict.allowed_regions = Some(vec!["eu-central-1".to_string()]);
+    let eval = evaluate(&d, &strict);
+    let reason = withdrawal_reason(&eval);
+    let denied: Vec<&str> = eval.denials().map(|f| f.message.as_str()).collect();
+    assert!(!denied.is_empty());
+    assert_eq!(reason, denied.join("; "));
+    assert!(reason.contains("eu-west-1"), "{reason}");
+    // Nothing left to grant: no Role is built, so the one made before is withdrawn.
+    d.spec
+        .access
+        .as_mut()
+        .unwrap()
+        .allowed_service_accounts
+        .clear();
+    assert!(build_access(&d).is_none());
+}

@@ -82,7 +82,8 @@ impl Schema {
         if self.builtin || s.is_null() {
             return false;
         }
-        if at_root && matches!(key, "apiVersion" | "kind" | "metadata") {
+        let embedded = at_root || s["x-kubernetes-embedded-resource"].as_bool() == Some(true);
+        if embedded && matches!(key, "apiVersion" | "kind" | "metadata") {
             return false;
         }
         s["properties"].get(key).is_none()
@@ -860,7 +861,9 @@ pub fn apply(
     let changed = cmp.changed();
     let mut conflicts = Vec::new();
     for e in entries.iter().filter(|e| !is_mine(e)) {
-        for p in e.fields.intersection(&changed) {
+        let mut paths: Vec<&Path> = e.fields.intersection(&changed).collect();
+        paths.sort_by(|a, b| set_order(a, b));
+        for p in paths {
             conflicts.push(Conflict {
                 manager: e.manager.clone(),
                 operation: e.operation.clone(),
@@ -891,6 +894,26 @@ pub fn apply(
     }
     write_entries(&mut merged, &entries);
     Ok(merged)
+}
+
+/// The order in which structured-merge-diff walks a field set: at each level the members (the
+/// paths that end there) come before the children, each group sorted.
+fn set_order(a: &[String], b: &[String]) -> std::cmp::Ordering {
+    for i in 0..a.len().min(b.len()) {
+        let (a_ends, b_ends) = (a.len() == i + 1, b.len() == i + 1);
+        if a_ends != b_ends {
+            return if a_ends {
+                std::cmp::Ordering::Less
+            } else {
+                std::cmp::Ordering::Greater
+            };
+        }
+        match a[i].cmp(&b[i]) {
+            std::cmp::Ordering::Equal => {}
+            other => return other,
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 /// kube-apiserver's message for a refused apply.

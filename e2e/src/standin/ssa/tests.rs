@@ -229,3 +229,162 @@ fn an_update_takes_over_what_it_changes() {
         "Apply failed with 1 conflict: conflict with \"kubectl-edit\" using v1: .data.a"
     );
 }
+
+fn widgets() -> Schema {
+    Schema::new(
+        json!({"type": "object", "properties": {
+            "spec": {"type": "object", "properties": {
+                "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+                "size": {"type": "integer"},
+            }},
+            "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+        }}),
+        false,
+        true,
+    )
+}
+
+fn widget(body: Value) -> Value {
+    let mut w =
+        json!({"apiVersion": "e2e.annexa.dev/v1", "kind": "Widget", "metadata": {"name": "w"}});
+    if let (Some(w), Some(body)) = (w.as_object_mut(), body.as_object()) {
+        w.extend(body.clone());
+    }
+    w
+}
+
+#[test]
+fn main_resource_applies_own_no_status_and_status_applies_own_only_status() {
+    let s = widgets();
+    let live = apply(
+        &s,
+        None,
+        &widget(json!({"spec": {"size": 1}, "status": {"ready": true}, "extra": 1})),
+        "ctl",
+        "e2e.annexa.dev/v1",
+        "",
+        false,
+        "t",
+    )
+    .unwrap();
+    let entries = read_entries(&live);
+    // status is the subresource's; `extra` is pruned by the schema: neither is owned.
+    assert_eq!(
+        entries[0].fields,
+        FieldSet::from([vec!["f:spec".to_string(), "f:size".to_string()]])
+    );
+    let live = apply(
+        &s,
+        Some(&live),
+        &widget(json!({"status": {"ready": true}})),
+        "ctl",
+        "e2e.annexa.dev/v1",
+        "status",
+        false,
+        "t",
+    )
+    .unwrap();
+    let status = read_entries(&live)
+        .into_iter()
+        .find(|e| e.subresource == "status")
+        .unwrap();
+    assert_eq!(
+        status.fields,
+        FieldSet::from([vec!["f:status".to_string(), "f:ready".to_string()]])
+    );
+    // The main-resource entry is untouched by the status apply.
+    assert!(read_entries(&live).iter().any(|e| e.subresource.is_empty()));
+}
+
+#[test]
+fn set_items_are_owned_by_value_and_pruned_only_when_nobody_owns_them() {
+    let s = widgets();
+    let v = "e2e.annexa.dev/v1";
+    let live = apply(
+        &s,
+        None,
+        &widget(json!({"spec": {"tags": ["a", "b"]}})),
+        "one",
+        v,
+        "",
+        false,
+        "t",
+    )
+    .unwrap();
+    let live = apply(
+        &s,
+        Some(&live),
+        &widget(json!({"spec": {"tags": ["b", "c"]}})),
+        "two",
+        v,
+        "",
+        false,
+        "t",
+    )
+    .unwrap();
+    assert_eq!(live["spec"]["tags"], json!(["a", "b", "c"]));
+    assert_eq!(
+        live["metadata"]["managedFields"][1]["fieldsV1"],
+        json!({"f:spec": {"f:tags": {"v:\"b\"": {}, "v:\"c\"": {}}}})
+    );
+    let live = apply(
+        &s,
+        Some(&live),
+        &widget(json!({"spec": {"size": 2}})),
+        "one",
+        v,
+        "",
+        false,
+        "t",
+    )
+    .unwrap();
+    assert_eq!(live["spec"], json!({"tags": ["b", "c"], "size": 2}));
+    // Nobody left owning tags: the list goes, not an empty one.
+    let live = apply(
+        &s,
+        Some(&live),
+        &widget(json!({"spec": {"size": 2}})),
+        "two",
+        v,
+        "",
+        false,
+        "t",
+    )
+    .unwrap();
+    assert_eq!(live["spec"], json!({"size": 2}));
+}
+
+#[test]
+fn an_update_that_creates_owns_maps_it_adds_with_a_dot() {
+    let s = configmaps();
+    let mut created = cm(json!({"a": "1"}));
+    created["metadata"]["labels"] = json!({"app": "x"});
+    record_update(&s, None, &mut created, "kubectl-create", "v1", "", "t");
+    assert_eq!(
+        created["metadata"]["managedFields"][0]["fieldsV1"],
+        json!({"f:data": {".": {}, "f:a": {}}, "f:metadata": {"f:labels": {".": {}, "f:app": {}}}})
+    );
+    // FieldsV1 reads back to the same set.
+    let entries = read_entries(&created);
+    assert!(entries[0].fields.contains(&vec!["f:data".to_string()]));
+    assert!(
+        entries[0]
+            .fields
+            .contains(&vec!["f:data".to_string(), "f:a".to_string()])
+    );
+}
+
+#[test]
+fn conflicts_are_listed_members_first_per_manager() {
+    let p = |segs: &[&str]| segs.iter().map(|s| s.to_string()).collect::<Path>();
+    let mut paths = [
+        p(&["f:spec", "f:a", "f:b"]),
+        p(&["f:spec", "f:z"]),
+        p(&["f:metadata", "f:labels", "f:x"]),
+    ];
+    paths.sort_by(|a, b| set_order(a, b));
+    assert_eq!(
+        paths.iter().map(|p| display(p)).collect::<Vec<_>>(),
+        [".metadata.labels.x", ".spec.z", ".spec.a.b"]
+    );
+}

@@ -3,6 +3,8 @@
 //! passing kube-apiserver's validation as the stand-in applies it (`src/standin/builtin.rs`).
 //! The builders are pure, so this runs without a server; the e2e scenarios additionally have
 //! the stand-in refuse any invalid child Annexa writes.
+// Test helpers: panicking on a broken precondition is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 

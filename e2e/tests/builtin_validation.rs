@@ -2,6 +2,8 @@
 //! and unknown fields are refused or dropped as the Go decoder and `fieldValidation` decide,
 //! and invalid objects get kube-apiserver's 422 with its field paths and wording. They run
 //! against the stand-in, or against the real cluster named by ANNEXA_E2E_KUBECONFIG.
+// Test helpers: panicking on a broken precondition is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

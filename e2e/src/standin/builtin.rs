@@ -1382,10 +1382,8 @@ fn network_policy_port(path: &str, port: &Value, causes: &mut Vec<Cause>) {
     protocol(&child(path, "protocol"), &port["protocol"], causes);
     let number = &port["port"];
     match number {
-        Value::Number(_) => {
-            if !port_number_ok(number) {
-                causes.push(invalid(&child(path, "port"), number, PORT_RANGE_MSG));
-            }
+        Value::Number(_) if !port_number_ok(number) => {
+            causes.push(invalid(&child(path, "port"), number, PORT_RANGE_MSG));
         }
         Value::String(s) => names(&child(path, "port"), s, port_name_errors(s), causes),
         _ => {}

@@ -37,6 +37,22 @@ fn ready_message(object: &Value) -> String {
         .to_string()
 }
 
+/// The note of the Event with `reason` published about `name` in `ns` (waits for it).
+fn event_note(a: &Annexa, ns: &str, name: &str, reason: &str) -> String {
+    eventually(TIMEOUT, &format!("a {reason} Event about {name}"), || {
+        let events = get(a.kubectl(), ns, "events.events.k8s.io")?;
+        events["items"]
+            .as_array()?
+            .iter()
+            .find(|e| e["regarding"]["name"] == name && e["reason"] == reason)
+            .map(|e| {
+                assert_eq!(e["type"], "Warning", "{e}");
+                e["note"].as_str().unwrap_or_default().to_string()
+            })
+    })
+    .unwrap()
+}
+
 fn patch_policy(a: &Annexa, case: &Case, spec: Value) {
     a.kubectl()
         .args([
@@ -93,6 +109,10 @@ fn an_agent_admitted_under_audit_with_escalate_loses_its_role_when_the_policy_tu
     assert_eq!(
         ready_message(&ap),
         "the spec fails Enforce controls (A.8.2): the declared permissions are not granted (a Role or RoleBinding granted before is withdrawn): A.8.2 Privileged access rights: agent \"janitor\" is granted the forbidden verb \"escalate\"; A.8.2 Privileged access rights: agent \"janitor\" is granted \"escalate\" on \"roles\", a dangerous permission the policy forbids"
+    );
+    assert_eq!(
+        event_note(a, ns, "janitor", "GrantWithdrawn"),
+        "Role and RoleBinding \"janitor-agent\" withdrawn: A.8.2 Privileged access rights: agent \"janitor\" is granted the forbidden verb \"escalate\"; A.8.2 Privileged access rights: agent \"janitor\" is granted \"escalate\" on \"roles\", a dangerous permission the policy forbids"
     );
     // The rest of the agent stays: its account and its egress allow-list.
     assert!(get(a.kubectl(), ns, "serviceaccount/janitor").is_some());
@@ -193,6 +213,11 @@ fn a_datasets_reader_role_is_withdrawn_when_its_policy_becomes_stricter() {
         "{message}"
     );
     assert!(message.contains("eu-west-1"), "{message}");
+    let note = event_note(a, ns, "claims", "AccessWithdrawn");
+    assert!(
+        note.starts_with("Role and RoleBinding \"claims-credentials-reader\" reading the credentials Secret withdrawn: A.5.34 "),
+        "{note}"
+    );
 
     // The policy relaxed again: the grant comes back.
     patch_policy(a, &case, json!({"residency": null}));

@@ -1141,6 +1141,108 @@ fn a_pvc_controlled_by_another_object_is_recognised() {
     assert_eq!(foreign_controller(&free.metadata), None);
 }
 
+#[test]
+fn a_sidecar_or_volume_added_by_hand_is_put_back_by_a_merge_patch() {
+    use super::model_deployment::foreign_pod_items;
+    use k8s_openapi::api::core::v1::{Container, HostPathVolumeSource, Volume};
+    let m = model("  resources: {gpus: 1}\n");
+    let profile = Profile::baseline();
+    let release = release_of(&m);
+    let desired = build_deployment(&Inputs {
+        model: &m,
+        profile: &profile,
+        classification: Classification::Internal,
+        release: Some(&release),
+    })
+    .unwrap();
+    // What server-side apply leaves in place: Annexa's items, in any order, and nothing else.
+    assert_eq!(foreign_pod_items(&desired, &desired), None);
+
+    let mut live = desired.clone();
+    let pod = live.spec.template.spec.as_mut().unwrap();
+    pod.containers.push(Container {
+        name: "sidecar".to_string(),
+        image: Some("busybox".to_string()),
+        ..Container::default()
+    });
+    let patch = foreign_pod_items(&desired, &live).expect("a sidecar is foreign");
+    let want = desired.spec.template.spec.as_ref().unwrap();
+    assert_eq!(
+        patch["spec"]["template"]["spec"]["containers"],
+        serde_json::to_value(&want.containers).unwrap()
+    );
+    assert_eq!(
+        patch["spec"]["template"]["spec"]["volumes"],
+        serde_json::to_value(&want.volumes).unwrap()
+    );
+    assert_eq!(
+        patch["spec"]["template"]["spec"]["initContainers"],
+        serde_json::Value::Null
+    );
+
+    let mut live = desired.clone();
+    let pod = live.spec.template.spec.as_mut().unwrap();
+    pod.volumes.get_or_insert_with(Vec::new).push(Volume {
+        name: "host".to_string(),
+        host_path: Some(HostPathVolumeSource {
+            path: "/".to_string(),
+            type_: None,
+        }),
+        ..Volume::default()
+    });
+    assert!(
+        foreign_pod_items(&desired, &live).is_some(),
+        "a hostPath volume is foreign"
+    );
+
+    let mut live = desired.clone();
+    let pod = live.spec.template.spec.as_mut().unwrap();
+    pod.init_containers = Some(vec![Container {
+        name: "init".to_string(),
+        image: Some("busybox".to_string()),
+        ..Container::default()
+    }]);
+    assert!(
+        foreign_pod_items(&desired, &live).is_some(),
+        "an init container is foreign"
+    );
+}
+
+#[test]
+fn agent_rules_no_role_or_network_policy_can_hold_are_left_out_not_written() {
+    // What an Audit namespace admits (the webhook only warns): non-resource URLs and a rule
+    // without verbs cannot be in a namespaced Role, and an HTTP protocol, port 0 or a CIDR
+    // with a /33 prefix cannot be in a NetworkPolicy; the API server would refuse the whole
+    // object. They are left out, so what they ask for stays denied.
+    let mut a = agent();
+    let declared = a.spec.permissions[0].clone();
+    a.spec.permissions.push(rule(&[], &[], &["get"]));
+    a.spec.permissions[1].non_resource_urls = Some(vec!["/metrics".to_string()]);
+    a.spec.permissions.push(rule(&[""], &["pods"], &[]));
+    let (role, _) = build_grant(&a);
+    assert_eq!(role.rules.unwrap(), vec![declared]);
+
+    let egress = |cidr: &str, ports: Vec<i32>, protocol: Option<&str>| crate::api::EgressRule {
+        cidr: cidr.to_string(),
+        ports,
+        protocol: protocol.map(str::to_string),
+    };
+    a.spec
+        .egress
+        .push(egress("10.40.0.0/16", vec![8080], Some("HTTP")));
+    a.spec.egress.push(egress("10.41.0.0/16", vec![0], None));
+    a.spec.egress.push(egress("10.42.0.0/33", vec![443], None));
+    a.spec
+        .egress
+        .push(egress("10.43.0.0/16", vec![53], Some("UDP")));
+    let rules = agent_netpol(&a).spec.unwrap().egress.unwrap();
+    let cidrs: Vec<String> = rules
+        .iter()
+        .filter_map(|r| r.to.as_ref()?[0].ip_block.as_ref().map(|b| b.cidr.clone()))
+        .collect();
+    assert_eq!(cidrs, ["10.20.0.0/16", "10.43.0.0/16"]);
+}
+
 /// An agent granted `escalate` on Roles, evaluated under a policy whose every control is
 /// `action` (the agent was admitted under Audit; the policy is then switched to Enforce).
 fn escalating_agent_under(action: crate::api::Action) -> (AgentPolicy, policy::Evaluation) {

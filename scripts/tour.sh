@@ -5,5 +5,9 @@
 # with. Ctrl-C stops it. `--exit-after-setup` exits at the ready point instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# One build of the three binaries (a `cargo run` of the e2e package alone would build the shared
+# dependencies a second time with other features).
 cargo build --locked -p annexa -p annexa-e2e --bin annexa --bin annexa-standin --bin annexa-tour
-exec cargo run --locked --quiet -p annexa-e2e --bin annexa-tour -- "$@"
+target_dir="$(cargo metadata --format-version 1 --no-deps --locked |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+exec "$target_dir/debug/annexa-tour" "$@"

@@ -79,14 +79,32 @@ pub enum Object {
     /// A kind Annexa does not govern.
     Skipped {
         kind: String,
+        api_version: String,
         name: String,
+        /// `metadata.namespace`, when the object names one.
+        namespace: Option<String>,
+        /// Devices the object asks for in fields Annexa does not read (for `annexa check` to say
+        /// that a GPU request went unchecked).
+        devices: Vec<DeviceRequest>,
     },
+}
+
+/// A device request found anywhere inside an object of a kind Annexa does not read: an
+/// extended resource under `resources.limits`/`resources.requests`, or a Dynamic Resource
+/// Allocation claim (`resourceClaims`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceRequest {
+    Resource { path: String, name: String },
+    Claim { path: String },
 }
 
 #[derive(Clone, Debug)]
 pub struct Document {
     pub origin: Origin,
     pub object: Object,
+    /// The manifest names no `metadata.namespace`: a namespaced object was put in `default`
+    /// (`annexa check -n` chooses another, as `kubectl apply -n` does).
+    pub namespace_omitted: bool,
 }
 
 /// Expands paths (files, folders searched recursively for .yaml/.yml/.json, `-` for stdin)
@@ -275,18 +293,86 @@ pub fn parse_documents(file: &str, text: &str) -> (Vec<Document>, Vec<String>) {
                     ..origin.clone()
                 };
                 match decode(&item) {
-                    Ok(object) => docs.push(Document { origin, object }),
+                    Ok(object) => docs.push(Document {
+                        origin,
+                        object,
+                        namespace_omitted: namespace_omitted(&item),
+                    }),
                     Err(e) => errors.push(format!("{origin}: {e}")),
                 }
             }
             continue;
         }
         match decode(&value) {
-            Ok(object) => docs.push(Document { origin, object }),
+            Ok(object) => docs.push(Document {
+                origin,
+                object,
+                namespace_omitted: namespace_omitted(&value),
+            }),
             Err(e) => errors.push(format!("{origin}: {e}")),
         }
     }
     (docs, errors)
+}
+
+fn namespace_omitted(value: &Value) -> bool {
+    value
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+}
+
+/// Device requests anywhere in an object (see [`DeviceRequest`]), with the field path of each.
+fn device_requests(value: &Value) -> Vec<DeviceRequest> {
+    fn walk(value: &Value, path: &str, out: &mut Vec<DeviceRequest>) {
+        match value {
+            Value::Object(map) => {
+                for (key, child) in map {
+                    let here = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    if key == "resources" {
+                        for list in ["limits", "requests"] {
+                            if let Some(Value::Object(names)) = child.get(list) {
+                                for name in names.keys() {
+                                    out.push(DeviceRequest::Resource {
+                                        path: format!("{here}.{list}[{name}]"),
+                                        name: name.clone(),
+                                    });
+                                }
+                            }
+                        }
+                    }
+                    if key == "resourceClaims"
+                        && let Value::Array(claims) = child
+                    {
+                        for (i, claim) in claims.iter().enumerate() {
+                            let named = ["resourceClaimName", "resourceClaimTemplateName"]
+                                .iter()
+                                .any(|k| claim.get(k).is_some());
+                            if named {
+                                out.push(DeviceRequest::Claim {
+                                    path: format!("{here}[{i}]"),
+                                });
+                            }
+                        }
+                    }
+                    walk(child, &here, out);
+                }
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    walk(item, &format!("{path}[{i}]"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(value, "", &mut out);
+    out
 }
 
 /// The items of a `List` document (`kind: List`, or `FooList` with `items`), `None` for any
@@ -542,7 +628,14 @@ pub fn decode(value: &Value) -> Result<Object, String> {
     }
     Ok(Object::Skipped {
         kind: kind.to_string(),
+        api_version: api_version.to_string(),
         name,
+        namespace: value
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string),
+        devices: device_requests(value),
     })
 }
 
@@ -554,10 +647,12 @@ pub(crate) fn with_default_namespace<K: kube::Resource>(mut object: K) -> K {
 }
 
 /// Decodes an Annexa kind strictly: unknown fields and wrong types are errors naming the field.
+/// A required field that is missing beside an unknown one spelled like it is reported with the
+/// suggestion (`missing field `image`; unknown field spec.imgae (did you mean `image`?)`).
 pub fn typed<T: DeserializeOwned>(kind: &str, name: &str, value: &Value) -> Result<T, String> {
     let mut unknown = Vec::new();
     let mut on_ignored = |path: serde_ignored::Path<'_>| {
-        let p = path.to_string();
+        let p = field_path(&path);
         // Server-populated metadata and status are not the user's to get wrong.
         // `apiVersion` and `kind` were checked before decoding.
         if !p.starts_with("metadata.")
@@ -573,7 +668,11 @@ pub fn typed<T: DeserializeOwned>(kind: &str, name: &str, value: &Value) -> Resu
     match result {
         Err(e) => {
             let path = e.path().to_string();
-            Err(format!("{kind} {name:?}: field {path}: {}", e.into_inner()))
+            let message = e.into_inner().to_string();
+            let hint = missing_field(&message)
+                .map(|missing| typo_hint(&path, missing, &unknown))
+                .unwrap_or_default();
+            Err(format!("{kind} {name:?}: field {path}: {message}{hint}"))
         }
         Ok(_) if !unknown.is_empty() => Err(format!(
             "{kind} {name:?}: unknown field{} {}",
@@ -582,6 +681,72 @@ pub fn typed<T: DeserializeOwned>(kind: &str, name: &str, value: &Value) -> Resu
         )),
         Ok(v) => Ok(v),
     }
+}
+
+/// A field path as the rest of Annexa writes them: `spec.gpu.pools[0].taint` (serde_ignored
+/// writes `spec.gpu.?.pools.0.taint`).
+fn field_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
+        Path::Map { parent, key } => {
+            let parent = field_path(parent);
+            if parent.is_empty() {
+                key.clone()
+            } else {
+                format!("{parent}.{key}")
+            }
+        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => field_path(parent),
+    }
+}
+
+/// The field serde reports missing (`missing field `image``), if that is the error.
+fn missing_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'))
+}
+
+/// `; unknown field spec.imgae (did you mean `image`?)` for the unknown fields beside the
+/// missing one (`parent` is where serde found it missing); the suggestion when one is spelled
+/// within two edits of it.
+fn typo_hint(parent: &str, missing: &str, unknown: &[String]) -> String {
+    let siblings: Vec<&String> = unknown
+        .iter()
+        .filter(|u| {
+            let (dir, _) = u.rsplit_once('.').unwrap_or(("", u.as_str()));
+            dir == parent
+        })
+        .collect();
+    let mut out = String::new();
+    for field in siblings {
+        let leaf = field.rsplit_once('.').map_or(field.as_str(), |(_, l)| l);
+        out.push_str(&format!("; unknown field {field}"));
+        if edit_distance(leaf, missing) <= 2 {
+            out.push_str(&format!(" (did you mean `{missing}`?)"));
+        }
+    }
+    out
+}
+
+/// Levenshtein distance (field names are short; hand-written, no crate needed for this).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// An Annexa kind as kube derives it: metadata, spec and status.

@@ -12,6 +12,10 @@ pub enum Scope {
     Cluster,
     /// Role in Annexa's own namespace.
     OwnNamespace,
+    /// The ClusterRole, or, when the chart's `rbac.namespaces` lists namespaces, a Role in each
+    /// of them instead: the writes that reach furthest (RBAC escalation, PVC deletion), which an
+    /// installation can confine to the namespaces Annexa serves.
+    ListedNamespaces,
 }
 
 /// The single object a permission is restricted to (`resourceNames`), when RBAC allows it.
@@ -81,6 +85,7 @@ macro_rules! p {
 }
 
 const CLUSTER: Scope = Scope::Cluster;
+const LISTED: Scope = Scope::ListedNamespaces;
 const OWN: Scope = Scope::OwnNamespace;
 const ALWAYS: When = When::Always;
 const WATCHED: (&str, &str) = (
@@ -92,6 +97,7 @@ const APPLY: (&str, &str) = ("src/controller/mod.rs", "Patch::Apply(object)");
 const FOREIGN: (&str, &str) = ("src/controller/mod.rs", "api.get_opt(name).await?");
 const OWNED_WATCH: (&str, &str) = ("src/controller/mod.rs", ".owns(Api::<");
 const BLOCK: (&str, &str) = ("src/controller/mod.rs", "block_owner_deletion: Some(true)");
+const WITHDRAW: (&str, &str) = ("src/controller/mod.rs", "api.delete(name, &params)");
 
 /// What Annexa calls, and why. The chart's RBAC is exactly this.
 pub fn permissions() -> Vec<Permission> {
@@ -145,19 +151,19 @@ pub fn permissions() -> Vec<Permission> {
         p!("networking.k8s.io", "networkpolicies", ["get", "list", "watch", "create", "patch"], CLUSTER, None, ALWAYS,
             "default-deny ingress of a model, egress allow-list of an agent",
             [FOREIGN, OWNED_WATCH, APPLY]),
-        p!("rbac.authorization.k8s.io", "roles", ["get", "list", "watch", "create", "patch"], CLUSTER, None, ALWAYS,
-            "dataset readers and agent grants (written); the roles bindings reference (least-privilege check)",
-            [FOREIGN, ("src/controller/mod.rs", "reflect(Api::<Role>::all"), APPLY]),
-        p!("rbac.authorization.k8s.io", "rolebindings", ["get", "list", "watch", "create", "patch"], CLUSTER, None, ALWAYS,
-            "binding of those Roles; every binding, to report excess privileges of agents",
-            [FOREIGN, ("src/controller/mod.rs", "reflect(Api::<RoleBinding>::all"), APPLY]),
+        p!("rbac.authorization.k8s.io", "roles", ["get", "list", "watch", "create", "patch", "delete"], CLUSTER, None, ALWAYS,
+            "dataset readers and agent grants (written, and withdrawn when policy forbids them); the roles bindings reference (least-privilege check)",
+            [FOREIGN, ("src/controller/mod.rs", "reflect(Api::<Role>::all"), APPLY, WITHDRAW]),
+        p!("rbac.authorization.k8s.io", "rolebindings", ["get", "list", "watch", "create", "patch", "delete"], CLUSTER, None, ALWAYS,
+            "binding of those Roles (withdrawn with them); every binding, to report excess privileges of agents",
+            [FOREIGN, ("src/controller/mod.rs", "reflect(Api::<RoleBinding>::all"), APPLY, WITHDRAW]),
         p!("rbac.authorization.k8s.io", "clusterroles", ["list", "watch"], CLUSTER, None, ALWAYS,
             "what bindings of agents grant (least-privilege check); read-only",
             [("src/controller/mod.rs", "reflect(Api::<ClusterRole>::all")]),
         p!("rbac.authorization.k8s.io", "clusterrolebindings", ["list", "watch"], CLUSTER, None, ALWAYS,
             "bindings that reach agents cluster-wide; read-only",
             [("src/controller/mod.rs", "reflect(Api::<ClusterRoleBinding>::all")]),
-        p!("rbac.authorization.k8s.io", "roles", ["escalate", "bind"], CLUSTER, None, When::GrantModeEscalate,
+        p!("rbac.authorization.k8s.io", "roles", ["escalate", "bind"], LISTED, None, When::GrantModeEscalate,
             "write and bind Roles granting what users declare and Annexa does not hold (the webhook first checks the user holds it)",
             [APPLY]),
         p!("", "namespaces", ["list", "watch"], CLUSTER, None, ALWAYS,
@@ -187,9 +193,12 @@ pub fn permissions() -> Vec<Permission> {
         p!("wgpolicyk8s.io", "clusterpolicyreports", ["list", "create", "patch"], CLUSTER, None, When::PolicyReports,
             "the cluster compliance report (server-side apply), listed at start",
             [("src/controller/reports.rs", "Patch::Apply(&report)"), ("src/controller/reports.rs", "list_metadata(")]),
-        p!("", "persistentvolumeclaims", ["get", "delete"], CLUSTER, None, ALWAYS,
-            "a dataset's PVC at expiry with onExpiry: Delete (read first: never one another object controls; deleted by UID)",
-            [("src/controller/training_dataset.rs", "pvcs.get_opt(pvc)"), ("src/controller/training_dataset.rs", "pvcs.delete(pvc")]),
+        p!("", "persistentvolumeclaims", ["get"], CLUSTER, None, ALWAYS,
+            "a dataset's PVC at expiry, read before deleting: never one another object controls",
+            [("src/controller/training_dataset.rs", "pvcs.get_opt(pvc)")]),
+        p!("", "persistentvolumeclaims", ["delete"], LISTED, None, ALWAYS,
+            "a dataset's PVC at expiry with onExpiry: Delete (deleted by UID)",
+            [("src/controller/training_dataset.rs", "pvcs.delete(pvc")]),
         p!("events.k8s.io", "events", ["create"], CLUSTER, None, ALWAYS,
             "one Event per condition transition, never updated",
             [("src/controller/mod.rs", "api.create(&PostParams::default(), &event)")]),

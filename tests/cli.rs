@@ -424,6 +424,11 @@ fn policy_default_round_trips_to_the_baseline() {
     assert!(out.status.success());
     // The dangerous agent permissions are printed, so a platform team can copy and trim them.
     let text = String::from_utf8_lossy(&out.stdout);
+    // The baseline pools are labels to add: the commands are printed with them.
+    assert!(
+        text.contains("#   kubectl label node NODE annexa.dev/gpu-pool=internal\n#   kubectl taint node NODE annexa.dev/gpu-pool=internal:NoSchedule\n"),
+        "{text}"
+    );
     for permission in [
         "serviceaccounts/token",
         "pods/exec",
@@ -748,4 +753,430 @@ fn a_list_over_its_crd_bound_is_bad_input_naming_the_field() {
         ),
         "{err}"
     );
+}
+
+/// A KServe InferenceService, a LeaderWorkerSet and a RayService asking for GPUs: kinds Annexa
+/// does not read.
+const AI_KINDS: &str = "apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata: {name: llm, namespace: ml}
+spec:
+  predictor:
+    model:
+      modelFormat: {name: huggingface}
+      resources: {limits: {nvidia.com/gpu: '1'}}
+---
+apiVersion: leaderworkerset.x-k8s.io/v1
+kind: LeaderWorkerSet
+metadata: {name: vllm, namespace: ml}
+spec:
+  leaderWorkerTemplate:
+    workerTemplate:
+      spec:
+        containers: [{name: w, image: vllm/vllm-openai, resources: {limits: {nvidia.com/gpu: '8'}}}]
+---
+apiVersion: ray.io/v1
+kind: RayService
+metadata: {name: serve, namespace: ml}
+spec: {}
+";
+
+#[test]
+fn ai_serving_kinds_are_never_skipped_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "md.yaml", &model("fraud", ""));
+    write(dir.path(), "serving.yaml", AI_KINDS);
+    let path = dir.path().to_str().unwrap();
+    // Default: a clear line for each, the exit code of the evaluated objects.
+    let out = annexa(&["check", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    for (subject, what) in [
+        (
+            "InferenceService/ml/llm",
+            "InferenceService (KServe, serving.kserve.io/v1beta1) runs AI workloads, and Annexa does not read this kind: nothing in it was checked. It asks for GPUs (nvidia.com/gpu at spec.predictor.model.resources.limits[nvidia.com/gpu]).",
+        ),
+        (
+            "LeaderWorkerSet/ml/vllm",
+            "LeaderWorkerSet (LeaderWorkerSet, leaderworkerset.x-k8s.io/v1) runs AI workloads",
+        ),
+        (
+            "RayService/ml/serve",
+            "RayService (KubeRay, ray.io/v1) runs AI workloads",
+        ),
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("NOT CHECKED {subject}  (")))
+            .unwrap_or_else(|| panic!("no line for {subject}:\n{text}"));
+        assert!(line.contains(what), "{line}");
+    }
+    assert!(!text.contains("SKIP InferenceService"), "{text}");
+    assert!(
+        text.contains("; 3 not checked (--strict would fail the check)"),
+        "{text}"
+    );
+    // Strict: exit 1, in every format.
+    let strict = annexa(&["check", "--strict", path]);
+    assert_eq!(strict.status.code(), Some(1), "{}", stdout(&strict));
+    assert!(
+        stderr(&strict).contains("annexa check: 3 thing(s) not checked (--strict)"),
+        "{}",
+        stderr(&strict)
+    );
+    let json = annexa(&["check", "--strict", path, "-o", "json"]);
+    assert_eq!(json.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["summary"]["notChecked"], 3);
+    assert_eq!(report["notChecked"][0]["kind"], "aiKind");
+    assert!(
+        stderr(&json).contains("error: not checked: InferenceService/ml/llm: "),
+        "{}",
+        stderr(&json)
+    );
+    let junit = annexa(&["check", "--strict", path, "-o", "junit"]);
+    assert_eq!(junit.status.code(), Some(1));
+    let xml = stdout(&junit);
+    assert_eq!(
+        xml.matches("<failure type=\"NotChecked\"").count(),
+        3,
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<testsuites name=\"annexa check\" tests=\"13\" failures=\"3\">"),
+        "{xml}"
+    );
+    let sarif = annexa(&["check", "--strict", path, "-o", "sarif"]);
+    assert_eq!(sarif.status.code(), Some(1));
+    let log: serde_json::Value = serde_json::from_slice(&sarif.stdout).unwrap();
+    let results = log["runs"][0]["results"].as_array().unwrap();
+    let not_checked: Vec<_> = results
+        .iter()
+        .filter(|r| r["ruleId"] == "annexa/not-checked")
+        .collect();
+    assert_eq!(not_checked.len(), 3, "{results:?}");
+    assert!(not_checked.iter().all(|r| r["level"] == "error"));
+    // Without --strict the same results are warnings and the check passes.
+    let lenient = annexa(&["check", path, "-o", "sarif"]);
+    assert_eq!(lenient.status.code(), Some(0));
+    let log: serde_json::Value = serde_json::from_slice(&lenient.stdout).unwrap();
+    assert!(
+        log["runs"][0]["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["ruleId"] == "annexa/not-checked")
+            .all(|r| r["level"] == "warning")
+    );
+}
+
+#[test]
+fn gpu_requests_through_kinds_annexa_cannot_read_are_not_checked_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "md.yaml", &model("fraud", ""));
+    write(
+        dir.path(),
+        "other.yaml",
+        "apiVersion: example.com/v1
+kind: GpuRunner
+metadata: {name: runner, namespace: ml}
+spec:
+  template:
+    spec:
+      containers: [{name: c, image: r/c, resources: {requests: {nvidia.com/mig-1g.10gb: 1}}}]
+---
+apiVersion: apps/v1beta1
+kind: Deployment
+metadata: {name: legacy, namespace: ml}
+spec:
+  template:
+    spec:
+      containers: [{name: c, image: r/c}]
+---
+apiVersion: example.com/v1
+kind: CpuRunner
+metadata: {name: cpu, namespace: ml}
+spec:
+  containers: [{name: c, image: r/c, resources: {requests: {cpu: 1}}}]
+",
+    );
+    let path = dir.path().to_str().unwrap();
+    let out = annexa(&["check", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("NOT CHECKED GpuRunner/ml/runner  ("),
+        "{text}"
+    );
+    assert!(
+        text.contains("GpuRunner (example.com/v1) is a kind Annexa does not read, so its GPU placement was not checked. It asks for GPUs (nvidia.com/mig-1g.10gb at spec.template.spec.containers[0].resources.requests[nvidia.com/mig-1g.10gb])."),
+        "{text}"
+    );
+    assert!(
+        text.contains("NOT CHECKED Deployment/ml/legacy  (") &&
+        text.contains("Deployment in apps/v1beta1 is not read by Annexa (it reads v1, apps/v1 and batch/v1)"),
+        "{text}"
+    );
+    // A kind without a GPU request stays an ordinary skip.
+    assert!(text.contains("SKIP CpuRunner cpu"), "{text}");
+    let strict = annexa(&["check", "--strict", path]);
+    assert_eq!(strict.status.code(), Some(1), "{}", stdout(&strict));
+    assert!(stderr(&strict).contains("2 thing(s) not checked (--strict)"));
+}
+
+const PRODUCTION_POLICY: &str = "apiVersion: annexa.dev/v1alpha1
+kind: CompliancePolicy
+metadata: {name: production}
+spec:
+  namespaceSelector: {matchLabels: {annexa.dev/environment: production}}
+  environment: Production
+";
+
+#[test]
+fn a_policy_given_with_the_flag_that_selects_nothing_is_said_and_fails_strict() {
+    let manifests = tempfile::tempdir().unwrap();
+    let policies = tempfile::tempdir().unwrap();
+    // A manifest without a namespace, as many are kept in git.
+    let text = model("fraud", "").replace("  namespace: ml\n", "");
+    write(manifests.path(), "md.yaml", &text);
+    let policy = write(policies.path(), "production.yaml", PRODUCTION_POLICY);
+    let (path, policy) = (manifests.path().to_str().unwrap(), policy.to_str().unwrap());
+    let out = annexa(&["check", path, "--policy", policy]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("OK   ModelDeployment/default/fraud"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  policy: baseline applied: no Namespace \"default\" in the input, so no CompliancePolicy selects it by its labels (add the Namespace, give its labels with --namespace-labels, or the namespace with -n); the manifest names no namespace, so it is \"default\" (-n sets one)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("NOT CHECKED CompliancePolicy/production  ({policy}): CompliancePolicy \"production\" (given with --policy {policy}) selects none of the checked objects' namespaces, so its rules were applied to nothing (namespaces checked: \"default\" (no Namespace in the input))")),
+        "{text}"
+    );
+    let strict = annexa(&["check", "--strict", path, "--policy", policy]);
+    assert_eq!(strict.status.code(), Some(1), "{}", stdout(&strict));
+    // With the namespace and its labels, the policy governs: Production requires digests.
+    let governed = annexa(&[
+        "check",
+        "--strict",
+        path,
+        "--policy",
+        policy,
+        "-n",
+        "fraud-prod",
+        "--namespace-labels",
+        "annexa.dev/environment=production",
+    ]);
+    let text = stdout(&governed);
+    assert!(
+        text.contains("ModelDeployment/fraud-prod/fraud"),
+        "{text}{}",
+        stderr(&governed)
+    );
+    assert!(
+        text.contains("  policy: production selects namespace \"fraud-prod\" by the labels given with --namespace-labels\n"),
+        "{text}"
+    );
+    assert!(!text.contains("NOT CHECKED"), "{text}");
+    // A Namespace object in a namespaces file given with --policy does the same.
+    let namespaces = write(
+        policies.path(),
+        "namespaces.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: fraud-prod\n  labels: {annexa.dev/environment: production}\n",
+    );
+    let out = annexa(&[
+        "check",
+        "--strict",
+        path,
+        "--policy",
+        policy,
+        "--policy",
+        namespaces.to_str().unwrap(),
+        "-n",
+        "fraud-prod",
+    ]);
+    assert!(
+        stdout(&out).contains(&format!(
+            "  policy: production selects namespace \"fraud-prod\" by the labels of its Namespace ({}:1 (document 1))\n",
+            namespaces.display()
+        )),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn a_namespace_flag_that_contradicts_the_manifest_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "md.yaml", &model("fraud", ""));
+    let out = annexa(&["check", dir.path().to_str().unwrap(), "-n", "other"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("the namespace of the object (\"ml\") does not match the namespace given with -n (\"other\")"),
+        "{}",
+        stderr(&out)
+    );
+    let bad = annexa(&[
+        "check",
+        dir.path().to_str().unwrap(),
+        "--namespace-labels",
+        "justakey",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("\"justakey\" is not key=value"));
+}
+
+#[test]
+fn an_input_with_nothing_to_evaluate_is_said_and_fails_strict() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = annexa(&["check", empty.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("NOT CHECKED input: the input holds no manifest (no .yaml, .yml or .json document): nothing was checked"),
+        "{}",
+        stdout(&out)
+    );
+    let strict = annexa(&["check", "--strict", empty.path().to_str().unwrap()]);
+    assert_eq!(strict.status.code(), Some(1));
+    // Only kinds Annexa does not evaluate.
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n",
+    );
+    let out = annexa(&[
+        "check",
+        "--strict",
+        dir.path().to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["notChecked"][0]["kind"], "nothingEvaluated");
+    assert!(
+        stderr(&out).contains("error: not checked: input: the input holds no object Annexa evaluates (1 document(s) read"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn junit_failures_attribute_counts_the_failure_elements() {
+    let out = annexa(&["check", "examples/noncompliant", "-o", "junit"]);
+    assert_eq!(out.status.code(), Some(1));
+    let xml = stdout(&out);
+    let elements = xml.matches("<failure").count();
+    assert!(elements > 1, "{xml}");
+    let header = xml.lines().nth(1).unwrap();
+    assert!(
+        header.contains(&format!("failures=\"{elements}\"")),
+        "{header} but {elements} <failure> elements"
+    );
+    // Each suite's count is its own elements.
+    for suite in xml.split("<testsuite ").skip(1) {
+        let declared: usize = suite
+            .split("failures=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        let body = &suite[..suite.find("</testsuite>").unwrap()];
+        assert_eq!(declared, body.matches("<failure").count(), "{body}");
+    }
+}
+
+#[test]
+fn a_missing_field_beside_its_typo_is_named_with_a_suggestion() {
+    let text = model("fraud", "").replace("  image: ", "  imgae: ");
+    let err = bad_input("typo.yaml", text.as_bytes());
+    assert!(
+        err.contains("typo.yaml:1 (document 1): ModelDeployment \"fraud\": field spec: missing field `image`; unknown field spec.imgae (did you mean `image`?)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_fields_in_lists_and_optional_sections_name_the_index() {
+    let text = "apiVersion: annexa.dev/v1alpha1
+kind: CompliancePolicy
+metadata: {name: typo}
+spec:
+  exceptions:
+  - {control: A.8.19, reason: migrating, nmae: fraud}
+  gpu:
+    pools:
+    - {classification: Internal, nodeSelector: {pool: internal}, tiant: {}}
+";
+    let err = bad_input("lists.yaml", text.as_bytes());
+    assert!(
+        err.contains("CompliancePolicy \"typo\": unknown fields spec.exceptions[0].nmae, spec.gpu.pools[0].tiant"),
+        "{err}"
+    );
+}
+
+#[test]
+fn at_flag_past_an_approvals_ttl_shows_it_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "approval.yaml",
+        "apiVersion: annexa.dev/v1alpha1
+kind: ModelApproval
+metadata:
+  name: fraud-bob
+  namespace: ml
+  creationTimestamp: '2026-01-01T00:00:00Z'
+spec:
+  modelDeployment: fraud
+  modelUID: 9b2f6c1e-5d4a-4c3b-8e7f-0a1b2c3d4e5f
+  release:
+    fingerprint: sha256:41b16c89bd7294ee2a94b0aa41848186dff9f15c9e084d58af2aa245f0f826d0
+    digest: sha256:7fb5bb020e3bfad34de1b8118c7b25e743f9fcf34b413b5cf474973c672acfe5
+  decision: Approve
+  approver: {username: bob@example.com, groups: [ml-reviewers]}
+",
+    );
+    let path = dir.path().to_str().unwrap();
+    let within = annexa(&["check", path, "--at", "2026-01-07T23:59:59Z"]);
+    assert_eq!(within.status.code(), Some(0), "{}", stderr(&within));
+    assert!(
+        stdout(&within).contains(
+            "  PASS         A.8.32 Change management: valid until 2026-01-08T00:00:00Z\n"
+        ),
+        "{}",
+        stdout(&within)
+    );
+    let past = annexa(&["check", path, "--at", "2026-01-08T00:00:01Z"]);
+    assert_eq!(past.status.code(), Some(0), "{}", stderr(&past));
+    let text = stdout(&past);
+    assert!(
+        text.contains("  N/A          A.8.32 Change management: approval \"fraud-bob\" expired at 2026-01-08T00:00:00Z (approvals are valid for 7d): it no longer counts towards any release\n"),
+        "{text}"
+    );
+    assert!(!text.contains("PASS         A.8.32"), "{text}");
+}
+
+#[test]
+fn dash_f_names_the_input_as_kubectl_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let leaky = write(
+        dir.path(),
+        "md.yaml",
+        &model(
+            "leaky",
+            "  network:\n    allowedFrom:\n    - namespaceSelector: {}\n",
+        ),
+    );
+    let out = annexa(&["check", "-f", leaky.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).contains("DENY ModelDeployment/ml/leaky"));
+    // Neither a PATH nor -f: a usage error.
+    let none = annexa(&["check"]);
+    assert_eq!(none.status.code(), Some(2));
 }

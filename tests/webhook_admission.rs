@@ -285,7 +285,7 @@ async fn gpu_pods_need_the_pool_placement() {
     .await;
     assert_eq!(
         denial(&r),
-        "Pod \"train\" is not compliant: A.8.22 Segregation of networks: pod \"train\" requests GPUs for Internal data but does not select the Internal pool (annexa.dev/gpu-pool=internal); A.8.22 Segregation of networks: pod \"train\" requests GPUs for Internal data but does not tolerate the Internal pool taint annexa.dev/gpu-pool=internal:NoSchedule"
+        "Pod \"train\" is not compliant: A.8.22 Segregation of networks: pod \"train\" requests GPUs for Internal data (no annexa.dev/classification label: Internal) but does not select the Internal pool (annexa.dev/gpu-pool=internal); A.8.22 Segregation of networks: pod \"train\" requests GPUs for Internal data (no annexa.dev/classification label: Internal) but does not tolerate the Internal pool taint annexa.dev/gpu-pool=internal:NoSchedule"
     );
     admitted_clean(
         &validate(
@@ -660,7 +660,7 @@ async fn the_benchmark_review_is_fully_evaluated() {
     rv["request"]["object"]["spec"]["nodeSelector"] = json!({});
     assert_eq!(
         denial(&validate(&router, &rv).await),
-        "Pod \"llm-serve-7d9f8b6c5-x2x7q\" is not compliant: A.8.22 Segregation of networks: pod \"llm-serve-7d9f8b6c5-x2x7q\" requests GPUs for Confidential data but does not select the Confidential pool (annexa.dev/gpu-pool=confidential)"
+        "Pod \"llm-serve-7d9f8b6c5-x2x7q\" is not compliant: A.8.22 Segregation of networks: pod \"llm-serve-7d9f8b6c5-x2x7q\" requests GPUs for Confidential data (classified Confidential by label annexa.dev/classification) but does not select the Confidential pool (annexa.dev/gpu-pool=confidential)"
     );
 }
 

@@ -99,7 +99,7 @@ fn container(extra: Value) -> Value {
 /// The denial of an unplaced Internal GPU pod; `via` says how it requests GPUs.
 fn unplaced(via: &str) -> String {
     let what = format!(
-        "A.8.22 Segregation of networks: pod \"train\" requests GPUs{via} for Internal data"
+        "A.8.22 Segregation of networks: pod \"train\" requests GPUs{via} for Internal data (no annexa.dev/classification label: Internal)"
     );
     format!(
         "Pod \"train\" is not compliant: {what} but does not select the Internal pool (annexa.dev/gpu-pool=internal); {what} but does not tolerate the Internal pool taint annexa.dev/gpu-pool=internal:NoSchedule"

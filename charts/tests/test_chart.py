@@ -47,6 +47,11 @@ SCENARIOS = {
                              "webhook": {"workloads": {"failurePolicy": "Ignore", "extraMatchConditions": [
                                  {"name": "not-ci", "expression": "request.userInfo.username != 'ci'"}]}}},
                             "annexa", "annexa-system"),
+    "namespaced-writes": ({"rbac": {"namespaces": ["team-a", "team-b"]}}, "annexa", "annexa-system"),
+    "namespaced-grantable-rules": ({"rbac": {"namespaces": ["team-a"], "grantMode": "grantableRules",
+                                             "grantableRules": [{"apiGroups": [""], "resources": ["secrets"],
+                                                                 "verbs": ["get"]}]}},
+                                   "annexa", "annexa-system"),
     "workloads-off": ({"webhook": {"workloads": {"enabled": False}}, "networkPolicy": {"enabled": False}},
                       "annexa", "annexa-system"),
 }
@@ -102,6 +107,14 @@ def code_permissions() -> list[dict]:
 
 def expected_rbac(values: dict, fullname: str) -> tuple[dict, dict]:
     """(ClusterRole, Role) permissions the chart must grant for these values, from the code."""
+    cluster, role, _ = expected_rbac_by_scope(values, fullname)
+    return cluster, role
+
+
+def expected_rbac_by_scope(values: dict, fullname: str) -> tuple[dict, dict, dict]:
+    """(ClusterRole, Role in the release namespace, Role in each of rbac.namespaces) permissions
+    the chart must grant for these values, from the code: a `ListedNamespaces` permission is in
+    the ClusterRole unless rbac.namespaces lists namespaces."""
     self_managed = values.get("certificates", {}).get("mode", "self-managed") != "cert-manager"
     leader = values.get("leaderElection", {}).get("enabled", True)
     escalate = values.get("rbac", {}).get("grantMode", "escalate") == "escalate"
@@ -113,15 +126,18 @@ def expected_rbac(values: dict, fullname: str) -> tuple[dict, dict]:
                "PolicyReports": reports_on and not open_reports}
     names = {None: (), "WebhookConfigurations": (fullname,),
              "CertificateSecret": (f"{fullname}-webhook-tls",), "Lease": (f"{fullname}-leader",)}
+    listed_namespaces = values.get("rbac", {}).get("namespaces", [])
     cluster: dict = {}
     role: dict = {}
+    listed: dict = {}
     for p in code_permissions():
         if not granted[p["when"]]:
             continue
-        target = cluster if p["scope"] == "Cluster" else role
+        target = {"Cluster": cluster, "OwnNamespace": role,
+                  "ListedNamespaces": listed if listed_namespaces else cluster}[p["scope"]]
         key = (p["apiGroup"], p["resource"], names[p.get("named")])
         target.setdefault(key, set()).update(p["verbs"])
-    return cluster, role
+    return cluster, role, listed
 
 
 # The fields of cert-manager.io/v1 and monitoring.coreos.com/v1 the chart may use, from their
@@ -219,13 +235,18 @@ def test_names_are_unique_and_namespaced_objects_land_in_the_release_namespace(r
     cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "ValidatingWebhookConfiguration",
                       "MutatingWebhookConfiguration", "ValidatingAdmissionPolicy",
                       "ValidatingAdmissionPolicyBinding"}
+    values = SCENARIOS[scenario][0]
+    listed = values.get("rbac", {}).get("namespaces", [])
     seen = set()
     for obj in r.objects:
-        key = (obj["kind"], obj["metadata"]["name"])
+        key = (obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace"))
         assert key not in seen, f"duplicate {key}"
         seen.add(key)
         if obj["kind"] in cluster_scoped:
             assert "namespace" not in obj["metadata"]
+        elif obj["kind"] in {"Role", "RoleBinding"} and obj["metadata"]["name"].endswith("-grants"):
+            # rbac.namespaces: the far-reaching writes, in each listed namespace and only there.
+            assert obj["metadata"]["namespace"] in listed, key
         else:
             assert obj["metadata"]["namespace"] == namespace, key
 
@@ -651,22 +672,40 @@ def test_rbac_grants_exactly_what_the_code_calls(rendered, scenario):
     r = rendered[scenario]
     values, name, namespace = SCENARIOS[scenario]
     fullname = fullname_of(name)
-    cluster, role = expected_rbac(values, fullname)
+    cluster, role, listed = expected_rbac_by_scope(values, fullname)
+    listed_namespaces = values.get("rbac", {}).get("namespaces", [])
+
+    def without_grantable_rules(granted: dict) -> dict:
+        # grantableRules are what platform teams let Annexa hand out to agents, not calls of its own.
+        for rule in values.get("rbac", {}).get("grantableRules", []):
+            for key, verbs in permissions([rule]).items():
+                granted[key] = granted.get(key, set()) - set(verbs)
+                if not granted[key]:
+                    del granted[key]
+        return granted
+
     granted = permissions(r.one("ClusterRole", fullname)["rules"])
-    # grantableRules are what platform teams let Annexa hand out to agents, not calls of its own.
-    for rule in values.get("rbac", {}).get("grantableRules", []):
-        for key, verbs in permissions([rule]).items():
-            granted[key] = granted.get(key, set()) - set(verbs)
-            if not granted[key]:
-                del granted[key]
+    if not listed_namespaces:
+        granted = without_grantable_rules(granted)
     assert granted == cluster, (
         f"missing: { {k: v - granted.get(k, set()) for k, v in cluster.items() if v - granted.get(k, set())} }; "
         f"unused: { {k: v - cluster.get(k, set()) for k, v in granted.items() if v - cluster.get(k, set())} }")
-    roles = r.all("Role")
+    roles = [o for o in r.all("Role") if o["metadata"]["name"] == fullname]
     role_granted = permissions(roles[0]["rules"]) if roles else {}
     assert role_granted == role
     if roles:
         assert roles[0]["metadata"]["namespace"] == namespace
+    grants = {o["metadata"]["namespace"]: o for o in r.all("Role")
+              if o["metadata"]["name"] == f"{fullname}-grants"}
+    assert sorted(grants) == sorted(listed_namespaces)
+    for ns, grant in grants.items():
+        assert without_grantable_rules(permissions(grant["rules"])) == listed, ns
+        binding = r.one("RoleBinding", f"{fullname}-grants") if len(grants) == 1 else next(
+            b for b in r.all("RoleBinding") if b["metadata"]["namespace"] == ns)
+        assert binding["metadata"]["namespace"] == ns
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                      "name": f"{fullname}-grants"}
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": fullname, "namespace": namespace}]
     binding = r.one("ClusterRoleBinding", fullname)
     assert binding["roleRef"]["name"] == fullname
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": fullname, "namespace": namespace}]
@@ -721,6 +760,44 @@ def test_grantable_rules_mode_drops_escalate_and_bind(rendered):
     assert not any({"escalate", "bind"} & verbs for verbs in granted.values())
     assert granted[("", "configmaps", ())] == {"get", "list"}
     assert "RBAC: rbac.grantMode=escalate" not in rendered["grantable-rules"].notes
+
+
+def test_listed_namespaces_take_escalation_and_pvc_deletion_out_of_the_cluster_role(rendered):
+    """rbac.namespaces: escalate/bind on Roles and delete on PVCs leave the ClusterRole and are
+    granted by a Role in each listed namespace only; reads and the other writes stay
+    cluster-wide."""
+    default = permissions(rendered["default"].one("ClusterRole", "annexa")["rules"])
+    narrowed = permissions(rendered["namespaced-writes"].one("ClusterRole", "annexa")["rules"])
+    assert default[("rbac.authorization.k8s.io", "roles", ())] >= {"escalate", "bind"}
+    assert default[("", "persistentvolumeclaims", ())] == {"get", "delete"}
+    assert not {"escalate", "bind"} & narrowed[("rbac.authorization.k8s.io", "roles", ())]
+    assert narrowed[("", "persistentvolumeclaims", ())] == {"get"}
+    assert {k: v for k, v in default.items() if k[1] not in {"roles", "persistentvolumeclaims"}} == \
+        {k: v for k, v in narrowed.items() if k[1] not in {"roles", "persistentvolumeclaims"}}
+    grants = {o["metadata"]["namespace"]: permissions(o["rules"])
+              for o in rendered["namespaced-writes"].all("Role")
+              if o["metadata"]["name"] == "annexa-grants"}
+    assert grants == {ns: {("rbac.authorization.k8s.io", "roles", ()): {"escalate", "bind"},
+                           ("", "persistentvolumeclaims", ()): {"delete"}}
+                      for ns in ["team-a", "team-b"]}
+    assert "in the namespaces\nteam-a, team-b (rbac.namespaces)" in rendered["namespaced-writes"].notes
+    assert "Use rbac.namespaces to confine it" in rendered["default"].notes
+
+
+def test_listed_namespaces_confine_grantable_rules_too(rendered):
+    r = rendered["namespaced-grantable-rules"]
+    cluster = permissions(r.one("ClusterRole", "annexa")["rules"])
+    assert not any(res == "secrets" for _, res, _ in cluster), "reading Secrets stays in team-a"
+    (grant,) = [o for o in r.all("Role") if o["metadata"]["name"] == "annexa-grants"]
+    assert grant["metadata"]["namespace"] == "team-a"
+    assert permissions(grant["rules"]) == {("", "secrets", ()): {"get"},
+                                          ("", "persistentvolumeclaims", ()): {"delete"}}
+
+
+@pytest.mark.parametrize("namespaces", [["Team-A"], ["team-a", "team-a"], "team-a"])
+def test_listed_namespaces_must_be_namespace_names(chart, namespaces):
+    with pytest.raises(helm_python.HelmValuesError):
+        render({"rbac": {"namespaces": namespaces}}, chart=chart)
 
 
 def test_grantable_rules_refuse_wildcards_and_forbidden_verbs(chart):

@@ -61,7 +61,7 @@ fn dra_gpu_pod_needs_the_pool_placement() {
         "{err}"
     );
     assert!(
-        err.contains("A.8.22 Segregation of networks: pod \"llm-finetune\" requests GPUs through resource claim \"gpu\" (DeviceClass \"gpu.nvidia.com\") for Internal data but does not select the Internal pool (gpu.example.com/pool=e2e-internal)"),
+        err.contains("A.8.22 Segregation of networks: pod \"llm-finetune\" requests GPUs through resource claim \"gpu\" (DeviceClass \"gpu.nvidia.com\") for Internal data (no annexa.dev/classification label: Internal) but does not select the Internal pool (gpu.example.com/pool=e2e-internal)"),
         "{err}"
     );
     assert!(get(a.kubectl(), ns, "pod/llm-finetune").is_none());

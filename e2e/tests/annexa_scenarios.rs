@@ -1245,9 +1245,16 @@ fn an_agent_the_webhook_never_saw_gets_no_forbidden_rule_and_no_open_egress() {
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(
-        message,
-        "the spec fails Enforce controls (A.8.12, A.8.2, A.8.20): the declared permissions were not granted; the declared egress was not opened (DNS only)"
+    assert!(
+        message.starts_with(
+            "the spec fails Enforce controls (A.8.12, A.8.2, A.8.20): the declared permissions are not granted (a Role or RoleBinding granted before is withdrawn); the declared egress is not opened (DNS only): "
+        ),
+        "{message}"
+    );
+    // The failing rules themselves, not only the controls.
+    assert!(
+        message.contains("is granted \"create\" on \"serviceaccounts/token\""),
+        "{message}"
     );
     assert!(get(a.kubectl(), ns, "role/unseen-agent-agent").is_none());
     assert!(get(a.kubectl(), ns, "rolebinding/unseen-agent-agent").is_none());
@@ -1306,6 +1313,93 @@ fn children_edited_by_hand_are_restored() {
     wait_for(a, ns, "networkpolicy/m", "ingress restored", |n| {
         n["spec"]["ingress"] == original_ingress
     });
+}
+
+#[test]
+fn a_sidecar_and_a_host_path_volume_injected_into_a_child_are_removed() {
+    let a = Annexa::shared();
+    // Audit: the workload webhook warns but admits the injection (Enforce would refuse a
+    // hostPath volume on a GPU pod before it reaches the Deployment).
+    let case = Case::new(a, "inject", staging_policy("Audit"));
+    let ns = case.name();
+    apply(a.kubectl_as("alice"), &dataset(ns, "data"));
+    apply(a.kubectl_as("alice"), &model(ns, "m", DIGEST_1, &["data"]));
+    wait_condition(a, ns, "md/m", "Ready", "True");
+    let names = |d: &Value, list: &str| -> Vec<String> {
+        d["spec"]["template"]["spec"][list]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| i["name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let original = get(a.kubectl(), ns, "deployment/m").unwrap();
+    let injection = json!({"spec": {"template": {"spec": {
+        "containers": [{"name": "sidecar", "image": "registry.example.com/sidecar:1",
+                        "volumeMounts": [{"name": "host", "mountPath": "/host"}]}],
+        "volumes": [{"name": "host", "hostPath": {"path": "/"}}],
+    }}}});
+    // A strategic-merge patch adds both by name, as a mutating webhook or `kubectl patch` would.
+    let injected = a
+        .kubectl()
+        .args(["-n", ns, "patch", "deployment/m", "-o", "json", "-p"])
+        .arg(injection.to_string())
+        .ok()
+        .unwrap();
+    let injected: Value = serde_json::from_str(&injected).unwrap();
+    assert!(
+        names(&injected, "containers").contains(&"sidecar".to_string()),
+        "{injected:#}"
+    );
+    assert!(
+        names(&injected, "volumes").contains(&"host".to_string()),
+        "{injected:#}"
+    );
+
+    let restored = wait_for(
+        a,
+        ns,
+        "deployment/m",
+        "sidecar and hostPath volume removed",
+        |d| {
+            !names(d, "containers").contains(&"sidecar".to_string())
+                && !names(d, "volumes").contains(&"host".to_string())
+        },
+    );
+    assert_eq!(
+        restored["spec"]["template"]["spec"]["containers"],
+        original["spec"]["template"]["spec"]["containers"]
+    );
+    assert_eq!(
+        restored["spec"]["template"]["spec"]["volumes"],
+        original["spec"]["template"]["spec"]["volumes"]
+    );
+}
+
+#[test]
+fn a_model_whose_name_cannot_name_its_service_is_refused_by_the_crd() {
+    let a = Annexa::shared();
+    let case = Case::new(a, "mdname", staging_policy("Audit"));
+    let ns = case.name();
+    apply(a.kubectl_as("alice"), &dataset(ns, "data"));
+    // A valid object name, but not a DNS-1035 label: its Service could never be written.
+    let err = create_fails(
+        a.kubectl_as("alice"),
+        &model(ns, "fraud.v2", DIGEST_1, &["data"]),
+    );
+    assert!(
+        err.contains("The ModelDeployment \"fraud.v2\" is invalid")
+            && err.contains("the name of a ModelDeployment names its Service"),
+        "{err}"
+    );
+    apply(
+        a.kubectl_as("alice"),
+        &model(ns, "fraud-v2", DIGEST_1, &["data"]),
+    );
+    wait_for(a, ns, "service/fraud-v2", "the model's Service", |_| true);
 }
 
 #[test]

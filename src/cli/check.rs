@@ -1,18 +1,25 @@
 //! `annexa check`: the engine over manifests, offline. The same `policy` functions the
 //! webhook and the controllers call, over the objects found in the given files.
 //!
-//! Namespaces: a namespace's labels come from a Namespace object in the input; one without a
-//! Namespace object has only `kubernetes.io/metadata.name`. Workloads are evaluated in
-//! namespaces labelled `annexa.dev/enforce=true`, and in namespaces the input has no
-//! Namespace object for (a CI check sees manifests, not the cluster).
+//! Namespaces: a namespace's labels come from a Namespace object in the input, else from
+//! `--namespace-labels`, else it has only `kubernetes.io/metadata.name`; every evaluated object
+//! says which policies applied and why. Workloads are evaluated in namespaces labelled
+//! `annexa.dev/enforce=true`, and in namespaces whose labels the input does not give (a CI
+//! check sees manifests, not the cluster).
+//!
+//! What could pass unseen is said, never skipped silently: AI-serving and GPU kinds Annexa
+//! does not read, a policy given with `--policy` that selects nothing, an input with nothing to
+//! evaluate. `--strict` makes each of them fail the check (exit 1).
 
 use super::{CheckArgs, OutputFormat};
 use crate::api::{Action, CompliancePolicy, ControlOutcome, ENFORCE_LABEL};
-use crate::manifest::{self, Document, Object, Origin};
+use crate::manifest::{self, DeviceRequest, Document, Object, Origin};
+use crate::policy::workload::is_workload_kind;
 use crate::policy::{self, Context, Evaluation, Governed, Inventory, Profile};
 use jiff::Timestamp;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 /// One evaluated object.
 #[derive(Debug, Serialize)]
@@ -20,8 +27,22 @@ pub struct Checked {
     #[serde(skip)]
     pub origin: Origin,
     pub file: String,
+    /// Which policies were applied, and why.
+    #[serde(rename = "appliedPolicies")]
+    pub applied: Applied,
     #[serde(flatten)]
     pub evaluation: Evaluation,
+}
+
+/// The policies applied to an object and why (where its namespace's labels came from).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Applied {
+    pub namespace: String,
+    /// The CompliancePolicies that select the namespace; empty: the built-in baseline.
+    pub policies: Vec<String>,
+    /// One sentence: what was applied and why.
+    pub reason: String,
 }
 
 /// An object of a kind Annexa does not govern, or a workload outside an enforced namespace.
@@ -33,6 +54,36 @@ pub struct Skipped {
     pub reason: String,
 }
 
+/// Why something in the input was not checked although it may matter (`--strict` fails).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum GapKind {
+    /// An AI-serving or training kind Annexa does not read (KServe, LeaderWorkerSet, Ray...).
+    AiKind,
+    /// A workload kind in an API version Annexa does not read.
+    WorkloadVersion,
+    /// An object of a kind Annexa does not read that asks for GPUs.
+    GpuRequest,
+    /// A CompliancePolicy given with `--policy` that selects none of the checked namespaces.
+    PolicySelectsNothing,
+    /// The input holds no object Annexa evaluates.
+    NothingEvaluated,
+}
+
+/// Something not checked that could hide a failure.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Gap {
+    pub kind: GapKind,
+    /// `InferenceService/ml/llm`, `CompliancePolicy/production`, or `input`.
+    pub subject: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(skip)]
+    pub origin: Option<Origin>,
+    pub message: String,
+}
+
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
@@ -42,29 +93,148 @@ pub struct Summary {
     pub warn: usize,
     pub audit: usize,
     pub skipped: usize,
+    pub not_checked: usize,
 }
 
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Report {
     pub summary: Summary,
     pub objects: Vec<Checked>,
     pub skipped: Vec<Skipped>,
+    /// What was not checked although it may matter: each fails the check with `--strict`.
+    pub not_checked: Vec<Gap>,
+    /// Whether `--strict` was given (the not-checked entries fail the check).
+    pub strict: bool,
 }
 
 impl Report {
-    /// 0: no Enforce finding; 1: at least one.
+    /// 0: no Enforce finding (and, with `--strict`, nothing left unchecked); 1 otherwise.
     pub fn exit_code(&self) -> i32 {
-        if self.summary.enforce > 0 { 1 } else { 0 }
+        if self.summary.enforce > 0 || (self.strict && !self.not_checked.is_empty()) {
+            1
+        } else {
+            0
+        }
+    }
+}
+
+/// What the command line adds to the manifests.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `-n`: the namespace of namespaced objects whose manifest names none (else `default`).
+    pub namespace: Option<String>,
+    /// `--namespace-labels`: the labels of namespaces the input has no Namespace object for.
+    pub namespace_labels: BTreeMap<String, String>,
+    /// CompliancePolicies read from `--policy` paths (name, where): each must select something.
+    pub given_policies: Vec<(String, String)>,
+}
+
+/// Where a namespace's labels came from.
+#[derive(Clone, Debug)]
+enum LabelSource {
+    Namespace(Origin),
+    Flag,
+    NameOnly,
+}
+
+/// AI-serving and training kinds by API group: they run models on GPUs, and Annexa does not read
+/// them (the Pods they create are checked at admission).
+const AI_GROUPS: [(&str, &str); 10] = [
+    ("serving.kserve.io", "KServe"),
+    ("leaderworkerset.x-k8s.io", "LeaderWorkerSet"),
+    ("ray.io", "KubeRay"),
+    ("kubeflow.org", "Kubeflow"),
+    ("trainer.kubeflow.org", "Kubeflow Trainer"),
+    ("jobset.x-k8s.io", "JobSet"),
+    ("machinelearning.seldon.io", "Seldon Core"),
+    ("mlops.seldon.io", "Seldon Core 2"),
+    ("batch.volcano.sh", "Volcano"),
+    ("workload.codeflare.dev", "CodeFlare"),
+];
+
+/// Sets the namespace of a namespaced object (for `-n`).
+fn set_namespace(object: &mut Object, namespace: &str) {
+    let ns = Some(namespace.to_string());
+    match object {
+        Object::Dataset(o) => o.metadata.namespace = ns,
+        Object::Model(o) => o.metadata.namespace = ns,
+        Object::Approval(o) => o.metadata.namespace = ns,
+        Object::Agent(o) => o.metadata.namespace = ns,
+        Object::Workload(w) => w.namespace = namespace.to_string(),
+        Object::Related(policy::Related::Claim(c)) => c.metadata.namespace = ns,
+        Object::Related(policy::Related::ClaimTemplate(t)) => t.metadata.namespace = ns,
+        Object::Skipped { namespace: n, .. } => *n = ns,
+        Object::Related(policy::Related::Node(_))
+        | Object::Policy(_)
+        | Object::Namespace { .. } => {}
+    }
+}
+
+/// The namespace of a namespaced object as decoded.
+fn namespace_of(object: &Object) -> Option<&str> {
+    match object {
+        Object::Dataset(o) => o.metadata.namespace.as_deref(),
+        Object::Model(o) => o.metadata.namespace.as_deref(),
+        Object::Approval(o) => o.metadata.namespace.as_deref(),
+        Object::Agent(o) => o.metadata.namespace.as_deref(),
+        Object::Workload(w) => Some(&w.namespace),
+        Object::Related(policy::Related::Claim(c)) => c.metadata.namespace.as_deref(),
+        Object::Related(policy::Related::ClaimTemplate(t)) => t.metadata.namespace.as_deref(),
+        Object::Skipped { namespace, .. } => namespace.as_deref(),
+        Object::Related(policy::Related::Node(_))
+        | Object::Policy(_)
+        | Object::Namespace { .. } => None,
+    }
+}
+
+/// Applies `-n` as `kubectl apply -n` does: objects that name no namespace take it, and one
+/// that names another is an error.
+fn apply_namespace(
+    docs: &[Document],
+    namespace: Option<&str>,
+) -> Result<Vec<Document>, Vec<String>> {
+    let Some(namespace) = namespace else {
+        return Ok(docs.to_vec());
+    };
+    let mut errors = Vec::new();
+    let mut out = Vec::with_capacity(docs.len());
+    for doc in docs {
+        let mut doc = doc.clone();
+        match namespace_of(&doc.object) {
+            Some(_) if doc.namespace_omitted => set_namespace(&mut doc.object, namespace),
+            Some(named) if named != namespace => errors.push(format!(
+                "{}: the namespace of the object ({named:?}) does not match the namespace given with -n ({namespace:?})",
+                doc.origin
+            )),
+            _ => {}
+        }
+        out.push(doc);
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
     }
 }
 
 /// Evaluates decoded documents. Errors (invalid CompliancePolicies) make the input bad.
 pub fn evaluate_documents(docs: &[Document], now: Timestamp) -> Result<Report, Vec<String>> {
+    evaluate_with(docs, now, &Options::default())
+}
+
+/// Evaluates decoded documents with the command line's namespace and policy options.
+pub fn evaluate_with(
+    docs: &[Document],
+    now: Timestamp,
+    options: &Options,
+) -> Result<Report, Vec<String>> {
+    let docs = apply_namespace(docs, options.namespace.as_deref())?;
     let mut inventory = Inventory::default();
     let mut policies: Vec<CompliancePolicy> = Vec::new();
-    let mut namespaces: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut namespaces: BTreeMap<String, (BTreeMap<String, String>, Origin)> = BTreeMap::new();
     let mut errors = Vec::new();
-    for doc in docs {
+    for doc in &docs {
         match &doc.object {
             Object::Policy(p) => {
                 for e in policy::validate_policy(p) {
@@ -83,7 +253,7 @@ pub fn evaluate_documents(docs: &[Document], now: Timestamp) -> Result<Report, V
             Object::Namespace { name, labels } => {
                 let mut labels = labels.clone();
                 labels.insert("kubernetes.io/metadata.name".to_string(), name.clone());
-                namespaces.insert(name.clone(), labels);
+                namespaces.insert(name.clone(), (labels, doc.origin.clone()));
             }
             Object::Related(r) => inventory.add_related(r.clone()),
             Object::Workload(_) | Object::Skipped { .. } => {}
@@ -93,40 +263,45 @@ pub fn evaluate_documents(docs: &[Document], now: Timestamp) -> Result<Report, V
         return Err(errors);
     }
 
-    let mut profiles: BTreeMap<String, std::rc::Rc<Profile>> = BTreeMap::new();
-    let mut profile_for = |ns: &str| -> std::rc::Rc<Profile> {
+    let labels_of = |ns: &str| -> (BTreeMap<String, String>, LabelSource) {
+        if let Some((labels, origin)) = namespaces.get(ns) {
+            return (labels.clone(), LabelSource::Namespace(origin.clone()));
+        }
+        let mut labels = options.namespace_labels.clone();
+        labels.insert("kubernetes.io/metadata.name".to_string(), ns.to_string());
+        let source = if options.namespace_labels.is_empty() {
+            LabelSource::NameOnly
+        } else {
+            LabelSource::Flag
+        };
+        (labels, source)
+    };
+    let mut profiles: BTreeMap<String, (Rc<Profile>, LabelSource)> = BTreeMap::new();
+    let mut profile_for = |ns: &str| -> (Rc<Profile>, LabelSource) {
         profiles
             .entry(ns.to_string())
             .or_insert_with(|| {
-                let labels = namespaces.get(ns).cloned().unwrap_or_else(|| {
-                    BTreeMap::from([("kubernetes.io/metadata.name".to_string(), ns.to_string())])
-                });
-                std::rc::Rc::new(Profile::for_namespace(&labels, &policies))
+                let (labels, source) = labels_of(ns);
+                (Rc::new(Profile::for_namespace(&labels, &policies)), source)
             })
             .clone()
     };
 
     let mut objects = Vec::new();
     let mut skipped = Vec::new();
-    for doc in docs {
-        let namespace = match &doc.object {
-            Object::Dataset(o) => o.metadata.namespace.clone(),
-            Object::Model(o) => o.metadata.namespace.clone(),
-            Object::Approval(o) => o.metadata.namespace.clone(),
-            Object::Agent(o) => o.metadata.namespace.clone(),
-            Object::Workload(w) => Some(w.namespace.clone()),
-            _ => None,
-        }
-        .unwrap_or_else(|| "default".to_string());
+    let mut not_checked = Vec::new();
+    for doc in &docs {
+        let namespace = namespace_of(&doc.object).unwrap_or("default").to_string();
         let governed = match &doc.object {
             Object::Dataset(o) => Governed::Dataset(o),
             Object::Model(o) => Governed::Model(o),
             Object::Approval(o) => Governed::Approval(o),
             Object::Agent(o) => Governed::Agent(o),
             Object::Workload(w) => {
-                let enforced = namespaces
-                    .get(&w.namespace)
-                    .is_none_or(|labels| labels.get(ENFORCE_LABEL).is_some_and(|v| v == "true"));
+                let enforced = match labels_of(&w.namespace) {
+                    (_, LabelSource::NameOnly) => true,
+                    (labels, _) => labels.get(ENFORCE_LABEL).is_some_and(|v| v == "true"),
+                };
                 if !enforced {
                     skipped.push(Skipped {
                         file: doc.origin.to_string(),
@@ -141,20 +316,85 @@ pub fn evaluate_documents(docs: &[Document], now: Timestamp) -> Result<Report, V
                 }
                 Governed::Workload(w)
             }
-            Object::Skipped { kind, name } => {
-                skipped.push(Skipped {
-                    file: doc.origin.to_string(),
-                    kind: kind.clone(),
-                    name: name.clone(),
-                    reason: NOT_GOVERNED.to_string(),
+            Object::Skipped {
+                kind,
+                api_version,
+                name,
+                namespace: object_namespace,
+                devices,
+            } => {
+                let subject = match object_namespace {
+                    Some(ns) => format!("{kind}/{ns}/{name}"),
+                    None => format!("{kind}/{name}"),
+                };
+                let (profile, _) = profile_for(&namespace);
+                let gpu = devices.iter().find(|d| match d {
+                    DeviceRequest::Resource { name, .. } => profile.is_gpu_resource(name),
+                    DeviceRequest::Claim { .. } => true,
                 });
+                let asks = match gpu {
+                    Some(DeviceRequest::Resource { path, name }) => {
+                        format!(" It asks for GPUs ({name} at {path}).")
+                    }
+                    Some(DeviceRequest::Claim { path }) => format!(
+                        " It asks for devices through a resource claim at {path}, which may be GPUs."
+                    ),
+                    None => String::new(),
+                };
+                let group = api_version.split_once('/').map_or("", |(g, _)| g);
+                let gap = if let Some((_, project)) = AI_GROUPS.iter().find(|(g, _)| *g == group) {
+                    Some((
+                        GapKind::AiKind,
+                        format!(
+                            "{kind} ({project}, {api_version}) runs AI workloads, and Annexa does not read this kind: nothing in it was checked.{asks} The Pods it creates are checked at admission, in namespaces labelled {ENFORCE_LABEL}=true."
+                        ),
+                    ))
+                } else if is_workload_kind(kind) {
+                    Some((
+                        GapKind::WorkloadVersion,
+                        format!(
+                            "{kind} in {api_version} is not read by Annexa (it reads v1, apps/v1 and batch/v1): nothing in it was checked.{asks}"
+                        ),
+                    ))
+                } else if gpu.is_some() {
+                    Some((
+                        GapKind::GpuRequest,
+                        format!(
+                            "{kind} ({api_version}) is a kind Annexa does not read, so its GPU placement was not checked.{asks} The Pods it creates are checked at admission, in namespaces labelled {ENFORCE_LABEL}=true."
+                        ),
+                    ))
+                } else {
+                    None
+                };
+                match gap {
+                    Some((kind, message)) => not_checked.push(Gap {
+                        kind,
+                        subject,
+                        file: Some(doc.origin.to_string()),
+                        origin: Some(doc.origin.clone()),
+                        message,
+                    }),
+                    None => skipped.push(Skipped {
+                        file: doc.origin.to_string(),
+                        kind: kind.clone(),
+                        name: name.clone(),
+                        reason: NOT_GOVERNED.to_string(),
+                    }),
+                }
                 continue;
             }
             // Policies, namespaces, and the claims and nodes the GPU rules resolve configure
             // the evaluation; they are not evaluated.
             Object::Policy(_) | Object::Namespace { .. } | Object::Related(_) => continue,
         };
-        let profile = profile_for(&namespace);
+        let (profile, source) = profile_for(&namespace);
+        let applied = applied(
+            &namespace,
+            &profile,
+            &source,
+            !policies.is_empty(),
+            doc.namespace_omitted && options.namespace.is_none(),
+        );
         let ctx = Context {
             profile: &profile,
             lookup: &inventory,
@@ -164,13 +404,66 @@ pub fn evaluate_documents(docs: &[Document], now: Timestamp) -> Result<Report, V
         objects.push(Checked {
             origin: doc.origin.clone(),
             file: doc.origin.to_string(),
+            applied,
             evaluation: policy::evaluate(governed, &ctx),
+        });
+    }
+
+    // A policy the user pointed at that governs nothing is a gate that checked nothing.
+    for (name, file) in &options.given_policies {
+        if objects.iter().any(|o| o.applied.policies.contains(name)) {
+            continue;
+        }
+        let mut seen: Vec<String> = Vec::new();
+        for o in &objects {
+            let ns = &o.applied.namespace;
+            let entry = match profile_for(ns).1 {
+                LabelSource::Namespace(_) => format!("{ns:?} (labels of its Namespace)"),
+                LabelSource::Flag => format!("{ns:?} (labels from --namespace-labels)"),
+                LabelSource::NameOnly => format!("{ns:?} (no Namespace in the input)"),
+            };
+            if !seen.contains(&entry) {
+                seen.push(entry);
+            }
+        }
+        let namespaces = if seen.is_empty() {
+            "no object was evaluated".to_string()
+        } else {
+            format!("namespaces checked: {}", seen.join(", "))
+        };
+        not_checked.push(Gap {
+            kind: GapKind::PolicySelectsNothing,
+            subject: format!("CompliancePolicy/{name}"),
+            file: Some(file.clone()),
+            origin: None,
+            message: format!(
+                "CompliancePolicy {name:?} (given with --policy {file}) selects none of the checked objects' namespaces, so its rules were applied to nothing ({namespaces}). Add the Namespace objects (a namespaces file with --policy), give their labels with --namespace-labels, or the namespace with -n."
+            ),
+        });
+    }
+    if objects.is_empty() {
+        let message = if docs.is_empty() {
+            "the input holds no manifest (no .yaml, .yml or .json document): nothing was checked"
+                .to_string()
+        } else {
+            format!(
+                "the input holds no object Annexa evaluates ({} document(s) read, none a TrainingDataset, ModelDeployment, ModelApproval, AgentPolicy or workload in an enforced namespace): nothing was checked",
+                docs.len()
+            )
+        };
+        not_checked.push(Gap {
+            kind: GapKind::NothingEvaluated,
+            subject: "input".to_string(),
+            file: None,
+            origin: None,
+            message,
         });
     }
 
     let mut summary = Summary {
         objects: objects.len(),
         skipped: skipped.len(),
+        not_checked: not_checked.len(),
         ..Summary::default()
     };
     for o in &objects {
@@ -189,7 +482,75 @@ pub fn evaluate_documents(docs: &[Document], now: Timestamp) -> Result<Report, V
         summary,
         objects,
         skipped,
+        not_checked,
+        strict: false,
     })
+}
+
+/// The sentence that says which policies applied to an object and why.
+fn applied(
+    namespace: &str,
+    profile: &Profile,
+    source: &LabelSource,
+    any_policy: bool,
+    defaulted: bool,
+) -> Applied {
+    let by = match source {
+        LabelSource::Namespace(origin) => {
+            format!("the labels of its Namespace ({origin})")
+        }
+        LabelSource::Flag => "the labels given with --namespace-labels".to_string(),
+        LabelSource::NameOnly => {
+            format!("its name alone (no Namespace {namespace:?} in the input)")
+        }
+    };
+    let mut reason = if !profile.policies.is_empty() {
+        format!(
+            "{} select{} namespace {namespace:?} by {by}",
+            profile.policies.join(", "),
+            if profile.policies.len() == 1 { "s" } else { "" }
+        )
+    } else if !any_policy {
+        "baseline applied: no CompliancePolicy in the input (--policy adds policies kept elsewhere)"
+            .to_string()
+    } else {
+        match source {
+            LabelSource::NameOnly => format!(
+                "baseline applied: no Namespace {namespace:?} in the input, so no CompliancePolicy selects it by its labels (add the Namespace, give its labels with --namespace-labels, or the namespace with -n)"
+            ),
+            _ => format!(
+                "baseline applied: no CompliancePolicy selects namespace {namespace:?} by {by}"
+            ),
+        }
+    };
+    if defaulted {
+        reason.push_str("; the manifest names no namespace, so it is \"default\" (-n sets one)");
+    }
+    Applied {
+        namespace: namespace.to_string(),
+        policies: profile.policies.clone(),
+        reason,
+    }
+}
+
+/// Parses `--namespace-labels key=value,key=value`.
+fn parse_labels(texts: &[String]) -> Result<BTreeMap<String, String>, String> {
+    let mut labels = BTreeMap::new();
+    for text in texts {
+        for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some((k, v)) if !k.trim().is_empty() => {
+                    labels.insert(k.trim().to_string(), v.trim().to_string());
+                }
+                _ => {
+                    return Err(format!(
+                        "--namespace-labels {text:?}: {pair:?} is not key=value"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(labels)
 }
 
 /// Runs `annexa check`; returns the exit code.
@@ -204,13 +565,27 @@ pub fn run(args: &CheckArgs) -> i32 {
             }
         },
     };
-    let mut paths = args.paths.clone();
-    paths.extend(args.policies.iter().cloned());
-    if paths.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
+    let namespace_labels = match parse_labels(&args.namespace_labels) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let paths: Vec<std::path::PathBuf> =
+        args.paths.iter().chain(&args.filenames).cloned().collect();
+    let stdin_uses = paths
+        .iter()
+        .chain(&args.policies)
+        .filter(|p| p.as_os_str() == "-")
+        .count();
+    if stdin_uses > 1 {
         eprintln!("error: `-` (stdin) can be given only once");
         return 2;
     }
-    let (docs, errors) = manifest::load(&paths);
+    let (mut docs, mut errors) = manifest::load(&paths);
+    let (policy_docs, policy_errors) = manifest::load(&args.policies);
+    errors.extend(policy_errors);
     if !errors.is_empty() {
         for e in &errors {
             eprintln!("error: {e}");
@@ -221,19 +596,36 @@ pub fn run(args: &CheckArgs) -> i32 {
         );
         return 2;
     }
-    let report = match evaluate_documents(&docs, now) {
+    let given_policies = policy_docs
+        .iter()
+        .filter_map(|d| match &d.object {
+            Object::Policy(p) => Some((
+                p.metadata.name.clone().unwrap_or_default(),
+                d.origin.file.clone(),
+            )),
+            _ => None,
+        })
+        .collect();
+    docs.extend(policy_docs);
+    let options = Options {
+        namespace: args.namespace.clone(),
+        namespace_labels,
+        given_policies,
+    };
+    let mut report = match evaluate_with(&docs, now, &options) {
         Ok(r) => r,
         Err(errors) => {
             for e in &errors {
                 eprintln!("error: {e}");
             }
             eprintln!(
-                "annexa check: {} invalid policy setting(s); nothing was evaluated",
+                "annexa check: {} input error(s); nothing was evaluated",
                 errors.len()
             );
             return 2;
         }
     };
+    report.strict = args.strict;
     let text = match args.output {
         OutputFormat::Table => Ok(table(&report, args.failures_only)),
         OutputFormat::Json => serde_json::to_string_pretty(&report).map(|s| s + "\n"),
@@ -254,11 +646,35 @@ pub fn run(args: &CheckArgs) -> i32 {
             return 2;
         }
     }
+    // The table says it on stdout; machine formats keep stdout parseable.
+    if args.output != OutputFormat::Table {
+        let level = if args.strict { "error" } else { "warning" };
+        for gap in &report.not_checked {
+            eprintln!("{level}: not checked: {}: {}", gap.subject, gap.message);
+        }
+    }
+    if args.strict && !report.not_checked.is_empty() {
+        eprintln!(
+            "annexa check: {} thing(s) not checked (--strict)",
+            report.not_checked.len()
+        );
+        return 1;
+    }
     let ungoverned = report
         .skipped
         .iter()
         .filter(|s| s.reason == NOT_GOVERNED)
-        .count();
+        .count()
+        + report
+            .not_checked
+            .iter()
+            .filter(|g| {
+                matches!(
+                    g.kind,
+                    GapKind::AiKind | GapKind::WorkloadVersion | GapKind::GpuRequest
+                )
+            })
+            .count();
     if args.fail_on_ungoverned && ungoverned > 0 {
         eprintln!(
             "annexa check: {ungoverned} object(s) of kinds Annexa does not govern (--fail-on-ungoverned)"
@@ -296,6 +712,7 @@ pub fn table(report: &Report, failures_only: bool) -> String {
             "WARN"
         };
         out.push_str(&format!("{verdict:<5}{}  ({})\n", e.object, o.file));
+        out.push_str(&format!("  policy: {}\n", o.applied.reason));
         for outcome in &e.outcomes {
             let c = outcome.control;
             if outcome.result == ControlOutcome::Fail {
@@ -330,9 +747,17 @@ pub fn table(report: &Report, failures_only: bool) -> String {
             s.kind, s.name, s.file, s.reason
         ));
     }
+    for g in &report.not_checked {
+        let at = g
+            .file
+            .as_deref()
+            .map(|f| format!("  ({f})"))
+            .unwrap_or_default();
+        out.push_str(&format!("NOT CHECKED {}{at}: {}\n", g.subject, g.message));
+    }
     let sum = &report.summary;
     out.push_str(&format!(
-        "\n{} objects checked: {} compliant, {} not; findings: {} Enforce, {} Warn, {} Audit; {} skipped\n",
+        "\n{} objects checked: {} compliant, {} not; findings: {} Enforce, {} Warn, {} Audit; {} skipped",
         sum.objects,
         sum.compliant,
         sum.objects - sum.compliant,
@@ -341,6 +766,18 @@ pub fn table(report: &Report, failures_only: bool) -> String {
         sum.audit,
         sum.skipped
     ));
+    if sum.not_checked > 0 {
+        out.push_str(&format!(
+            "; {} not checked ({})",
+            sum.not_checked,
+            if report.strict {
+                "--strict: the check fails"
+            } else {
+                "--strict would fail the check"
+            }
+        ));
+    }
+    out.push('\n');
     out
 }
 
@@ -362,38 +799,20 @@ fn xml_escape(s: &str) -> String {
 
 /// JUnit XML: one test suite per object, one test case per control. Enforce findings are
 /// failures; Warn and Audit findings are reported in the case's output; not-applicable and
-/// excepted controls are skipped cases.
+/// excepted controls are skipped cases. Each suite's properties say which policies applied.
+/// What was not checked is a last suite, one case each: a failure with `--strict`, skipped
+/// otherwise. The `failures` counts are the `<failure>` elements written.
 pub fn junit(report: &Report) -> String {
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let failures: usize = report.summary.enforce;
-    let tests: usize = report
-        .objects
-        .iter()
-        .map(|o| o.evaluation.outcomes.len())
-        .sum();
-    out.push_str(&format!(
-        "<testsuites name=\"annexa check\" tests=\"{tests}\" failures=\"{failures}\">\n"
-    ));
+    let mut body = String::new();
+    let mut failures = 0usize;
+    let mut tests = 0usize;
     for o in &report.objects {
         let e = &o.evaluation;
-        let suite_failures = e
-            .outcomes
-            .iter()
-            .filter(|oc| {
-                e.findings
-                    .iter()
-                    .any(|f| f.control == oc.control.id && f.action == Action::Enforce)
-            })
-            .count();
-        out.push_str(&format!(
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{suite_failures}\" file=\"{}\">\n",
-            xml_escape(&e.object.to_string()),
-            e.outcomes.len(),
-            xml_escape(&o.origin.file)
-        ));
+        let mut suite = String::new();
+        let mut suite_failures = 0usize;
         for oc in &e.outcomes {
             let name = format!("{} {}", oc.control.id, oc.control.title);
-            out.push_str(&format!(
+            suite.push_str(&format!(
                 "    <testcase classname=\"{}\" name=\"{}\">",
                 xml_escape(&e.object.to_string()),
                 xml_escape(&name)
@@ -401,7 +820,7 @@ pub fn junit(report: &Report) -> String {
             match oc.result {
                 ControlOutcome::Pass => {}
                 ControlOutcome::NotApplicable | ControlOutcome::Excepted => {
-                    out.push_str(&format!(
+                    suite.push_str(&format!(
                         "<skipped message=\"{}\"/>",
                         xml_escape(&oc.message)
                     ));
@@ -418,23 +837,70 @@ pub fn junit(report: &Report) -> String {
                         .map(|f| format!("[{}] {} ({})", f.action, f.message, f.path))
                         .collect();
                     if enforce {
-                        out.push_str(&format!(
+                        suite_failures += 1;
+                        suite.push_str(&format!(
                             "<failure type=\"Enforce\" message=\"{}\">{}</failure>",
                             xml_escape(&oc.message),
                             xml_escape(&text.join("\n"))
                         ));
                     } else {
-                        out.push_str(&format!(
+                        suite.push_str(&format!(
                             "<system-out>{}</system-out>",
                             xml_escape(&text.join("\n"))
                         ));
                     }
                 }
             }
-            out.push_str("</testcase>\n");
+            suite.push_str("</testcase>\n");
         }
-        out.push_str("  </testsuite>\n");
+        failures += suite_failures;
+        tests += e.outcomes.len();
+        body.push_str(&format!(
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{suite_failures}\" file=\"{}\">\n",
+            xml_escape(&e.object.to_string()),
+            e.outcomes.len(),
+            xml_escape(&o.origin.file)
+        ));
+        body.push_str(&format!(
+            "    <properties><property name=\"annexa.policies\" value=\"{}\"/></properties>\n",
+            xml_escape(&o.applied.reason)
+        ));
+        body.push_str(&suite);
+        body.push_str("  </testsuite>\n");
     }
-    out.push_str("</testsuites>\n");
-    out
+    if !report.not_checked.is_empty() {
+        let suite_failures = if report.strict {
+            report.not_checked.len()
+        } else {
+            0
+        };
+        failures += suite_failures;
+        tests += report.not_checked.len();
+        body.push_str(&format!(
+            "  <testsuite name=\"not checked\" tests=\"{}\" failures=\"{suite_failures}\">\n",
+            report.not_checked.len()
+        ));
+        for g in &report.not_checked {
+            body.push_str(&format!(
+                "    <testcase classname=\"not checked\" name=\"{}\">",
+                xml_escape(&g.subject)
+            ));
+            if report.strict {
+                body.push_str(&format!(
+                    "<failure type=\"NotChecked\" message=\"{}\"/>",
+                    xml_escape(&g.message)
+                ));
+            } else {
+                body.push_str(&format!(
+                    "<skipped message=\"{}\"/>",
+                    xml_escape(&g.message)
+                ));
+            }
+            body.push_str("</testcase>\n");
+        }
+        body.push_str("  </testsuite>\n");
+    }
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"annexa check\" tests=\"{tests}\" failures=\"{failures}\">\n{body}</testsuites>\n"
+    )
 }

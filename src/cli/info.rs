@@ -112,7 +112,12 @@ pub fn policy_default_yaml() -> Result<String> {
     let body = serde_yaml_ng::to_string(&policy).map_err(|e| Error::Serialize(e.to_string()))?;
     Ok(format!(
         "# The built-in baseline: applies to namespaces no CompliancePolicy selects, and supplies\n\
-         # every setting the selecting policies leave unset.\n{body}"
+         # every setting the selecting policies leave unset.\n\
+         # Its GPU pools (spec.gpu.pools) are node labels and taints no cluster has until the\n\
+         # platform team adds them to the GPU nodes, one pool per classification, e.g.:\n\
+         #   kubectl label node NODE annexa.dev/gpu-pool=internal\n\
+         #   kubectl taint node NODE annexa.dev/gpu-pool=internal:NoSchedule\n\
+         # or replaces them with its own spec.gpu.pools in a CompliancePolicy.\n{body}"
     ))
 }
 

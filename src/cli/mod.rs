@@ -53,7 +53,9 @@ pub fn init_logging(format: LogFormat) {
 pub enum Command {
     /// Evaluate manifests offline, as the webhook and controllers would (for CI, before merge).
     ///
-    /// Exit codes: 0 no Enforce finding, 1 at least one Enforce finding, 2 bad input.
+    /// Exit codes: 0 no Enforce finding, 1 at least one Enforce finding (with --strict, also
+    /// anything not checked: an AI or GPU kind Annexa does not read, a --policy that selects
+    /// nothing, an input with nothing to evaluate), 2 bad input (nothing evaluated).
     Check(CheckArgs),
     /// Print the CustomResourceDefinitions of every Annexa kind as multi-document YAML.
     Crd(CrdArgs),
@@ -82,11 +84,29 @@ pub enum Command {
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
     /// Files or folders of YAML/JSON manifests (folders are searched recursively); `-` reads stdin.
-    #[arg(required = true, value_name = "PATH")]
+    #[arg(required_unless_present = "filenames", value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// The same as PATH, as `kubectl apply -f` takes it (may be repeated).
+    #[arg(short = 'f', long = "filename", value_name = "PATH")]
+    pub filenames: Vec<PathBuf>,
     /// Extra files or folders of CompliancePolicies (and Namespaces) to evaluate against.
     #[arg(long = "policy", value_name = "FILE")]
     pub policies: Vec<PathBuf>,
+    /// The namespace of objects whose manifest names none (default `default`); an object that
+    /// names another is bad input, as with `kubectl apply -n`.
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Labels of the namespaces the input has no Namespace object for, as the cluster has them
+    /// (`annexa.dev/environment=production,annexa.dev/enforce=true`): they decide which
+    /// CompliancePolicies select those namespaces.
+    #[arg(long, value_name = "KEY=VALUE,...")]
+    pub namespace_labels: Vec<String>,
+    /// A gate for CI: exit 1 when anything was not checked that could hide a failure: an
+    /// AI-serving or GPU kind Annexa does not read (KServe, LeaderWorkerSet, Ray...), a policy
+    /// given with --policy that selects none of the checked namespaces, an input with no object
+    /// Annexa evaluates. Without it each is printed and the exit code is unchanged.
+    #[arg(long)]
+    pub strict: bool,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,

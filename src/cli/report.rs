@@ -3,14 +3,15 @@
 //! `status.controls`.
 
 use crate::api::{
-    AgentPolicy, ControlOutcome, ControlResult, HasCommonStatus, ModelApproval, ModelDeployment,
-    TrainingDataset,
+    AgentPolicy, ControlOutcome, ControlResult, ENFORCE_LABEL, HasCommonStatus, ModelApproval,
+    ModelDeployment, TrainingDataset,
 };
 use crate::error::{Error, Result};
 use crate::policy::{CATALOGUE, ObjectRef};
 use kube::api::{Api, ListParams};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {
@@ -53,11 +54,52 @@ pub struct ControlSummary {
     pub failing: Vec<String>,
 }
 
+/// The workloads Annexa governs: Pods and the pod-template kinds in namespaces labelled
+/// `annexa.dev/enforce=true`. They carry no status of Annexa's (they are checked at admission,
+/// and GPU pods again by the background audit), so the controls above do not count them.
+#[derive(Debug, Default, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GovernedWorkloads {
+    /// The enforced namespaces.
+    pub namespaces: Vec<String>,
+    /// How many of each kind (`Pod`, `Deployment`...), every kind listed.
+    pub kinds: BTreeMap<String, usize>,
+    pub total: usize,
+}
+
+impl GovernedWorkloads {
+    /// `3 governed workloads (2 Pod, 1 Deployment) in 1 namespace labelled annexa.dev/enforce=true`.
+    pub fn sentence(&self) -> String {
+        let kinds: Vec<String> = self
+            .kinds
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
+        format!(
+            "{} governed workload{}{} in {} namespace{} labelled {ENFORCE_LABEL}=true",
+            self.total,
+            if self.total == 1 { "" } else { "s" },
+            if kinds.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", kinds.join(", "))
+            },
+            self.namespaces.len(),
+            if self.namespaces.len() == 1 { "" } else { "s" },
+        )
+    }
+}
+
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditReport {
     pub generated_at: String,
+    /// Annexa objects (TrainingDataset, ModelDeployment, ModelApproval, AgentPolicy).
     pub objects: usize,
+    /// Workloads governed at admission (not in the per-control counts); None when they could
+    /// not be listed (the user may not list namespaces or workloads).
+    pub governed_workloads: Option<GovernedWorkloads>,
     /// Objects whose status does not (yet) reflect their spec.
     pub not_yet_evaluated: Vec<String>,
     pub controls: Vec<ControlSummary>,
@@ -100,6 +142,7 @@ pub fn aggregate(observed: &[Observed], generated_at: String) -> AuditReport {
     AuditReport {
         generated_at,
         objects: observed.len(),
+        governed_workloads: Some(GovernedWorkloads::default()),
         not_yet_evaluated: observed
             .iter()
             .filter(|o| !o.current)
@@ -107,6 +150,13 @@ pub fn aggregate(observed: &[Observed], generated_at: String) -> AuditReport {
             .collect(),
         controls,
     }
+}
+
+fn governed_sentence(report: &AuditReport) -> String {
+    report.governed_workloads.as_ref().map_or_else(
+        || "governed workloads not counted".to_string(),
+        GovernedWorkloads::sentence,
+    )
 }
 
 pub fn table(report: &AuditReport) -> String {
@@ -128,8 +178,10 @@ pub fn table(report: &AuditReport) -> String {
         ));
     }
     out.push_str(&format!(
-        "\n{} objects; generated {}\n",
-        report.objects, report.generated_at
+        "\n{} objects; {} (checked at admission, not counted above); generated {}\n",
+        report.objects,
+        governed_sentence(report),
+        report.generated_at
     ));
     if !report.not_yet_evaluated.is_empty() {
         out.push_str(&format!(
@@ -142,8 +194,10 @@ pub fn table(report: &AuditReport) -> String {
 
 pub fn markdown(report: &AuditReport) -> String {
     let mut out = format!(
-        "# Annexa compliance report\n\nGenerated {} over {} objects.\n\n| Control | Title | Pass | Fail | N/A | Excepted | Failing objects |\n|---|---|---|---|---|---|---|\n",
-        report.generated_at, report.objects
+        "# Annexa compliance report\n\nGenerated {} over {} objects; {} (checked at admission, not counted below).\n\n| Control | Title | Pass | Fail | N/A | Excepted | Failing objects |\n|---|---|---|---|---|---|---|\n",
+        report.generated_at,
+        report.objects,
+        governed_sentence(report)
     );
     for c in &report.controls {
         out.push_str(&format!(
@@ -208,11 +262,75 @@ pub async fn observe_all(client: &Client, ns: Option<&str>) -> Result<Vec<Observ
     Ok(observed)
 }
 
+/// How many objects of one workload kind a namespace holds.
+async fn count<K>(client: &Client, namespace: &str) -> Result<usize>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    Ok(api.list(&ListParams::default()).await?.items.len())
+}
+
+/// The workloads in the enforced namespaces (or in `namespace` only, if it is enforced).
+pub async fn governed_workloads(
+    client: &Client,
+    namespace: Option<&str>,
+) -> Result<GovernedWorkloads> {
+    use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+    use k8s_openapi::api::batch::v1::{CronJob, Job};
+    use k8s_openapi::api::core::v1::{Namespace, Pod};
+    let api: Api<Namespace> = Api::all(client.clone());
+    let selector = format!("{ENFORCE_LABEL}=true");
+    let mut namespaces: Vec<String> = api
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items
+        .iter()
+        .map(|n| n.name_any())
+        .filter(|n| namespace.is_none_or(|only| only == n))
+        .collect();
+    namespaces.sort();
+    let mut governed = GovernedWorkloads {
+        namespaces,
+        ..GovernedWorkloads::default()
+    };
+    for ns in &governed.namespaces {
+        let counts = [
+            ("Pod", count::<Pod>(client, ns).await?),
+            ("Deployment", count::<Deployment>(client, ns).await?),
+            ("StatefulSet", count::<StatefulSet>(client, ns).await?),
+            ("DaemonSet", count::<DaemonSet>(client, ns).await?),
+            ("ReplicaSet", count::<ReplicaSet>(client, ns).await?),
+            ("Job", count::<Job>(client, ns).await?),
+            ("CronJob", count::<CronJob>(client, ns).await?),
+        ];
+        for (kind, n) in counts {
+            *governed.kinds.entry(kind.to_string()).or_default() += n;
+            governed.total += n;
+        }
+    }
+    Ok(governed)
+}
+
 pub async fn run(args: &ReportArgs) -> Result<()> {
     let client = Client::try_default().await?;
     let observed = observe_all(&client, args.namespace.as_deref()).await?;
     let now = jiff::Timestamp::now().to_string();
-    let report = aggregate(&observed, now.clone());
+    let mut report = aggregate(&observed, now.clone());
+    if args.output != ReportFormat::Oscal {
+        // Someone who may read Annexa's objects but not list namespaces or workloads still
+        // gets the control counts.
+        match governed_workloads(&client, args.namespace.as_deref()).await {
+            Ok(governed) => report.governed_workloads = Some(governed),
+            Err(e) => {
+                eprintln!("warning: governed workloads not counted: {e}");
+                report.governed_workloads = None;
+            }
+        }
+    }
     let text = match args.output {
         ReportFormat::Oscal => {
             let document = crate::evidence::oscal::assessment_results(&observed, &now);
@@ -280,5 +398,36 @@ mod tests {
         assert!(markdown(&report).contains(
             "| A.8.24 | Use of cryptography | 1 | 1 | 0 | 0 | TrainingDataset/ml/claims |"
         ));
+    }
+
+    #[test]
+    fn governed_workloads_are_counted_beside_the_annexa_objects() {
+        let mut report = aggregate(&[], "now".into());
+        assert!(
+            table(&report).contains("\n0 objects; 0 governed workloads in 0 namespaces labelled annexa.dev/enforce=true (checked at admission, not counted above); generated now\n"),
+            "{}",
+            table(&report)
+        );
+        report.governed_workloads = Some(GovernedWorkloads {
+            namespaces: vec!["fraud-prod".into()],
+            kinds: [("Pod", 3), ("Deployment", 1), ("Job", 0)]
+                .into_iter()
+                .map(|(k, n)| (k.to_string(), n))
+                .collect(),
+            total: 4,
+        });
+        assert!(
+            table(&report).contains("\n0 objects; 4 governed workloads (1 Deployment, 3 Pod) in 1 namespace labelled annexa.dev/enforce=true (checked at admission, not counted above); generated now\n"),
+            "{}",
+            table(&report)
+        );
+        assert!(
+            markdown(&report).contains(
+                "over 0 objects; 4 governed workloads (1 Deployment, 3 Pod) in 1 namespace"
+            )
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["governedWorkloads"]["total"], 4);
+        assert_eq!(json["governedWorkloads"]["kinds"]["Pod"], 3);
     }
 }

@@ -57,6 +57,15 @@ pub struct Args {
     /// Identity in the Lease (default: the pod name from HOSTNAME).
     #[arg(long, env = "HOSTNAME")]
     pub identity: Option<String>,
+    /// How often the self-managed certificate Secret is checked (renewed when due, adopted when
+    /// another replica renewed it) and the webhook configurations' caBundle repaired: `60s`,
+    /// `5m`.
+    #[arg(long, default_value = "60s", value_parser = positive_duration)]
+    pub certificate_check_interval: Duration,
+    /// Lifetime of the self-managed serving certificate, renewed at two thirds of it: `365d`,
+    /// `90d` (short lifetimes exercise rotation).
+    #[arg(long, default_value = "365d", value_parser = positive_duration)]
+    pub serving_certificate_lifetime: Duration,
     /// Serve the webhook only; run no controllers.
     #[arg(long)]
     pub no_controllers: bool,
@@ -86,9 +95,12 @@ impl Args {
                 secret_name: self.cert_secret.clone(),
                 validating_configurations: self.validating_webhook_configurations.clone(),
                 mutating_configurations: self.mutating_webhook_configurations.clone(),
-                lifetimes: certs::Lifetimes::default(),
+                lifetimes: certs::Lifetimes {
+                    serving: self.serving_certificate_lifetime,
+                    ..certs::Lifetimes::default()
+                },
                 // Also how soon a webhook configuration recreated without caBundle is repaired.
-                check_interval: Duration::from_secs(60),
+                check_interval: self.certificate_check_interval,
             }),
         };
         ClusterConfig {
@@ -97,6 +109,15 @@ impl Args {
             limits: self.limits.limits(),
             certificates,
         }
+    }
+}
+
+/// A duration of at least one second, written as in Annexa objects (`90s`, `5m`, `365d`).
+fn positive_duration(text: &str) -> std::result::Result<Duration, String> {
+    let parsed = crate::policy::duration::parse_duration(text)?;
+    match u64::try_from(parsed.as_secs()) {
+        Ok(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
+        _ => Err(format!("duration {text:?} must be at least 1s")),
     }
 }
 

@@ -4,8 +4,8 @@
 
 use super::conditions::{self, Desired};
 use super::{
-    Child, Context, apply, apply_status, child_labels, error_action, foreign_children,
-    name_conflict, owner_reference,
+    Child, Context, apply, apply_status, child_labels, error_action, forbidden_condition,
+    forbidden_to_annexa, foreign_children, name_conflict, owner_reference, withdraw,
 };
 use crate::api::{AgentPolicy, AgentPolicyStatus, CommonStatus};
 use crate::error::{Error, Result};
@@ -66,11 +66,30 @@ pub fn build_service_account(agent: &AgentPolicy) -> ServiceAccount {
     }
 }
 
-/// The Role with exactly the declared rules and its binding to the agent's account.
+/// Whether a namespaced Role can hold the rule (kube-apiserver refuses the whole Role
+/// otherwise): verbs, API groups and resources, and no non-resource URLs.
+pub fn role_can_hold(rule: &PolicyRule) -> bool {
+    let some = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
+    !rule.verbs.is_empty()
+        && !some(&rule.non_resource_urls)
+        && some(&rule.api_groups)
+        && some(&rule.resources)
+}
+
+/// The Role with exactly the declared rules and its binding to the agent's account. A rule no
+/// Role can hold (non-resource URLs, no verbs) is left out, so it is not granted.
 pub fn build_grant(agent: &AgentPolicy) -> (Role, RoleBinding) {
     let role = Role {
         metadata: meta(agent, grant_name(agent)),
-        rules: Some(agent.spec.permissions.clone()),
+        rules: Some(
+            agent
+                .spec
+                .permissions
+                .iter()
+                .filter(|r| role_can_hold(r))
+                .cloned()
+                .collect(),
+        ),
     };
     let binding = RoleBinding {
         metadata: meta(agent, grant_name(agent)),
@@ -97,6 +116,9 @@ pub fn build_network_policy(agent: &AgentPolicy) -> NetworkPolicy {
         .spec
         .egress
         .iter()
+        // A rule a NetworkPolicy cannot express is left out (that traffic stays denied): the
+        // API server would refuse the whole policy, and the agent's egress would stay open.
+        .filter(|rule| network_policy_can_hold(rule))
         .map(|rule| NetworkPolicyEgressRule {
             to: Some(vec![NetworkPolicyPeer {
                 ip_block: Some(IPBlock {
@@ -155,6 +177,24 @@ pub fn build_network_policy(agent: &AgentPolicy) -> NetworkPolicy {
             ingress: None,
         }),
     }
+}
+
+/// Whether an egress rule is one a NetworkPolicy can hold: a protocol of TCP, UDP or SCTP,
+/// ports from 1 to 65535 and a CIDR (`address/prefix`).
+pub fn network_policy_can_hold(rule: &crate::api::EgressRule) -> bool {
+    let protocol = matches!(
+        rule.protocol.as_deref(),
+        None | Some("TCP" | "UDP" | "SCTP")
+    );
+    let ports = rule.ports.iter().all(|p| (1..=65535).contains(p));
+    let cidr = rule.cidr.split_once('/').is_some_and(|(ip, prefix)| {
+        match (ip.parse::<std::net::IpAddr>(), prefix.parse::<u8>()) {
+            (Ok(std::net::IpAddr::V4(_)), Ok(bits)) => bits <= 32,
+            (Ok(std::net::IpAddr::V6(_)), Ok(bits)) => bits <= 128,
+            _ => false,
+        }
+    });
+    protocol && ports && cidr
 }
 
 /// The egress policy of an agent whose declared egress fails an Enforce control: every egress
@@ -273,6 +313,78 @@ pub fn excess_bindings(agent: &AgentPolicy, rbac: &RbacState) -> Vec<String> {
     excess
 }
 
+/// Whether the agent's declared permissions, and its declared egress, fail an Enforce control:
+/// `(grant_blocked, egress_blocked)`. The same engine call as the webhook's decides what the
+/// controller materialises.
+pub fn blocked(eval: &policy::Evaluation) -> (bool, bool) {
+    let grant = eval
+        .denials()
+        .any(|f| f.control == "A.5.15" || f.control == "A.8.2");
+    let egress = eval
+        .denials()
+        .any(|f| f.control == "A.8.12" || f.control == "A.8.20");
+    (grant, egress)
+}
+
+/// Enforce findings listed for a condition or an Event (the first few; the rest counted).
+pub fn enforce_findings(eval: &policy::Evaluation) -> String {
+    const SHOWN: usize = 5;
+    // Several rules can fail the same way: each message once, in the order found.
+    let mut denials: Vec<&str> = Vec::new();
+    for f in eval.denials() {
+        if !denials.contains(&f.message.as_str()) {
+            denials.push(&f.message);
+        }
+    }
+    let mut text = denials
+        .iter()
+        .take(SHOWN)
+        .copied()
+        .collect::<Vec<_>>()
+        .join("; ");
+    if denials.len() > SHOWN {
+        text.push_str(&format!("; and {} more", denials.len() - SHOWN));
+    }
+    text
+}
+
+/// `Ready=False` of an agent whose grant or egress fails an Enforce control: what is withheld
+/// (and withdrawn, when it was granted before), the controls and the rules that fail.
+pub fn withheld_ready(
+    eval: &policy::Evaluation,
+    grant_blocked: bool,
+    egress_blocked: bool,
+) -> Desired {
+    let withheld: Vec<&str> = [
+        (
+            grant_blocked,
+            "the declared permissions are not granted (a Role or RoleBinding granted before is withdrawn)",
+        ),
+        (egress_blocked, "the declared egress is not opened (DNS only)"),
+    ]
+    .into_iter()
+    .filter_map(|(blocked, what)| blocked.then_some(what))
+    .collect();
+    let mut controls: Vec<&str> = eval.denials().map(|f| f.control).collect();
+    controls.sort();
+    controls.dedup();
+    Desired::new(
+        "Ready",
+        false,
+        if grant_blocked {
+            "GrantWithheld"
+        } else {
+            "EgressWithheld"
+        },
+        format!(
+            "the spec fails Enforce controls ({}): {}: {}",
+            controls.join(", "),
+            withheld.join("; "),
+            enforce_findings(eval)
+        ),
+    )
+}
+
 /// The AgentPolicy that governs `agent`'s service account when several name the same one: the
 /// oldest (then the first by name). Only it is reconciled; the others report the conflict.
 /// (Two owners would take the account, its Role and NetworkPolicy from each other on every
@@ -322,12 +434,7 @@ async fn reconcile_inner(agent: &AgentPolicy, ctx: &Context) -> Result<Action> {
     // with Enforce findings (a wildcard, a dangerous permission) are not applied, and egress
     // rules with Enforce findings (the whole internet, every port) are not opened: the agent
     // keeps DNS only. Annexa never hands out what its own rules forbid.
-    let grant_blocked = eval
-        .denials()
-        .any(|f| f.control == "A.5.15" || f.control == "A.8.2");
-    let egress_blocked = eval
-        .denials()
-        .any(|f| f.control == "A.8.12" || f.control == "A.8.20");
+    let (grant_blocked, egress_blocked) = blocked(&eval);
     let network_policy = if egress_blocked {
         build_withheld_network_policy(agent)
     } else {
@@ -339,13 +446,44 @@ async fn reconcile_inner(agent: &AgentPolicy, ctx: &Context) -> Result<Action> {
         children.push(Child::of(&binding));
     }
     let foreign = foreign_children(&ctx.client, &children).await?;
+    let mut forbidden = None;
     if foreign.is_empty() {
-        apply(&ctx.client, &service_account).await?;
-        if !grant_blocked {
-            apply(&ctx.client, &role).await?;
-            apply(&ctx.client, &binding).await?;
+        // The restrictive children first: a grant Annexa may not write here leaves the agent
+        // with its account and its egress policy, never the other way round.
+        let applied = async {
+            apply(&ctx.client, &service_account).await?;
+            apply(&ctx.client, &network_policy).await?;
+            if !grant_blocked {
+                apply(&ctx.client, &role).await?;
+                apply(&ctx.client, &binding).await?;
+            }
+            Ok::<_, Error>(())
         }
-        apply(&ctx.client, &network_policy).await?;
+        .await;
+        if let Err(error) = applied {
+            forbidden = Some(forbidden_to_annexa(&error).ok_or(error)?);
+        }
+    }
+    // A grant made while policy allowed it (admitted under Audit, created before a stricter
+    // policy) is withdrawn as soon as it fails an Enforce control: binding first, then the Role.
+    if grant_blocked {
+        let name = grant_name(agent);
+        let binding_now = super::cached_rbac(ctx, |r| &r.role_bindings, &namespace, &name).await?;
+        let role_now = super::cached_rbac(ctx, |r| &r.roles, &namespace, &name).await?;
+        let withdrew_binding = withdraw(&ctx.client, agent, binding_now.as_deref()).await?;
+        let withdrew_role = withdraw(&ctx.client, agent, role_now.as_deref()).await?;
+        if withdrew_binding || withdrew_role {
+            ctx.event(
+                agent,
+                true,
+                "GrantWithdrawn",
+                format!(
+                    "Role and RoleBinding {name:?} withdrawn: {}",
+                    enforce_findings(&eval)
+                ),
+            )
+            .await;
+        }
     }
 
     let excess = ctx
@@ -400,37 +538,13 @@ async fn reconcile_inner(agent: &AgentPolicy, ctx: &Context) -> Result<Action> {
         pod_identity.clone(),
         if !foreign.is_empty() {
             name_conflict(&foreign)
-        } else if grant_blocked || egress_blocked {
-            let withheld: Vec<&str> = [
-                (grant_blocked, "the declared permissions were not granted"),
-                (
-                    egress_blocked,
-                    "the declared egress was not opened (DNS only)",
-                ),
-            ]
-            .into_iter()
-            .filter_map(|(blocked, what)| blocked.then_some(what))
-            .collect();
-            let controls: Vec<&str> = {
-                let mut c: Vec<&str> = eval.denials().map(|f| f.control).collect();
-                c.sort();
-                c.dedup();
-                c
-            };
-            Desired::new(
-                "Ready",
-                false,
-                if grant_blocked {
-                    "GrantWithheld"
-                } else {
-                    "EgressWithheld"
-                },
-                format!(
-                    "the spec fails Enforce controls ({}): {}",
-                    controls.join(", "),
-                    withheld.join("; ")
-                ),
+        } else if let Some(message) = &forbidden {
+            forbidden_condition(
+                &format!("the agent's children in namespace {namespace:?}"),
+                message,
             )
+        } else if grant_blocked || egress_blocked {
+            withheld_ready(&eval, grant_blocked, egress_blocked)
         } else {
             Desired::new(
                 "Ready",

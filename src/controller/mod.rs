@@ -174,6 +174,104 @@ pub async fn foreign_children(client: &Client, children: &[Child<'_>]) -> Result
     Ok(foreign)
 }
 
+/// Whether `existing` is controlled by the object with UID `owner_uid`: the only objects Annexa
+/// may withdraw.
+pub fn controlled_by(existing: &ObjectMeta, owner_uid: &str) -> bool {
+    !owner_uid.is_empty()
+        && existing
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.controller == Some(true) && o.uid == owner_uid)
+}
+
+/// Withdraws a child Annexa wrote earlier and current policy no longer allows (a Role, a
+/// RoleBinding): `existing` (from the cache) is deleted when `owner` controls it, bound to the
+/// UID read so that an object recreated under the name in between is left alone. An object of
+/// that name Annexa does not own is never touched. Returns whether a deletion was made.
+pub async fn withdraw<K, O>(client: &Client, owner: &O, existing: Option<&K>) -> Result<bool>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + DeserializeOwned
+        + Clone
+        + Debug,
+    O: Resource<DynamicType = ()>,
+{
+    let Some(existing) = existing else {
+        return Ok(false);
+    };
+    let meta = existing.meta();
+    if !controlled_by(meta, owner.meta().uid.as_deref().unwrap_or_default()) {
+        return Ok(false);
+    }
+    let (Some(namespace), Some(name)) = (meta.namespace.as_deref(), meta.name.as_deref()) else {
+        return Ok(false);
+    };
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let params = kube::api::DeleteParams {
+        preconditions: meta.uid.clone().map(|uid| kube::api::Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        ..kube::api::DeleteParams::background()
+    };
+    match api.delete(name, &params).await {
+        Ok(_) => Ok(true),
+        // Gone already, or replaced by another object of that name: nothing of ours is left.
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A Role or RoleBinding of `namespace`/`name`, from the RBAC caches (read from the API server
+/// when the controller runs without them).
+pub async fn cached_rbac<K>(
+    ctx: &Context,
+    store: impl Fn(&agent_policy::RbacState) -> &kube::runtime::reflector::Store<K>,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Arc<K>>>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + serde::de::DeserializeOwned
+        + Clone
+        + std::fmt::Debug
+        + 'static,
+{
+    match &ctx.rbac {
+        Some(rbac) => {
+            Ok(store(rbac).get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace)))
+        }
+        None => {
+            let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+            Ok(api.get_opt(name).await?.map(Arc::new))
+        }
+    }
+}
+
+/// The API server's refusal of a write Annexa made with its own RBAC (403), as the message of
+/// the parent's condition: Annexa's ServiceAccount lacks the permission the server names. None
+/// for any other error.
+pub fn forbidden_to_annexa(error: &Error) -> Option<String> {
+    match error {
+        Error::Kube(kube::Error::Api(status)) if status.code == 403 => Some(status.message.clone()),
+        _ => None,
+    }
+}
+
+/// The `Ready=False/Forbidden` condition of a parent whose children Annexa's own RBAC does not
+/// let it write in this namespace (e.g. `rbac.namespaces` in the chart leaves it out).
+pub fn forbidden_condition(what: &str, message: &str) -> conditions::Desired {
+    conditions::Desired::new(
+        "Ready",
+        false,
+        "Forbidden",
+        format!(
+            "Annexa's own RBAC does not allow it to write {what}: {message}; a cluster administrator grants it (see rbac.namespaces and rbac.grantMode in the chart) or the object moves to a namespace where Annexa may act"
+        ),
+    )
+}
+
 /// A child Annexa is about to write: its kind and desired metadata.
 pub struct Child<'a> {
     pub kind: &'static str,
@@ -266,6 +364,31 @@ where
     let params = PatchParams::apply(FIELD_MANAGER).force();
     Ok(api
         .patch(&object.name_any(), &params, &Patch::Apply(object))
+        .await?)
+}
+
+/// Merge-patches a namespaced child under the `annexa` field manager: for what server-side
+/// apply cannot remove, list items another manager added (see
+/// [`model_deployment::foreign_pod_items`]).
+pub async fn put_back<K>(client: &Client, live: &K, patch: &serde_json::Value) -> Result<K>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + DeserializeOwned
+        + Clone
+        + Debug,
+{
+    let namespace = live
+        .meta()
+        .namespace
+        .as_deref()
+        .ok_or_else(|| Error::Invalid(format!("{} has no namespace", K::kind(&()))))?;
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..PatchParams::default()
+    };
+    Ok(api
+        .patch(&live.name_any(), &params, &Patch::Merge(patch))
         .await?)
 }
 

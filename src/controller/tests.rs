@@ -1185,3 +1185,277 @@ fn a_pvc_controlled_by_another_object_is_recognised() {
         serde_yaml_ng::from_str("metadata: {name: claims-data}").unwrap();
     assert_eq!(foreign_controller(&free.metadata), None);
 }
+
+#[test]
+fn a_sidecar_or_volume_added_by_hand_is_put_back_by_a_merge_patch() {
+    use super::model_deployment::foreign_pod_items;
+    use k8s_openapi::api::core::v1::{Container, HostPathVolumeSource, Volume};
+    let m = model("  resources: {gpus: 1}\n");
+    let profile = Profile::baseline();
+    let release = release_of(&m);
+    let desired = build_deployment(&Inputs {
+        model: &m,
+        profile: &profile,
+        classification: Classification::Internal,
+        release: Some(&release),
+    })
+    .unwrap();
+    // What server-side apply leaves in place: Annexa's items, in any order, and nothing else.
+    assert_eq!(foreign_pod_items(&desired, &desired), None);
+
+    let mut live = desired.clone();
+    let pod = live.spec.template.spec.as_mut().unwrap();
+    pod.containers.push(Container {
+        name: "sidecar".to_string(),
+        image: Some("busybox".to_string()),
+        ..Container::default()
+    });
+    let patch = foreign_pod_items(&desired, &live).expect("a sidecar is foreign");
+    let want = desired.spec.template.spec.as_ref().unwrap();
+    assert_eq!(
+        patch["spec"]["template"]["spec"]["containers"],
+        serde_json::to_value(&want.containers).unwrap()
+    );
+    assert_eq!(
+        patch["spec"]["template"]["spec"]["volumes"],
+        serde_json::to_value(&want.volumes).unwrap()
+    );
+    assert_eq!(
+        patch["spec"]["template"]["spec"]["initContainers"],
+        serde_json::Value::Null
+    );
+
+    let mut live = desired.clone();
+    let pod = live.spec.template.spec.as_mut().unwrap();
+    pod.volumes.get_or_insert_with(Vec::new).push(Volume {
+        name: "host".to_string(),
+        host_path: Some(HostPathVolumeSource {
+            path: "/".to_string(),
+            type_: None,
+        }),
+        ..Volume::default()
+    });
+    assert!(
+        foreign_pod_items(&desired, &live).is_some(),
+        "a hostPath volume is foreign"
+    );
+
+    let mut live = desired.clone();
+    let pod = live.spec.template.spec.as_mut().unwrap();
+    pod.init_containers = Some(vec![Container {
+        name: "init".to_string(),
+        image: Some("busybox".to_string()),
+        ..Container::default()
+    }]);
+    assert!(
+        foreign_pod_items(&desired, &live).is_some(),
+        "an init container is foreign"
+    );
+}
+
+#[test]
+fn agent_rules_no_role_or_network_policy_can_hold_are_left_out_not_written() {
+    // What an Audit namespace admits (the webhook only warns): non-resource URLs and a rule
+    // without verbs cannot be in a namespaced Role, and an HTTP protocol, port 0 or a CIDR
+    // with a /33 prefix cannot be in a NetworkPolicy; the API server would refuse the whole
+    // object. They are left out, so what they ask for stays denied.
+    let mut a = agent();
+    let declared = a.spec.permissions[0].clone();
+    a.spec.permissions.push(rule(&[], &[], &["get"]));
+    a.spec.permissions[1].non_resource_urls = Some(vec!["/metrics".to_string()]);
+    a.spec.permissions.push(rule(&[""], &["pods"], &[]));
+    let (role, _) = build_grant(&a);
+    assert_eq!(role.rules.unwrap(), vec![declared]);
+
+    let egress = |cidr: &str, ports: Vec<i32>, protocol: Option<&str>| crate::api::EgressRule {
+        cidr: cidr.to_string(),
+        ports,
+        protocol: protocol.map(str::to_string),
+    };
+    a.spec
+        .egress
+        .push(egress("10.40.0.0/16", vec![8080], Some("HTTP")));
+    a.spec.egress.push(egress("10.41.0.0/16", vec![0], None));
+    a.spec.egress.push(egress("10.42.0.0/33", vec![443], None));
+    a.spec
+        .egress
+        .push(egress("10.43.0.0/16", vec![53], Some("UDP")));
+    let rules = agent_netpol(&a).spec.unwrap().egress.unwrap();
+    let cidrs: Vec<String> = rules
+        .iter()
+        .filter_map(|r| r.to.as_ref()?[0].ip_block.as_ref().map(|b| b.cidr.clone()))
+        .collect();
+    assert_eq!(cidrs, ["10.20.0.0/16", "10.43.0.0/16"]);
+}
+
+/// An agent granted `escalate` on Roles, evaluated under a policy whose every control is
+/// `action` (the agent was admitted under Audit; the policy is then switched to Enforce).
+fn escalating_agent_under(action: crate::api::Action) -> (AgentPolicy, policy::Evaluation) {
+    let mut a = agent();
+    a.spec.permissions = vec![rule(
+        &["rbac.authorization.k8s.io"],
+        &["roles"],
+        &["get", "escalate"],
+    )];
+    let mut profile = Profile::baseline();
+    profile.default_action = action;
+    for value in profile.actions.values_mut() {
+        *value = action;
+    }
+    let inv = Inventory::default();
+    let eval = policy::evaluate(
+        Governed::Agent(&a),
+        &PolicyContext {
+            profile: &profile,
+            lookup: &inv,
+            now: jiff::Timestamp::UNIX_EPOCH,
+            detail: policy::Detail::Outcomes,
+        },
+    );
+    (a, eval)
+}
+
+#[test]
+fn an_escalating_grant_is_made_under_audit_and_withdrawn_under_enforce_with_the_rule_named() {
+    use super::agent_policy::{blocked, withheld_ready};
+    use crate::api::Action;
+    let (_, audit) = escalating_agent_under(Action::Audit);
+    // Audit reports the finding but materialises the grant.
+    assert!(!audit.is_compliant());
+    assert_eq!(blocked(&audit), (false, false));
+    let (_, enforce) = escalating_agent_under(Action::Enforce);
+    assert_eq!(blocked(&enforce), (true, false));
+    let ready = withheld_ready(&enforce, true, false);
+    assert_eq!(
+        (ready.status, ready.reason.as_str()),
+        (false, "GrantWithheld")
+    );
+    assert_eq!(
+        ready.message,
+        "the spec fails Enforce controls (A.8.2): the declared permissions are not granted (a Role or RoleBinding granted before is withdrawn): A.8.2 Privileged access rights: agent \"support\" is granted the forbidden verb \"escalate\"; A.8.2 Privileged access rights: agent \"support\" is granted \"escalate\" on \"roles\", a dangerous permission the policy forbids"
+    );
+}
+
+#[test]
+fn withheld_egress_and_grant_name_every_failing_rule_and_bound_the_list() {
+    use super::agent_policy::{blocked, withheld_ready};
+    use crate::api::Action;
+    let (mut a, _) = escalating_agent_under(Action::Enforce);
+    // The same forbidden verb in two rules (one message), and six dangerous permissions.
+    a.spec.permissions = vec![
+        rule(&[""], &["things"], &["impersonate"]),
+        rule(&[""], &["others"], &["impersonate"]),
+        rule(&[""], &["serviceaccounts/token"], &["create"]),
+        rule(&[""], &["pods/exec"], &["create"]),
+        rule(&[""], &["pods/attach"], &["create"]),
+        rule(&[""], &["pods/portforward"], &["create"]),
+        rule(&[""], &["secrets"], &["create"]),
+        rule(&[""], &["secrets"], &["delete"]),
+    ];
+    a.spec.egress[0].cidr = "0.0.0.0/0".to_string();
+    let profile = Profile::baseline();
+    let inv = Inventory::default();
+    let eval = policy::evaluate(
+        Governed::Agent(&a),
+        &PolicyContext {
+            profile: &profile,
+            lookup: &inv,
+            now: jiff::Timestamp::UNIX_EPOCH,
+            detail: policy::Detail::Outcomes,
+        },
+    );
+    assert_eq!(blocked(&eval), (true, true));
+    let ready = withheld_ready(&eval, true, true);
+    assert!(
+        ready.message.starts_with(
+            "the spec fails Enforce controls (A.8.12, A.8.2): the declared permissions are not granted (a Role or RoleBinding granted before is withdrawn); the declared egress is not opened (DNS only): A.8.2 Privileged access rights: agent \"support\" is granted the forbidden verb \"impersonate\""
+        ),
+        "{}",
+        ready.message
+    );
+    assert_eq!(
+        ready.message.matches("forbidden verb").count(),
+        1,
+        "{}",
+        ready.message
+    );
+    // Seven distinct A.8.2 findings and one A.8.12: five are quoted, the rest counted.
+    assert!(ready.message.ends_with("; and 3 more"), "{}", ready.message);
+}
+
+#[test]
+fn only_a_child_the_parent_controls_by_uid_is_withdrawn() {
+    use super::controlled_by;
+    let (role, binding) = build_grant(&agent());
+    assert!(controlled_by(&role.metadata, "u2"));
+    assert!(controlled_by(&binding.metadata, "u2"));
+    // Another parent's, or the team's own Role of that name: never withdrawn.
+    assert!(!controlled_by(&role.metadata, "other-uid"));
+    assert!(!controlled_by(
+        &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta::default(),
+        "u2"
+    ));
+    // An owner without a UID (never the case on a cluster) matches nothing.
+    assert!(!controlled_by(&role.metadata, ""));
+    let mut referenced = role.metadata.clone();
+    for o in referenced.owner_references.iter_mut().flatten() {
+        o.controller = None;
+    }
+    assert!(!controlled_by(&referenced, "u2"));
+}
+
+#[test]
+fn a_dataset_grant_is_withdrawn_with_its_findings_or_because_nothing_is_declared() {
+    use super::training_dataset::withdrawal_reason;
+    let mut d: TrainingDataset = serde_yaml_ng::from_str(
+        "apiVersion: annexa.dev/v1alpha1
+kind: TrainingDataset
+metadata: {name: claims, namespace: ml, uid: d1}
+spec:
+  source: {uri: 's3://b/claims/', sha256: 'sha256:ca150bd50c376842bc72630b2dd7fb3c1ad1410b2bee1b2e61d9635daf46b22e'}
+  classification: Internal
+  owner: team
+  personalData: {contains: false}
+  residency: {region: eu-west-1}
+  retention: {period: 30d, onExpiry: Retain}
+  credentialsSecret: claims-s3
+  access: {allowedServiceAccounts: [trainer]}
+",
+    )
+    .unwrap();
+    let inv = Inventory::default();
+    let evaluate = |d: &TrainingDataset, profile: &Profile| {
+        policy::evaluate(
+            Governed::Dataset(d),
+            &PolicyContext {
+                profile,
+                lookup: &inv,
+                now: jiff::Timestamp::UNIX_EPOCH,
+                detail: policy::Detail::Outcomes,
+            },
+        )
+    };
+    let lenient = Profile::baseline();
+    assert!(evaluate(&d, &lenient).denials().next().is_none());
+    assert_eq!(
+        withdrawal_reason(&evaluate(&d, &lenient)),
+        "the spec no longer names a credentials Secret and a service account allowed to read it"
+    );
+    // A stricter policy: the dataset's region is no longer allowed.
+    let mut strict = Profile::baseline();
+    strict.allowed_regions = Some(vec!["eu-central-1".to_string()]);
+    let eval = evaluate(&d, &strict);
+    let reason = withdrawal_reason(&eval);
+    let denied: Vec<&str> = eval.denials().map(|f| f.message.as_str()).collect();
+    assert!(!denied.is_empty());
+    assert_eq!(reason, denied.join("; "));
+    assert!(reason.contains("eu-west-1"), "{reason}");
+    // Nothing left to grant: no Role is built, so the one made before is withdrawn.
+    d.spec
+        .access
+        .as_mut()
+        .unwrap()
+        .allowed_service_accounts
+        .clear();
+    assert!(build_access(&d).is_none());
+}

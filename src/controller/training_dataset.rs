@@ -5,8 +5,9 @@
 
 use super::conditions::{self, Desired};
 use super::{
-    Child, Context, apply, apply_status, child_labels, error_action, foreign_children,
-    name_conflict, owner_reference, requeue_until,
+    Child, Context, apply, apply_status, cached_rbac, child_labels, error_action,
+    forbidden_condition, forbidden_to_annexa, foreign_children, name_conflict, owner_reference,
+    requeue_until, withdraw,
 };
 use crate::api::{CommonStatus, OnExpiry, TrainingDataset, TrainingDatasetStatus};
 use crate::error::{Error, Result};
@@ -106,13 +107,40 @@ async fn reconcile_inner(dataset: &TrainingDataset, ctx: &Context) -> Result<Act
     denied.sort();
     denied.dedup();
     let mut foreign = Vec::new();
-    if denied.is_empty()
-        && let Some((role, binding)) = build_access(dataset)
-    {
-        foreign = foreign_children(&ctx.client, &[Child::of(&role), Child::of(&binding)]).await?;
+    let mut forbidden = None;
+    let access = build_access(dataset).filter(|_| denied.is_empty());
+    if let Some((role, binding)) = &access {
+        foreign = foreign_children(&ctx.client, &[Child::of(role), Child::of(binding)]).await?;
         if foreign.is_empty() {
-            apply(&ctx.client, &role).await?;
-            apply(&ctx.client, &binding).await?;
+            let applied = async {
+                apply(&ctx.client, role).await?;
+                apply(&ctx.client, binding).await?;
+                Ok::<_, Error>(())
+            }
+            .await;
+            if let Err(error) = applied {
+                forbidden = Some(forbidden_to_annexa(&error).ok_or(error)?);
+            }
+        }
+    } else {
+        // Nothing may be granted now (an Enforce control fails, or the spec no longer names a
+        // Secret or a reader): a grant made earlier is withdrawn, binding first.
+        let name = access_name(dataset);
+        let binding_now = cached_rbac(ctx, |r| &r.role_bindings, &namespace, &name).await?;
+        let role_now = cached_rbac(ctx, |r| &r.roles, &namespace, &name).await?;
+        let withdrew_binding = withdraw(&ctx.client, dataset, binding_now.as_deref()).await?;
+        let withdrew_role = withdraw(&ctx.client, dataset, role_now.as_deref()).await?;
+        if withdrew_binding || withdrew_role {
+            ctx.event(
+                dataset,
+                !denied.is_empty(),
+                "AccessWithdrawn",
+                format!(
+                    "Role and RoleBinding {name:?} reading the credentials Secret withdrawn: {}",
+                    withdrawal_reason(&eval)
+                ),
+            )
+            .await;
         }
     }
     // A.8.3 where the data is read: running pods that reference the credentials Secret or the
@@ -184,6 +212,15 @@ async fn reconcile_inner(dataset: &TrainingDataset, ctx: &Context) -> Result<Act
                 match pvcs.delete(pvc, &params).await {
                     Ok(_) => {}
                     Err(kube::Error::Api(status)) if status.code == 404 => {}
+                    // Annexa's own RBAC leaves this namespace out (rbac.namespaces): reported,
+                    // retried hourly, never silent.
+                    Err(kube::Error::Api(status)) if status.code == 403 => {
+                        refused = Some(format!(
+                            "A.8.10 Information deletion: retention ended at {}; Annexa's own RBAC does not allow it to delete PersistentVolumeClaim {pvc:?} in namespace {namespace:?} (see rbac.namespaces in the chart): {}",
+                            expires_at.map(|e| e.to_string()).unwrap_or_default(),
+                            status.message
+                        ));
+                    }
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -249,14 +286,22 @@ async fn reconcile_inner(dataset: &TrainingDataset, ctx: &Context) -> Result<Act
         access,
         if !foreign.is_empty() {
             name_conflict(&foreign)
+        } else if let Some(message) = &forbidden {
+            forbidden_condition(
+                &format!(
+                    "the Role and RoleBinding reading its credentials Secret in namespace {namespace:?}"
+                ),
+                message,
+            )
         } else if !denied.is_empty() && dataset.spec.credentials_secret.is_some() {
             Desired::new(
                 "Ready",
                 false,
                 "AccessWithheld",
                 format!(
-                    "the spec fails Enforce controls ({}): no access to the credentials Secret is granted",
-                    denied.join(", ")
+                    "the spec fails Enforce controls ({}): no access to the credentials Secret is granted (a Role or RoleBinding granted before is withdrawn): {}",
+                    denied.join(", "),
+                    withdrawal_reason(&eval)
                 ),
             )
         } else {
@@ -292,6 +337,17 @@ async fn reconcile_inner(dataset: &TrainingDataset, ctx: &Context) -> Result<Act
     )
     .await?;
     Ok(requeue_until(expires_at.filter(|_| !expired), now))
+}
+
+/// Why a dataset's grant is withdrawn: its Enforce findings, or a spec that no longer names a
+/// Secret and a reader.
+pub fn withdrawal_reason(eval: &policy::Evaluation) -> String {
+    if eval.denials().next().is_some() {
+        super::agent_policy::enforce_findings(eval)
+    } else {
+        "the spec no longer names a credentials Secret and a service account allowed to read it"
+            .to_string()
+    }
 }
 
 /// The controller of an object, described, when it has one (`StatefulSet "db"`).

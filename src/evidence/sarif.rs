@@ -17,6 +17,9 @@ use serde_json::{Value, json};
 pub const SARIF_SCHEMA: &str =
     "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json";
 
+/// The rule of results for what `annexa check` did not evaluate.
+pub const NOT_CHECKED_RULE: &str = "annexa/not-checked";
+
 /// The SARIF level of a finding's action.
 pub fn level(action: Action) -> &'static str {
     match action {
@@ -105,10 +108,46 @@ pub fn sarif(report: &Report) -> Value {
                     "field": f.path,
                     "object": e.object.to_string(),
                     "document": checked.origin.document,
+                    "appliedPolicies": checked.applied.reason,
                 },
             });
             if let Some(index) = rule_index {
                 result["ruleIndex"] = json!(index);
+            }
+            results.push(result);
+        }
+    }
+    // What was not checked: one result each, an error with --strict (it fails the check), a
+    // warning otherwise, under a rule of its own after the catalogue's.
+    let mut rules = rules;
+    if !report.not_checked.is_empty() {
+        rules.push(json!({
+            "id": NOT_CHECKED_RULE,
+            "name": "Not checked",
+            "shortDescription": { "text": "Something annexa check did not evaluate that could hide a failure" },
+            "fullDescription": { "text": "An AI-serving or GPU kind Annexa does not read, a policy given with --policy that selects none of the checked namespaces, or an input with no object Annexa evaluates." },
+            "defaultConfiguration": { "level": "warning" },
+        }));
+        let rule_index = rules.len() - 1;
+        for gap in &report.not_checked {
+            let mut result = json!({
+                "ruleId": NOT_CHECKED_RULE,
+                "ruleIndex": rule_index,
+                "level": if report.strict { "error" } else { "warning" },
+                "message": { "text": format!("{}: {}", gap.subject, gap.message) },
+                "properties": { "subject": gap.subject },
+            });
+            let file = gap
+                .origin
+                .as_ref()
+                .map(|o| (o.file.as_str(), o.line))
+                .or(gap.file.as_deref().map(|f| (f, None)));
+            if let Some((file, line)) = file {
+                let mut physical = json!({ "artifactLocation": { "uri": uri(file) } });
+                if let Some(line) = line {
+                    physical["region"] = json!({ "startLine": line });
+                }
+                result["locations"] = json!([{ "physicalLocation": physical }]);
             }
             results.push(result);
         }

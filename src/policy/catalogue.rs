@@ -64,7 +64,7 @@ control!(
     "Classification of information",
     Organizational,
     &[TD, MD, WL],
-    "A dataset is classified at least as high as every dataset it derives from, and at least Internal when it holds personal data; a model inherits the highest classification of its datasets; a pod that reads a dataset's Secret or claim is classified at least as high as the dataset, whatever its label says."
+    "A dataset is classified at least as high as every dataset it derives from, and at least Internal when it holds personal data; a model inherits the highest classification of its datasets; a workload is classified by its pod label annexa.dev/classification (Public, Internal, Confidential or Restricted; Internal without one), and at least as high as every dataset whose Secret or claim it reads, whatever its label says."
 );
 control!(
     A_5_15,
@@ -160,7 +160,7 @@ control!(
     "Segregation of networks",
     Technological,
     &[MD, WL],
-    "Models admit traffic only from declared peers (never from everywhere) and land on the GPU pool of their classification; GPU pods carry the pool placement of their classification, at least that of the datasets they read, whether they ask for GPUs by resource name or pattern (MIG slices, shared GPUs), by a DRA claim of a GPU DeviceClass (an unresolvable claim counts) or by pinning a pool node (nodeName, hostname affinity); other pods do not tolerate GPU pool taints, use a pool's runtimeClass or set GPU device-visibility variables."
+    "Models admit traffic only from declared peers (never from everywhere) and land on the GPU pool of their classification; GPU pods carry the pool placement (nodeSelector, toleration, runtimeClass) of their classification's pool, or of the nearest stricter pool where none serves it, their classification at least that of the datasets they read, whether they ask for GPUs by resource name or pattern (MIG slices, shared GPUs), by a DRA claim of a GPU DeviceClass (an unresolvable claim counts) or by pinning a pool node (nodeName, hostname affinity); other pods do not tolerate GPU pool taints, use a pool's runtimeClass or set GPU device-visibility variables."
 );
 control!(
     A_8_24,

@@ -2,6 +2,7 @@
 //! need the requesting user (who may not approve on someone else's behalf).
 
 use super::catalogue::{A_5_3, A_8_32};
+use super::duration::format_duration;
 use super::model_deployment::{requester, service_account_barred};
 use super::{Context, Evaluation, ObjectRef, Recorder};
 use crate::api::{ApprovalDecision, ModelApproval};
@@ -109,6 +110,32 @@ pub fn evaluate_request(
             "spec.approver.groups",
             format_args!("approver {approver:?} is in none of the approver groups {groups:?}"),
         );
+    }
+    // Expiry (A.8.32): an approval counts for the policy's TTL from its creation.
+    let ttl = ctx.profile.approval_ttl;
+    let what = match spec.decision {
+        ApprovalDecision::Approve => "approval",
+        ApprovalDecision::Reject => "rejection",
+    };
+    match approval.metadata.creation_timestamp.as_ref().map(|t| t.0) {
+        Some(created) => match created.checked_add(ttl) {
+            Ok(expires) if expires <= ctx.now => rec.not_applicable(
+                &A_8_32,
+                format_args!(
+                    "{what} {name:?} expired at {expires} (approvals are valid for {}): it no longer counts towards any release",
+                    format_duration(ttl)
+                ),
+            ),
+            Ok(expires) => rec.pass_note(&A_8_32, format_args!("valid until {expires}")),
+            Err(_) => {}
+        },
+        None => rec.pass_note(
+            &A_8_32,
+            format_args!(
+                "no creationTimestamp: counted as fresh (valid for {} from when the API server creates it)",
+                format_duration(ttl)
+            ),
+        ),
     }
     rec.finish()
 }

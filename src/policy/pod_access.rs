@@ -14,7 +14,7 @@
 use super::catalogue::{A_5_12, A_5_15, A_8_3, A_8_12};
 use super::workload::{ContainerView, Workload};
 use super::{Context, Recorder, selector_matches};
-use crate::api::{AgentPolicy, Classification, TrainingDataset};
+use crate::api::{AgentPolicy, CLASSIFICATION_LABEL, Classification, TrainingDataset};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::Deserialize;
 use std::fmt::{self, Write as _};
@@ -455,7 +455,14 @@ impl ClassSource<'_> {
 impl fmt::Display for ClassSource<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let Some(floor) = self.floor.filter(|_| self.data_decides()) else {
-            return Ok(());
+            return match self.label {
+                Some(_) => write!(
+                    f,
+                    " (classified {} by label {CLASSIFICATION_LABEL})",
+                    self.class
+                ),
+                None => write!(f, " (no {CLASSIFICATION_LABEL} label: Internal)"),
+            };
         };
         write!(
             f,
@@ -490,8 +497,12 @@ pub(crate) fn note_classification(
     } else {
         let mut note = format!("classified {class}");
         match label {
-            Some(_) => note.push_str(" by its label"),
-            None => note.push_str(" (no classification label: Internal)"),
+            Some(_) => {
+                let _ = write!(note, " by label {CLASSIFICATION_LABEL}");
+            }
+            None => {
+                let _ = write!(note, " (no {CLASSIFICATION_LABEL} label: Internal)");
+            }
         }
         if let Some(floor) = floor {
             let _ = write!(

@@ -530,25 +530,22 @@ impl Profile {
                 pools: self.gpu_pools.values().cloned().collect(),
             }),
             images: Some(ImagePolicy {
-                allowed_registries: self.allowed_registries.clone().unwrap_or_default(),
+                allowed_registries: allow_list(self.allowed_registries.as_deref()),
                 require_digest: Some(self.require_digest),
                 debug_registries: self.debug_registries.clone(),
             }),
             encryption: Some(EncryptionPolicy {
                 require_kms_from: Some(self.require_kms_from),
-                allowed_key_prefixes: self.allowed_key_prefixes.clone().unwrap_or_default(),
-                encrypted_storage_classes: self
-                    .encrypted_storage_classes
-                    .clone()
-                    .unwrap_or_default(),
+                allowed_key_prefixes: allow_list(self.allowed_key_prefixes.as_deref()),
+                encrypted_storage_classes: allow_list(self.encrypted_storage_classes.as_deref()),
             }),
             residency: Some(ResidencyPolicy {
-                allowed_regions: self.allowed_regions.clone().unwrap_or_default(),
+                allowed_regions: allow_list(self.allowed_regions.as_deref()),
             }),
             promotion: Some(PromotionPolicy {
                 required_approvals: Some(self.required_approvals),
                 approval_ttl: Some(format_duration(self.approval_ttl)),
-                approver_groups: self.approver_groups.clone().unwrap_or_default(),
+                approver_groups: allow_list(self.approver_groups.as_deref()),
                 service_account_approvers: self.service_account_approvers.clone(),
             }),
             agents: Some(AgentLimits {
@@ -563,6 +560,20 @@ impl Profile {
             }),
             exceptions: self.exceptions.clone(),
         }
+    }
+}
+
+/// What [`Profile::to_spec`] writes for an allow-list that allows nothing (policies whose lists
+/// have nothing in common): an empty list would read back as "any". A name under the reserved
+/// `.invalid` domain (RFC 2606), which no registry, key, region, StorageClass or group carries.
+pub const NOTHING_ALLOWED: &str = "nothing-allowed.invalid";
+
+/// An allow-list as a policy writes it: empty for "any", [`NOTHING_ALLOWED`] for "none".
+fn allow_list(list: Option<&[String]>) -> Vec<String> {
+    match list {
+        None => Vec::new(),
+        Some([]) => vec![NOTHING_ALLOWED.to_string()],
+        Some(names) => names.to_vec(),
     }
 }
 

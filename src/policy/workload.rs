@@ -540,10 +540,16 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
                     "{what} requests GPUs{via} for {class} data{source}, but no GPU pool serves {class} or stricter data"
                 )),
                 Some(pool) => {
+                    // A stricter pool than the data's: say why it is the one asked for.
+                    let nearest = if pool.classification == class {
+                        String::new()
+                    } else {
+                        format!(", the nearest stricter pool since none serves {class} data")
+                    };
                     for (k, v) in &pool.node_selector {
                         if w.pod.node_selector.get(k) != Some(v) {
                             rec.fail(&A_8_22, format!("{sp}.nodeSelector"), format_args!(
-                                "{what} requests GPUs{via} for {class} data{source} but does not select the {} pool ({k}={v})",
+                                "{what} requests GPUs{via} for {class} data{source} but does not select the {} pool ({k}={v}){nearest}",
                                 pool.classification
                             ));
                         }
@@ -551,14 +557,14 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
                     if let Some(taint) = &pool.taint
                         && !w.pod.tolerations.iter().any(|t| tolerates(t, pool)) {
                             rec.fail(&A_8_22, format!("{sp}.tolerations"), format_args!(
-                                "{what} requests GPUs{via} for {class} data{source} but does not tolerate the {} pool taint {}={}:{}",
+                                "{what} requests GPUs{via} for {class} data{source} but does not tolerate the {} pool taint {}={}:{}{nearest}",
                                 pool.classification, taint.key, taint.value.as_deref().unwrap_or_default(), taint.effect.as_str()
                             ));
                         }
                     if let Some(rc) = &pool.runtime_class_name
                         && w.pod.runtime_class_name.as_ref() != Some(rc) {
                             rec.fail(&A_8_22, format!("{sp}.runtimeClassName"), format_args!(
-                                "{what} requests GPUs{via} for {class} data{source} but does not use runtimeClassName {rc:?} of the {} pool",
+                                "{what} requests GPUs{via} for {class} data{source} but does not use runtimeClassName {rc:?} of the {} pool{nearest}",
                                 pool.classification
                             ));
                         }

@@ -294,7 +294,12 @@ fn match_conditions(
 }
 
 pub(super) fn review(a: &Attributes<'_>, object: &Option<Value>) -> Value {
-    let kind = json!({"group": a.rt.group, "version": a.rt.version, "kind": a.rt.kind});
+    // The scale subresource is reviewed as the Scale it reads and writes.
+    let kind = if a.subresource == "scale" {
+        json!({"group": "autoscaling", "version": "v1", "kind": "Scale"})
+    } else {
+        json!({"group": a.rt.group, "version": a.rt.version, "kind": a.rt.kind})
+    };
     let resource = json!({"group": a.rt.group, "version": a.rt.version, "resource": a.rt.plural});
     let mut request = json!({
         "uid": store::new_uid(),

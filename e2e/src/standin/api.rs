@@ -14,8 +14,11 @@ use super::registry::{GroupResource, ResourceType, Special, types_from_crd};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::store::{self, State, StoreError, meta_str, now_rfc3339};
 use super::{
-    Faults, Server, User, admission, authz, protobuf, schema, smp, ssa, table, watch, webhookconfig,
+    Faults, Server, User, admission, authz, builtin, protobuf, schema, smp, ssa, ssa_schema, table,
+    watch, webhookconfig,
 };
+
+mod scale;
 
 pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
 
@@ -159,10 +162,13 @@ fn json_response(code: u16, value: &Value, warnings: &[String]) -> Response<Body
         HeaderValue::from_static("application/json"),
     );
     for w in warnings {
-        // Warning header per RFC 7234 as kube-apiserver sends it.
+        // Warning header per RFC 7234 as kube-apiserver sends it: a quoted-string with `"`
+        // and `\` escaped, which kubectl unescapes before printing.
         let text = format!(
             "299 - \"{}\"",
-            w.replace('"', "'").replace(['\n', '\r'], " ")
+            w.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace(['\n', '\r'], " ")
         );
         if let Ok(v) = HeaderValue::from_str(&text) {
             resp.headers_mut().append(http::header::WARNING, v);
@@ -670,6 +676,7 @@ fn parse_target(
         && !(sub == "status" && rt.status_subresource)
         && !(sub == EPHEMERAL_CONTAINERS && rt.group.is_empty() && rt.plural == "pods")
         && !is_token_request(&rt, sub)
+        && !scale::serves(&rt, sub)
     {
         return Err(page_not_found());
     }
@@ -811,6 +818,9 @@ async fn dispatch(
             &Method::POST => token_request(server, req, &target),
             _ => Err(method_not_allowed()),
         };
+    }
+    if scale::serves(&target.rt, target.sub()) {
+        return scale::handle(server, req, &target).await;
     }
     if target.rt.namespaced && target.namespace.is_none() && !matches!(req.method, Method::GET) {
         return Err(method_not_allowed());
@@ -1305,6 +1315,7 @@ fn prepare_create(
     }
     if let Some(manager) = record {
         ssa::record_update(
+            &ssa_schema::for_type(st, rt),
             None,
             &mut obj,
             manager,
@@ -1476,6 +1487,7 @@ fn finish_update(
     }
     if let Some(manager) = record {
         ssa::record_update(
+            &ssa_schema::for_type(st, rt),
             Some(current),
             &mut new,
             manager,
@@ -1548,28 +1560,31 @@ fn prepare(st: &State, req: &Req, target: &Target, kind: WriteKind) -> Result<Pr
             let force = req.flag("force");
             let sub = target.sub();
             let now = now_rfc3339();
+            let schema = ssa_schema::for_type(st, rt);
+            let apply = |live: Option<&Value>| {
+                ssa::apply(
+                    &schema,
+                    live,
+                    &applied,
+                    manager,
+                    &rt.api_version(),
+                    sub,
+                    force,
+                    &now,
+                )
+                .map_err(|e| apply_error(rt, target.ns(), &name, e))
+            };
             match current {
                 None => {
                     if sub == "status" {
                         return Err(not_found(rt, &name));
                     }
-                    let merged =
-                        ssa::apply(None, &applied, manager, &rt.api_version(), sub, force, &now)
-                            .map_err(|c| apply_conflict(rt, &name, &c))?;
+                    let merged = apply(None)?;
                     let new = prepare_create(st, target, merged, None)?;
                     Ok(Prepared { old: None, new })
                 }
                 Some(current) => {
-                    let merged = ssa::apply(
-                        Some(&current),
-                        &applied,
-                        manager,
-                        &rt.api_version(),
-                        sub,
-                        force,
-                        &now,
-                    )
-                    .map_err(|c| apply_conflict(rt, &name, &c))?;
+                    let merged = apply(Some(&current))?;
                     let new = finish_update(st, target, &current, merged, None)?;
                     Ok(Prepared {
                         old: Some(current),
@@ -1637,13 +1652,30 @@ fn invalid_patch_options(message: &str) -> ApiError {
     )
 }
 
-fn apply_conflict(rt: &ResourceType, name: &str, conflicts: &[ssa::Conflict]) -> ApiError {
-    let causes: Vec<Value> = conflicts
-        .iter()
-        .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{}\" using {}", c.manager, c.api_version), "field": c.path}))
-        .collect();
-    ApiError::new(409, "Conflict", ssa::conflict_message(conflicts))
-        .with_details(json!({"name": name, "kind": rt.plural, "group": rt.group, "causes": causes}))
+/// kube-apiserver's answers to a refused apply: 409 with a cause per conflicting field, or 500
+/// for a configuration its schema cannot type (duplicate keys).
+fn apply_error(rt: &ResourceType, ns: &str, name: &str, error: ssa::ApplyError) -> ApiError {
+    match error {
+        ssa::ApplyError::Conflicts(conflicts) => {
+            let causes: Vec<Value> = conflicts
+                .iter()
+                .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with {}", c.manager_text()), "field": c.path}))
+                .collect();
+            ApiError::new(409, "Conflict", ssa::conflict_message(&conflicts)).with_details(
+                json!({"name": name, "kind": rt.plural, "group": rt.group, "causes": causes}),
+            )
+        }
+        // A plain error in kube-apiserver's patch handler: 500 without a reason, the object
+        // named as `ns/name; group/version, Kind=K` (`/name` and `/v1` when empty).
+        ssa::ApplyError::Invalid(message) => ApiError::new(
+            500,
+            "",
+            format!(
+                "failed to create typed patch object ({ns}/{name}; {}/{}, Kind={}): {message}",
+                rt.group, rt.version, rt.kind
+            ),
+        ),
+    }
 }
 
 /// Equal apart from managedFields timestamps: such a write is a no-op.
@@ -1849,7 +1881,8 @@ fn schema_check(
         return Ok((obj, Vec::new()));
     }
     let Some(crd_name) = &rt.crd else {
-        return Ok((obj, Vec::new()));
+        let warnings = builtin::check(rt, &mut obj, old, req.q("fieldValidation"))?;
+        return Ok((obj, warnings));
     };
     let crd_gr = GroupResource {
         group: "apiextensions.k8s.io".into(),

@@ -3,6 +3,7 @@
 pub mod admission;
 pub mod api;
 pub mod authz;
+pub mod builtin;
 pub mod cel;
 pub mod protobuf;
 pub mod registry;
@@ -10,6 +11,7 @@ pub mod schema;
 pub mod selectors;
 pub mod smp;
 pub mod ssa;
+pub mod ssa_schema;
 pub mod store;
 pub mod table;
 pub mod vap;

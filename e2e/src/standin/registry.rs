@@ -686,6 +686,22 @@ impl Registry {
                     "verbs": ["get", "patch", "update"],
                 }));
             }
+            if t.group == "apps"
+                && matches!(
+                    t.plural.as_str(),
+                    "deployments" | "statefulsets" | "replicasets"
+                )
+            {
+                resources.push(json!({
+                    "name": format!("{}/scale", t.plural),
+                    "singularName": "",
+                    "namespaced": true,
+                    "group": "autoscaling",
+                    "version": "v1",
+                    "kind": "Scale",
+                    "verbs": ["get", "patch", "update"],
+                }));
+            }
             if t.group.is_empty() && t.plural == "pods" {
                 resources.push(json!({
                     "name": "pods/ephemeralcontainers",

@@ -70,10 +70,16 @@ pub fn annexa_binary() -> PathBuf {
 /// The chart rendered as `helm template` would (charts/tests/render.sh), one JSON value per
 /// object, CRDs first.
 pub fn render_chart(namespace: &str) -> Vec<Value> {
+    render_chart_with(namespace, &json!({}))
+}
+
+/// The chart rendered with `values` (as `helm template --set-json`).
+pub fn render_chart_with(namespace: &str, values: &Value) -> Vec<Value> {
     let root = repo_root();
     let out = Command::new("bash")
         .arg(root.join("charts/tests/render.sh"))
         .args(["--name", RELEASE, "--namespace", namespace])
+        .arg(format!("--set-json={values}"))
         .output()
         .expect("running charts/tests/render.sh");
     assert!(
@@ -190,24 +196,37 @@ impl Annexa {
     /// A stand-in of its own with Annexa installed from the chart, no `annexa run` yet (for
     /// scenarios that stop, restart or duplicate the operator or inject faults).
     pub fn own_standin() -> Annexa {
+        Annexa::own_standin_with(&json!({}), &[])
+    }
+
+    /// [`Annexa::own_standin`] with chart `values` and `namespaces` created first.
+    pub fn own_standin_with(values: &Value, namespaces: &[&str]) -> Annexa {
         let cluster = Cluster::start_standin(annexa_e2e::harness::StandinOptions {
             binary: Some(env!("CARGO_BIN_EXE_annexa-standin").into()),
             ..Default::default()
         })
         .expect("start the stand-in");
-        Annexa::install(cluster)
+        Annexa::install_with(cluster, values, namespaces)
     }
 
     /// Installs the rendered chart (without its Deployment) into `annexa-system` and points
     /// the webhook Service at a free loopback port.
     pub fn install(cluster: Cluster) -> Annexa {
+        Annexa::install_with(cluster, &json!({}), &[])
+    }
+
+    /// Like [`Annexa::install`] with chart `values`, after creating `namespaces` (those the
+    /// chart renders objects into, e.g. `rbac.namespaces`).
+    pub fn install_with(cluster: Cluster, values: &Value, namespaces: &[&str]) -> Annexa {
         let namespace = STANDIN_NAMESPACE.to_string();
-        let rendered = render_chart(&namespace);
-        cluster
-            .kubectl()
-            .args(["create", "namespace", &namespace])
-            .ok()
-            .unwrap();
+        let rendered = render_chart_with(&namespace, values);
+        for ns in std::iter::once(namespace.as_str()).chain(namespaces.iter().copied()) {
+            cluster
+                .kubectl()
+                .args(["create", "namespace", ns])
+                .ok()
+                .unwrap();
+        }
         // A stream of JSON documents, CRDs first, as `helm template` orders them.
         let stream: Vec<String> = rendered
             .iter()

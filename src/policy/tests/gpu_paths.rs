@@ -44,7 +44,7 @@ fn container(extra: &str) -> String {
 /// messages say about how it requests GPUs.
 fn unplaced(via: &str) -> Vec<(String, String)> {
     let what = format!(
-        r#"A.8.22 Segregation of networks: pod "trainer" requests GPUs{via} for Restricted data"#
+        r#"A.8.22 Segregation of networks: pod "trainer" requests GPUs{via} for Restricted data (classified Restricted by label annexa.dev/classification)"#
     );
     vec![
         (

@@ -402,7 +402,7 @@ fn a_pod_reading_a_dataset_is_placed_for_the_datasets_classification() {
         &e,
         "A.5.12",
         Pass,
-        r#"classified Restricted by its label; reads dataset "features" (Confidential)"#,
+        r#"classified Restricted by label annexa.dev/classification; reads dataset "features" (Confidential)"#,
     );
 }
 

@@ -822,3 +822,50 @@ spec:
         Vec::<String>::new()
     );
 }
+
+#[test]
+fn an_allow_list_that_allows_nothing_is_written_so_that_it_reads_back_as_nothing() {
+    // Two policies whose registries, regions and approver groups have nothing in common allow
+    // none; written back as a policy, the lists must still allow none (an empty list is "any").
+    let a = policy(
+        "apiVersion: annexa.dev/v1alpha1
+kind: CompliancePolicy
+metadata: {name: a}
+spec:
+  images: {allowedRegistries: [ghcr.io/a/]}
+  residency: {allowedRegions: [eu-west-1]}
+  promotion: {approverGroups: [team-a]}
+  encryption: {allowedKeyPrefixes: ['arn:a:'], encryptedStorageClasses: [gp3-a]}
+",
+    );
+    let b = policy(
+        "apiVersion: annexa.dev/v1alpha1
+kind: CompliancePolicy
+metadata: {name: b}
+spec:
+  images: {allowedRegistries: [ghcr.io/b/]}
+  residency: {allowedRegions: [us-east-1]}
+  promotion: {approverGroups: [team-b]}
+  encryption: {allowedKeyPrefixes: ['arn:b:'], encryptedStorageClasses: [gp3-b]}
+",
+    );
+    let merged = Profile::merge(&[&a, &b]);
+    assert_eq!(merged.allowed_registries, Some(vec![]));
+    let spec = merged.to_spec();
+    let images = spec.images.clone().unwrap_or_default();
+    assert_eq!(images.allowed_registries, ["nothing-allowed.invalid"]);
+    let reread = Profile::merge(&[&CompliancePolicy::new("printed", spec)]);
+    for (what, list) in [
+        ("registries", &reread.allowed_registries),
+        ("regions", &reread.allowed_regions),
+        ("approver groups", &reread.approver_groups),
+        ("key prefixes", &reread.allowed_key_prefixes),
+        ("storage classes", &reread.encrypted_storage_classes),
+    ] {
+        assert!(list.is_some(), "{what} read back as any");
+    }
+    assert!(!crate::policy::registry_allowed(
+        "ghcr.io/a/model:1",
+        reread.allowed_registries.as_deref()
+    ));
+}

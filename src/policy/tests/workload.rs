@@ -111,7 +111,7 @@ fn gpu_workloads_of_every_kind_need_the_pool_placement() {
                     &format!("{spec_path}.nodeSelector"),
                     Enforce,
                     &format!(
-                        r#"A.8.22 Segregation of networks: {noun} "trainer" requests GPUs for Internal data but does not select the Internal pool (annexa.dev/gpu-pool=internal)"#
+                        r#"A.8.22 Segregation of networks: {noun} "trainer" requests GPUs for Internal data (no annexa.dev/classification label: Internal) but does not select the Internal pool (annexa.dev/gpu-pool=internal)"#
                     ),
                 ),
                 (
@@ -119,7 +119,7 @@ fn gpu_workloads_of_every_kind_need_the_pool_placement() {
                     &format!("{spec_path}.tolerations"),
                     Enforce,
                     &format!(
-                        r#"A.8.22 Segregation of networks: {noun} "trainer" requests GPUs for Internal data but does not tolerate the Internal pool taint annexa.dev/gpu-pool=internal:NoSchedule"#
+                        r#"A.8.22 Segregation of networks: {noun} "trainer" requests GPUs for Internal data (no annexa.dev/classification label: Internal) but does not tolerate the Internal pool taint annexa.dev/gpu-pool=internal:NoSchedule"#
                     ),
                 ),
             ],
@@ -145,13 +145,13 @@ fn the_pool_follows_the_classification_label() {
                 "A.8.22",
                 "spec.template.spec.nodeSelector",
                 Enforce,
-                r#"A.8.22 Segregation of networks: deployment "scorer" requests GPUs for Confidential data but does not select the Confidential pool (annexa.dev/gpu-pool=confidential)"#,
+                r#"A.8.22 Segregation of networks: deployment "scorer" requests GPUs for Confidential data (classified Confidential by label annexa.dev/classification) but does not select the Confidential pool (annexa.dev/gpu-pool=confidential)"#,
             ),
             (
                 "A.8.22",
                 "spec.template.spec.tolerations",
                 Enforce,
-                r#"A.8.22 Segregation of networks: deployment "scorer" requests GPUs for Confidential data but does not tolerate the Confidential pool taint annexa.dev/gpu-pool=confidential:NoSchedule"#,
+                r#"A.8.22 Segregation of networks: deployment "scorer" requests GPUs for Confidential data (classified Confidential by label annexa.dev/classification) but does not tolerate the Confidential pool taint annexa.dev/gpu-pool=confidential:NoSchedule"#,
             ),
         ],
     );
@@ -235,7 +235,7 @@ containers:
             "A.8.22",
             "spec.template.spec.runtimeClassName",
             Enforce,
-            r#"A.8.22 Segregation of networks: job "retrain" requests GPUs for Internal data but does not use runtimeClassName "nvidia" of the Confidential pool"#,
+            r#"A.8.22 Segregation of networks: job "retrain" requests GPUs for Internal data (no annexa.dev/classification label: Internal) but does not use runtimeClassName "nvidia" of the Confidential pool, the nearest stricter pool since none serves Internal data"#,
         )],
     );
     let with_runtime = format!("runtimeClassName: nvidia\n{spec}");
@@ -604,7 +604,7 @@ containers:
             &e,
             "A.8.22",
             Excepted,
-            r#"excepted by policy (GPU burn-in test, ticket SEC-142): A.8.22 Segregation of networks: pod "gpu-burn" requests GPUs for Internal data but does not select the Confidential pool (gpu.example.com/pool=confidential); A.8.22 Segregation of networks: pod "gpu-burn" requests GPUs for Internal data but does not tolerate the Confidential pool taint gpu.example.com/pool=confidential:NoSchedule"#,
+            r#"excepted by policy (GPU burn-in test, ticket SEC-142): A.8.22 Segregation of networks: pod "gpu-burn" requests GPUs for Internal data (no annexa.dev/classification label: Internal) but does not select the Confidential pool (gpu.example.com/pool=confidential), the nearest stricter pool since none serves Internal data; A.8.22 Segregation of networks: pod "gpu-burn" requests GPUs for Internal data (no annexa.dev/classification label: Internal) but does not tolerate the Confidential pool taint gpu.example.com/pool=confidential:NoSchedule, the nearest stricter pool since none serves Internal data"#,
         );
     }
     // Expired, another object, another kind: the exception does not apply.

@@ -905,6 +905,7 @@ fn requester_annotations_hold_in_the_api_server_while_the_webhook_is_down() {
 
 /// Both webhook configurations at failurePolicy Ignore, as the emergency procedure sets them:
 /// with Annexa not running, the API server admits what the webhooks would have seen.
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 fn ignore_webhook_failures(a: &Annexa) {
     for kind in [
         "ValidatingWebhookConfiguration",

@@ -162,8 +162,12 @@ fn webhook_down_is_handled_per_failure_policy_and_a_restart_converges() {
         "{err}"
     );
 
-    // Meanwhile someone deletes a child and edits another.
+    // Meanwhile someone deletes a child and edits another: the serving port of the Service is
+    // pointed elsewhere. (The edit changes a field Annexa applies. `ports` is a list keyed by
+    // port and protocol, so under server-side apply a port someone else adds is theirs and
+    // stays, on a real cluster as on the stand-in.)
     let ports = get(a.kubectl(), ns, "service/m").unwrap()["spec"]["ports"].clone();
+    assert_eq!(ports[0]["targetPort"], "serving", "{ports}");
     a.kubectl()
         .args(["-n", ns, "delete", "deployment/m"])
         .ok()
@@ -174,12 +178,16 @@ fn webhook_down_is_handled_per_failure_policy_and_a_restart_converges() {
             ns,
             "patch",
             "service/m",
-            "--type=merge",
+            "--type=json",
             "-p",
-            r#"{"spec":{"ports":[{"port":9999}]}}"#,
+            r#"[{"op":"replace","path":"/spec/ports/0/targetPort","value":9999}]"#,
         ])
         .ok()
         .unwrap();
+    assert_eq!(
+        get(a.kubectl(), ns, "service/m").unwrap()["spec"]["ports"][0]["targetPort"],
+        9999
+    );
 
     // Restarted, it converges: the Deployment is back, exactly one of each child.
     let second = a.start("annexa-0", &[]);

@@ -109,6 +109,59 @@ fn an_agent_admitted_under_audit_with_escalate_loses_its_role_when_the_policy_tu
 }
 
 #[test]
+fn an_agents_open_egress_admitted_under_audit_is_narrowed_to_dns_when_the_policy_turns_to_enforce()
+{
+    let a = Annexa::shared();
+    let case = Case::new(a, "withdraw-egress", staging_policy("Audit"));
+    let ns = case.name();
+    let agent = json!({
+        "apiVersion": "annexa.dev/v1alpha1", "kind": "AgentPolicy",
+        "metadata": {"name": "crawler", "namespace": ns},
+        "spec": {
+            "serviceAccountName": "crawler",
+            "permissions": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}],
+            "egress": [{"cidr": "0.0.0.0/0", "ports": [443], "protocol": "TCP"}],
+            "tokenTTL": "30m",
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "crawler"}},
+        },
+    });
+    apply(a.kubectl_as("alice"), &agent);
+    wait_condition(a, ns, "ap/crawler", "Ready", "True");
+    let open = get(a.kubectl(), ns, "networkpolicy/crawler-agent").unwrap();
+    assert_eq!(
+        open["spec"]["egress"][0]["to"][0]["ipBlock"]["cidr"], "0.0.0.0/0",
+        "{open}"
+    );
+
+    patch_policy(a, &case, json!({"enforcement": {"action": "Enforce"}}));
+    let narrowed = wait_for(
+        a,
+        ns,
+        "networkpolicy/crawler-agent",
+        "egress narrowed to DNS",
+        |np| {
+            np["spec"]["egress"]
+                .as_array()
+                .is_some_and(|e| e.len() == 1)
+        },
+    );
+    let egress = &narrowed["spec"]["egress"][0];
+    assert!(egress["to"][0].get("ipBlock").is_none(), "{narrowed}");
+    assert_eq!(egress["ports"][0]["port"], 53, "{narrowed}");
+    let ap = wait_for(a, ns, "ap/crawler", "Ready=False/EgressWithheld", |o| {
+        condition(o, "Ready").is_some_and(|c| c["reason"] == "EgressWithheld")
+    });
+    let message = ready_message(&ap);
+    assert!(
+        message.contains("the declared egress is not opened (DNS only)")
+            && message.contains("0.0.0.0/0"),
+        "{message}"
+    );
+    // Its permissions pass every control: the grant stays.
+    assert!(get(a.kubectl(), ns, "role/crawler-agent").is_some());
+}
+
+#[test]
 fn a_datasets_reader_role_is_withdrawn_when_its_policy_becomes_stricter() {
     let a = Annexa::shared();
     let case = Case::new(a, "withdraw-data", staging_policy("Enforce"));
@@ -247,6 +300,28 @@ fn a_user_who_cannot_read_a_secret_cannot_expose_it_through_a_dataset() {
         1,
         "{binding}"
     );
+
+    // Nor can mallory have Annexa delete another team's PVC at a retention she sets to 1s.
+    apply(
+        a.kubectl(),
+        &json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "ledger", "namespace": ns},
+                "spec": {"accessModes": ["ReadWriteOnce"],
+                         "resources": {"requests": {"storage": "1Gi"}}}}),
+    );
+    let mut wiper = dataset(ns, "wiper");
+    wiper["spec"]["source"] = json!({"pvc": "ledger",
+        "sha256": "sha256:ca150bd50c376842bc72630b2dd7fb3c1ad1410b2bee1b2e61d9635daf46b22e"});
+    wiper["spec"]["retention"] = json!({"period": "1s", "onExpiry": "Delete"});
+    let err = create_fails(a.kubectl_as("mallory"), &wiper);
+    assert!(
+        err.contains(&format!(
+            "A.8.10 Information deletion: user \"mallory\" may not \"delete\" on persistentvolumeclaims \"ledger\" in namespace \"{ns}\" (spec.source.pvc), so Annexa will not delete it when the retention expires on their behalf"
+        )),
+        "{err}"
+    );
+    assert!(get(a.kubectl(), ns, "td/wiper").is_none());
+    assert!(get(a.kubectl(), ns, "pvc/ledger").is_some());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -453,4 +528,80 @@ fn outside_the_listed_namespaces_a_grant_or_a_deletion_is_refused_and_reported()
     assert!(get(a.kubectl(), "team-other", "pvc/features").is_some());
     assert!(td["status"].get("deletedAt").is_none(), "{td}");
     drop(process);
+}
+
+/// Installed from the chart and acting as its ServiceAccount, Annexa reconciles every compliant
+/// example (policies, datasets, models, agents) and writes their children, the Roles it grants
+/// included, without a single request refused.
+#[test]
+fn every_example_is_reconciled_under_the_charts_service_account_with_nothing_refused() {
+    let a = Annexa::own_standin();
+    let process = a.start("annexa-0", &[]);
+    let dir = repo_root().join("examples/compliant");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            // Approvals are made by their approvers with `annexa approve`, not applied; the
+            // workloads are not Annexa's to reconcile.
+            let name = p.file_name().unwrap().to_string_lossy();
+            !name.contains("approvals") && !name.contains("workloads")
+        })
+        .collect();
+    files.sort();
+    for file in &files {
+        a.kubectl()
+            .args(["apply", "-f", file.to_str().unwrap()])
+            .ok()
+            .unwrap_or_else(|e| panic!("kubectl apply {}: {e}", file.display()));
+    }
+    let reconciled = |o: &Value| {
+        o["status"]["observedGeneration"] == o["metadata"]["generation"]
+            && condition(o, "Ready").is_some()
+    };
+    let mut objects = Vec::new();
+    for (ns, what) in [
+        ("fraud-prod", "td/claims-raw"),
+        ("fraud-prod", "td/claims"),
+        ("fraud-prod", "md/fraud-detection"),
+        ("fraud-staging", "td/claims-synthetic"),
+        ("fraud-staging", "md/fraud-detection"),
+        ("support-prod", "ap/support-agent"),
+        ("fraud-staging", "ap/claims-triage-agent"),
+    ] {
+        objects.push(wait_for(
+            &a,
+            ns,
+            what,
+            &format!("{what} reconciled"),
+            reconciled,
+        ));
+    }
+    for o in &objects {
+        let ready = condition(o, "Ready").unwrap();
+        assert_ne!(ready["reason"], "Forbidden", "{}", o["metadata"]["name"]);
+        assert_ne!(ready["reason"], "NameConflict", "{}", o["metadata"]["name"]);
+    }
+    // The grants Annexa wrote for users: exactly the declared rules and readers.
+    let reader = get(
+        a.kubectl(),
+        "fraud-prod",
+        "role/claims-raw-credentials-reader",
+    )
+    .unwrap();
+    assert_eq!(
+        reader["rules"],
+        json!([{"apiGroups": [""], "resources": ["secrets"],
+                "resourceNames": ["claims-raw-s3-reader"], "verbs": ["get"]}])
+    );
+    for (ns, agent) in [
+        ("support-prod", "support-agent"),
+        ("fraud-staging", "claims-triage-agent"),
+    ] {
+        let declared = get(a.kubectl(), ns, &format!("ap/{agent}")).unwrap();
+        let role = get(a.kubectl(), ns, &format!("role/{agent}-agent")).unwrap();
+        assert_eq!(role["rules"], declared["spec"]["permissions"], "{agent}");
+    }
+    let refused = refused_to_annexa(&a);
+    assert!(refused.is_empty(), "{refused:#?}\n{}", process.log());
 }

@@ -62,7 +62,13 @@ pub const DIGEST_PATTERN: &str = r"^sha256:[a-f0-9]{64}$";
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
+    ),
+    // The model's Service is named after it, and Service names are DNS-1035 labels; its name
+    // is also a label value of every child (at most 63 characters).
+    validation = kube::core::Rule::new(
+        "size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')"
     )
+    .message("the name of a ModelDeployment names its Service: at most 63 lowercase letters, digits or '-', starting with a letter and ending with a letter or digit (a DNS-1035 label)")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ModelDeploymentSpec {

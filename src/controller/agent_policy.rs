@@ -66,11 +66,30 @@ pub fn build_service_account(agent: &AgentPolicy) -> ServiceAccount {
     }
 }
 
-/// The Role with exactly the declared rules and its binding to the agent's account.
+/// Whether a namespaced Role can hold the rule (kube-apiserver refuses the whole Role
+/// otherwise): verbs, API groups and resources, and no non-resource URLs.
+pub fn role_can_hold(rule: &PolicyRule) -> bool {
+    let some = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
+    !rule.verbs.is_empty()
+        && !some(&rule.non_resource_urls)
+        && some(&rule.api_groups)
+        && some(&rule.resources)
+}
+
+/// The Role with exactly the declared rules and its binding to the agent's account. A rule no
+/// Role can hold (non-resource URLs, no verbs) is left out, so it is not granted.
 pub fn build_grant(agent: &AgentPolicy) -> (Role, RoleBinding) {
     let role = Role {
         metadata: meta(agent, grant_name(agent)),
-        rules: Some(agent.spec.permissions.clone()),
+        rules: Some(
+            agent
+                .spec
+                .permissions
+                .iter()
+                .filter(|r| role_can_hold(r))
+                .cloned()
+                .collect(),
+        ),
     };
     let binding = RoleBinding {
         metadata: meta(agent, grant_name(agent)),
@@ -97,6 +116,9 @@ pub fn build_network_policy(agent: &AgentPolicy) -> NetworkPolicy {
         .spec
         .egress
         .iter()
+        // A rule a NetworkPolicy cannot express is left out (that traffic stays denied): the
+        // API server would refuse the whole policy, and the agent's egress would stay open.
+        .filter(|rule| network_policy_can_hold(rule))
         .map(|rule| NetworkPolicyEgressRule {
             to: Some(vec![NetworkPolicyPeer {
                 ip_block: Some(IPBlock {
@@ -155,6 +177,24 @@ pub fn build_network_policy(agent: &AgentPolicy) -> NetworkPolicy {
             ingress: None,
         }),
     }
+}
+
+/// Whether an egress rule is one a NetworkPolicy can hold: a protocol of TCP, UDP or SCTP,
+/// ports from 1 to 65535 and a CIDR (`address/prefix`).
+pub fn network_policy_can_hold(rule: &crate::api::EgressRule) -> bool {
+    let protocol = matches!(
+        rule.protocol.as_deref(),
+        None | Some("TCP" | "UDP" | "SCTP")
+    );
+    let ports = rule.ports.iter().all(|p| (1..=65535).contains(p));
+    let cidr = rule.cidr.split_once('/').is_some_and(|(ip, prefix)| {
+        match (ip.parse::<std::net::IpAddr>(), prefix.parse::<u8>()) {
+            (Ok(std::net::IpAddr::V4(_)), Ok(bits)) => bits <= 32,
+            (Ok(std::net::IpAddr::V6(_)), Ok(bits)) => bits <= 128,
+            _ => false,
+        }
+    });
+    protocol && ports && cidr
 }
 
 /// The egress policy of an agent whose declared egress fails an Enforce control: every egress

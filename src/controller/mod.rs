@@ -367,6 +367,31 @@ where
         .await?)
 }
 
+/// Merge-patches a namespaced child under the `annexa` field manager: for what server-side
+/// apply cannot remove, list items another manager added (see
+/// [`model_deployment::foreign_pod_items`]).
+pub async fn put_back<K>(client: &Client, live: &K, patch: &serde_json::Value) -> Result<K>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + DeserializeOwned
+        + Clone
+        + Debug,
+{
+    let namespace = live
+        .meta()
+        .namespace
+        .as_deref()
+        .ok_or_else(|| Error::Invalid(format!("{} has no namespace", K::kind(&()))))?;
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..PatchParams::default()
+    };
+    Ok(api
+        .patch(&live.name_any(), &params, &Patch::Merge(patch))
+        .await?)
+}
+
 /// Server-side applies `status` of an Annexa object (`api` is scoped to its namespace).
 pub async fn apply_status<K>(api: &Api<K>, object: &K, status: serde_json::Value) -> Result<()>
 where

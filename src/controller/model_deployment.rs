@@ -5,7 +5,7 @@
 use super::conditions::{self, Desired};
 use super::{
     Child, Context, apply, apply_status, child_labels, error_action, foreign_children,
-    name_conflict, owner_reference, replace_ready, requeue_until,
+    name_conflict, owner_reference, put_back, replace_ready, requeue_until,
 };
 use crate::api::{
     ApprovalRecord, CLASSIFICATION_LABEL, Classification, CommonStatus, ControlOutcome, GpuPool,
@@ -172,14 +172,17 @@ pub fn build_deployment(inputs: &Inputs<'_>) -> Option<Deployment> {
         CLASSIFICATION_LABEL.to_string(),
         inputs.classification.as_str().to_string(),
     );
-    pod_labels.insert(
-        "app.kubernetes.io/name".to_string(),
-        spec.model.name.clone(),
-    );
-    pod_labels.insert(
-        "app.kubernetes.io/version".to_string(),
-        spec.model.version.clone(),
-    );
+    // The model's name and version are free text (`2.1.0+cuda12`); as label values they must
+    // be at most 63 of [A-Za-z0-9._-], or the API server refuses the whole Deployment. One that
+    // is not stays out of the labels (the release annotation and MODEL_* variables carry it).
+    for (key, value) in [
+        ("app.kubernetes.io/name", &spec.model.name),
+        ("app.kubernetes.io/version", &spec.model.version),
+    ] {
+        if is_label_value(value) {
+            pod_labels.insert(key.to_string(), value.clone());
+        }
+    }
     let env = |name: &str, value: &str| EnvVar {
         name: name.to_string(),
         value: Some(value.to_string()),
@@ -291,6 +294,54 @@ pub fn build_deployment(inputs: &Inputs<'_>) -> Option<Deployment> {
             ..DeploymentSpec::default()
         },
         status: None,
+    })
+}
+
+/// A valid label value: empty, or at most 63 characters of `[A-Za-z0-9._-]` that start and end
+/// with a letter or digit.
+pub fn is_label_value(value: &str) -> bool {
+    value.is_empty()
+        || (value.len() <= 63
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && value.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && value.ends_with(|c: char| c.is_ascii_alphanumeric()))
+}
+
+/// A JSON merge patch that puts the pod template's containers, init containers and volumes back
+/// to Annexa's when the live Deployment holds items Annexa did not write (a sidecar or a
+/// hostPath volume added by hand). Server-side apply merges these lists by name and keeps the
+/// items another manager added, so applying alone would leave them (A.8.9); a merge patch
+/// replaces each list whole. `None` when the live lists hold only Annexa's items.
+pub fn foreign_pod_items(desired: &Deployment, live: &Deployment) -> Option<serde_json::Value> {
+    let want = desired.spec.template.spec.as_ref()?;
+    let have = live.spec.template.spec.as_ref()?;
+    fn extra<T>(have: Option<&[T]>, want: Option<&[T]>, name: fn(&T) -> &str) -> bool {
+        let wanted: Vec<&str> = want.unwrap_or_default().iter().map(name).collect();
+        have.unwrap_or_default()
+            .iter()
+            .any(|item| !wanted.contains(&name(item)))
+    }
+    fn container(c: &Container) -> &str {
+        &c.name
+    }
+    fn volume(v: &Volume) -> &str {
+        &v.name
+    }
+    let foreign = extra(Some(&have.containers), Some(&want.containers), container)
+        || extra(
+            have.init_containers.as_deref(),
+            want.init_containers.as_deref(),
+            container,
+        )
+        || extra(have.volumes.as_deref(), want.volumes.as_deref(), volume);
+    foreign.then(|| {
+        serde_json::json!({"spec": {"template": {"spec": {
+            "containers": want.containers,
+            "initContainers": want.init_containers,
+            "volumes": want.volumes,
+        }}}})
     })
 }
 
@@ -985,7 +1036,11 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
         apply(&ctx.client, &network_policy).await?;
         apply(&ctx.client, &service).await?;
         if let Some(d) = &deployment {
-            applied = Some(apply(&ctx.client, d).await?);
+            let live = apply(&ctx.client, d).await?;
+            applied = Some(match foreign_pod_items(d, &live) {
+                Some(patch) => put_back(&ctx.client, &live, &patch).await?,
+                None => live,
+            });
         }
     }
     let available = applied.as_ref().map(|d| {
@@ -1094,13 +1149,53 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
             .collect(),
     };
     let api: kube::Api<ModelDeployment> = kube::Api::namespaced(ctx.client.clone(), &namespace);
+    let recorded = model
+        .status
+        .as_ref()
+        .and_then(|s| s.serving_release.as_deref());
+    let replace = serving_release_patch(recorded, &status)?;
     apply_status(
         &api,
         model,
         serde_json::to_value(&status).map_err(|e| Error::Serialize(e.to_string()))?,
     )
     .await?;
+    if let Some(patch) = replace {
+        let params = kube::api::PatchParams {
+            field_manager: Some(super::FIELD_MANAGER.to_string()),
+            ..kube::api::PatchParams::default()
+        };
+        api.patch_status(&name, &params, &patch).await?;
+    }
     Ok(requeue_until(gate.next_expiry(), now))
+}
+
+/// Server-side apply leaves in place what another field manager wrote: a `servingRelease`
+/// written by someone else would stay in status (and in `kubectl get md`) although nothing is
+/// rendered from it, and stray fields could be added to the controller's own record. Whenever
+/// the recorded serving release differs from the one decided, it is replaced whole (JSON
+/// patch `add`) or removed with its digest (merge patch `null`), after the apply.
+pub fn serving_release_patch(
+    recorded: Option<&ServingRelease>,
+    status: &ModelDeploymentStatus,
+) -> Result<Option<kube::api::Patch<serde_json::Value>>> {
+    if recorded == status.serving_release.as_deref() {
+        return Ok(None);
+    }
+    Ok(Some(match &status.serving_release {
+        Some(release) => {
+            let ops = serde_json::json!([
+                {"op": "add", "path": "/status/servingRelease", "value": release},
+                {"op": "add", "path": "/status/servingDigest", "value": release.record.digest},
+            ]);
+            kube::api::Patch::Json(
+                serde_json::from_value(ops).map_err(|e| Error::Serialize(e.to_string()))?,
+            )
+        }
+        None => kube::api::Patch::Merge(serde_json::json!({
+            "status": {"servingRelease": null, "servingDigest": null}
+        })),
+    }))
 }
 
 /// The Event note of a promotion: release, requester, approvers, time.

@@ -227,9 +227,12 @@ fn the_deployment_is_rendered_from_the_approved_release_not_the_spec() {
     assert_eq!(serving.record.requested_by.as_deref(), Some("alice"));
     assert!(verified(&serving, &r1, &approvals, &profile, now));
 
-    // Only the image changes (by alice): a new release, held; R1 keeps serving, image included.
+    // The image, the weights URI, the version and the port change (by alice): a new release,
+    // held; R1 keeps serving, every one of them included.
     let mut r2 = r1.clone();
     r2.spec.image = "registry.example.com/serve:evil".to_string();
+    r2.spec.model.uri = Some("s3://elsewhere/fraud/".to_string());
+    r2.spec.model.version = "3.2.1".to_string();
     r2.spec.serving = Some(crate::api::Serving {
         port: Some(1234),
         tls_secret: None,
@@ -251,6 +254,17 @@ fn the_deployment_is_rendered_from_the_approved_release_not_the_spec() {
     let container = &d.spec.template.spec.as_ref().unwrap().containers[0];
     assert_eq!(container.image.as_deref(), Some(r1.spec.image.as_str()));
     assert_eq!(container.ports.as_ref().unwrap()[0].container_port, 9000);
+    let env = |name: &str| {
+        container
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|e| e.name == name)
+            .and_then(|e| e.value.clone())
+    };
+    assert_eq!(env("MODEL_URI").as_deref(), Some("s3://models/fraud/"));
+    assert_eq!(env("MODEL_VERSION").as_deref(), Some("3.2.0"));
     // The scale is not part of a release: it follows the spec at once.
     assert_eq!(d.spec.replicas, Some(3));
 }
@@ -551,6 +565,37 @@ fn a_serving_release_that_cannot_be_proved_is_left_running_and_reported() {
         "{}",
         ready.message
     );
+}
+
+#[test]
+fn a_serving_release_written_by_someone_else_is_replaced_or_removed_whole() {
+    use super::model_deployment::serving_release_patch;
+    let m = model("");
+    let r1 = release_of(&m);
+    let mut status = crate::api::ModelDeploymentStatus::default();
+    // Nothing serves, but status says R1 does: removed with its digest.
+    let Some(kube::api::Patch::Merge(patch)) = serving_release_patch(Some(&r1), &status).unwrap()
+    else {
+        panic!("no merge patch");
+    };
+    assert_eq!(
+        patch,
+        serde_json::json!({"status": {"servingRelease": null, "servingDigest": null}})
+    );
+    // R1 serves, and status holds something else: replaced whole.
+    status.serving_release = Some(Box::new(r1.clone()));
+    let mut stray = r1.clone();
+    stray.record.approvers = vec!["mallory".to_string()];
+    let Some(kube::api::Patch::Json(patch)) = serving_release_patch(Some(&stray), &status).unwrap()
+    else {
+        panic!("no JSON patch");
+    };
+    let ops = serde_json::to_value(&patch).unwrap();
+    assert_eq!(ops[0]["op"], "add");
+    assert_eq!(ops[0]["path"], "/status/servingRelease");
+    assert_eq!(ops[0]["value"], serde_json::to_value(&r1).unwrap());
+    // What status holds is what was decided: nothing to do.
+    assert!(serving_release_patch(Some(&r1), &status).unwrap().is_none());
 }
 
 #[test]
@@ -1139,6 +1184,108 @@ fn a_pvc_controlled_by_another_object_is_recognised() {
     let free: k8s_openapi::api::core::v1::PersistentVolumeClaim =
         serde_yaml_ng::from_str("metadata: {name: claims-data}").unwrap();
     assert_eq!(foreign_controller(&free.metadata), None);
+}
+
+#[test]
+fn a_sidecar_or_volume_added_by_hand_is_put_back_by_a_merge_patch() {
+    use super::model_deployment::foreign_pod_items;
+    use k8s_openapi::api::core::v1::{Container, HostPathVolumeSource, Volume};
+    let m = model("  resources: {gpus: 1}\n");
+    let profile = Profile::baseline();
+    let release = release_of(&m);
+    let desired = build_deployment(&Inputs {
+        model: &m,
+        profile: &profile,
+        classification: Classification::Internal,
+        release: Some(&release),
+    })
+    .unwrap();
+    // What server-side apply leaves in place: Annexa's items, in any order, and nothing else.
+    assert_eq!(foreign_pod_items(&desired, &desired), None);
+
+    let mut live = desired.clone();
+    let pod = live.spec.template.spec.as_mut().unwrap();
+    pod.containers.push(Container {
+        name: "sidecar".to_string(),
+        image: Some("busybox".to_string()),
+        ..Container::default()
+    });
+    let patch = foreign_pod_items(&desired, &live).expect("a sidecar is foreign");
+    let want = desired.spec.template.spec.as_ref().unwrap();
+    assert_eq!(
+        patch["spec"]["template"]["spec"]["containers"],
+        serde_json::to_value(&want.containers).unwrap()
+    );
+    assert_eq!(
+        patch["spec"]["template"]["spec"]["volumes"],
+        serde_json::to_value(&want.volumes).unwrap()
+    );
+    assert_eq!(
+        patch["spec"]["template"]["spec"]["initContainers"],
+        serde_json::Value::Null
+    );
+
+    let mut live = desired.clone();
+    let pod = live.spec.template.spec.as_mut().unwrap();
+    pod.volumes.get_or_insert_with(Vec::new).push(Volume {
+        name: "host".to_string(),
+        host_path: Some(HostPathVolumeSource {
+            path: "/".to_string(),
+            type_: None,
+        }),
+        ..Volume::default()
+    });
+    assert!(
+        foreign_pod_items(&desired, &live).is_some(),
+        "a hostPath volume is foreign"
+    );
+
+    let mut live = desired.clone();
+    let pod = live.spec.template.spec.as_mut().unwrap();
+    pod.init_containers = Some(vec![Container {
+        name: "init".to_string(),
+        image: Some("busybox".to_string()),
+        ..Container::default()
+    }]);
+    assert!(
+        foreign_pod_items(&desired, &live).is_some(),
+        "an init container is foreign"
+    );
+}
+
+#[test]
+fn agent_rules_no_role_or_network_policy_can_hold_are_left_out_not_written() {
+    // What an Audit namespace admits (the webhook only warns): non-resource URLs and a rule
+    // without verbs cannot be in a namespaced Role, and an HTTP protocol, port 0 or a CIDR
+    // with a /33 prefix cannot be in a NetworkPolicy; the API server would refuse the whole
+    // object. They are left out, so what they ask for stays denied.
+    let mut a = agent();
+    let declared = a.spec.permissions[0].clone();
+    a.spec.permissions.push(rule(&[], &[], &["get"]));
+    a.spec.permissions[1].non_resource_urls = Some(vec!["/metrics".to_string()]);
+    a.spec.permissions.push(rule(&[""], &["pods"], &[]));
+    let (role, _) = build_grant(&a);
+    assert_eq!(role.rules.unwrap(), vec![declared]);
+
+    let egress = |cidr: &str, ports: Vec<i32>, protocol: Option<&str>| crate::api::EgressRule {
+        cidr: cidr.to_string(),
+        ports,
+        protocol: protocol.map(str::to_string),
+    };
+    a.spec
+        .egress
+        .push(egress("10.40.0.0/16", vec![8080], Some("HTTP")));
+    a.spec.egress.push(egress("10.41.0.0/16", vec![0], None));
+    a.spec.egress.push(egress("10.42.0.0/33", vec![443], None));
+    a.spec
+        .egress
+        .push(egress("10.43.0.0/16", vec![53], Some("UDP")));
+    let rules = agent_netpol(&a).spec.unwrap().egress.unwrap();
+    let cidrs: Vec<String> = rules
+        .iter()
+        .filter_map(|r| r.to.as_ref()?[0].ip_block.as_ref().map(|b| b.cidr.clone()))
+        .collect();
+    assert_eq!(cidrs, ["10.20.0.0/16", "10.43.0.0/16"]);
 }
 
 /// An agent granted `escalate` on Roles, evaluated under a policy whose every control is

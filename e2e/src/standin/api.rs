@@ -14,8 +14,8 @@ use super::registry::{GroupResource, ResourceType, Special, types_from_crd};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::store::{self, State, StoreError, meta_str, now_rfc3339};
 use super::{
-    Faults, Server, User, admission, authz, protobuf, schema, smp, ssa, ssa_schema, table, watch,
-    webhookconfig,
+    Faults, Server, User, admission, authz, builtin, protobuf, schema, smp, ssa, ssa_schema, table,
+    watch, webhookconfig,
 };
 
 mod scale;
@@ -162,10 +162,13 @@ fn json_response(code: u16, value: &Value, warnings: &[String]) -> Response<Body
         HeaderValue::from_static("application/json"),
     );
     for w in warnings {
-        // Warning header per RFC 7234 as kube-apiserver sends it.
+        // Warning header per RFC 7234 as kube-apiserver sends it: a quoted-string with `"`
+        // and `\` escaped, which kubectl unescapes before printing.
         let text = format!(
             "299 - \"{}\"",
-            w.replace('"', "'").replace(['\n', '\r'], " ")
+            w.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace(['\n', '\r'], " ")
         );
         if let Ok(v) = HeaderValue::from_str(&text) {
             resp.headers_mut().append(http::header::WARNING, v);
@@ -1554,6 +1557,14 @@ fn prepare(st: &State, req: &Req, target: &Target, kind: WriteKind) -> Result<Pr
                     "the name of the object ({applied_name}) does not match the name on the URL ({name})"
                 )));
             }
+            // A resourceVersion in the configuration is a precondition, as on any update.
+            let applied_rv = meta_str(&applied, "resourceVersion");
+            if let Some(current) = &current
+                && !applied_rv.is_empty()
+                && applied_rv != meta_str(current, "resourceVersion")
+            {
+                return Err(conflict(rt, &name));
+            }
             let force = req.flag("force");
             let sub = target.sub();
             let now = now_rfc3339();
@@ -1878,7 +1889,8 @@ fn schema_check(
         return Ok((obj, Vec::new()));
     }
     let Some(crd_name) = &rt.crd else {
-        return Ok((obj, Vec::new()));
+        let warnings = builtin::check(rt, &mut obj, old, req.q("fieldValidation"))?;
+        return Ok((obj, warnings));
     };
     let crd_gr = GroupResource {
         group: "apiextensions.k8s.io".into(),

@@ -3,6 +3,7 @@
 pub mod admission;
 pub mod api;
 pub mod authz;
+pub mod builtin;
 pub mod cel;
 pub mod protobuf;
 pub mod registry;

@@ -397,6 +397,14 @@ fn examples_give_the_documented_exit_codes() {
     );
     let all = annexa(&["check", "examples"]);
     assert_eq!(all.status.code(), Some(1), "{}", stderr(&all));
+    // The compliant set is a strict gate's pass: nothing in it goes unchecked.
+    let strict = annexa(&["check", "--strict", "examples/compliant"]);
+    assert_eq!(strict.status.code(), Some(0), "{}", stdout(&strict));
+    assert!(
+        !stdout(&strict).contains("NOT CHECKED"),
+        "{}",
+        stdout(&strict)
+    );
 }
 
 #[test]

@@ -211,6 +211,72 @@ fn reports_per_namespace_follow_the_objects_and_annexa_works_without_the_crd() {
                 .starts_with("A.8.24 Use of cryptography on TrainingDataset/fraud-prod/claims")),
         "{result}"
     );
+    // `annexa report` also counts the workloads Annexa governs (checked at admission, no status
+    // of Annexa's): every Pod and pod-template object of the namespaces labelled
+    // annexa.dev/enforce=true, as kubectl lists them.
+    let (ok, stdout, stderr) = annexa_cli(&a, "admin", &["report", "-o", "json"]);
+    assert!(ok, "{stderr}");
+    let json: Value = serde_json::from_str(&stdout).unwrap();
+    let governed = &json["governedWorkloads"];
+    let namespaces = get(a.kubectl(), "default", "namespaces").unwrap();
+    let enforced: Vec<&str> = namespaces["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["metadata"]["labels"]["annexa.dev/enforce"] == "true")
+        .map(|n| n["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert!(enforced.contains(&"fraud-prod"), "{enforced:?}");
+    let mut listed: Vec<&str> = governed["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    listed.sort();
+    let mut expected_namespaces = enforced.clone();
+    expected_namespaces.sort();
+    assert_eq!(listed, expected_namespaces, "{governed}");
+    let mut total = 0;
+    for (kind, resource) in [
+        ("Pod", "pods"),
+        ("Deployment", "deployments.apps"),
+        ("StatefulSet", "statefulsets.apps"),
+        ("DaemonSet", "daemonsets.apps"),
+        ("ReplicaSet", "replicasets.apps"),
+        ("Job", "jobs.batch"),
+        ("CronJob", "cronjobs.batch"),
+    ] {
+        let count: u64 = enforced
+            .iter()
+            .map(|ns| {
+                get(a.kubectl(), ns, resource)
+                    .and_then(|l| l["items"].as_array().map(|i| i.len() as u64))
+                    .unwrap_or_else(|| panic!("kubectl get {resource} -n {ns}"))
+            })
+            .sum();
+        assert_eq!(governed["kinds"][kind], count, "{kind}: {governed}");
+        total += count;
+    }
+    assert!(total > 0, "the examples hold workloads: {governed}");
+    assert_eq!(governed["total"], total, "{governed}");
+    let (ok, table, stderr) = annexa_cli(&a, "admin", &["report"]);
+    assert!(ok, "{stderr}");
+    let kinds: Vec<String> = governed["kinds"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, n)| n.as_u64() > Some(0))
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect();
+    let sentence = format!(
+        " {total} governed workload{} ({}) in {} namespaces labelled annexa.dev/enforce=true (checked at admission, not counted above); generated ",
+        if total == 1 { "" } else { "s" },
+        kinds.join(", "),
+        enforced.len()
+    );
+    assert!(table.contains(&sentence), "{sentence}\n{table}");
+
     let (ok, stdout, stderr) = annexa_cli(&a, "admin", &["soa", "-o", "json"]);
     assert!(ok, "{stderr}");
     let soa: Value = serde_json::from_str(&stdout).unwrap();

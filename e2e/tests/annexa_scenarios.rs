@@ -618,6 +618,121 @@ fn raising_the_required_approvals_keeps_the_serving_release_and_says_why() {
     assert_eq!(condition(&md, "Approved").unwrap()["reason"], "Approved");
 }
 
+/// Whoever can write `modeldeployments/status` cannot promote: a servingRelease written there,
+/// with content that matches its fingerprint, renders nothing without the approvals, is reported
+/// as unproven (A.8.32) and removed from status. Approvals are bound to the model's UID: they do
+/// not carry over to a model deleted and recreated under the same name.
+#[test]
+fn a_forged_status_or_a_recreated_model_promotes_nothing() {
+    let a = Annexa::shared();
+    let case = Case::new(a, "forged", production_policy());
+    let ns = case.name();
+    apply(a.kubectl_as("alice"), &dataset(ns, "data"));
+    let manifest = model(ns, "m", DIGEST_1, &["data"]);
+    apply(a.kubectl_as("alice"), &manifest);
+    let md = wait_for(a, ns, "md/m", "R1 pending", |md| {
+        md["status"]["pendingRelease"]["fingerprint"].is_string()
+    });
+    let spec = &manifest["spec"];
+    let forged = json!({"status": {"servingDigest": DIGEST_1, "servingRelease": {
+        "fingerprint": md["status"]["pendingRelease"]["fingerprint"],
+        "digest": DIGEST_1, "version": "1.0.0", "image": IMAGE,
+        "requestedBy": "alice", "approvers": ["bob", "carol"],
+        "promotedAt": "2026-01-01T00:00:00Z", "requiredApprovals": 2,
+        "spec": {"model": spec["model"], "image": IMAGE, "trainingDatasets": ["data"],
+                 "resources": spec["resources"], "serving": spec["serving"]},
+    }}});
+    a.kubectl()
+        .args([
+            "-n",
+            ns,
+            "patch",
+            "md/m",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &forged.to_string(),
+        ])
+        .ok()
+        .unwrap();
+    let events = wait_for(
+        a,
+        ns,
+        "events.events.k8s.io",
+        "a ServingUnproven event",
+        |e| {
+            e["items"].as_array().is_some_and(|items| {
+                items
+                    .iter()
+                    .any(|e| e["regarding"]["name"] == "m" && e["reason"] == "ServingUnproven")
+            })
+        },
+    );
+    let note = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["reason"] == "ServingUnproven")
+        .and_then(|e| e["note"].as_str())
+        .unwrap()
+        .to_string();
+    // The content matched its fingerprint: only the missing approvals give it away.
+    assert!(
+        note.contains("A.8.32")
+            && note.contains("cannot be proved approved (0 of the 2 approvals it was promoted with still exist and count)"),
+        "{note}"
+    );
+    let md = wait_for(a, ns, "md/m", "the forged record removed", |md| {
+        md["status"]["servingRelease"].is_null() && md["status"]["servingDigest"].is_null()
+    });
+    assert_eq!(
+        condition(&md, "Promoted").unwrap()["reason"],
+        "AwaitingApproval"
+    );
+    assert!(get(a.kubectl(), ns, "deployment/m").is_none());
+
+    // Two approvals, then the model is deleted and recreated under the same name: the
+    // approvals name the old UID and count for nothing.
+    for user in ["bob", "carol"] {
+        let (ok, out, err) = annexa_cli(a, user, &["approve", "md/m", "-n", ns]);
+        assert!(ok, "{user}'s approval: {out}{err}");
+    }
+    wait_for(a, ns, "deployment/m", "rollout of R1", |d| {
+        serving_digest(d) == Some(DIGEST_1)
+    });
+    a.kubectl_as("alice")
+        .args(["-n", ns, "delete", "md/m", "--wait=true"])
+        .ok()
+        .unwrap();
+    apply(a.kubectl_as("alice"), &manifest);
+    let md = wait_for(a, ns, "md/m", "the recreated model held", |md| {
+        condition(md, "Promoted").is_some_and(|c| {
+            c["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("A.8.32 Change management: release")
+        })
+    });
+    let promoted = condition(&md, "Promoted").unwrap();
+    assert!(
+        promoted["message"]
+            .as_str()
+            .unwrap()
+            .contains("awaits approval: 0 of 2 approvals"),
+        "{promoted}"
+    );
+    assert!(md["status"]["servingRelease"].is_null(), "{}", md["status"]);
+    let approvals = wait_for(a, ns, "modelapprovals", "both approvals not counted", |l| {
+        l["items"].as_array().is_some_and(|items| {
+            items.len() == 2
+                && items
+                    .iter()
+                    .all(|i| condition(i, "Counted").is_some_and(|c| c["reason"] == "OtherModel"))
+        })
+    });
+    assert_eq!(approvals["items"].as_array().unwrap().len(), 2);
+}
+
 /// Another serving image (a release that differs from R1 only there).
 const IMAGE_2: &str = "registry.example.com/ml/triton-serving@sha256:4444444444444444444444444444444444444444444444444444444444444444";
 
@@ -721,31 +836,7 @@ fn identity_rules_hold_in_the_api_server_while_the_webhook_is_down() {
 #[test]
 fn requester_annotations_hold_in_the_api_server_while_the_webhook_is_down() {
     let a = Annexa::own_standin();
-    for kind in [
-        "ValidatingWebhookConfiguration",
-        "MutatingWebhookConfiguration",
-    ] {
-        let config = a
-            .rendered
-            .iter()
-            .find(|o| o["kind"] == kind)
-            .expect("the chart renders both webhook configurations");
-        let name = config["metadata"]["name"].as_str().unwrap();
-        let patch: Vec<Value> = (0..config["webhooks"].as_array().unwrap().len())
-            .map(|i| json!({"op": "replace", "path": format!("/webhooks/{i}/failurePolicy"), "value": "Ignore"}))
-            .collect();
-        a.kubectl()
-            .args([
-                "patch",
-                &kind.to_lowercase(),
-                name,
-                "--type=json",
-                "-p",
-                &Value::from(patch).to_string(),
-            ])
-            .ok()
-            .unwrap();
-    }
+    ignore_webhook_failures(&a);
     let ns = a.cluster.namespace("req-vap").unwrap();
     let ns = ns.name.as_str();
     a.cluster
@@ -810,6 +901,96 @@ fn requester_annotations_hold_in_the_api_server_while_the_webhook_is_down() {
         .args(["-n", ns, "label", "md/m", "team=fraud"])
         .ok()
         .unwrap();
+}
+
+/// Both webhook configurations at failurePolicy Ignore, as the emergency procedure sets them:
+/// with Annexa not running, the API server admits what the webhooks would have seen.
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+fn ignore_webhook_failures(a: &Annexa) {
+    for kind in [
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+    ] {
+        let config = a
+            .rendered
+            .iter()
+            .find(|o| o["kind"] == kind)
+            .expect("the chart renders both webhook configurations");
+        let name = config["metadata"]["name"].as_str().unwrap();
+        let patch: Vec<Value> = (0..config["webhooks"].as_array().unwrap().len())
+            .map(|i| json!({"op": "replace", "path": format!("/webhooks/{i}/failurePolicy"), "value": "Ignore"}))
+            .collect();
+        a.kubectl()
+            .args([
+                "patch",
+                &kind.to_lowercase(),
+                name,
+                "--type=json",
+                "-p",
+                &Value::from(patch).to_string(),
+            ])
+            .ok()
+            .unwrap();
+    }
+}
+
+/// A release written while Annexa's webhooks were out of the way (failurePolicy Ignore, Annexa
+/// not running) has no recorded requester: once Annexa runs it is held with `RequesterUnknown`
+/// (A.5.3, fail closed), two valid approvals notwithstanding, until its requester claims it with
+/// the webhook running; then the approvals count and it rolls out.
+#[test]
+fn a_release_written_without_the_webhook_is_held_until_its_requester_claims_it() {
+    let a = Annexa::own_standin();
+    ignore_webhook_failures(&a);
+    let case = Case::new(&a, "unknown", production_policy());
+    let ns = case.name();
+    apply(a.kubectl_as("alice"), &dataset(ns, "data"));
+    apply(a.kubectl_as("alice"), &model(ns, "m", DIGEST_1, &["data"]));
+    let stored = get(a.kubectl(), ns, "md/m").unwrap();
+    assert!(
+        stored["metadata"]["annotations"]["annexa.dev/digest-requested-by"].is_null(),
+        "{stored}"
+    );
+    let _annexa = a.start("annexa-0", &[]);
+    for user in ["bob", "carol"] {
+        let (ok, out, err) = annexa_cli(&a, user, &["approve", "md/m", "-n", ns]);
+        assert!(ok, "{user}'s approval: {out}{err}");
+    }
+    let md = wait_for(&a, ns, "md/m", "held: requester unknown", |md| {
+        condition(md, "Ready").is_some_and(|c| c["reason"] == "RequesterUnknown")
+    });
+    assert_eq!(
+        condition(&md, "Approved").unwrap()["reason"],
+        "RequesterUnknown"
+    );
+    let ready = condition(&md, "Ready").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        ready.contains("A.5.3 Segregation of duties: the requester of release")
+            && ready.contains("is not recorded"),
+        "{ready}"
+    );
+    assert!(get(a.kubectl(), ns, "deployment/m").is_none());
+
+    // Alice claims her release with the webhook running: bob's and carol's approvals count.
+    a.kubectl_as("alice")
+        .args([
+            "-n",
+            ns,
+            "annotate",
+            "--overwrite",
+            "md/m",
+            "annexa.dev/digest-requested-by=alice",
+        ])
+        .ok()
+        .unwrap();
+    wait_for(&a, ns, "deployment/m", "rollout once claimed", |d| {
+        serving_digest(d) == Some(DIGEST_1)
+    });
+    let md = wait_condition(&a, ns, "md/m", "Approved", "True");
+    assert_eq!(md["status"]["promotions"][0]["requestedBy"], "alice");
 }
 
 fn serving_digest(deployment: &Value) -> Option<&str> {

@@ -373,6 +373,20 @@ fn managed_fields_record_apply_and_update_and_an_update_takes_over_what_it_chang
     assert_eq!(obj["data"], json!({"a": "1"}));
     assert_eq!(fields(&obj, "ops", "Update"), Value::Null, "{obj}");
     assert_eq!(fields(&obj, "alpha", "Apply")["f:data"], json!({"f:a": {}}));
+
+    // A resourceVersion in the configuration is a precondition, even for a forced apply.
+    let mut stale = cm.clone();
+    stale["metadata"]["resourceVersion"] = obj["metadata"]["resourceVersion"].clone();
+    stale["data"]["a"] = json!("3");
+    assert!(apply_as(&cluster, "alpha", &stale, true).success);
+    stale["data"]["a"] = json!("4");
+    let out = apply_as(&cluster, "alpha", &stale, true);
+    assert!(
+        out.stderr.contains("the object has been modified"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(live(&cluster, &ns.name, "configmap/c")["data"]["a"], "3");
 }
 
 mod kube_client {

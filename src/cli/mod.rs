@@ -98,7 +98,8 @@ pub struct CheckArgs {
     pub namespace: Option<String>,
     /// Labels of the namespaces the input has no Namespace object for, as the cluster has them
     /// (`annexa.dev/environment=production,annexa.dev/enforce=true`): they decide which
-    /// CompliancePolicies select those namespaces.
+    /// CompliancePolicies select those namespaces, and whether their workloads are checked
+    /// (only with annexa.dev/enforce=true, as in the cluster).
     #[arg(long, value_name = "KEY=VALUE,...")]
     pub namespace_labels: Vec<String>,
     /// A gate for CI: exit 1 when anything was not checked that could hide a failure: an

@@ -1149,13 +1149,53 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
             .collect(),
     };
     let api: kube::Api<ModelDeployment> = kube::Api::namespaced(ctx.client.clone(), &namespace);
+    let recorded = model
+        .status
+        .as_ref()
+        .and_then(|s| s.serving_release.as_deref());
+    let replace = serving_release_patch(recorded, &status)?;
     apply_status(
         &api,
         model,
         serde_json::to_value(&status).map_err(|e| Error::Serialize(e.to_string()))?,
     )
     .await?;
+    if let Some(patch) = replace {
+        let params = kube::api::PatchParams {
+            field_manager: Some(super::FIELD_MANAGER.to_string()),
+            ..kube::api::PatchParams::default()
+        };
+        api.patch_status(&name, &params, &patch).await?;
+    }
     Ok(requeue_until(gate.next_expiry(), now))
+}
+
+/// Server-side apply leaves in place what another field manager wrote: a `servingRelease`
+/// written by someone else would stay in status (and in `kubectl get md`) although nothing is
+/// rendered from it, and stray fields could be added to the controller's own record. Whenever
+/// the recorded serving release differs from the one decided, it is replaced whole (JSON
+/// patch `add`) or removed with its digest (merge patch `null`), after the apply.
+pub fn serving_release_patch(
+    recorded: Option<&ServingRelease>,
+    status: &ModelDeploymentStatus,
+) -> Result<Option<kube::api::Patch<serde_json::Value>>> {
+    if recorded == status.serving_release.as_deref() {
+        return Ok(None);
+    }
+    Ok(Some(match &status.serving_release {
+        Some(release) => {
+            let ops = serde_json::json!([
+                {"op": "add", "path": "/status/servingRelease", "value": release},
+                {"op": "add", "path": "/status/servingDigest", "value": release.record.digest},
+            ]);
+            kube::api::Patch::Json(
+                serde_json::from_value(ops).map_err(|e| Error::Serialize(e.to_string()))?,
+            )
+        }
+        None => kube::api::Patch::Merge(serde_json::json!({
+            "status": {"servingRelease": null, "servingDigest": null}
+        })),
+    }))
 }
 
 /// The Event note of a promotion: release, requester, approvers, time.

@@ -227,9 +227,12 @@ fn the_deployment_is_rendered_from_the_approved_release_not_the_spec() {
     assert_eq!(serving.record.requested_by.as_deref(), Some("alice"));
     assert!(verified(&serving, &r1, &approvals, &profile, now));
 
-    // Only the image changes (by alice): a new release, held; R1 keeps serving, image included.
+    // The image, the weights URI, the version and the port change (by alice): a new release,
+    // held; R1 keeps serving, every one of them included.
     let mut r2 = r1.clone();
     r2.spec.image = "registry.example.com/serve:evil".to_string();
+    r2.spec.model.uri = Some("s3://elsewhere/fraud/".to_string());
+    r2.spec.model.version = "3.2.1".to_string();
     r2.spec.serving = Some(crate::api::Serving {
         port: Some(1234),
         tls_secret: None,
@@ -251,6 +254,17 @@ fn the_deployment_is_rendered_from_the_approved_release_not_the_spec() {
     let container = &d.spec.template.spec.as_ref().unwrap().containers[0];
     assert_eq!(container.image.as_deref(), Some(r1.spec.image.as_str()));
     assert_eq!(container.ports.as_ref().unwrap()[0].container_port, 9000);
+    let env = |name: &str| {
+        container
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|e| e.name == name)
+            .and_then(|e| e.value.clone())
+    };
+    assert_eq!(env("MODEL_URI").as_deref(), Some("s3://models/fraud/"));
+    assert_eq!(env("MODEL_VERSION").as_deref(), Some("3.2.0"));
     // The scale is not part of a release: it follows the spec at once.
     assert_eq!(d.spec.replicas, Some(3));
 }
@@ -551,6 +565,37 @@ fn a_serving_release_that_cannot_be_proved_is_left_running_and_reported() {
         "{}",
         ready.message
     );
+}
+
+#[test]
+fn a_serving_release_written_by_someone_else_is_replaced_or_removed_whole() {
+    use super::model_deployment::serving_release_patch;
+    let m = model("");
+    let r1 = release_of(&m);
+    let mut status = crate::api::ModelDeploymentStatus::default();
+    // Nothing serves, but status says R1 does: removed with its digest.
+    let Some(kube::api::Patch::Merge(patch)) = serving_release_patch(Some(&r1), &status).unwrap()
+    else {
+        panic!("no merge patch");
+    };
+    assert_eq!(
+        patch,
+        serde_json::json!({"status": {"servingRelease": null, "servingDigest": null}})
+    );
+    // R1 serves, and status holds something else: replaced whole.
+    status.serving_release = Some(Box::new(r1.clone()));
+    let mut stray = r1.clone();
+    stray.record.approvers = vec!["mallory".to_string()];
+    let Some(kube::api::Patch::Json(patch)) = serving_release_patch(Some(&stray), &status).unwrap()
+    else {
+        panic!("no JSON patch");
+    };
+    let ops = serde_json::to_value(&patch).unwrap();
+    assert_eq!(ops[0]["op"], "add");
+    assert_eq!(ops[0]["path"], "/status/servingRelease");
+    assert_eq!(ops[0]["value"], serde_json::to_value(&r1).unwrap());
+    // What status holds is what was decided: nothing to do.
+    assert!(serving_release_patch(Some(&r1), &status).unwrap().is_none());
 }
 
 #[test]

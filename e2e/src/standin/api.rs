@@ -1557,6 +1557,14 @@ fn prepare(st: &State, req: &Req, target: &Target, kind: WriteKind) -> Result<Pr
                     "the name of the object ({applied_name}) does not match the name on the URL ({name})"
                 )));
             }
+            // A resourceVersion in the configuration is a precondition, as on any update.
+            let applied_rv = meta_str(&applied, "resourceVersion");
+            if let Some(current) = &current
+                && !applied_rv.is_empty()
+                && applied_rv != meta_str(current, "resourceVersion")
+            {
+                return Err(conflict(rt, &name));
+            }
             let force = req.flag("force");
             let sub = target.sub();
             let now = now_rfc3339();

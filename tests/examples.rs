@@ -43,7 +43,8 @@ fn yaml_files(dir: &Path) -> Vec<PathBuf> {
 ///   silently, which in a manifest is a typo the user needs to hear about) unless
 ///   `x-kubernetes-preserve-unknown-fields` says otherwise;
 /// - the CEL rules we know are translated (`has(self.a) != has(self.b)`: exactly one of the
-///   two); transition rules (`oldSelf`) do not apply to a single manifest; any other rule
+///   two; `size(self.metadata.name) <= N && self.metadata.name.matches(RE)`: the name's length
+///   and pattern); transition rules (`oldSelf`) do not apply to a single manifest; any other rule
 ///   fails the test so that it gets translated here;
 /// - other `x-kubernetes-*` keywords are dropped.
 fn to_json_schema(schema: &mut Value) {
@@ -75,11 +76,22 @@ fn to_json_schema(schema: &mut Value) {
                 .strip_prefix("has(self.")
                 .and_then(|rest| rest.split_once(") != has(self."))
                 .and_then(|(a, b)| Some((a, b.strip_suffix(')')?)));
-            match exactly_one {
-                Some((a, b)) => {
+            // `size(self.metadata.name) <= N && self.metadata.name.matches('RE')`: the name's
+            // length and pattern.
+            let name_rule = text
+                .strip_prefix("size(self.metadata.name) <= ")
+                .and_then(|rest| rest.split_once(" && self.metadata.name.matches('"))
+                .and_then(|(max, re)| Some((max.parse::<u64>().ok()?, re.strip_suffix("')")?)));
+            match (exactly_one, name_rule) {
+                (Some((a, b)), _) => {
                     all_of.push(json!({"oneOf": [{"required": [a]}, {"required": [b]}]}))
                 }
-                None => panic!("CEL rule {text:?} has no JSON-schema translation in this test"),
+                (None, Some((max, pattern))) => all_of.push(json!({"properties": {"metadata": {
+                    "properties": {"name": {"type": "string", "maxLength": max, "pattern": pattern}}
+                }}})),
+                (None, None) => {
+                    panic!("CEL rule {text:?} has no JSON-schema translation in this test")
+                }
             }
         }
         if !all_of.is_empty() {

@@ -700,6 +700,43 @@ fn a_forged_status_or_a_recreated_model_promotes_nothing() {
     wait_for(a, ns, "deployment/m", "rollout of R1", |d| {
         serving_digest(d) == Some(DIGEST_1)
     });
+    let promoted = wait_for(a, ns, "md/m", "R1's promotion recorded", |md| {
+        md["status"]["promotions"]
+            .as_array()
+            .is_some_and(|p| p.len() == 1)
+    });
+    let record = promoted["status"]["promotions"][0].clone();
+    // The status is lost (a restore without status, or a reconcile that read a status older
+    // than its own last write): the release found on the Deployment is re-proved and its
+    // promotion record put back, once, with no second promotion Event.
+    a.kubectl()
+        .args([
+            "-n",
+            ns,
+            "patch",
+            "md/m",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status": {"servingRelease": null, "servingDigest": null, "promotions": null}}"#,
+        ])
+        .ok()
+        .unwrap();
+    let md = wait_for(a, ns, "md/m", "R1 serving again with its record", |md| {
+        md["status"]["servingRelease"]["fingerprint"] == record["fingerprint"]
+            && md["status"]["promotions"]
+                .as_array()
+                .is_some_and(|p| !p.is_empty())
+    });
+    assert_eq!(md["status"]["promotions"], json!([record]));
+    let events = get(a.kubectl(), ns, "events.events.k8s.io").unwrap();
+    let promotions = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["regarding"]["name"] == "m" && e["reason"] == "ReleasePromoted")
+        .count();
+    assert_eq!(promotions, 1, "one ReleasePromoted Event for one promotion");
     a.kubectl_as("alice")
         .args(["-n", ns, "delete", "md/m", "--wait=true"])
         .ok()

@@ -1099,15 +1099,20 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
         .as_ref()
         .map(|s| s.promotions.clone())
         .unwrap_or_default();
+    // The serving release's record is always in the list: a reconcile that read a status
+    // older than its own last write (the cache lags the write) or a status that was lost
+    // finds the release on the Deployment and must put its record back, not apply a list
+    // without it. The Event is published once, when the release is promoted.
     if let Some(s) = &serving
-        && previous_record.as_ref() != Some(&s.record)
-        && promotions.last() != Some(&s.record)
+        && !promotions.contains(&s.record)
     {
         promotions.push(s.record.clone());
         let excess = promotions.len().saturating_sub(MAX_PROMOTIONS);
         promotions.drain(..excess);
-        ctx.event(model, false, "ReleasePromoted", promotion_note(&s.record))
-            .await;
+        if previous_record.as_ref() != Some(&s.record) {
+            ctx.event(model, false, "ReleasePromoted", promotion_note(&s.record))
+                .await;
+        }
     }
     let pending = serving
         .as_ref()

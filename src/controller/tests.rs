@@ -1459,3 +1459,50 @@ spec:
         .clear();
     assert!(build_access(&d).is_none());
 }
+
+/// An approval of a release other than the requested one says which it was, from the model's
+/// own records: the release serving, one promoted earlier, or one the model never had (#12:
+/// an approval for a digest the model never had is not "superseded").
+#[test]
+fn an_approval_of_another_release_says_whether_it_serves_was_superseded_or_never_requested() {
+    use super::model_approval::counted;
+    let with = |digest: &str, version: &str| {
+        let mut m = model("");
+        m.spec.model.digest = digest.to_string();
+        m.spec.model.version = version.to_string();
+        m
+    };
+    let serving = release_of(&with(OTHER, "3.1.0"));
+    let earlier = release_of(&with(OTHER, "3.0.0"));
+    let never = with(OTHER, "9.9.9");
+    let mut m = model("");
+    m.status = Some(crate::api::ModelDeploymentStatus {
+        serving_release: Some(Box::new(serving.clone())),
+        promotions: vec![earlier.record.clone(), serving.record.clone()],
+        ..Default::default()
+    });
+    let mut inventory = Inventory::default();
+    inventory.add_model(m);
+    let reason_for = |of: &ModelDeployment| {
+        let approval = approval_of(of, "a", "bob", 0);
+        let (desired, _) = counted(
+            &approval,
+            &inventory,
+            &Profile::baseline(),
+            jiff::Timestamp::now(),
+        );
+        assert!(!desired.status, "{}", desired.message);
+        (desired.reason, desired.message)
+    };
+    let (reason, message) = reason_for(&with(OTHER, "3.1.0"));
+    assert_eq!(reason, "Serving", "{message}");
+    let (reason, message) = reason_for(&with(OTHER, "3.0.0"));
+    assert_eq!(reason, "Superseded", "{message}");
+    assert!(message.contains("was promoted earlier"), "{message}");
+    let (reason, message) = reason_for(&never);
+    assert_eq!(reason, "NotRequested", "{message}");
+    assert!(
+        message.contains("is not the model's pending release") && message.contains("never counts"),
+        "{message}"
+    );
+}

@@ -325,6 +325,36 @@ fn reports_per_namespace_follow_the_objects_and_annexa_works_without_the_crd() {
     assert_eq!(warned["policy"], json!(case.policy_name()));
     assert!(warned["message"].as_str().unwrap().starts_with("A.5.9"));
 
+    // The same finding under Enforce (the policy tightened after the object was admitted) is a
+    // `fail` row: the one result an auditor reads as a control not met.
+    a.kubectl()
+        .args([
+            "patch",
+            "compliancepolicy",
+            &case.policy_name(),
+            "--type=merge",
+            "-p",
+            r#"{"spec": {"enforcement": {"action": "Enforce"}}}"#,
+        ])
+        .ok()
+        .unwrap();
+    let r = eventually(TIMEOUT, "A.5.9 fails on data", || {
+        let r = report(&a, &ns)?;
+        (row(&r, "A.5.9").as_deref() == Some("fail")).then_some(r)
+    })
+    .unwrap();
+    assert_eq!(
+        (r["summary"]["fail"].clone(), r["summary"]["warn"].clone()),
+        (json!(1), json!(0))
+    );
+    let failed = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["rule"] == "A.5.9")
+        .unwrap();
+    assert_eq!(failed["properties"]["action"], "Enforce");
+
     // 4. Deleting the namespace's objects empties its report.
     a.kubectl()
         .args(["-n", &ns, "delete", "td/data"])

@@ -53,20 +53,6 @@ fn event_note(a: &Annexa, ns: &str, name: &str, reason: &str) -> String {
     .unwrap()
 }
 
-fn patch_policy(a: &Annexa, case: &Case, spec: Value) {
-    a.kubectl()
-        .args([
-            "patch",
-            "compliancepolicy",
-            &case.policy_name(),
-            "--type=merge",
-            "-p",
-            &json!({ "spec": spec }).to_string(),
-        ])
-        .ok()
-        .unwrap();
-}
-
 // ---------------------------------------------------------------------------------------------
 // Withdrawal: a grant made while policy allowed it goes when policy forbids it
 
@@ -100,7 +86,7 @@ fn an_agent_admitted_under_audit_with_escalate_loses_its_role_when_the_policy_tu
     );
     assert!(get(a.kubectl(), ns, "rolebinding/janitor-agent").is_some());
 
-    patch_policy(a, &case, json!({"enforcement": {"action": "Enforce"}}));
+    case.patch_policy(json!({"enforcement": {"action": "Enforce"}}));
     wait_gone(a, ns, "rolebinding/janitor-agent");
     wait_gone(a, ns, "role/janitor-agent");
     let ap = wait_for(a, ns, "ap/janitor", "Ready=False/GrantWithheld", |o| {
@@ -118,7 +104,7 @@ fn an_agent_admitted_under_audit_with_escalate_loses_its_role_when_the_policy_tu
     assert!(get(a.kubectl(), ns, "serviceaccount/janitor").is_some());
     assert!(get(a.kubectl(), ns, "networkpolicy/janitor-agent").is_some());
     // Withdrawn for good: a later reconcile (the policy touched again) writes nothing back.
-    patch_policy(a, &case, json!({"promotion": {"requiredApprovals": 0}}));
+    case.patch_policy(json!({"promotion": {"requiredApprovals": 0}}));
     wait_condition(a, ns, "ap/janitor", "Ready", "False");
     assert!(get(a.kubectl(), ns, "role/janitor-agent").is_none());
     assert!(
@@ -153,7 +139,7 @@ fn an_agents_open_egress_admitted_under_audit_is_narrowed_to_dns_when_the_policy
         "{open}"
     );
 
-    patch_policy(a, &case, json!({"enforcement": {"action": "Enforce"}}));
+    case.patch_policy(json!({"enforcement": {"action": "Enforce"}}));
     let narrowed = wait_for(
         a,
         ns,
@@ -195,11 +181,7 @@ fn a_datasets_reader_role_is_withdrawn_when_its_policy_becomes_stricter() {
     assert_eq!(role["rules"][0]["resourceNames"], json!(["claims-s3"]));
 
     // Data may now reside only in eu-central-1; the dataset is in eu-west-1.
-    patch_policy(
-        a,
-        &case,
-        json!({"residency": {"allowedRegions": ["eu-central-1"]}}),
-    );
+    case.patch_policy(json!({"residency": {"allowedRegions": ["eu-central-1"]}}));
     wait_gone(a, ns, "rolebinding/claims-credentials-reader");
     wait_gone(a, ns, "role/claims-credentials-reader");
     let td = wait_for(a, ns, "td/claims", "Ready=False/AccessWithheld", |o| {
@@ -220,7 +202,7 @@ fn a_datasets_reader_role_is_withdrawn_when_its_policy_becomes_stricter() {
     );
 
     // The policy relaxed again: the grant comes back.
-    patch_policy(a, &case, json!({"residency": null}));
+    case.patch_policy(json!({"residency": null}));
     wait_condition(a, ns, "td/claims", "Ready", "True");
     assert!(get(a.kubectl(), ns, "role/claims-credentials-reader").is_some());
 

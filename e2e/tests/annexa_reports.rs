@@ -327,17 +327,7 @@ fn reports_per_namespace_follow_the_objects_and_annexa_works_without_the_crd() {
 
     // The same finding under Enforce (the policy tightened after the object was admitted) is a
     // `fail` row: the one result an auditor reads as a control not met.
-    a.kubectl()
-        .args([
-            "patch",
-            "compliancepolicy",
-            &case.policy_name(),
-            "--type=merge",
-            "-p",
-            r#"{"spec": {"enforcement": {"action": "Enforce"}}}"#,
-        ])
-        .ok()
-        .unwrap();
+    case.patch_policy(json!({"enforcement": {"action": "Enforce"}}));
     let r = eventually(TIMEOUT, "A.5.9 fails on data", || {
         let r = report(&a, &ns)?;
         (row(&r, "A.5.9").as_deref() == Some("fail")).then_some(r)

@@ -501,18 +501,7 @@ fn raising_the_required_approvals_keeps_the_serving_release_and_says_why() {
     });
     let r1 = md["status"]["servingRelease"]["fingerprint"].clone();
 
-    let patch = json!({"spec": {"promotion": {"requiredApprovals": 2}}});
-    a.kubectl()
-        .args([
-            "patch",
-            "compliancepolicy",
-            &case.policy_name(),
-            "--type=merge",
-            "-p",
-            &patch.to_string(),
-        ])
-        .ok()
-        .unwrap();
+    case.patch_policy(json!({"promotion": {"requiredApprovals": 2}}));
     let md = wait_for(a, ns, "md/m", "Approved=RequirementRaised", |md| {
         condition(md, "Approved").is_some_and(|c| c["reason"] == "RequirementRaised")
     });
@@ -1055,17 +1044,7 @@ fn unmasked_personal_data_fails_a_8_11_and_holds_the_model() {
     let td = wait_condition(a, ns, "td/pii", "Compliant", "False");
     let message = condition(&td, "Compliant").unwrap()["message"].to_string();
     assert!(message.contains("A.8.11"), "{message}");
-    a.kubectl()
-        .args([
-            "patch",
-            "compliancepolicy",
-            &case.policy_name(),
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"enforcement":{"action":"Enforce"}}}"#,
-        ])
-        .ok()
-        .unwrap();
+    case.patch_policy(json!({"enforcement": {"action": "Enforce"}}));
     // Now a dataset like it is refused at admission.
     let mut again = pii.clone();
     again["metadata"]["name"] = json!("pii-again");
@@ -1449,18 +1428,7 @@ fn compliance_policy_change_re_evaluates_models() {
     apply(a.kubectl_as("alice"), &model(ns, "m", DIGEST_1, &["data"]));
     wait_condition(a, ns, "md/m", "Compliant", "True");
 
-    let patch = json!({"spec": {"images": {"allowedRegistries": ["other.example.com/"]}}});
-    a.kubectl()
-        .args([
-            "patch",
-            "compliancepolicy",
-            &case.policy_name(),
-            "--type=merge",
-            "-p",
-            &patch.to_string(),
-        ])
-        .ok()
-        .unwrap();
+    case.patch_policy(json!({"images": {"allowedRegistries": ["other.example.com/"]}}));
     let md = wait_condition(a, ns, "md/m", "Compliant", "False");
     let message = condition(&md, "Compliant").unwrap()["message"].to_string();
     assert!(message.contains("A.8.19"), "{message}");

@@ -561,6 +561,22 @@ impl Case {
     pub fn policy_name(&self) -> String {
         format!("e2e-{}", self.id)
     }
+
+    /// Merge-patches the spec of the case's CompliancePolicy, as the cluster administrator.
+    pub fn patch_policy(&self, spec: Value) {
+        self.kubectl
+            .clone()
+            .args([
+                "patch",
+                "compliancepolicy",
+                &self.policy_name(),
+                "--type=merge",
+                "-p",
+                &json!({ "spec": spec }).to_string(),
+            ])
+            .ok()
+            .unwrap();
+    }
 }
 
 impl Drop for Case {

@@ -5,7 +5,8 @@
 mod webhook_support;
 
 use annexa::api::{CompliancePolicy, ModelApproval};
-use annexa::manifest::{self, Object};
+use annexa::decode::Object;
+use annexa::manifest;
 use annexa::policy::Lookup;
 use annexa::webhook::cluster::StoreContext;
 use annexa::webhook::context::AdmissionContext;

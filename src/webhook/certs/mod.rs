@@ -5,10 +5,16 @@
 //! - [`store`]: the served certificate, swapped while the server runs, loaded from PEM and
 //!   reloaded from files (cert-manager mode);
 //! - [`secret`]: the self-managed certificates in a Secret shared by replicas, and the CA in
-//!   `caBundle` of Annexa's webhook configurations.
+//!   `caBundle` of Annexa's webhook configurations;
+//! - [`pem`]: PEM text of certificates (the `pem` crate);
+//! - [`CertError`]: what can go wrong, one variant per step.
 
+mod error;
+pub mod pem;
 pub mod secret;
 pub mod store;
+
+pub use error::CertError;
 
 pub use secret::{
     CertificateConfig, bundle_from_secret, ca_bundle_patch, ensure_certificates, patch_ca_bundles,
@@ -16,14 +22,14 @@ pub use secret::{
 };
 pub use store::{CertStore, LoadedCert, load_files, load_pem, spawn_file_reload};
 
-use crate::error::{Error, Result};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose,
 };
 use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use std::time::Duration;
+
+type Result<T, E = CertError> = std::result::Result<T, E>;
 
 /// Default lifetimes: CA 10 years, serving certificate 1 year, rotated at two thirds.
 pub const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400);
@@ -31,8 +37,8 @@ pub const SERVING_LIFETIME: Duration = Duration::from_secs(365 * 86_400);
 
 /// notBefore and notAfter (unix seconds) of a DER certificate.
 pub fn validity_of_der(der: &[u8]) -> Result<(i64, i64)> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der)
-        .map_err(|e| Error::Config(format!("cannot parse certificate: {e}")))?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(der).map_err(|source| CertError::Parse { source })?;
     let validity = cert.validity();
     Ok((
         validity.not_before.timestamp(),
@@ -40,11 +46,10 @@ pub fn validity_of_der(der: &[u8]) -> Result<(i64, i64)> {
     ))
 }
 
-/// The DER blocks of every CERTIFICATE in a PEM text.
-fn pem_certificates(pem: &str) -> Vec<CertificateDer<'static>> {
-    CertificateDer::pem_slice_iter(pem.as_bytes())
-        .filter_map(std::result::Result::ok)
-        .collect()
+/// The DER blocks of every CERTIFICATE in a stored PEM text; none when it does not decode (a
+/// stored text that is unreadable counts as missing: renewal writes a fresh one).
+fn pem_certificates(text: &str) -> Vec<CertificateDer<'static>> {
+    pem::certificates(text.as_bytes()).unwrap_or_default()
 }
 
 /// DNS names in the subjectAltName of a DER certificate.
@@ -84,11 +89,19 @@ pub struct PemPair {
 
 fn offset(unix_seconds: i64) -> Result<time::OffsetDateTime> {
     time::OffsetDateTime::from_unix_timestamp(unix_seconds)
-        .map_err(|e| Error::Config(format!("time out of range: {e}")))
+        .map_err(|source| CertError::Time { source })
 }
 
-fn rcgen_error(what: &str) -> impl Fn(rcgen::Error) -> Error + '_ {
-    move |e| Error::Config(format!("{what}: {e}"))
+fn generating(what: &'static str) -> impl Fn(rcgen::Error) -> CertError {
+    move |source| CertError::Generate { what, source }
+}
+
+fn signing(what: &'static str) -> impl Fn(rcgen::Error) -> CertError {
+    move |source| CertError::Sign { what, source }
+}
+
+fn reading_back(what: &'static str) -> impl Fn(rcgen::Error) -> CertError {
+    move |source| CertError::ReadBack { what, source }
 }
 
 /// Tolerated clock skew between the webhook and the API server.
@@ -96,7 +109,7 @@ const SKEW_SECS: i64 = 300;
 
 /// Generates a self-signed CA valid from `now` for `lifetime`.
 pub fn generate_ca(now: i64, lifetime: Duration) -> Result<PemPair> {
-    let key = KeyPair::generate().map_err(rcgen_error("CA key"))?;
+    let key = KeyPair::generate().map_err(generating("CA key"))?;
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     // The timestamp tells CAs apart while the old and the new one are both trusted.
@@ -113,7 +126,7 @@ pub fn generate_ca(now: i64, lifetime: Duration) -> Result<PemPair> {
     params.not_after = offset(now.saturating_add(lifetime.as_secs() as i64))?;
     let cert = params
         .self_signed(&key)
-        .map_err(rcgen_error("CA certificate"))?;
+        .map_err(signing("CA certificate"))?;
     Ok(PemPair {
         cert: cert.pem(),
         key: key.serialize_pem(),
@@ -127,12 +140,12 @@ pub fn issue_serving(
     now: i64,
     lifetime: Duration,
 ) -> Result<PemPair> {
-    let ca_key = KeyPair::from_pem(&ca.key).map_err(rcgen_error("CA key"))?;
+    let ca_key = KeyPair::from_pem(&ca.key).map_err(reading_back("CA key"))?;
     let issuer =
-        Issuer::from_ca_cert_pem(&ca.cert, ca_key).map_err(rcgen_error("CA certificate"))?;
-    let key = KeyPair::generate().map_err(rcgen_error("serving key"))?;
+        Issuer::from_ca_cert_pem(&ca.cert, ca_key).map_err(reading_back("CA certificate"))?;
+    let key = KeyPair::generate().map_err(generating("serving key"))?;
     let mut params =
-        CertificateParams::new(dns_names.to_vec()).map_err(rcgen_error("serving names"))?;
+        CertificateParams::new(dns_names.to_vec()).map_err(generating("serving names"))?;
     let mut dn = DistinguishedName::new();
     dn.push(
         DnType::CommonName,
@@ -153,7 +166,7 @@ pub fn issue_serving(
     params.not_after = offset(now.saturating_add(lifetime.as_secs() as i64))?;
     let cert = params
         .signed_by(&key, &issuer)
-        .map_err(rcgen_error("serving certificate"))?;
+        .map_err(signing("serving certificate"))?;
     Ok(PemPair {
         cert: cert.pem(),
         key: key.serialize_pem(),
@@ -234,7 +247,7 @@ pub fn renew(
         pem_certificates(pem)
             .iter()
             .filter(|der| validity_of_der(der).is_ok_and(|(_, not_after)| not_after > now))
-            .map(|der| der_to_pem(der))
+            .map(|der| pem::encode_certificate(der))
             .collect()
     };
     if rotation_due(ca_validity.0, ca_validity.1, now) {
@@ -275,18 +288,6 @@ pub fn renew(
         }));
     }
     Ok(None)
-}
-
-fn der_to_pem(der: &[u8]) -> String {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out
 }
 
 impl CertBundle {

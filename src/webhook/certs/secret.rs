@@ -2,8 +2,7 @@
 //! shared by replicas (renewed by whichever replica finds them due, races settled by optimistic
 //! concurrency), and the CA patched into `caBundle` of Annexa's webhook configurations.
 
-use super::{CertBundle, CertStore, Lifetimes, PemPair, renew, service_dns_names};
-use crate::error::{Error, Result};
+use super::{CertBundle, CertError, CertStore, Lifetimes, PemPair, renew, service_dns_names};
 use crate::webhook::Metrics;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
@@ -15,6 +14,16 @@ use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+type Result<T, E = CertError> = std::result::Result<T, E>;
+
+fn secret_call(source: kube::Error) -> CertError {
+    CertError::Secret { source }
+}
+
+fn ca_bundle_call(source: kube::Error) -> CertError {
+    CertError::CaBundle { source }
+}
 
 /// Where the self-managed certificates live and whom they are for.
 #[derive(Clone, Debug)]
@@ -72,6 +81,9 @@ pub fn secret_data(bundle: &CertBundle) -> BTreeMap<String, ByteString> {
     .collect()
 }
 
+/// Attempts at settling the Secret when replicas race on it.
+const SECRET_ATTEMPTS: usize = 5;
+
 /// Reads the Secret, renews what is due (creating it when missing) and returns the bundle to
 /// serve. Replicas race through optimistic concurrency: a conflict re-reads the winner's Secret.
 pub async fn ensure_certificates(
@@ -81,8 +93,11 @@ pub async fn ensure_certificates(
 ) -> Result<CertBundle> {
     let api: Api<Secret> = Api::namespaced(client.clone(), &config.namespace);
     let names = service_dns_names(&config.service_name, &config.namespace);
-    for _ in 0..5 {
-        let current = api.get_opt(&config.secret_name).await?;
+    for _ in 0..SECRET_ATTEMPTS {
+        let current = api
+            .get_opt(&config.secret_name)
+            .await
+            .map_err(secret_call)?;
         let existing = current.as_ref().and_then(bundle_from_secret);
         let Some(renewed) = renew(existing.as_ref(), &names, now, config.lifetimes)? else {
             if let Some(bundle) = existing {
@@ -122,13 +137,14 @@ pub async fn ensure_certificates(
             Err(kube::Error::Api(status)) if status.code == 409 => {
                 tracing::debug!("another replica renewed the certificates first; re-reading");
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(secret_call(e)),
         }
     }
-    Err(Error::Config(format!(
-        "could not settle the certificates in Secret {}/{} after 5 attempts",
-        config.namespace, config.secret_name
-    )))
+    Err(CertError::Unsettled {
+        namespace: config.namespace.clone(),
+        name: config.secret_name.clone(),
+        attempts: SECRET_ATTEMPTS,
+    })
 }
 
 /// Writes the CA bundle into Annexa's webhook configurations with a targeted JSON patch of
@@ -194,7 +210,7 @@ pub fn ca_bundle_patch(
         }));
     }
     serde_json::from_value(serde_json::Value::Array(ops))
-        .map_err(|e| Error::Serialize(format!("caBundle patch: {e}")))
+        .map_err(|source| CertError::CaBundlePatch { source })
 }
 
 /// Each webhook's name and current `caBundle`, in order.
@@ -221,7 +237,7 @@ where
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let Some(object) = api.get_opt(name).await? else {
+            let Some(object) = api.get_opt(name).await.map_err(ca_bundle_call)? else {
                 tracing::warn!(
                     "{kind} {name:?} does not exist: the API server sends no admission requests to Annexa through it, so nothing is refused at admission; install it with the chart (helm upgrade); Annexa sets its caBundle when it appears"
                 );
@@ -246,7 +262,7 @@ where
                 {
                     tracing::debug!(%name, %kind, code = status.code, "caBundle patch raced; re-reading");
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(ca_bundle_call(e)),
             }
         }
     }
@@ -295,7 +311,7 @@ pub fn spawn_certificate_rotation(
                     }
                     served = Some(bundle.serving.cert);
                 }
-                Ok::<_, Error>(())
+                Ok::<_, CertError>(())
             }
             .await;
             if let Err(e) = result {

@@ -3,19 +3,20 @@
 //! finish), loading a PEM certificate and key, and reloading them from files when they change
 //! (cert-manager mode).
 
-use super::validity_of_der;
-use crate::error::{Error, Result};
+use super::{CertError, pem, validity_of_der};
 use crate::webhook::metrics::Metrics;
+use arc_swap::ArcSwap;
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+type Result<T, E = CertError> = std::result::Result<T, E>;
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -32,19 +33,14 @@ pub struct LoadedCert {
 /// Parses a PEM certificate chain (leaf first) and a PEM private key (PKCS#8, PKCS#1 or SEC1),
 /// refusing a key that does not belong to the certificate.
 pub fn load_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<LoadedCert> {
-    let chain = CertificateDer::pem_slice_iter(cert_pem)
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::Config(format!("certificate PEM: {e}")))?;
+    let chain = pem::certificates(cert_pem)?;
     let Some(leaf) = chain.first() else {
-        return Err(Error::Config(
-            "certificate PEM holds no CERTIFICATE block".into(),
-        ));
+        return Err(CertError::NoCertificate);
     };
     let not_after = validity_of_der(leaf)?.1;
-    let key = PrivateKeyDer::from_pem_slice(key_pem)
-        .map_err(|e| Error::Config(format!("private key PEM: {e}")))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|source| CertError::Key { source })?;
     let certified = CertifiedKey::from_der(chain, key, &provider())
-        .map_err(|e| Error::Config(format!("certificate and key do not fit together: {e}")))?;
+        .map_err(|source| CertError::Mismatch { source })?;
     Ok(LoadedCert {
         key: Arc::new(certified),
         not_after,
@@ -54,18 +50,16 @@ pub fn load_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<LoadedCert> {
 /// Reads and loads a certificate and key file pair; errors name the files.
 pub fn load_files(cert_file: &Path, key_file: &Path) -> Result<LoadedCert> {
     let read = |path: &Path| {
-        std::fs::read(path).map_err(|source| Error::Io {
+        std::fs::read(path).map_err(|source| CertError::Read {
             path: path.to_path_buf(),
             source,
         })
     };
     let (cert, key) = (read(cert_file)?, read(key_file)?);
-    load_pem(&cert, &key).map_err(|e| {
-        Error::Config(format!(
-            "{} / {}: {e}",
-            cert_file.display(),
-            key_file.display()
-        ))
+    load_pem(&cert, &key).map_err(|source| CertError::Files {
+        cert_file: cert_file.to_path_buf(),
+        key_file: key_file.to_path_buf(),
+        source: Box::new(source),
     })
 }
 
@@ -73,10 +67,10 @@ pub fn load_files(cert_file: &Path, key_file: &Path) -> Result<LoadedCert> {
 ///
 /// rustls asks the resolver once per handshake, so a swap affects new connections only;
 /// established (keep-alive, in-flight) connections finish on the certificate they started with.
+/// Handshakes read it without a lock ([`ArcSwap`]); a swap never waits for them.
 #[derive(Debug)]
 pub struct CertStore {
-    current: RwLock<LoadedCert>,
-    not_after: AtomicI64,
+    current: ArcSwap<LoadedCert>,
     metrics: Option<Arc<Metrics>>,
 }
 
@@ -86,31 +80,26 @@ impl CertStore {
             m.set_certificate_expiry(cert.not_after);
         }
         Arc::new(Self {
-            not_after: AtomicI64::new(cert.not_after),
-            current: RwLock::new(cert),
+            current: ArcSwap::from_pointee(cert),
             metrics,
         })
     }
 
     /// Serves `cert` to every new connection from now on.
     pub fn replace(&self, cert: LoadedCert) {
-        self.not_after.store(cert.not_after, Ordering::Relaxed);
         if let Some(m) = &self.metrics {
             m.set_certificate_expiry(cert.not_after);
         }
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = cert;
+        self.current.store(Arc::new(cert));
     }
 
     pub fn current(&self) -> LoadedCert {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        LoadedCert::clone(&self.current.load())
     }
 
     /// notAfter of the served certificate, unix seconds.
     pub fn not_after(&self) -> i64 {
-        self.not_after.load(Ordering::Relaxed)
+        self.current.load().not_after
     }
 
     /// A rustls server configuration (ring, TLS 1.2 and 1.3, h2 and http/1.1) resolving to
@@ -118,7 +107,7 @@ impl CertStore {
     pub fn server_config(self: &Arc<Self>) -> Result<ServerConfig> {
         let mut config = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .map_err(|e| Error::Config(format!("TLS configuration: {e}")))?
+            .map_err(|source| CertError::Tls { source })?
             .with_no_client_auth()
             .with_cert_resolver(self.clone());
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -128,13 +117,7 @@ impl CertStore {
 
 impl ResolvesServerCert for CertStore {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(
-            self.current
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .key
-                .clone(),
-        )
+        Some(self.current.load().key.clone())
     }
 }
 
@@ -181,4 +164,64 @@ pub fn spawn_file_reload(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::webhook::certs::{Lifetimes, renew, service_dns_names};
+    use std::error::Error as _;
+
+    fn serving() -> LoadedCert {
+        let names = service_dns_names("annexa-webhook", "annexa-system");
+        renew(None, &names, 1_760_000_000, Lifetimes::default())
+            .unwrap()
+            .unwrap()
+            .loaded()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_replaced_certificate_is_served_from_then_on() {
+        let (first, second) = (serving(), serving());
+        let store = CertStore::new(first.clone(), None);
+        assert_eq!(store.current().key.cert, first.key.cert);
+        store.replace(second.clone());
+        assert_eq!(store.current().key.cert, second.key.cert);
+        assert_eq!(store.not_after(), second.not_after);
+    }
+
+    #[test]
+    fn file_errors_name_the_files_and_keep_their_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+        let err = load_files(&cert, &key).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("cannot read {}: ", cert.display())),
+            "{err}"
+        );
+        assert_eq!(err.category(), "io");
+        assert!(err.source().is_some());
+
+        std::fs::write(&cert, "junk").unwrap();
+        std::fs::write(&key, "junk").unwrap();
+        let err = load_files(&cert, &key).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{} / {}: certificate PEM holds no CERTIFICATE block",
+                cert.display(),
+                key.display()
+            )
+        );
+        assert_eq!(err.category(), "parse");
+        let crate_error = crate::error::Error::from(err);
+        assert_eq!(crate_error.category(), "parse");
+        assert!(
+            crate_error
+                .to_string()
+                .ends_with("holds no CERTIFICATE block")
+        );
+    }
 }

@@ -4,8 +4,8 @@
 
 use super::conditions::{self, Desired};
 use super::{
-    Child, Context, apply, apply_status, child_labels, error_action, foreign_children,
-    name_conflict, owner_reference, put_back, replace_ready, requeue_until,
+    Child, Context, Watches, apply, apply_status, child_labels, drive, foreign_children,
+    name_conflict, owner_reference, put_back, refs, replace_ready, requeue_until,
 };
 use crate::api::{
     ApprovalRecord, CLASSIFICATION_LABEL, Classification, CommonStatus, ControlOutcome, GpuPool,
@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::policy::model_deployment::{Promotion, classification, promotion, promotion_of};
 use crate::policy::training_dataset as dataset_rules;
 use crate::policy::{self, Context as PolicyContext, Evaluation, Governed, Lookup, Profile};
+use futures::Future;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
@@ -31,12 +32,13 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::ResourceExt;
+use kube::runtime::Controller;
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, ResourceExt};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub const KIND: &str = "ModelDeployment";
 /// Pod-template annotation recording the digest a Deployment serves.
 pub const SERVING_DIGEST_ANNOTATION: &str = "annexa.dev/model-digest";
 /// Pod-template annotation recording the fingerprint of the release a Deployment serves.
@@ -894,15 +896,59 @@ pub fn desired_conditions(
     out
 }
 
-pub async fn reconcile(model: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Action> {
-    let model = &*model;
-    let started = std::time::Instant::now();
-    let result = reconcile_inner(model, &ctx).await;
-    ctx.metrics.observe(KIND, started.elapsed().as_secs_f64());
-    result
+/// The ModelDeployment Controller: its own kind and owned children (ServiceAccount,
+/// Deployment, Service, NetworkPolicy, watched by Annexa's label so drift is put back), and
+/// the objects its decisions read: its approvals, its training datasets, the policies and its
+/// namespace.
+pub fn controller(ctx: Arc<Context>, watches: &Watches) -> impl Future<Output = ()> + use<> {
+    let (client, feeds) = (&watches.client, &watches.state.feeds);
+    let (s, s2, s3) = (
+        watches.state.clone(),
+        watches.state.clone(),
+        watches.state.clone(),
+    );
+    let controller = Controller::for_shared_stream(feeds.models.changes(), feeds.models.store())
+        .with_config(watches.config.clone())
+        .owns(
+            Api::<Deployment>::all(client.clone()),
+            watches.owned.clone(),
+        )
+        .owns(Api::<Service>::all(client.clone()), watches.owned.clone())
+        .owns(
+            Api::<NetworkPolicy>::all(client.clone()),
+            watches.owned.clone(),
+        )
+        .owns(
+            Api::<ServiceAccount>::all(client.clone()),
+            watches.owned.clone(),
+        )
+        .watches_shared_stream(feeds.approvals.updates(), |a: Arc<ModelApproval>| {
+            a.metadata
+                .namespace
+                .clone()
+                .map(|ns| ObjectRef::<ModelDeployment>::new(&a.spec.model_deployment).within(&ns))
+        })
+        .watches_shared_stream(feeds.datasets.updates(), move |d| {
+            let ns = d.namespace().unwrap_or_default();
+            let name = d.name_any();
+            refs(s.models.state_filter(|m| {
+                m.metadata.namespace.as_deref() == Some(ns.as_str())
+                    && m.spec.training_datasets.contains(&name)
+            }))
+        })
+        .watches_shared_stream(feeds.policies.updates(), move |_| refs(s2.models.state()))
+        .watches_shared_stream(feeds.namespaces.updates(), move |ns| {
+            let ns = ns.name_any();
+            refs(
+                s3.models
+                    .state_filter(|m| m.metadata.namespace.as_deref() == Some(ns.as_str())),
+            )
+        });
+    drive(controller, reconcile, ctx, watches)
 }
 
-async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Action> {
+pub async fn reconcile(model: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Action> {
+    let (model, ctx) = (&*model, &*ctx);
     let namespace = model
         .namespace()
         .ok_or_else(|| Error::Invalid("ModelDeployment without namespace".into()))?;
@@ -1223,10 +1269,4 @@ pub fn promotion_note(record: &ReleaseRecord) -> String {
             record.approvers.join(", ")
         }
     )
-}
-
-pub fn error_policy(model: Arc<ModelDeployment>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.error(KIND, error.category());
-    tracing::warn!(modeldeployment = %model.name_any(), error = %error, "reconcile failed");
-    error_action(error, &model.name_any())
 }

@@ -3,13 +3,13 @@
 //! any other binding that grants the agent's account more than its policy (`LeastPrivilege`).
 
 use super::conditions::{self, Desired};
+use super::error::{Error, Result};
 use super::{
     Child, Context, Watches, apply, apply_status, child_labels, drive, forbidden_condition,
     forbidden_to_annexa, foreign_children, name_conflict, owner_reference, refs, withdraw,
 };
 use crate::api::{AgentPolicy, AgentPolicyStatus, CommonStatus};
 use crate::cluster::ClusterState;
-use crate::error::{Error, Result};
 use crate::policy::pod_access::{agent_pod_mismatches, listed};
 use crate::policy::{self, Context as PolicyContext, Governed};
 use futures::Future;
@@ -634,12 +634,7 @@ pub async fn reconcile(agent: Arc<AgentPolicy>, ctx: Arc<Context>) -> Result<Act
         excess_bindings: excess.into_iter().take(MAX_LISTED).collect(),
     };
     let api: Api<AgentPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
-    apply_status(
-        &api,
-        agent,
-        serde_json::to_value(&status).map_err(|e| Error::Serialize(e.to_string()))?,
-    )
-    .await?;
+    apply_status(&api, agent, &status).await?;
     Ok(Action::requeue(Duration::from_secs(3600)))
 }
 
@@ -681,11 +676,6 @@ async fn report_conflict(
     };
     let api: Api<AgentPolicy> =
         Api::namespaced(ctx.client.clone(), &agent.namespace().unwrap_or_default());
-    apply_status(
-        &api,
-        agent,
-        serde_json::to_value(&status).map_err(|e| Error::Serialize(e.to_string()))?,
-    )
-    .await?;
+    apply_status(&api, agent, &status).await?;
     Ok(Action::await_change())
 }

@@ -4,10 +4,10 @@
 //! nodes. Changes re-evaluate every governed object (see `run`).
 
 use super::conditions::{self, Desired};
+use super::error::{Context as _, Doing, Result, Target};
 use super::{Context, Watches, apply_status, drive, refs};
 use crate::api::{CommonStatus, CompliancePolicy, CompliancePolicyStatus, ENFORCE_LABEL};
 use crate::controller::model_deployment::MODEL_LABEL;
-use crate::error::{Error, Result};
 use crate::policy::workload::Workload;
 use crate::policy::{self, Governed, Lookup, Profile, selector_matches, validate_policy};
 use futures::Future;
@@ -139,12 +139,14 @@ async fn scan_gpu_pools(policy: &CompliancePolicy, ctx: &Context) -> Result<Foun
             .collect();
         let pool_nodes = nodes
             .list_metadata(&ListParams::default().labels(&selector.join(",")))
-            .await?;
+            .await
+            .doing(Doing::List, || Target::list::<Node>(None))?;
         for node in pool_nodes.items {
             let node_name = node.name_any();
             let on_node = pods
                 .list(&ListParams::default().fields(&format!("spec.nodeName={node_name}")))
-                .await?;
+                .await
+                .doing(Doing::List, || Target::list::<Pod>(None))?;
             for pod in on_node.items {
                 let ns = pod.namespace().unwrap_or_default();
                 let enforced = ctx
@@ -274,11 +276,6 @@ pub async fn reconcile(policy: Arc<CompliancePolicy>, ctx: Arc<Context>) -> Resu
         non_compliant_gpu_pods: found.non_compliant,
     };
     let api: Api<CompliancePolicy> = Api::all(ctx.client.clone());
-    apply_status(
-        &api,
-        policy,
-        serde_json::to_value(&status).map_err(|e| Error::Serialize(e.to_string()))?,
-    )
-    .await?;
+    apply_status(&api, policy, &status).await?;
     Ok(Action::requeue(SCAN_INTERVAL))
 }

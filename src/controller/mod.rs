@@ -10,6 +10,7 @@
 pub mod agent_policy;
 pub mod compliance_policy;
 pub mod conditions;
+pub mod error;
 pub mod leader;
 pub mod metrics;
 pub mod model_approval;
@@ -18,7 +19,8 @@ pub mod reports;
 pub mod training_dataset;
 
 use crate::cluster::{ClusterState, Feed};
-use crate::error::{Error, Result};
+use error::{Context as _, Doing, Target};
+pub use error::{Error, Result};
 use futures::{Future, StreamExt};
 use jiff::Timestamp;
 use k8s_openapi::NamespaceResourceScope;
@@ -228,7 +230,7 @@ where
         Ok(_) => Ok(true),
         // Gone already, or replaced by another object of that name: nothing of ours is left.
         Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(false),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(Error::api(Doing::Delete, Target::of(existing), e)),
     }
 }
 
@@ -253,7 +255,11 @@ where
         }
         None => {
             let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
-            Ok(api.get_opt(name).await?.map(Arc::new))
+            Ok(api
+                .get_opt(name)
+                .await
+                .doing(Doing::Get, || Target::new::<K>(Some(namespace), name))?
+                .map(Arc::new))
         }
     }
 }
@@ -263,7 +269,7 @@ where
 /// for any other error.
 pub fn forbidden_to_annexa(error: &Error) -> Option<String> {
     match error {
-        Error::Kube(kube::Error::Api(status)) if status.code == 403 => Some(status.message.clone()),
+        Error::Forbidden { .. } => error.status().map(|status| status.message.clone()),
         _ => None,
     }
 }
@@ -318,7 +324,11 @@ impl<'a> Child<'a> {
         {
             Box::pin(async move {
                 let api: Api<K> = Api::namespaced(client.clone(), namespace);
-                Ok(api.get_opt(name).await?.map(|o| o.meta().clone()))
+                Ok(api
+                    .get_opt(name)
+                    .await
+                    .doing(Doing::Get, || Target::new::<K>(Some(namespace), name))?
+                    .map(|o| o.meta().clone()))
             })
         }
         Self {
@@ -371,9 +381,9 @@ where
         .ok_or_else(|| Error::Invalid(format!("{} has no namespace", K::kind(&()))))?;
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    Ok(api
-        .patch(&object.name_any(), &params, &Patch::Apply(object))
-        .await?)
+    api.patch(&object.name_any(), &params, &Patch::Apply(object))
+        .await
+        .doing(Doing::Apply, || Target::of(object))
 }
 
 /// Merge-patches a namespaced child under the `annexa` field manager: for what server-side
@@ -396,16 +406,21 @@ where
         field_manager: Some(FIELD_MANAGER.to_string()),
         ..PatchParams::default()
     };
-    Ok(api
-        .patch(&live.name_any(), &params, &Patch::Merge(patch))
-        .await?)
+    api.patch(&live.name_any(), &params, &Patch::Merge(patch))
+        .await
+        .doing(Doing::Patch, || Target::of(live))
 }
 
 /// Server-side applies `status` of an Annexa object (`api` is scoped to its namespace).
-pub async fn apply_status<K>(api: &Api<K>, object: &K, status: serde_json::Value) -> Result<()>
+pub async fn apply_status<K, S>(api: &Api<K>, object: &K, status: &S) -> Result<()>
 where
     K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+    S: Serialize,
 {
+    let status = serde_json::to_value(status).map_err(|source| Error::Serialize {
+        target: Target::of(object),
+        source,
+    })?;
     let patch = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
@@ -413,7 +428,8 @@ where
     });
     let params = PatchParams::apply(FIELD_MANAGER).force();
     api.patch_status(&object.name_any(), &params, &Patch::Apply(&patch))
-        .await?;
+        .await
+        .doing(Doing::WriteStatus, || Target::of(object))?;
     Ok(())
 }
 
@@ -438,7 +454,7 @@ pub fn old_conditions<K: crate::api::HasCommonStatus>(
 /// Requeue after an error: invalid objects wait for a change; API errors back off with jitter.
 pub fn error_action(error: &Error, attempt_hint: &str) -> Action {
     match error {
-        Error::Invalid(_) | Error::Input(_) => Action::await_change(),
+        Error::Invalid(_) => Action::await_change(),
         _ => {
             // Jitter spreads retries of many objects failing at once (e.g. API server restart).
             let jitter = attempt_hint
@@ -638,7 +654,10 @@ pub async fn running_pods(
 ) -> Result<Vec<crate::policy::workload::Workload>> {
     use k8s_openapi::api::core::v1::Pod;
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let list = pods.list(&kube::api::ListParams::default()).await?;
+    let list = pods
+        .list(&kube::api::ListParams::default())
+        .await
+        .doing(Doing::List, || Target::list::<Pod>(Some(namespace)))?;
     Ok(list
         .items
         .into_iter()

@@ -3,9 +3,9 @@
 //! ServiceAccount, Duplicate).
 
 use super::conditions::{self, Desired};
+use super::error::{Error, Result};
 use super::{Context, Watches, apply_status, drive, refs, requeue_until};
 use crate::api::{ApprovalDecision, CommonStatus, ModelApproval, ModelApprovalStatus};
-use crate::error::{Error, Result};
 use crate::policy::model_deployment::promotion;
 use crate::policy::{self, Context as PolicyContext, Governed, Lookup};
 use futures::Future;
@@ -181,11 +181,6 @@ pub async fn reconcile(approval: Arc<ModelApproval>, ctx: Arc<Context>) -> Resul
         },
     };
     let api: Api<ModelApproval> = Api::namespaced(ctx.client.clone(), &namespace);
-    apply_status(
-        &api,
-        approval,
-        serde_json::to_value(&status).map_err(|e| Error::Serialize(e.to_string()))?,
-    )
-    .await?;
+    apply_status(&api, approval, &status).await?;
     Ok(requeue_until(expires, now))
 }

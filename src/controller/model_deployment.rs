@@ -3,6 +3,7 @@
 //! server-side; the promotion gate decides which release the Deployment is rendered from.
 
 use super::conditions::{self, Desired};
+use super::error::{Context as _, Doing, Error, Result, Target};
 use super::{
     Child, Context, Watches, apply, apply_status, child_labels, drive, foreign_children,
     name_conflict, owner_reference, put_back, refs, replace_ready, requeue_until,
@@ -12,7 +13,6 @@ use crate::api::{
     MAX_PROMOTIONS, ModelApproval, ModelDeployment, ModelDeploymentStatus, ReleaseRecord,
     ReleaseSpec, ServingRelease,
 };
-use crate::error::{Error, Result};
 use crate::policy::model_deployment::{Promotion, classification, promotion, promotion_of};
 use crate::policy::training_dataset as dataset_rules;
 use crate::policy::{self, Context as PolicyContext, Evaluation, Governed, Lookup, Profile};
@@ -1001,7 +1001,12 @@ async fn read(
         return Ok(None);
     }
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
-    Ok(deployments.get_opt(&model.name_any()).await?)
+    deployments
+        .get_opt(&model.name_any())
+        .await
+        .doing(Doing::Get, || {
+            Target::new::<Deployment>(Some(&namespace), &model.name_any())
+        })
 }
 
 /// What a ModelDeployment's reconcile decides before it writes anything (see [`plan`]).
@@ -1354,19 +1359,16 @@ async fn write_status(
         .status
         .as_ref()
         .and_then(|s| s.serving_release.as_deref());
-    let replace = serving_release_patch(recorded, &status)?;
-    apply_status(
-        &api,
-        model,
-        serde_json::to_value(&status).map_err(|e| Error::Serialize(e.to_string()))?,
-    )
-    .await?;
+    let replace = serving_release_patch(recorded, &status);
+    apply_status(&api, model, &status).await?;
     if let Some(patch) = replace {
         let params = kube::api::PatchParams {
             field_manager: Some(super::FIELD_MANAGER.to_string()),
             ..kube::api::PatchParams::default()
         };
-        api.patch_status(&model.name_any(), &params, &patch).await?;
+        api.patch_status(&model.name_any(), &params, &patch)
+            .await
+            .doing(Doing::WriteStatus, || Target::of(model))?;
     }
     Ok(())
 }
@@ -1379,24 +1381,29 @@ async fn write_status(
 pub fn serving_release_patch(
     recorded: Option<&ServingRelease>,
     status: &ModelDeploymentStatus,
-) -> Result<Option<kube::api::Patch<serde_json::Value>>> {
+) -> Option<kube::api::Patch<serde_json::Value>> {
+    use json_patch::jsonptr::PointerBuf;
+    use json_patch::{AddOperation, PatchOperation};
     if recorded == status.serving_release.as_deref() {
-        return Ok(None);
+        return None;
     }
-    Ok(Some(match &status.serving_release {
+    Some(match &status.serving_release {
         Some(release) => {
-            let ops = serde_json::json!([
-                {"op": "add", "path": "/status/servingRelease", "value": release},
-                {"op": "add", "path": "/status/servingDigest", "value": release.record.digest},
-            ]);
-            kube::api::Patch::Json(
-                serde_json::from_value(ops).map_err(|e| Error::Serialize(e.to_string()))?,
-            )
+            let add = |field: &str, value: serde_json::Value| {
+                PatchOperation::Add(AddOperation {
+                    path: PointerBuf::from_tokens(["status", field]),
+                    value,
+                })
+            };
+            kube::api::Patch::Json(json_patch::Patch(vec![
+                add("servingRelease", serde_json::json!(release)),
+                add("servingDigest", serde_json::json!(release.record.digest)),
+            ]))
         }
         None => kube::api::Patch::Merge(serde_json::json!({
             "status": {"servingRelease": null, "servingDigest": null}
         })),
-    }))
+    })
 }
 
 /// The Event note of a promotion: release, requester, approvers, time.

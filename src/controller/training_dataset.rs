@@ -4,13 +4,13 @@
 //! deletion recorded in `status.deletedAt` and an Event: evidence for A.8.10).
 
 use super::conditions::{self, Desired};
+use super::error::{Context as _, Doing, Error, Result, Target};
 use super::{
     Child, Context, Watches, apply, apply_status, cached_rbac, child_labels, drive,
     forbidden_condition, forbidden_to_annexa, foreign_children, name_conflict, owner_reference,
     refs, requeue_until, withdraw,
 };
 use crate::api::{CommonStatus, OnExpiry, TrainingDataset, TrainingDatasetStatus};
-use crate::error::{Error, Result};
 use crate::policy::pod_access::{listed, unallowed_readers};
 use crate::policy::training_dataset::expiry;
 use crate::policy::{self, Context as PolicyContext, Governed};
@@ -207,7 +207,8 @@ pub async fn reconcile(dataset: Arc<TrainingDataset>, ctx: Arc<Context>) -> Resu
             // user allowed to delete it; a PVC another object controls (a StatefulSet's, an
             // operator's) is never Annexa's to delete, and the deletion is bound to the UID read
             // here so a PVC recreated under the name in between is left alone.
-            let current = pvcs.get_opt(pvc).await?;
+            let target = || Target::new::<PersistentVolumeClaim>(Some(&namespace), pvc);
+            let current = pvcs.get_opt(pvc).await.doing(Doing::Get, target)?;
             let owner = current
                 .as_ref()
                 .and_then(|c| foreign_controller(&c.metadata));
@@ -236,7 +237,7 @@ pub async fn reconcile(dataset: Arc<TrainingDataset>, ctx: Arc<Context>) -> Resu
                             status.message
                         ));
                     }
-                    Err(e) => return Err(e.into()),
+                    Err(e) => return Err(Error::api(Doing::Delete, target(), e)),
                 }
             }
             if refused.is_none() {
@@ -345,12 +346,7 @@ pub async fn reconcile(dataset: Arc<TrainingDataset>, ctx: Arc<Context>) -> Resu
         deleted_at,
     };
     let api: Api<TrainingDataset> = Api::namespaced(ctx.client.clone(), &namespace);
-    apply_status(
-        &api,
-        dataset,
-        serde_json::to_value(&status).map_err(|e| Error::Serialize(e.to_string()))?,
-    )
-    .await?;
+    apply_status(&api, dataset, &status).await?;
     Ok(requeue_until(expires_at.filter(|_| !expired), now))
 }
 

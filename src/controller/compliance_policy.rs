@@ -8,7 +8,7 @@ use super::error::{Context as _, Doing, Result, Target};
 use super::{Context, Watches, apply_status, drive, refs};
 use crate::api::{CommonStatus, CompliancePolicy, CompliancePolicyStatus, ENFORCE_LABEL};
 use crate::controller::model_deployment::MODEL_LABEL;
-use crate::policy::workload::Workload;
+use crate::decode::workload;
 use crate::policy::{self, Governed, Lookup, Profile, selector_matches, validate_policy};
 use futures::Future;
 use jiff::Timestamp;
@@ -101,7 +101,7 @@ pub fn failed_workload_controls(
     let Ok(value) = serde_json::to_value(pod) else {
         return Vec::new();
     };
-    let Ok(workload) = Workload::from_object("Pod", &value) else {
+    let Ok(workload) = workload::from_object("Pod", &value) else {
         return Vec::new();
     };
     let ctx = policy::Context {

@@ -620,4 +620,4 @@ pub fn registry_allowed(image: &str, allowed: Option<&[String]>) -> bool {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -16,7 +16,6 @@ use crate::api::{
     AgentPolicy, CompliancePolicy, HasCommonStatus, ModelApproval, ModelDeployment, TrainingDataset,
 };
 use crate::policy::{Lookup, Profile, dataset_read_keys};
-use crate::webhook::context::ProfileCache;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use k8s_openapi::api::core::v1::{Namespace, Node, NodeSpec};
@@ -37,6 +36,10 @@ use std::sync::Arc;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::broadcast;
+
+mod profiles;
+
+pub use profiles::ProfileCache;
 
 /// Changes buffered per kind for a subscriber that falls behind; past that the subscriber is
 /// resynced from the store (every cached object once more).

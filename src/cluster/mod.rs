@@ -528,15 +528,12 @@ impl Lookup for StoreContext {
         })
     }
     /// When several AgentPolicies name the account, the one that governs it: the oldest, as
-    /// the controller decides (`controller::agent_policy::account_owner`).
+    /// `annexa check` and the controller decide (`policy::agent_policy::governing_agent`).
     fn agent_for_service_account(&self, namespace: &str, sa: &str) -> Option<Arc<AgentPolicy>> {
-        self.agents
-            .state_filter(|a| {
-                a.metadata.namespace.as_deref() == Some(namespace)
-                    && a.spec.service_account_name == sa
-            })
-            .into_iter()
-            .min_by(|a, b| a.seniority().cmp(&b.seniority()))
+        let naming = self
+            .agents
+            .state_filter(|a| a.spec.service_account_name == sa);
+        crate::policy::agent_policy::governing_agent(&naming, namespace, sa)
     }
     fn resource_claim(&self, namespace: &str, name: &str) -> Option<Arc<ResourceClaim>> {
         self.gpu.claims.get(&ObjectRef::new(name).within(namespace))

@@ -13,16 +13,12 @@
 //! - `bounds`: the CRD schemas' size bounds, checked before decoding.
 
 use crate::api::{
-    API_VERSION, AgentPolicy, AgentPolicySpec, AgentPolicyStatus, CompliancePolicy,
-    CompliancePolicySpec, CompliancePolicyStatus, GROUP, ModelApproval, ModelApprovalSpec,
-    ModelApprovalStatus, ModelDeployment, ModelDeploymentSpec, ModelDeploymentStatus,
-    TrainingDataset, TrainingDatasetSpec, TrainingDatasetStatus,
+    API_VERSION, AgentPolicy, AnnexaKind, CompliancePolicy, GROUP, Kind, ModelApproval,
+    ModelDeployment, TrainingDataset,
 };
 use crate::policy::Related;
-use crate::policy::workload::{Workload, is_workload_kind};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use crate::policy::workload::{WORKLOAD_KINDS, Workload, is_workload_kind};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -111,32 +107,24 @@ pub fn decode(value: &Value) -> Result<Object, String> {
         })
         .unwrap_or_default()
         .to_string();
-    let annexa_kind = matches!(
-        kind,
-        "CompliancePolicy"
-            | "TrainingDataset"
-            | "ModelDeployment"
-            | "ModelApproval"
-            | "AgentPolicy"
-    );
     if api_version.split('/').next() == Some(GROUP) && api_version != API_VERSION {
         return Err(format!(
             "{kind} {name:?}: apiVersion {api_version:?} is not served; use {API_VERSION:?}"
         ));
     }
-    if annexa_kind && api_version == API_VERSION {
+    if let Some(annexa) = Kind::parse(kind)
+        && api_version == API_VERSION
+    {
         if name.is_empty() {
             return Err(format!("{kind}: metadata.name is required"));
         }
         bounds::check_value(kind, value).map_err(|e| format!("{kind} {name:?}: {e}"))?;
-        let object = match kind {
-            "CompliancePolicy" => Object::Policy(typed(kind, &name, value)?),
-            "TrainingDataset" => {
-                Object::Dataset(with_default_namespace(typed(kind, &name, value)?))
-            }
-            "ModelDeployment" => Object::Model(with_default_namespace(typed(kind, &name, value)?)),
-            "ModelApproval" => Object::Approval(with_default_namespace(typed(kind, &name, value)?)),
-            _ => Object::Agent(with_default_namespace(typed(kind, &name, value)?)),
+        let object = match annexa {
+            Kind::CompliancePolicy => Object::Policy(annexa_object(&name, value)?),
+            Kind::TrainingDataset => Object::Dataset(annexa_object(&name, value)?),
+            Kind::ModelDeployment => Object::Model(annexa_object(&name, value)?),
+            Kind::ModelApproval => Object::Approval(annexa_object(&name, value)?),
+            Kind::AgentPolicy => Object::Agent(annexa_object(&name, value)?),
         };
         return Ok(object);
     }
@@ -176,7 +164,10 @@ pub fn decode(value: &Value) -> Result<Object, String> {
         }
         _ => {}
     }
-    let workload_api = matches!(api_version, "v1" | "apps/v1" | "batch/v1");
+    // Any workload kind's apiVersion (`v1`, `apps/v1`, `batch/v1`) reads a workload kind.
+    let workload_api = WORKLOAD_KINDS
+        .iter()
+        .any(|w| w.has_api_version(api_version));
     if workload_api && is_workload_kind(kind) {
         let mut w =
             workload::from_object(kind, value).map_err(|e| format!("{kind} {name:?}: {e}"))?;
@@ -196,6 +187,21 @@ pub fn decode(value: &Value) -> Result<Object, String> {
             .map(str::to_string),
         devices: device_requests(value),
     })
+}
+
+/// An Annexa object decoded strictly ([`typed`]), in `default` when it is of a namespaced
+/// kind and names no namespace.
+fn annexa_object<K: AnnexaKind>(name: &str, value: &Value) -> Result<K, String> {
+    typed(K::KIND.name(), name, value).map(in_default_namespace)
+}
+
+/// A namespaced Annexa object that names no namespace is in `default`, as `kubectl` puts it.
+pub(crate) fn in_default_namespace<K: AnnexaKind>(object: K) -> K {
+    if K::KIND.namespaced() {
+        with_default_namespace(object)
+    } else {
+        object
+    }
 }
 
 pub(crate) fn with_default_namespace<K: kube::Resource>(mut object: K) -> K {
@@ -257,33 +263,6 @@ fn device_requests(value: &Value) -> Vec<DeviceRequest> {
     walk(value, "", &mut out);
     out
 }
-
-/// An Annexa kind as kube derives it: metadata, spec and status.
-pub(crate) trait AnnexaKind: kube::Resource + Sized {
-    type Spec: DeserializeOwned;
-    type Status: DeserializeOwned;
-    fn assemble(metadata: ObjectMeta, spec: Self::Spec, status: Option<Self::Status>) -> Self;
-}
-
-macro_rules! annexa_kinds {
-    ($($kind:ident($spec:ident, $status:ident)),*) => {$(
-        impl AnnexaKind for $kind {
-            type Spec = $spec;
-            type Status = $status;
-            fn assemble(metadata: ObjectMeta, spec: $spec, status: Option<$status>) -> Self {
-                Self { metadata, spec, status }
-            }
-        }
-    )*};
-}
-
-annexa_kinds!(
-    CompliancePolicy(CompliancePolicySpec, CompliancePolicyStatus),
-    TrainingDataset(TrainingDatasetSpec, TrainingDatasetStatus),
-    ModelDeployment(ModelDeploymentSpec, ModelDeploymentStatus),
-    ModelApproval(ModelApprovalSpec, ModelApprovalStatus),
-    AgentPolicy(AgentPolicySpec, AgentPolicyStatus)
-);
 
 pub(crate) fn type_name(v: &Value) -> &'static str {
     match v {

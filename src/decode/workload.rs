@@ -4,7 +4,7 @@
 //! path close to the cost of parsing the review.
 
 use super::MapOnly;
-use crate::policy::workload::{PodView, WORKLOAD_KINDS, Workload};
+use crate::policy::workload::{PodView, Workload, workload_kind};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
@@ -12,11 +12,8 @@ use std::collections::BTreeMap;
 
 /// Reads a workload from a whole object (`kind`, `metadata`, `spec`). Errors name the field.
 pub fn from_object(kind: &str, object: &Value) -> Result<Workload, String> {
-    let template_path = WORKLOAD_KINDS
-        .iter()
-        .find(|(k, _)| *k == kind)
-        .map(|(_, p)| *p)
-        .ok_or_else(|| format!("{kind} is not a workload kind"))?;
+    let entry = workload_kind(kind).ok_or_else(|| format!("{kind} is not a workload kind"))?;
+    let template_path = entry.template;
     let metadata = object.get("metadata");
     let text = |field: &str| {
         metadata
@@ -34,7 +31,7 @@ pub fn from_object(kind: &str, object: &Value) -> Result<Workload, String> {
         }
     };
     let namespace = text("namespace");
-    let (labels, pod, spec_path) = if template_path.is_empty() {
+    let (labels, pod) = if template_path.is_empty() {
         let labels = match metadata.and_then(|m| m.get("labels")) {
             Some(l) => BTreeMap::<String, String>::deserialize(l)
                 .map_err(|e| format!("metadata.labels: {e}"))?,
@@ -44,7 +41,7 @@ pub fn from_object(kind: &str, object: &Value) -> Result<Workload, String> {
             Some(spec) => PodView::deserialize(spec).map_err(|e| format!("spec: {e}"))?,
             None => return Err("spec: missing".to_string()),
         };
-        (labels, pod, "spec".to_string())
+        (labels, pod)
     } else {
         let mut node = object;
         for segment in template_path {
@@ -54,11 +51,7 @@ pub fn from_object(kind: &str, object: &Value) -> Result<Workload, String> {
         }
         let path = template_path.join(".");
         let template = TemplateView::deserialize(node).map_err(|e| format!("{path}: {e}"))?;
-        (
-            template.metadata.labels,
-            template.spec,
-            format!("{path}.spec"),
-        )
+        (template.metadata.labels, template.spec)
     };
     Ok(Workload {
         kind: kind.to_string(),
@@ -66,7 +59,7 @@ pub fn from_object(kind: &str, object: &Value) -> Result<Workload, String> {
         name,
         labels,
         pod,
-        spec_path,
+        spec_path: entry.spec_path(),
     })
 }
 
@@ -75,10 +68,7 @@ pub fn from_object(kind: &str, object: &Value) -> Result<Workload, String> {
 /// or fail (a missing or malformed field, a duplicate key, a mapping written as a list):
 /// call it for the error. The caller checks the text with [`super::value_accepts`].
 pub(crate) fn from_json(kind: &str, json: &str) -> Option<Workload> {
-    let template_path = WORKLOAD_KINDS
-        .iter()
-        .find(|(k, _)| *k == kind)
-        .map(|(_, p)| *p)?;
+    let entry = workload_kind(kind)?;
     let (metadata, labels, pod) = match kind {
         "Pod" => {
             let MapOnly(object) = serde_json::from_str::<
@@ -124,11 +114,7 @@ pub(crate) fn from_json(kind: &str, json: &str) -> Option<Workload> {
             .unwrap_or_default(),
         labels,
         pod,
-        spec_path: if template_path.is_empty() {
-            "spec".to_string()
-        } else {
-            format!("{}.spec", template_path.join("."))
-        },
+        spec_path: entry.spec_path(),
     })
 }
 

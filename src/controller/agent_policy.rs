@@ -388,19 +388,17 @@ pub fn withheld_ready(
 }
 
 /// The AgentPolicy that governs `agent`'s service account when several name the same one: the
-/// oldest (then the first by name). Only it is reconciled; the others report the conflict.
-/// (Two owners would take the account, its Role and NetworkPolicy from each other on every
-/// reconcile.)
+/// oldest (then the first by name), as `annexa check` and the webhook decide
+/// ([`governing_agent`](crate::policy::agent_policy::governing_agent)). Only it is reconciled;
+/// the others report the conflict. (Two owners would take the account, its Role and
+/// NetworkPolicy from each other on every reconcile.)
 pub fn account_owner(agent: &AgentPolicy, agents: &[Arc<AgentPolicy>]) -> Option<Arc<AgentPolicy>> {
-    agents
-        .iter()
-        .filter(|a| {
-            a.metadata.namespace == agent.metadata.namespace
-                && a.spec.service_account_name == agent.spec.service_account_name
-        })
-        .min_by(|a, b| a.seniority().cmp(&b.seniority()))
-        .filter(|owner| owner.name_any() != agent.name_any())
-        .cloned()
+    crate::policy::agent_policy::governing_agent(
+        agents,
+        agent.metadata.namespace.as_deref()?,
+        &agent.spec.service_account_name,
+    )
+    .filter(|owner| owner.name_any() != agent.name_any())
 }
 
 /// The AgentPolicy Controller: its own kind, its owned ServiceAccount, NetworkPolicy and Role,

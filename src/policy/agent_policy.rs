@@ -3,11 +3,11 @@
 use super::catalogue::{A_5_15, A_5_18, A_8_2, A_8_12, A_8_20};
 use super::duration::{format_duration, parse_duration};
 use super::{Context, Evaluation, ObjectRef, Recorder};
-use crate::api::{AgentPolicy, ForbiddenPermission};
+use crate::api::{AgentPolicy, ForbiddenPermission, Kind};
 use k8s_openapi::api::rbac::v1::PolicyRule;
 use std::sync::Arc;
 
-pub const KIND: &str = "AgentPolicy";
+pub const KIND: &str = Kind::AgentPolicy.name();
 
 /// The AgentPolicy that governs a ServiceAccount several of them name: the most senior
 /// ([`AgentPolicy::seniority`]: the oldest `creationTimestamp`, then the first by name), whatever

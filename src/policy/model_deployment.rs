@@ -7,13 +7,13 @@ use super::{
     registry_allowed,
 };
 use crate::api::{
-    Action, ApprovalDecision, Classification, DIGEST_REQUESTED_BY, Environment, ModelApproval,
-    ModelDeployment, REQUESTED_RELEASE,
+    Action, ApprovalDecision, Classification, DIGEST_REQUESTED_BY, Environment, Kind,
+    ModelApproval, ModelDeployment, REQUESTED_RELEASE,
 };
 use jiff::Timestamp;
 use std::sync::Arc;
 
-pub const KIND: &str = "ModelDeployment";
+pub const KIND: &str = Kind::ModelDeployment.name();
 
 /// The classification of a model: the highest of its training datasets. A model that declares
 /// none is treated as Confidential: unknown lineage must not escape encryption and isolation.

@@ -3,7 +3,7 @@
 //! rules read are decoded (the views of [`crate::policy::workload`]), which keeps the admission
 //! path close to the cost of parsing the review.
 
-use super::MapOnly;
+use super::{MapOnly, WorkloadError};
 use crate::policy::workload::{PodView, Workload, workload_kind};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -11,8 +11,10 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// Reads a workload from a whole object (`kind`, `metadata`, `spec`). Errors name the field.
-pub fn from_object(kind: &str, object: &Value) -> Result<Workload, String> {
-    let entry = workload_kind(kind).ok_or_else(|| format!("{kind} is not a workload kind"))?;
+pub fn from_object(kind: &str, object: &Value) -> Result<Workload, WorkloadError> {
+    let entry = workload_kind(kind).ok_or_else(|| WorkloadError::NotAWorkload {
+        kind: kind.to_string(),
+    })?;
     let template_path = entry.template;
     let metadata = object.get("metadata");
     let text = |field: &str| {
@@ -34,12 +36,12 @@ pub fn from_object(kind: &str, object: &Value) -> Result<Workload, String> {
     let (labels, pod) = if template_path.is_empty() {
         let labels = match metadata.and_then(|m| m.get("labels")) {
             Some(l) => BTreeMap::<String, String>::deserialize(l)
-                .map_err(|e| format!("metadata.labels: {e}"))?,
+                .map_err(|source| field("metadata.labels", source))?,
             None => BTreeMap::new(),
         };
         let pod = match object.get("spec") {
-            Some(spec) => PodView::deserialize(spec).map_err(|e| format!("spec: {e}"))?,
-            None => return Err("spec: missing".to_string()),
+            Some(spec) => PodView::deserialize(spec).map_err(|source| field("spec", source))?,
+            None => return Err(missing("spec")),
         };
         (labels, pod)
     } else {
@@ -47,10 +49,10 @@ pub fn from_object(kind: &str, object: &Value) -> Result<Workload, String> {
         for segment in template_path {
             node = node
                 .get(segment)
-                .ok_or_else(|| format!("{}: missing", template_path.join(".")))?;
+                .ok_or_else(|| missing(&template_path.join(".")))?;
         }
         let path = template_path.join(".");
-        let template = TemplateView::deserialize(node).map_err(|e| format!("{path}: {e}"))?;
+        let template = TemplateView::deserialize(node).map_err(|source| field(&path, source))?;
         (template.metadata.labels, template.spec)
     };
     Ok(Workload {
@@ -61,6 +63,19 @@ pub fn from_object(kind: &str, object: &Value) -> Result<Workload, String> {
         pod,
         spec_path: entry.spec_path(),
     })
+}
+
+fn field(path: &str, source: serde_json::Error) -> WorkloadError {
+    WorkloadError::Field {
+        path: path.to_string(),
+        source,
+    }
+}
+
+fn missing(path: &str) -> WorkloadError {
+    WorkloadError::Missing {
+        path: path.to_string(),
+    }
 }
 
 /// [`from_object`] straight from the object's JSON text, in one pass and without

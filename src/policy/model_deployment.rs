@@ -3,8 +3,8 @@
 
 use super::catalogue::{A_5_3, A_5_9, A_5_12, A_8_9, A_8_19, A_8_22, A_8_24, A_8_31, A_8_32};
 use super::{
-    Context, Evaluation, Lookup, ObjectRef, Profile, Recorder, image_pinned, image_tag,
-    registry_allowed,
+    Context, Evaluation, Lookup, ObjectRef, Profile, Recorder, image_mutable, image_pinned,
+    registry_check,
 };
 use crate::api::{
     Action, ApprovalDecision, Classification, DIGEST_REQUESTED_BY, Environment, ModelApproval,
@@ -374,14 +374,15 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
     }
 
     // A.8.19 installation: allowed registry, weights with a source.
-    if !registry_allowed(&spec.image, profile.allowed_registries.as_deref()) {
+    let allowed = profile.allowed_registries.as_deref();
+    if let Err(refusal) = registry_check(&spec.image, allowed) {
         rec.fail(
             &A_8_19,
             "spec.image",
             format_args!(
-                "model {name:?} serves image {:?}, which is not from an allowed registry {:?}",
+                "model {name:?} serves image {:?}, which {}",
                 spec.image,
-                profile.allowed_registries.as_deref().unwrap_or_default()
+                refusal.detail(allowed.unwrap_or_default())
             ),
         );
     }
@@ -428,7 +429,7 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
                 ),
             );
         }
-        if !image_pinned(&spec.image) && image_tag(&spec.image).is_none_or(|t| t == "latest") {
+        if image_mutable(&spec.image) {
             rec.fail(
                 &A_8_31,
                 "spec.image",

@@ -12,21 +12,21 @@ use std::fmt;
 
 /// Why an image is refused by a list of allowed registry prefixes.
 #[derive(Debug, PartialEq, Eq)]
-pub enum RegistryRefusal {
+pub enum RegistryRefusal<'a> {
     /// The reference does not parse, so where it comes from is unknown.
-    Unparseable(ParseError),
+    Unparseable(&'a ParseError),
     /// Neither the reference as written nor its normalised form starts with an allowed prefix.
     NotListed,
 }
 
-impl RegistryRefusal {
+impl RegistryRefusal<'_> {
     /// The end of a finding, after "uses image X, which ": names the list of prefixes.
     pub fn detail<'a>(&'a self, allowed: &'a [String]) -> impl fmt::Display + 'a {
         Detail(self, allowed)
     }
 }
 
-struct Detail<'a>(&'a RegistryRefusal, &'a [String]);
+struct Detail<'a>(&'a RegistryRefusal<'a>, &'a [String]);
 
 impl fmt::Display for Detail<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -41,30 +41,68 @@ impl fmt::Display for Detail<'_> {
     }
 }
 
-/// Whether the image comes from one of the allowed registry prefixes (any when there is no list).
-///
-/// A prefix matches at a path boundary: `registry.example.com` allows
-/// `registry.example.com/x` but not `registry.example.com.evil.io/x`; `docker.io/library/`
-/// allows a bare `nginx`.
-pub fn registry_check(image: &str, allowed: Option<&[String]>) -> Result<(), RegistryRefusal> {
-    let Some(allowed) = allowed else {
-        return Ok(());
-    };
-    let reference = Reference::try_from(image).map_err(RegistryRefusal::Unparseable)?;
-    let normalised = reference.whole();
-    let listed = allowed
-        .iter()
-        .any(|prefix| starts_at_boundary(image, prefix) || starts_at_boundary(&normalised, prefix));
-    if listed {
-        Ok(())
-    } else {
-        Err(RegistryRefusal::NotListed)
+/// An image reference as written and as parsed: parse once, then ask each rule's question.
+#[derive(Debug)]
+pub struct ImageRef<'a> {
+    written: &'a str,
+    parsed: Result<Reference, ParseError>,
+}
+
+impl<'a> ImageRef<'a> {
+    pub fn parse(written: &'a str) -> Self {
+        Self {
+            written,
+            parsed: Reference::try_from(written),
+        }
+    }
+
+    /// Whether the image comes from one of the allowed registry prefixes (any when there is no
+    /// list). A prefix matches at a path boundary: `registry.example.com` allows
+    /// `registry.example.com/x` but not `registry.example.com.evil.io/x`; `docker.io/library/`
+    /// allows a bare `nginx`.
+    pub fn registry_check(&self, allowed: Option<&[String]>) -> Result<(), RegistryRefusal<'_>> {
+        let Some(allowed) = allowed else {
+            return Ok(());
+        };
+        let reference = self
+            .parsed
+            .as_ref()
+            .map_err(RegistryRefusal::Unparseable)?;
+        let normalised = reference.whole();
+        let listed = allowed.iter().any(|prefix| {
+            starts_at_boundary(self.written, prefix) || starts_at_boundary(&normalised, prefix)
+        });
+        if listed {
+            Ok(())
+        } else {
+            Err(RegistryRefusal::NotListed)
+        }
+    }
+
+    /// Whether the image is pinned by a sha256 digest (`@sha256:` and 64 hexadecimal digits).
+    /// A reference that does not parse is not pinned.
+    pub fn pinned(&self) -> bool {
+        self.parsed.as_ref().is_ok_and(|reference| {
+            reference
+                .digest()
+                .and_then(|digest| digest.strip_prefix("sha256:"))
+                .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        })
+    }
+
+    /// Whether the image names a tag that can move: not pinned by digest and tagged `latest`
+    /// or not tagged at all. A reference that does not parse counts as mutable (fail closed).
+    pub fn mutable(&self) -> bool {
+        !self.pinned()
+            && self.parsed.as_ref().map_or(true, |reference| {
+                reference.tag().is_none_or(|tag| tag == "latest")
+            })
     }
 }
 
-/// [`registry_check`] as a yes or no.
+/// [`ImageRef::registry_check`] of a reference as written, as a yes or no.
 pub fn registry_allowed(image: &str, allowed: Option<&[String]>) -> bool {
-    registry_check(image, allowed).is_ok()
+    ImageRef::parse(image).registry_check(allowed).is_ok()
 }
 
 fn starts_at_boundary(reference: &str, prefix: &str) -> bool {
@@ -73,26 +111,14 @@ fn starts_at_boundary(reference: &str, prefix: &str) -> bool {
     })
 }
 
-/// Whether the image is pinned by a sha256 digest (`@sha256:` and 64 hexadecimal digits).
-/// A reference that does not parse is not pinned.
+/// [`ImageRef::pinned`] of a reference as written.
 pub fn image_pinned(image: &str) -> bool {
-    Reference::try_from(image).is_ok_and(|reference| {
-        reference
-            .digest()
-            .and_then(|digest| digest.strip_prefix("sha256:"))
-            .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-    })
+    ImageRef::parse(image).pinned()
 }
 
-/// Whether the image names a tag that can move: not pinned by digest and tagged `latest` or not
-/// tagged at all. A reference that does not parse counts as mutable (fail closed).
+/// [`ImageRef::mutable`] of a reference as written.
 pub fn image_mutable(image: &str) -> bool {
-    if image_pinned(image) {
-        return false;
-    }
-    Reference::try_from(image).map_or(true, |reference| {
-        reference.tag().is_none_or(|tag| tag == "latest")
-    })
+    ImageRef::parse(image).mutable()
 }
 
 #[cfg(test)]
@@ -116,11 +142,11 @@ mod tests {
             "docker.io/library/nginx:1.27",
             "index.docker.io/library/nginx",
         ] {
-            assert_eq!(registry_check(image, Some(&hub)), Ok(()), "{image}");
+            assert_eq!(ImageRef::parse(image).registry_check(Some(&hub)), Ok(()), "{image}");
         }
         // A Docker Hub user's image is not an official library image.
         assert_eq!(
-            registry_check("evil/nginx:1.27", Some(&hub)),
+            ImageRef::parse("evil/nginx:1.27").registry_check(Some(&hub)),
             Err(RegistryRefusal::NotListed)
         );
         assert!(registry_allowed("evil/nginx", Some(&list(&["docker.io/"]))));
@@ -168,29 +194,34 @@ mod tests {
         assert!(registry_allowed("anything/at:all", None));
         assert!(registry_allowed("NOT a reference", None));
         assert_eq!(
-            registry_check("registry.example.com/a:1", Some(&[])),
+            ImageRef::parse("registry.example.com/a:1").registry_check(Some(&[])),
             Err(RegistryRefusal::NotListed)
         );
     }
 
+    /// Empty, upper case, a trailing space, a short digest, an empty path component.
+    const UNPARSEABLE: [&str; 5] = [
+        "",
+        "registry.example.com/ML/Serve:1",
+        "registry.example.com/ml/serve:1 ",
+        "registry.example.com/ml/serve@sha256:abc",
+        "registry.example.com//serve:1",
+    ];
+
     #[test]
     fn unparseable_references_are_refused_with_the_reason() {
         let allowed = list(&["registry.example.com/"]);
-        for image in [
-            "",
-            "registry.example.com/ML/Serve:1",
-            "registry.example.com/ml/serve:1 ",
-            "registry.example.com/ml/serve@sha256:abc",
-            "registry.example.com//serve:1",
-        ] {
-            let refusal = registry_check(image, Some(&allowed));
+        for image in UNPARSEABLE {
+            let reference = ImageRef::parse(image);
+            let refusal = reference.registry_check(Some(&allowed));
             assert!(
                 matches!(refusal, Err(RegistryRefusal::Unparseable(_))),
                 "{image:?}: {refusal:?}"
             );
         }
         assert_eq!(
-            registry_check("registry.example.com/ML/x", Some(&allowed))
+            ImageRef::parse("registry.example.com/ML/x")
+                .registry_check(Some(&allowed))
                 .map_err(|r| r.detail(&allowed).to_string()),
             Err(r#"is not a valid image reference (invalid reference format), so not from an allowed registry ["registry.example.com/"]"#.to_string())
         );

@@ -18,7 +18,9 @@ pub mod training_dataset;
 pub mod workload;
 
 pub use catalogue::{CATALOGUE, Control, Theme};
-pub use image::{RegistryRefusal, image_mutable, image_pinned, registry_allowed, registry_check};
+pub use image::{
+    ImageRef, RegistryRefusal, image_mutable, image_pinned, registry_allowed,
+};
 pub use profile::{Profile, selector_matches, validate_policy};
 
 use crate::api::{

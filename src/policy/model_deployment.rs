@@ -3,8 +3,7 @@
 
 use super::catalogue::{A_5_3, A_5_9, A_5_12, A_8_9, A_8_19, A_8_22, A_8_24, A_8_31, A_8_32};
 use super::{
-    Context, Evaluation, Lookup, ObjectRef, Profile, Recorder, image_mutable, image_pinned,
-    registry_check,
+    Context, Evaluation, ImageRef, Lookup, ObjectRef, Profile, Recorder,
 };
 use crate::api::{
     Action, ApprovalDecision, Classification, DIGEST_REQUESTED_BY, Environment, ModelApproval,
@@ -374,8 +373,9 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
     }
 
     // A.8.19 installation: allowed registry, weights with a source.
+    let image = ImageRef::parse(&spec.image);
     let allowed = profile.allowed_registries.as_deref();
-    if let Err(refusal) = registry_check(&spec.image, allowed) {
+    if let Err(refusal) = image.registry_check(allowed) {
         rec.fail(
             &A_8_19,
             "spec.image",
@@ -402,7 +402,7 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
     }
 
     // A.8.9 configuration: pinned image.
-    if profile.digest_required() && !image_pinned(&spec.image) {
+    if profile.digest_required() && !image.pinned() {
         rec.fail(
             &A_8_9,
             "spec.image",
@@ -429,7 +429,7 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
                 ),
             );
         }
-        if image_mutable(&spec.image) {
+        if image.mutable() {
             rec.fail(
                 &A_8_31,
                 "spec.image",

@@ -895,8 +895,7 @@ status:
 ",
         )
         .unwrap();
-        let crate::manifest::Object::Dataset(mut dataset) =
-            crate::manifest::decode(&value).unwrap()
+        let crate::decode::Object::Dataset(mut dataset) = crate::decode::decode(&value).unwrap()
         else {
             panic!("not a TrainingDataset")
         };

@@ -44,6 +44,9 @@ pub enum Error {
     #[error("{0}")]
     Config(String),
 
+    #[error(transparent)]
+    Certificate(#[from] crate::webhook::certs::CertError),
+
     /// The object cannot be reconciled as written; retried when it changes.
     #[error("invalid object: {0}")]
     Invalid(String),
@@ -60,6 +63,7 @@ impl Error {
             Error::Runtime(_) => "io",
             Error::Kube(_) => "kube",
             Error::Config(_) => "config",
+            Error::Certificate(e) => e.category(),
             Error::Invalid(_) => "invalid",
         }
     }

@@ -1,7 +1,11 @@
 //! Annexa: enforces ISO/IEC 27001:2022 Annex A controls on AI workloads in Kubernetes.
 //!
 //! - [`api`]: the custom resource types.
-//! - [`policy`]: the pure rule engine shared by the webhook, the controllers and `annexa check`.
+//! - [`policy`]: the pure rule engine shared by the webhook, the controllers and `annexa check`
+//!   (imports only [`api`]).
+//! - [`decode`]: raw objects (JSON/YAML values, JSON text) to typed ones, the one decoder of
+//!   the webhook, `annexa check` and the cache (imports only [`api`] and [`policy`]).
+//! - [`manifest`]: files and folders of YAML/JSON documents, decoded through [`decode`].
 //! - [`cli`]: the subcommands of the `annexa` binary.
 //! - [`evidence`]: evidence in the formats auditors' and platform teams' tools read.
 
@@ -9,6 +13,7 @@ pub mod api;
 pub mod cli;
 pub mod cluster;
 pub mod controller;
+pub mod decode;
 pub mod error;
 pub mod evidence;
 pub mod manifest;

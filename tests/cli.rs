@@ -211,7 +211,10 @@ fn junit_output_marks_enforce_findings_as_failures() {
         xml.contains("<testsuite name=\"ModelDeployment/ml/leaky\""),
         "{xml}"
     );
-    assert!(xml.contains("<failure message=\"A.8.22 Segregation of networks: model &quot;leaky&quot;"), "{xml}");
+    assert!(
+        xml.contains("<failure message=\"A.8.22 Segregation of networks: model &quot;leaky&quot;"),
+        "{xml}"
+    );
     assert_eq!(xml.matches("<failure").count(), 1);
     assert_eq!(failure_types(&xml), ["Enforce"], "{xml}");
 }

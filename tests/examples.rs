@@ -7,7 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use annexa::api::{CompliancePolicy, ControlOutcome, ENFORCE_LABEL, crds};
-use annexa::manifest::{Document, Object, load};
+use annexa::decode::Object;
+use annexa::manifest::{Document, load};
 use annexa::policy::{
     CATALOGUE, Context, Detail, Evaluation, Governed, Inventory, Profile, evaluate, validate_policy,
 };

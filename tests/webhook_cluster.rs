@@ -5,9 +5,10 @@
 mod webhook_support;
 
 use annexa::api::{CompliancePolicy, ModelApproval};
-use annexa::manifest::{self, Object};
+use annexa::decode::Object;
+use annexa::manifest;
 use annexa::policy::Lookup;
-use annexa::webhook::cluster::{self, StoreContext};
+use annexa::webhook::cluster::StoreContext;
 use annexa::webhook::context::AdmissionContext;
 use annexa::webhook::{Limits, Metrics, WebhookState, certs, server};
 use axum::http::StatusCode;
@@ -180,10 +181,13 @@ fn secret_round_trip() {
         .unwrap()
         .unwrap();
     let secret = Secret {
-        data: Some(cluster::secret_data(&bundle)),
+        data: Some(certs::secret::secret_data(&bundle)),
         ..Secret::default()
     };
-    assert_eq!(cluster::bundle_from_secret(&secret), Some(bundle.clone()));
+    assert_eq!(
+        certs::secret::bundle_from_secret(&secret),
+        Some(bundle.clone())
+    );
     let keys: Vec<_> = secret.data.as_ref().unwrap().keys().cloned().collect();
     assert_eq!(
         keys,
@@ -192,7 +196,7 @@ fn secret_round_trip() {
     // A Secret missing a key is treated as absent (renewed from scratch).
     let mut partial = secret.clone();
     partial.data.as_mut().unwrap().remove("tls.key");
-    assert_eq!(cluster::bundle_from_secret(&partial), None);
+    assert_eq!(certs::secret::bundle_from_secret(&partial), None);
 }
 
 #[test]
@@ -201,7 +205,7 @@ fn ca_bundle_patch_targets_only_the_bundles_that_differ() {
     let bundle = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
     let current = ByteString(bundle.as_bytes().to_vec());
     let stale = ByteString(b"old".to_vec());
-    let patch = cluster::ca_bundle_patch(
+    let patch = certs::secret::ca_bundle_patch(
         &[
             ("kinds.annexa.dev".to_string(), Some(&stale)),
             ("workloads.annexa.dev".to_string(), Some(&current)),
@@ -221,7 +225,7 @@ fn ca_bundle_patch_targets_only_the_bundles_that_differ() {
         ])
     );
     let unchanged =
-        cluster::ca_bundle_patch(&[("kinds.annexa.dev".to_string(), Some(&current))], bundle)
+        certs::secret::ca_bundle_patch(&[("kinds.annexa.dev".to_string(), Some(&current))], bundle)
             .unwrap();
     assert!(unchanged.0.is_empty(), "unchanged: no write");
 }

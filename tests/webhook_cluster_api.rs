@@ -3,8 +3,7 @@
 //! creation, adoption when another replica wins the race, renewal, caBundle patching.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-use annexa::webhook::certs::{self, Lifetimes};
-use annexa::webhook::cluster::{self, CertificateConfig};
+use annexa::webhook::certs::{self, CertificateConfig, Lifetimes, secret};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, Response};
@@ -154,7 +153,7 @@ fn secret_path() -> String {
 async fn creates_the_secret_once_and_reuses_it() {
     let fake = Arc::new(Mutex::new(Fake::default()));
     let client = client(fake.clone());
-    let first = cluster::ensure_certificates(&client, &config(), NOW)
+    let first = secret::ensure_certificates(&client, &config(), NOW)
         .await
         .unwrap();
     assert_eq!(
@@ -164,9 +163,9 @@ async fn creates_the_secret_once_and_reuses_it() {
     let stored: Secret =
         serde_json::from_value(fake.lock().unwrap().objects[&secret_path()].clone()).unwrap();
     assert_eq!(stored.type_.as_deref(), Some("kubernetes.io/tls"));
-    assert_eq!(cluster::bundle_from_secret(&stored), Some(first.clone()));
+    assert_eq!(secret::bundle_from_secret(&stored), Some(first.clone()));
     // A second replica (or the next check) adopts it without writing.
-    let again = cluster::ensure_certificates(&client, &config(), NOW + DAY)
+    let again = secret::ensure_certificates(&client, &config(), NOW + DAY)
         .await
         .unwrap();
     assert_eq!(again, first);
@@ -184,7 +183,7 @@ async fn the_replica_that_loses_the_race_adopts_the_winners_certificates() {
             name: Some("annexa-webhook-certs".into()),
             ..Default::default()
         },
-        data: Some(cluster::secret_data(&winner)),
+        data: Some(secret::secret_data(&winner)),
         ..Secret::default()
     })
     .unwrap();
@@ -192,7 +191,7 @@ async fn the_replica_that_loses_the_race_adopts_the_winners_certificates() {
         lose_next_create_to: Some(winner_secret),
         ..Fake::default()
     }));
-    let adopted = cluster::ensure_certificates(&client(fake.clone()), &config(), NOW)
+    let adopted = secret::ensure_certificates(&client(fake.clone()), &config(), NOW)
         .await
         .unwrap();
     assert_eq!(adopted, winner);
@@ -202,10 +201,10 @@ async fn the_replica_that_loses_the_race_adopts_the_winners_certificates() {
 async fn a_serving_certificate_due_is_renewed_under_the_same_ca() {
     let fake = Arc::new(Mutex::new(Fake::default()));
     let client = client(fake.clone());
-    let old = cluster::ensure_certificates(&client, &config(), NOW)
+    let old = secret::ensure_certificates(&client, &config(), NOW)
         .await
         .unwrap();
-    let renewed = cluster::ensure_certificates(&client, &config(), NOW + 250 * DAY)
+    let renewed = secret::ensure_certificates(&client, &config(), NOW + 250 * DAY)
         .await
         .unwrap();
     assert_eq!(renewed.ca, old.ca);
@@ -216,7 +215,7 @@ async fn a_serving_certificate_due_is_renewed_under_the_same_ca() {
     );
     let stored: Secret =
         serde_json::from_value(fake.lock().unwrap().objects[&secret_path()].clone()).unwrap();
-    assert_eq!(cluster::bundle_from_secret(&stored), Some(renewed));
+    assert_eq!(secret::bundle_from_secret(&stored), Some(renewed));
 }
 
 #[tokio::test]
@@ -233,10 +232,10 @@ async fn ca_bundle_is_patched_into_annexas_webhook_configurations() {
     );
     let fake = Arc::new(Mutex::new(fake));
     let client = client(fake.clone());
-    let bundle = cluster::ensure_certificates(&client, &config(), NOW)
+    let bundle = secret::ensure_certificates(&client, &config(), NOW)
         .await
         .unwrap();
-    cluster::patch_ca_bundles(&client, &config(), &bundle.ca_bundle)
+    secret::patch_ca_bundles(&client, &config(), &bundle.ca_bundle)
         .await
         .unwrap();
     {
@@ -284,7 +283,7 @@ async fn ca_bundle_is_patched_into_annexas_webhook_configurations() {
         );
     }
     // Already current: nothing written.
-    cluster::patch_ca_bundles(&client, &config(), &bundle.ca_bundle)
+    secret::patch_ca_bundles(&client, &config(), &bundle.ca_bundle)
         .await
         .unwrap();
     assert_eq!(
@@ -320,7 +319,7 @@ async fn a_ca_bundle_patch_that_races_another_writer_is_re_read_and_retried() {
     fake.reorder_before_next_patch = true;
     let fake = Arc::new(Mutex::new(fake));
     let client = client(fake.clone());
-    cluster::patch_ca_bundles(&client, &config(), bundle_pem)
+    secret::patch_ca_bundles(&client, &config(), bundle_pem)
         .await
         .unwrap();
     let fake = fake.lock().unwrap();

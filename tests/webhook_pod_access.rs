@@ -7,7 +7,8 @@
 
 mod webhook_support;
 
-use annexa::manifest::{self, Object};
+use annexa::decode::Object;
+use annexa::manifest;
 use annexa::webhook::cluster::StoreContext;
 use annexa::webhook::{Limits, Metrics, StaticContext, WebhookState, server};
 use axum::Router;

@@ -3,7 +3,7 @@
 //! other list, string and map (fields of embedded Kubernetes types such as `PolicyRule`
 //! included) gets the default below when the CRD is generated. Bounded schemas keep objects
 //! that the rules and the API server's CEL cost estimates must read small; the webhook and
-//! `annexa check` refuse the same sizes with the same field paths (`manifest::bounds`).
+//! `annexa check` refuse the same sizes with the same field paths (`decode::bounds`).
 //! docs/crds.md, "Size limits", lists them.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{

@@ -13,8 +13,9 @@
 
 use super::{CheckArgs, OutputFormat};
 use crate::api::{Action, CompliancePolicy, ControlOutcome, ENFORCE_LABEL};
+use crate::decode::{DeviceRequest, Object};
 use crate::error::SerializeError;
-use crate::manifest::{self, DeviceRequest, Document, Object, Origin};
+use crate::manifest::{self, Document, Origin};
 use crate::policy::workload::is_workload_kind;
 use crate::policy::{self, Context, Evaluation, Governed, Inventory, Profile};
 use jiff::Timestamp;

@@ -3,7 +3,8 @@
 //! `--leader-election`). Both read one shared cache of the cluster.
 
 use crate::error::Result;
-use crate::webhook::cluster::{self, CertificateConfig, CertificateSource, ClusterConfig};
+use crate::webhook::certs::CertificateConfig;
+use crate::webhook::cluster::{self, CertificateSource, ClusterConfig};
 use crate::webhook::{certs, server};
 use std::net::SocketAddr;
 use std::path::PathBuf;

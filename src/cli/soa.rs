@@ -3,9 +3,10 @@
 //! with the organisation's decisions file for the controls Annexa does not implement.
 
 use crate::api::CompliancePolicy;
+use crate::decode::Object;
 use crate::error::{Error, Result};
 use crate::evidence::soa::{self, Decisions, Statement};
-use crate::manifest::{self, Object};
+use crate::manifest;
 use kube::Client;
 use kube::api::{Api, ListParams};
 use std::path::PathBuf;

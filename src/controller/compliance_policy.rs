@@ -7,8 +7,8 @@ use super::conditions::{self, Desired};
 use super::{Context, apply_status, error_action};
 use crate::api::{CommonStatus, CompliancePolicy, CompliancePolicyStatus, ENFORCE_LABEL};
 use crate::controller::model_deployment::MODEL_LABEL;
+use crate::decode::workload;
 use crate::error::{Error, Result};
-use crate::policy::workload::Workload;
 use crate::policy::{self, Governed, Lookup, Profile, selector_matches, validate_policy};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -100,7 +100,7 @@ pub fn failed_workload_controls(
     let Ok(value) = serde_json::to_value(pod) else {
         return Vec::new();
     };
-    let Ok(workload) = Workload::from_object("Pod", &value) else {
+    let Ok(workload) = workload::from_object("Pod", &value) else {
         return Vec::new();
     };
     let ctx = policy::Context {

@@ -705,7 +705,7 @@ pub async fn running_pods(
         })
         .filter_map(|pod| {
             let value = serde_json::to_value(&pod).ok()?;
-            crate::policy::workload::Workload::from_object("Pod", &value)
+            crate::decode::workload::from_object("Pod", &value)
                 .map_err(|e| {
                     tracing::debug!(namespace, pod = %pod.name_any(), error = %e, "pod skipped by the audit")
                 })

@@ -113,7 +113,7 @@ fn deployment_is_hardened_and_placed_on_the_classification_pool() {
     );
     // The pod template the controller writes passes the workload rules it enforces.
     let value = serde_json::to_value(&d).unwrap();
-    let w = policy::workload::Workload::from_object("Deployment", &value).unwrap();
+    let w = crate::decode::workload::from_object("Deployment", &value).unwrap();
     let inv = Inventory::default();
     let eval = policy::evaluate(
         Governed::Workload(&w),
@@ -1505,4 +1505,36 @@ fn an_approval_of_another_release_says_whether_it_serves_was_superseded_or_never
         message.contains("is not the model's pending release") && message.contains("never counts"),
         "{message}"
     );
+}
+
+#[test]
+fn the_network_policy_selects_exactly_the_pods_admission_calls_the_agents() {
+    use crate::policy::pod_access::is_agent_pod;
+    use crate::policy::selector_matches;
+    use crate::policy::tests::agent_policy::SUPPORT_AGENT;
+    use std::collections::BTreeMap;
+    let selected = format!(
+        "{SUPPORT_AGENT}  podSelector:\n    matchLabels: {{app: support-agent, tier: agent}}\n"
+    );
+    for yaml in [SUPPORT_AGENT, &selected] {
+        let agent: AgentPolicy = serde_yaml_ng::from_str(yaml).unwrap();
+        let policy = agent_netpol(&agent);
+        let selector = policy.spec.unwrap().pod_selector;
+        for labels in [
+            vec![],
+            vec![("annexa.dev/agent", "support-agent")],
+            vec![("app", "support-agent")],
+            vec![("app", "support-agent"), ("tier", "agent")],
+        ] {
+            let labels: BTreeMap<String, String> = labels
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            assert_eq!(
+                selector_matches(selector.as_ref(), &labels),
+                is_agent_pod(&agent, &labels),
+                "{labels:?}"
+            );
+        }
+    }
 }

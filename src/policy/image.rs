@@ -64,10 +64,7 @@ impl<'a> ImageRef<'a> {
         let Some(allowed) = allowed else {
             return Ok(());
         };
-        let reference = self
-            .parsed
-            .as_ref()
-            .map_err(RegistryRefusal::Unparseable)?;
+        let reference = self.parsed.as_ref().map_err(RegistryRefusal::Unparseable)?;
         let normalised = reference.whole();
         let listed = allowed.iter().any(|prefix| {
             starts_at_boundary(self.written, prefix) || starts_at_boundary(&normalised, prefix)
@@ -142,7 +139,11 @@ mod tests {
             "docker.io/library/nginx:1.27",
             "index.docker.io/library/nginx",
         ] {
-            assert_eq!(ImageRef::parse(image).registry_check(Some(&hub)), Ok(()), "{image}");
+            assert_eq!(
+                ImageRef::parse(image).registry_check(Some(&hub)),
+                Ok(()),
+                "{image}"
+            );
         }
         // A Docker Hub user's image is not an official library image.
         assert_eq!(

@@ -18,9 +18,7 @@ pub mod training_dataset;
 pub mod workload;
 
 pub use catalogue::{CATALOGUE, Control, Theme};
-pub use image::{
-    ImageRef, RegistryRefusal, image_mutable, image_pinned, registry_allowed,
-};
+pub use image::{ImageRef, RegistryRefusal, image_mutable, image_pinned, registry_allowed};
 pub use profile::{Profile, selector_matches, validate_policy};
 
 use crate::api::{
@@ -584,4 +582,4 @@ fn join_messages(findings: &[Finding]) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -2,9 +2,7 @@
 //! A.8.32) and the promotion gate: which approvals count for the requested digest.
 
 use super::catalogue::{A_5_3, A_5_9, A_5_12, A_8_9, A_8_19, A_8_22, A_8_24, A_8_31, A_8_32};
-use super::{
-    Context, Evaluation, ImageRef, Lookup, ObjectRef, Profile, Recorder,
-};
+use super::{Context, Evaluation, ImageRef, Lookup, ObjectRef, Profile, Recorder};
 use crate::api::{
     Action, ApprovalDecision, Classification, DIGEST_REQUESTED_BY, Environment, ModelApproval,
     ModelDeployment, REQUESTED_RELEASE,

@@ -1,13 +1,12 @@
 //! Table-driven tests of every control, the cross-object rules and the profile merge, from
-//! inline YAML fixtures decoded the way `annexa check` decodes them (`manifest::decode`).
+//! inline YAML fixtures decoded as strictly as `annexa check` decodes them (see `fixtures`).
 
-mod agent_policy;
-mod fixtures;
+pub(crate) mod agent_policy;
+pub(crate) mod fixtures;
 mod gpu_paths;
 mod model_approval;
-mod model_deployment;
+pub(crate) mod model_deployment;
 mod pod_access;
 mod profile;
-mod properties;
 mod training_dataset;
 mod workload;

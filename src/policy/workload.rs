@@ -3,8 +3,8 @@
 //! labelled `annexa.dev/enforce=true`. Containers, init containers and ephemeral containers
 //! (`kubectl debug`) are checked alike; what counts as a GPU request is in [`super::gpu`].
 //!
-//! Only the fields the rules read are decoded (a view, not the full typed Pod), which keeps the
-//! admission path close to the cost of parsing the review.
+//! The rules read views (`PodView`, `ContainerView`, ...): only the fields the rules read, not
+//! the full typed Pod. `decode::workload` reads objects into them.
 
 use super::catalogue::{A_5_18, A_8_2, A_8_9, A_8_19, A_8_22};
 use super::duration::format_duration;
@@ -12,9 +12,7 @@ use super::gpu;
 use super::pod_access::{self, ClassSource};
 use super::{Context, Evaluation, ImageRef, ObjectRef, Recorder};
 use crate::api::{CLASSIFICATION_LABEL, Classification, GpuPool};
-use crate::manifest::MapOnly;
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -31,21 +29,6 @@ pub const WORKLOAD_KINDS: &[(&str, &[&str])] = &[
 
 pub fn is_workload_kind(kind: &str) -> bool {
     WORKLOAD_KINDS.iter().any(|(k, _)| *k == kind)
-}
-
-#[derive(Deserialize, Default, Debug, Clone)]
-#[serde(rename_all = "camelCase")]
-struct TemplateView {
-    #[serde(default)]
-    metadata: MetaView,
-    #[serde(default)]
-    spec: PodView,
-}
-
-#[derive(Deserialize, Default, Debug, Clone)]
-struct MetaView {
-    #[serde(default)]
-    labels: BTreeMap<String, String>,
 }
 
 /// The fields of a PodSpec the rules read.
@@ -226,49 +209,6 @@ pub struct TokenProjectionView {
     pub expiration_seconds: Option<i64>,
 }
 
-/// Object metadata as a workload reads it: `Labels` is a map for a Pod and ignored for the
-/// other kinds, whose pod labels are the template's.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ObjectMetaView<Labels> {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    generate_name: Option<String>,
-    #[serde(default)]
-    namespace: Option<String>,
-    #[serde(default)]
-    labels: Labels,
-}
-
-/// A workload object as [`Workload::from_json`] reads it; `Spec` leads to the pod spec.
-#[derive(Deserialize)]
-#[serde(bound(deserialize = "Labels: Deserialize<'de> + Default, Spec: Deserialize<'de>"))]
-struct ObjectView<Labels, Spec> {
-    // Missing is None without `default` (which would ask for `Spec: Default`).
-    metadata: Option<MapOnly<ObjectMetaView<Labels>>>,
-    spec: Option<Spec>,
-}
-
-#[derive(Deserialize)]
-struct WithTemplate {
-    #[serde(default)]
-    template: Option<TemplateView>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct WithJobTemplate {
-    #[serde(default)]
-    job_template: Option<MapOnly<JobTemplateView>>,
-}
-
-#[derive(Deserialize)]
-struct JobTemplateView {
-    #[serde(default)]
-    spec: Option<MapOnly<WithTemplate>>,
-}
-
 /// A pod or pod template, reduced to what the rules read.
 #[derive(Debug, Clone)]
 pub struct Workload {
@@ -283,130 +223,6 @@ pub struct Workload {
 }
 
 impl Workload {
-    /// Reads a workload from a whole object (`kind`, `metadata`, `spec`). Errors name the field.
-    pub fn from_object(kind: &str, object: &Value) -> Result<Self, String> {
-        let template_path = WORKLOAD_KINDS
-            .iter()
-            .find(|(k, _)| *k == kind)
-            .map(|(_, p)| *p)
-            .ok_or_else(|| format!("{kind} is not a workload kind"))?;
-        let metadata = object.get("metadata");
-        let text = |field: &str| {
-            metadata
-                .and_then(|m| m.get(field))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
-        let name = {
-            let n = text("name");
-            if n.is_empty() {
-                text("generateName")
-            } else {
-                n
-            }
-        };
-        let namespace = text("namespace");
-        let (labels, pod, spec_path) = if template_path.is_empty() {
-            let labels = match metadata.and_then(|m| m.get("labels")) {
-                Some(l) => BTreeMap::<String, String>::deserialize(l)
-                    .map_err(|e| format!("metadata.labels: {e}"))?,
-                None => BTreeMap::new(),
-            };
-            let pod = match object.get("spec") {
-                Some(spec) => PodView::deserialize(spec).map_err(|e| format!("spec: {e}"))?,
-                None => return Err("spec: missing".to_string()),
-            };
-            (labels, pod, "spec".to_string())
-        } else {
-            let mut node = object;
-            for segment in template_path {
-                node = node
-                    .get(segment)
-                    .ok_or_else(|| format!("{}: missing", template_path.join(".")))?;
-            }
-            let path = template_path.join(".");
-            let template = TemplateView::deserialize(node).map_err(|e| format!("{path}: {e}"))?;
-            (
-                template.metadata.labels,
-                template.spec,
-                format!("{path}.spec"),
-            )
-        };
-        Ok(Workload {
-            kind: kind.to_string(),
-            namespace,
-            name,
-            labels,
-            pod,
-            spec_path,
-        })
-    }
-
-    /// [`Workload::from_object`] straight from the object's JSON text, in one pass and without
-    /// a `Value` (the admission fast path). None where `from_object` might read something else
-    /// or fail (a missing or malformed field, a duplicate key, a mapping written as a list):
-    /// call it for the error. The caller checks the text with `manifest::value_accepts`.
-    pub(crate) fn from_json(kind: &str, json: &str) -> Option<Self> {
-        let template_path = WORKLOAD_KINDS
-            .iter()
-            .find(|(k, _)| *k == kind)
-            .map(|(_, p)| *p)?;
-        let (metadata, labels, pod) = match kind {
-            "Pod" => {
-                let MapOnly(object) = serde_json::from_str::<
-                    MapOnly<ObjectView<BTreeMap<String, String>, PodView>>,
-                >(json)
-                .ok()?;
-                let pod = object.spec?;
-                match object.metadata {
-                    Some(MapOnly(m)) => {
-                        (Some((m.name, m.generate_name, m.namespace)), m.labels, pod)
-                    }
-                    None => (None, BTreeMap::new(), pod),
-                }
-            }
-            "CronJob" => {
-                let MapOnly(object) = serde_json::from_str::<
-                    MapOnly<ObjectView<IgnoredAny, MapOnly<WithJobTemplate>>>,
-                >(json)
-                .ok()?;
-                let template = object.spec?.0.job_template?.0.spec?.0.template?;
-                let metadata = object
-                    .metadata
-                    .map(|MapOnly(m)| (m.name, m.generate_name, m.namespace));
-                (metadata, template.metadata.labels, template.spec)
-            }
-            _ => {
-                let MapOnly(object) = serde_json::from_str::<
-                    MapOnly<ObjectView<IgnoredAny, MapOnly<WithTemplate>>>,
-                >(json)
-                .ok()?;
-                let template = object.spec?.0.template?;
-                let metadata = object
-                    .metadata
-                    .map(|MapOnly(m)| (m.name, m.generate_name, m.namespace));
-                (metadata, template.metadata.labels, template.spec)
-            }
-        };
-        let (name, generate_name, namespace) = metadata.unwrap_or_default();
-        Some(Workload {
-            kind: kind.to_string(),
-            namespace: namespace.unwrap_or_default(),
-            name: name
-                .filter(|n| !n.is_empty())
-                .or(generate_name)
-                .unwrap_or_default(),
-            labels,
-            pod,
-            spec_path: if template_path.is_empty() {
-                "spec".to_string()
-            } else {
-                format!("{}.spec", template_path.join("."))
-            },
-        })
-    }
-
     /// Init, regular and ephemeral containers, with the list each is in.
     pub(crate) fn all_containers(
         &self,

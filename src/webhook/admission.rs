@@ -1,6 +1,6 @@
 //! Admission decisions: a decoded review in, a response out. Pure: no I/O, no clock (the
 //! caller passes `now`), no client. The rules are the policy engine's: this module only
-//! decodes the object with [`manifest::decode`] (as `annexa check` does), calls
+//! decodes the object with [`decode::decode`] (as `annexa check` does), calls
 //! [`policy::evaluate`] / [`model_approval::evaluate_request`], and turns findings into an
 //! answer (Enforce denies, Warn admits with warnings, Audit admits and is only counted).
 
@@ -10,11 +10,10 @@ use crate::api::{
     API_VERSION, Action, AgentPolicy, CompliancePolicy, DIGEST_REQUESTED_BY, GROUP, ModelApproval,
     ModelDeployment, ModelDeploymentSpec, REQUESTED_RELEASE, TrainingDataset,
 };
-use crate::manifest::{
+use crate::decode::{
     self, AnnexaKind, MapOnly, Object, TopLevel, value_accepts, with_default_namespace,
 };
 use crate::policy::delegation::{self, Delegation};
-use crate::policy::workload::Workload;
 use crate::policy::{self, Context, Evaluation, Governed, model_approval};
 use base64::Engine as _;
 use jiff::Timestamp;
@@ -450,7 +449,7 @@ fn prepare_fast<'r>(request: &'r Request<'_>, target: Target) -> Option<Prepared
     }
     // Over a CRD size bound: the `Value` path names the field.
     if let Target::Annexa(kind) = target
-        && !manifest::text_within(kind, raw)
+        && !decode::text_within(kind, raw)
     {
         return None;
     }
@@ -550,7 +549,7 @@ fn prepare_workload<'r>(
     {
         return None;
     }
-    let mut workload = Workload::from_json(kind, raw)?;
+    let mut workload = decode::workload::from_json(kind, raw)?;
     let mut namespace = Some(std::mem::take(&mut workload.namespace));
     if metadata.is_some() {
         fill_namespace(request, &mut namespace);
@@ -640,7 +639,7 @@ fn decode_object(
     {
         metadata.insert("namespace".into(), Value::String(namespace.to_string()));
     }
-    manifest::decode(value).map_err(|e| ReviewError::new(format!("{field}: {e}")))
+    decode::decode(value).map_err(|e| ReviewError::new(format!("{field}: {e}")))
 }
 
 /// The fingerprint of the release a ModelDeployment requests (None: the spec does not decode;
@@ -834,7 +833,8 @@ mod tests {
     fn example_objects() -> Vec<Value> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
         let files =
-            manifest::expand_paths(&[root.join("compliant"), root.join("noncompliant")]).unwrap();
+            crate::manifest::expand_paths(&[root.join("compliant"), root.join("noncompliant")])
+                .unwrap();
         let mut objects = Vec::new();
         for file in files {
             let text = std::fs::read_to_string(file).unwrap();

@@ -5,8 +5,9 @@
 //! `cluster::StoreContext` over kube-runtime reflector stores (`annexa run`).
 
 use crate::api::{CompliancePolicy, ENFORCE_LABEL};
+use crate::decode::Object;
 use crate::error::{Error, Result};
-use crate::manifest::{self, Document, Object};
+use crate::manifest::{self, Document};
 use crate::policy::{Inventory, Lookup, Profile};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;

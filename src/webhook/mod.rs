@@ -5,9 +5,12 @@
 //! - [`admission`]: the decisions (pure: they call the same `policy` functions as
 //!   `annexa check` and the controllers);
 //! - [`context`]: the cross-object context ([`context::AdmissionContext`]), from files in
-//!   stand-alone mode; [`cluster`] implements it over reflector stores;
+//!   stand-alone mode;
+//! - [`cluster`]: the webhook in `annexa run`: the context over reflector stores, the serving
+//!   certificate from files or the self-managed Secret, everything wired together;
 //! - [`server`]: routes, limits, TLS accept loop, graceful shutdown;
-//! - [`certs`]: hot-swappable serving certificate, file reload, rcgen CA and rotation;
+//! - [`certs`]: serving certificates: rcgen CA and rotation, the hot-swapped store and file
+//!   reload, the self-managed Secret and `caBundle` in a cluster;
 //! - [`metrics`]: Prometheus metrics.
 //!
 //! `docs/webhook.md` describes endpoints, flags, certificate modes and failure behaviour.

@@ -1,10 +1,22 @@
 //! Shared fixtures: decoding inline YAML, a world (profile + related objects + clock) to
 //! evaluate in, and assertions on outcomes and findings.
+//!
+//! The rules sit below decoding, so fixtures are read here with serde alone, as strictly as
+//! `annexa check` reads files (a field the type does not have fails the test: a misspelt
+//! fixture cannot pass by being ignored). Decoding itself is tested in `decode`.
 
-use crate::api::{Action, CompliancePolicy, ControlOutcome};
-use crate::manifest::{Object, decode};
-use crate::policy::{Context, Detail, Evaluation, Finding, Governed, Inventory, Profile, evaluate};
+use crate::api::{
+    Action, AgentPolicy, CompliancePolicy, ControlOutcome, ModelApproval, ModelDeployment,
+    TrainingDataset,
+};
+use crate::policy::workload::{PodView, WORKLOAD_KINDS, Workload};
+use crate::policy::{
+    Context, Detail, Evaluation, Finding, Governed, Inventory, Profile, Related, evaluate,
+};
 use jiff::{SignedDuration, Timestamp};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 /// The fixed "current time" of every test.
 pub const NOW: &str = "2025-06-01T12:00:00Z";
@@ -26,15 +38,102 @@ pub const DIGEST: &str = "sha256:a1b2c3d4a1b2c3d4a1b2c3d4a1b2c3d4a1b2c3d4a1b2c3d
 pub const OTHER_DIGEST: &str =
     "sha256:e5f60718e5f60718e5f60718e5f60718e5f60718e5f60718e5f60718e5f60718";
 
-/// Decodes one YAML document exactly as `annexa check` does (strict: unknown fields fail).
+/// A decoded fixture.
+#[derive(Debug)]
+pub enum Object {
+    Policy(CompliancePolicy),
+    Dataset(TrainingDataset),
+    Model(ModelDeployment),
+    Approval(ModelApproval),
+    Agent(AgentPolicy),
+    Workload(Workload),
+    Related(Related),
+}
+
+/// Decodes one YAML document: strictly (unknown fields fail) for typed kinds, a namespaced
+/// object without a namespace in `default`, as `annexa check` reads files.
+fn decode(yaml: &str) -> Object {
+    let value: Value = serde_yaml_ng::from_str(yaml).unwrap();
+    let kind = value["kind"].as_str().unwrap_or_default().to_string();
+    match kind.as_str() {
+        "CompliancePolicy" => Object::Policy(strict(&value)),
+        "TrainingDataset" => Object::Dataset(namespaced(strict(&value))),
+        "ModelDeployment" => Object::Model(namespaced(strict(&value))),
+        "ModelApproval" => Object::Approval(namespaced(strict(&value))),
+        "AgentPolicy" => Object::Agent(namespaced(strict(&value))),
+        "ResourceClaim" => Object::Related(Related::Claim(Box::new(namespaced(strict(&value))))),
+        "ResourceClaimTemplate" => {
+            Object::Related(Related::ClaimTemplate(Box::new(namespaced(strict(&value)))))
+        }
+        "Node" => Object::Related(Related::Node(Box::new(strict(&value)))),
+        _ => Object::Workload(workload_of(&kind, &value)),
+    }
+}
+
+fn strict<T: DeserializeOwned>(value: &Value) -> T {
+    let mut unknown = Vec::new();
+    let object = serde_ignored::deserialize(value, |path| {
+        let path = path.to_string();
+        let server_side = path.starts_with("metadata.") || path.starts_with("status.");
+        if !server_side && path != "apiVersion" && path != "kind" {
+            unknown.push(path);
+        }
+    })
+    .unwrap_or_else(|e| panic!("fixture does not decode: {e}\n{value:#}"));
+    assert!(unknown.is_empty(), "fixture has unknown fields {unknown:?}");
+    object
+}
+
+fn namespaced<K: kube::Resource>(mut object: K) -> K {
+    object
+        .meta_mut()
+        .namespace
+        .get_or_insert_with(|| "default".to_string());
+    object
+}
+
+/// A Pod or the pod template of a workload kind, as the rules see it.
+fn workload_of(kind: &str, value: &Value) -> Workload {
+    let (kind, template) = WORKLOAD_KINDS
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .unwrap_or_else(|| panic!("not a kind the fixtures read: {kind}"));
+    let pod = template.iter().fold(value, |node, segment| &node[segment]);
+    let text = |field: &str| value["metadata"][field].as_str().unwrap_or_default();
+    let name = [text("name"), text("generateName")]
+        .into_iter()
+        .find(|n| !n.is_empty());
+    let spec_path = [*template, &["spec"]].concat().join(".");
+    Workload {
+        kind: kind.to_string(),
+        namespace: Some(text("namespace"))
+            .filter(|n| !n.is_empty())
+            .unwrap_or("default")
+            .to_string(),
+        name: name.unwrap_or_default().to_string(),
+        labels: match &pod["metadata"]["labels"] {
+            Value::Null => Default::default(),
+            labels => Deserialize::deserialize(labels).unwrap(),
+        },
+        pod: PodView::deserialize(&pod["spec"]).unwrap(),
+        spec_path,
+    }
+}
+
+/// A Pod or workload fixture.
+pub fn workload(yaml: &str) -> Workload {
+    match object(yaml) {
+        Object::Workload(w) => w,
+        other => panic!("not a workload: {other:?}"),
+    }
+}
+
 /// Decodes a fixture. A ModelDeployment whose `annexa.dev/requested-release` annotation is
 /// `CURRENT` gets the fingerprint of its own release there, as the mutating webhook records it
 /// when the annotated user writes the release; an approval whose release fingerprint is a weights
 /// digest (`DIGEST`, `OTHER_DIGEST`) approves the release of `FRAUD` with those weights.
 pub fn object(yaml: &str) -> Object {
-    let value: serde_json::Value = serde_yaml_ng::from_str(yaml).unwrap();
-    let mut object =
-        decode(&value).unwrap_or_else(|e| panic!("fixture does not decode: {e}\n{yaml}"));
+    let mut object = decode(yaml);
     match &mut object {
         Object::Model(m) => {
             let release = m.spec.release().fingerprint();

@@ -5,7 +5,6 @@ use super::fixtures::*;
 use super::model_deployment::{FRAUD, approval, approve, dataset};
 use crate::api::Action::Enforce;
 use crate::api::ControlOutcome::Pass;
-use crate::manifest::Object;
 use crate::policy::model_approval::{
     NAMESPACE_CONTROLLER, RequestUser, deletion_refused, evaluate_request,
 };

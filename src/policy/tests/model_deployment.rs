@@ -5,7 +5,6 @@ use super::fixtures::*;
 use crate::api::Action::{Audit, Enforce, Warn};
 use crate::api::ControlOutcome::{Fail, NotApplicable, Pass};
 use crate::api::{Classification, ModelDeployment};
-use crate::manifest::Object;
 use crate::policy::model_deployment::{Ignored, classification, promotion};
 use std::sync::Arc;
 

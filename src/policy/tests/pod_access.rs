@@ -2,7 +2,7 @@
 //! follows the data (A.5.12, A.8.22), and agent identity (A.8.12, A.5.15).
 
 use super::agent_policy::SUPPORT_AGENT;
-use super::fixtures::*;
+use super::fixtures::{self, *};
 use super::workload::{CONTROLS, GPU_SPEC, KINDS, workload};
 use crate::api::Action::Enforce;
 use crate::api::ControlOutcome::{NotApplicable, Pass};
@@ -302,9 +302,7 @@ fn every_reference_is_reported_with_its_path() {
 #[test]
 fn data_reads_lists_every_form_once() {
     for (form, spec, at, _) in reference_forms() {
-        let object = workload("Deployment", "d", "fraud", "", &spec);
-        let value: serde_json::Value = serde_yaml_ng::from_str(&object).unwrap();
-        let w = Workload::from_object("Deployment", &value).unwrap();
+        let w = fixtures::workload(&workload("Deployment", "d", "fraud", "", &spec));
         let reads = data_reads(&w);
         assert_eq!(reads.len(), 1, "{form}: {reads:?}");
         assert_eq!(reads[0].path, format!("spec.template.spec.{at}"), "{form}");
@@ -567,50 +565,16 @@ fn agent_selectors_with_expressions_and_the_default_label() {
     );
 }
 
-#[test]
-fn the_network_policy_selects_exactly_the_pods_admission_calls_the_agents() {
-    use crate::controller::agent_policy::build_network_policy;
-    use crate::policy::pod_access::is_agent_pod;
-    use crate::policy::selector_matches;
-    use std::collections::BTreeMap;
-    for yaml in [SUPPORT_AGENT.to_string(), selected_agent()] {
-        let agent = match object(&yaml) {
-            crate::manifest::Object::Agent(a) => a,
-            other => panic!("{other:?}"),
-        };
-        let policy = build_network_policy(&agent);
-        let selector = policy.spec.unwrap().pod_selector;
-        for labels in [
-            vec![],
-            vec![("annexa.dev/agent", "support-agent")],
-            vec![("app", "support-agent")],
-            vec![("app", "support-agent"), ("tier", "agent")],
-        ] {
-            let labels: BTreeMap<String, String> = labels
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            assert_eq!(
-                selector_matches(selector.as_ref(), &labels),
-                is_agent_pod(&agent, &labels),
-                "{labels:?}"
-            );
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Background audit: running pods, as the controllers list them
 
 fn pod_workload(name: &str, namespace: &str, labels: &str, spec: &str) -> Workload {
-    let object = workload("Pod", name, namespace, labels, spec);
-    let value: serde_json::Value = serde_yaml_ng::from_str(&object).unwrap();
-    Workload::from_object("Pod", &value).unwrap()
+    fixtures::workload(&workload("Pod", name, namespace, labels, spec))
 }
 
 fn dataset_object(yaml: &str) -> crate::api::TrainingDataset {
     match object(yaml) {
-        crate::manifest::Object::Dataset(d) => d,
+        Object::Dataset(d) => d,
         other => panic!("{other:?}"),
     }
 }
@@ -673,7 +637,7 @@ fn the_dataset_audit_names_running_pods_that_read_it_unallowed() {
 fn the_agent_audit_names_pods_whose_account_and_labels_disagree() {
     use crate::policy::pod_access::agent_pod_mismatches;
     let agent = match object(SUPPORT_AGENT) {
-        crate::manifest::Object::Agent(a) => a,
+        Object::Agent(a) => a,
         other => panic!("{other:?}"),
     };
     let as_agent = format!("serviceAccountName: support-agent\n{AGENT_SPEC}");

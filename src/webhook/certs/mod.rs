@@ -1,85 +1,44 @@
-//! Serving certificates: a rustls resolver whose certificate can be swapped while the server
-//! runs (new connections get the new certificate; established ones keep theirs and finish),
-//! PEM loading and file reload (cert-manager mode), and rcgen generation and rotation of a CA
-//! plus serving certificate (self-managed mode, kept in a Secret by `cluster`).
+//! Serving certificates of the webhook.
+//!
+//! - this file: rcgen generation of a CA and serving certificates, their validity, and what is
+//!   due for renewal (self-managed mode);
+//! - [`store`]: the served certificate, swapped while the server runs, loaded from PEM and
+//!   reloaded from files (cert-manager mode);
+//! - [`secret`]: the self-managed certificates in a Secret shared by replicas, and the CA in
+//!   `caBundle` of Annexa's webhook configurations;
+//! - [`pem`]: PEM text of certificates (the `pem` crate);
+//! - [`CertError`]: what can go wrong, one variant per step.
 
-use super::metrics::Metrics;
-use crate::error::{Error, Result};
+mod error;
+pub mod pem;
+pub mod secret;
+pub mod store;
+
+pub use error::CertError;
+
+pub use secret::{
+    CertificateConfig, bundle_from_secret, ca_bundle_patch, ensure_certificates, patch_ca_bundles,
+    secret_data, spawn_certificate_rotation, start_certificates,
+};
+pub use store::{CertStore, LoadedCert, load_files, load_pem, spawn_file_reload};
+
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose,
 };
-use rustls::ServerConfig;
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{ClientHello, ResolvesServerCert};
-use rustls::sign::CertifiedKey;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use rustls::pki_types::CertificateDer;
+use std::time::Duration;
+
+type Result<T, E = CertError> = std::result::Result<T, E>;
 
 /// Default lifetimes: CA 10 years, serving certificate 1 year, rotated at two thirds.
 pub const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400);
 pub const SERVING_LIFETIME: Duration = Duration::from_secs(365 * 86_400);
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// A certificate chain and key ready to serve, with its expiry.
-#[derive(Clone, Debug)]
-pub struct LoadedCert {
-    pub key: Arc<CertifiedKey>,
-    /// notAfter of the leaf, unix seconds.
-    pub not_after: i64,
-}
-
-/// Parses a PEM certificate chain (leaf first) and a PEM private key (PKCS#8, PKCS#1 or SEC1),
-/// refusing a key that does not belong to the certificate.
-pub fn load_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<LoadedCert> {
-    let chain = CertificateDer::pem_slice_iter(cert_pem)
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::Config(format!("certificate PEM: {e}")))?;
-    let Some(leaf) = chain.first() else {
-        return Err(Error::Config(
-            "certificate PEM holds no CERTIFICATE block".into(),
-        ));
-    };
-    let not_after = validity_of_der(leaf)?.1;
-    let key = PrivateKeyDer::from_pem_slice(key_pem)
-        .map_err(|e| Error::Config(format!("private key PEM: {e}")))?;
-    let certified = CertifiedKey::from_der(chain, key, &provider())
-        .map_err(|e| Error::Config(format!("certificate and key do not fit together: {e}")))?;
-    Ok(LoadedCert {
-        key: Arc::new(certified),
-        not_after,
-    })
-}
-
-/// Reads and loads a certificate and key file pair; errors name the files.
-pub fn load_files(cert_file: &Path, key_file: &Path) -> Result<LoadedCert> {
-    let read = |path: &Path| {
-        std::fs::read(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })
-    };
-    let (cert, key) = (read(cert_file)?, read(key_file)?);
-    load_pem(&cert, &key).map_err(|e| {
-        Error::Config(format!(
-            "{} / {}: {e}",
-            cert_file.display(),
-            key_file.display()
-        ))
-    })
-}
-
 /// notBefore and notAfter (unix seconds) of a DER certificate.
 pub fn validity_of_der(der: &[u8]) -> Result<(i64, i64)> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der)
-        .map_err(|e| Error::Config(format!("cannot parse certificate: {e}")))?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(der).map_err(|source| CertError::Parse { source })?;
     let validity = cert.validity();
     Ok((
         validity.not_before.timestamp(),
@@ -87,11 +46,10 @@ pub fn validity_of_der(der: &[u8]) -> Result<(i64, i64)> {
     ))
 }
 
-/// The DER blocks of every CERTIFICATE in a PEM text.
-fn pem_certificates(pem: &str) -> Vec<CertificateDer<'static>> {
-    CertificateDer::pem_slice_iter(pem.as_bytes())
-        .filter_map(std::result::Result::ok)
-        .collect()
+/// The DER blocks of every CERTIFICATE in a stored PEM text; none when it does not decode (a
+/// stored text that is unreadable counts as missing: renewal writes a fresh one).
+fn pem_certificates(text: &str) -> Vec<CertificateDer<'static>> {
+    pem::certificates(text.as_bytes()).unwrap_or_default()
 }
 
 /// DNS names in the subjectAltName of a DER certificate.
@@ -110,120 +68,6 @@ fn dns_names_of_der(der: &[u8]) -> Vec<String> {
             _ => None,
         })
         .collect()
-}
-
-/// The certificate the server presents, swappable at run time.
-///
-/// rustls asks the resolver once per handshake, so a swap affects new connections only;
-/// established (keep-alive, in-flight) connections finish on the certificate they started with.
-#[derive(Debug)]
-pub struct CertStore {
-    current: RwLock<LoadedCert>,
-    not_after: AtomicI64,
-    metrics: Option<Arc<Metrics>>,
-}
-
-impl CertStore {
-    pub fn new(cert: LoadedCert, metrics: Option<Arc<Metrics>>) -> Arc<Self> {
-        if let Some(m) = &metrics {
-            m.set_certificate_expiry(cert.not_after);
-        }
-        Arc::new(Self {
-            not_after: AtomicI64::new(cert.not_after),
-            current: RwLock::new(cert),
-            metrics,
-        })
-    }
-
-    /// Serves `cert` to every new connection from now on.
-    pub fn replace(&self, cert: LoadedCert) {
-        self.not_after.store(cert.not_after, Ordering::Relaxed);
-        if let Some(m) = &self.metrics {
-            m.set_certificate_expiry(cert.not_after);
-        }
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = cert;
-    }
-
-    pub fn current(&self) -> LoadedCert {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// notAfter of the served certificate, unix seconds.
-    pub fn not_after(&self) -> i64 {
-        self.not_after.load(Ordering::Relaxed)
-    }
-
-    /// A rustls server configuration (ring, TLS 1.2 and 1.3, h2 and http/1.1) resolving to
-    /// this store.
-    pub fn server_config(self: &Arc<Self>) -> Result<ServerConfig> {
-        let mut config = ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| Error::Config(format!("TLS configuration: {e}")))?
-            .with_no_client_auth()
-            .with_cert_resolver(self.clone());
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(config)
-    }
-}
-
-impl ResolvesServerCert for CertStore {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(
-            self.current
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .key
-                .clone(),
-        )
-    }
-}
-
-fn modified(path: &Path) -> Option<(SystemTime, u64)> {
-    std::fs::metadata(path)
-        .ok()
-        .and_then(|m| Some((m.modified().ok()?, m.len())))
-}
-
-/// Reloads the certificate when either file changes (polled every `interval`; cert-manager
-/// and kubelet replace Secret volumes atomically). A pair that does not load (half-written,
-/// mismatched) is skipped with a warning and retried on the next change; the old certificate
-/// keeps serving meanwhile.
-pub fn spawn_file_reload(
-    store: Arc<CertStore>,
-    cert_file: PathBuf,
-    key_file: PathBuf,
-    interval: Duration,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut seen = (modified(&cert_file), modified(&key_file));
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            let now = (modified(&cert_file), modified(&key_file));
-            if now == seen {
-                continue;
-            }
-            match load_files(&cert_file, &key_file) {
-                Ok(cert) => {
-                    tracing::info!(
-                        cert = %cert_file.display(),
-                        not_after = cert.not_after,
-                        "reloaded the serving certificate"
-                    );
-                    store.replace(cert);
-                    seen = now;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "certificate files changed but do not load; keeping the current certificate");
-                    seen = now;
-                }
-            }
-        }
-    })
 }
 
 /// DNS names of the webhook Service: `SERVICE.NAMESPACE.svc` is what the API server dials.
@@ -245,11 +89,19 @@ pub struct PemPair {
 
 fn offset(unix_seconds: i64) -> Result<time::OffsetDateTime> {
     time::OffsetDateTime::from_unix_timestamp(unix_seconds)
-        .map_err(|e| Error::Config(format!("time out of range: {e}")))
+        .map_err(|source| CertError::Time { source })
 }
 
-fn rcgen_error(what: &str) -> impl Fn(rcgen::Error) -> Error + '_ {
-    move |e| Error::Config(format!("{what}: {e}"))
+fn generating(what: &'static str) -> impl Fn(rcgen::Error) -> CertError {
+    move |source| CertError::Generate { what, source }
+}
+
+fn signing(what: &'static str) -> impl Fn(rcgen::Error) -> CertError {
+    move |source| CertError::Sign { what, source }
+}
+
+fn reading_back(what: &'static str) -> impl Fn(rcgen::Error) -> CertError {
+    move |source| CertError::ReadBack { what, source }
 }
 
 /// Tolerated clock skew between the webhook and the API server.
@@ -257,7 +109,7 @@ const SKEW_SECS: i64 = 300;
 
 /// Generates a self-signed CA valid from `now` for `lifetime`.
 pub fn generate_ca(now: i64, lifetime: Duration) -> Result<PemPair> {
-    let key = KeyPair::generate().map_err(rcgen_error("CA key"))?;
+    let key = KeyPair::generate().map_err(generating("CA key"))?;
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     // The timestamp tells CAs apart while the old and the new one are both trusted.
@@ -274,7 +126,7 @@ pub fn generate_ca(now: i64, lifetime: Duration) -> Result<PemPair> {
     params.not_after = offset(now.saturating_add(lifetime.as_secs() as i64))?;
     let cert = params
         .self_signed(&key)
-        .map_err(rcgen_error("CA certificate"))?;
+        .map_err(signing("CA certificate"))?;
     Ok(PemPair {
         cert: cert.pem(),
         key: key.serialize_pem(),
@@ -288,12 +140,12 @@ pub fn issue_serving(
     now: i64,
     lifetime: Duration,
 ) -> Result<PemPair> {
-    let ca_key = KeyPair::from_pem(&ca.key).map_err(rcgen_error("CA key"))?;
+    let ca_key = KeyPair::from_pem(&ca.key).map_err(reading_back("CA key"))?;
     let issuer =
-        Issuer::from_ca_cert_pem(&ca.cert, ca_key).map_err(rcgen_error("CA certificate"))?;
-    let key = KeyPair::generate().map_err(rcgen_error("serving key"))?;
+        Issuer::from_ca_cert_pem(&ca.cert, ca_key).map_err(reading_back("CA certificate"))?;
+    let key = KeyPair::generate().map_err(generating("serving key"))?;
     let mut params =
-        CertificateParams::new(dns_names.to_vec()).map_err(rcgen_error("serving names"))?;
+        CertificateParams::new(dns_names.to_vec()).map_err(generating("serving names"))?;
     let mut dn = DistinguishedName::new();
     dn.push(
         DnType::CommonName,
@@ -314,7 +166,7 @@ pub fn issue_serving(
     params.not_after = offset(now.saturating_add(lifetime.as_secs() as i64))?;
     let cert = params
         .signed_by(&key, &issuer)
-        .map_err(rcgen_error("serving certificate"))?;
+        .map_err(signing("serving certificate"))?;
     Ok(PemPair {
         cert: cert.pem(),
         key: key.serialize_pem(),
@@ -395,7 +247,7 @@ pub fn renew(
         pem_certificates(pem)
             .iter()
             .filter(|der| validity_of_der(der).is_ok_and(|(_, not_after)| not_after > now))
-            .map(|der| der_to_pem(der))
+            .map(|der| pem::encode_certificate(der))
             .collect()
     };
     if rotation_due(ca_validity.0, ca_validity.1, now) {
@@ -436,18 +288,6 @@ pub fn renew(
         }));
     }
     Ok(None)
-}
-
-fn der_to_pem(der: &[u8]) -> String {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out
 }
 
 impl CertBundle {

@@ -1,13 +1,14 @@
 //! Property tests: no input makes the decoder or the engine panic. Arbitrary bytes and
-//! arbitrary JSON go through `manifest::parse_documents` / `manifest::decode`; valid objects
+//! arbitrary JSON go through `manifest::parse_documents` / `decode::decode`; valid objects
 //! with arbitrary values spliced in at arbitrary places exercise the rules, and whatever
 //! decodes is evaluated.
 
-use super::agent_policy::SUPPORT_AGENT;
-use super::fixtures::{PRODUCTION, World, now};
-use super::model_deployment::{FRAUD, approve, dataset};
+use super::parse_documents;
 use crate::api::CompliancePolicy;
-use crate::manifest::{Object, decode, parse_documents};
+use crate::decode::{Object, decode};
+use crate::policy::tests::agent_policy::SUPPORT_AGENT;
+use crate::policy::tests::fixtures::{self, PRODUCTION, World, now};
+use crate::policy::tests::model_deployment::{FRAUD, approve, dataset};
 use crate::policy::{Context, Governed, Profile, evaluate, validate_policy};
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -322,7 +323,7 @@ fn evaluate_everywhere(object: &Object, extra_policy: Option<&CompliancePolicy>)
                 _ => continue,
             };
             let evaluation = evaluate(governed, &ctx);
-            super::fixtures::assert_same_findings(&evaluation, governed, &ctx);
+            fixtures::assert_same_findings(&evaluation, governed, &ctx);
             // Every finding names its control at the start of its message.
             for f in &evaluation.findings {
                 assert!(f.message.starts_with(f.control), "{}", f.message);

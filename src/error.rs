@@ -47,6 +47,15 @@ pub enum Error {
     #[error(transparent)]
     Certificate(#[from] crate::webhook::certs::CertError),
 
+    /// A server that cannot listen on its address; `server` names it when a process has two.
+    #[error("cannot listen on {addr}{}: {source}", server.map(|s| format!(" ({s})")).unwrap_or_default())]
+    Listen {
+        addr: std::net::SocketAddr,
+        server: Option<&'static str>,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The object cannot be reconciled as written; retried when it changes.
     #[error("invalid object: {0}")]
     Invalid(String),
@@ -64,6 +73,7 @@ impl Error {
             Error::Kube(_) => "kube",
             Error::Config(_) => "config",
             Error::Certificate(e) => e.category(),
+            Error::Listen { .. } => "config",
             Error::Invalid(_) => "invalid",
         }
     }

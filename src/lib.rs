@@ -6,6 +6,8 @@
 //! - [`decode`]: raw objects (JSON/YAML values, JSON text) to typed ones, the one decoder of
 //!   the webhook, `annexa check` and the cache (imports only [`api`] and [`policy`]).
 //! - [`manifest`]: files and folders of YAML/JSON documents, decoded through [`decode`].
+//! - [`controller`]: one reconciler per kind, each file building its own Controller; reconcile
+//!   is read -> pure plan -> server-side apply -> status, with typed errors (`controller::error`).
 //! - [`cli`]: the subcommands of the `annexa` binary.
 //! - [`evidence`]: evidence in the formats auditors' and platform teams' tools read.
 

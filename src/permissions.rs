@@ -89,13 +89,13 @@ const LISTED: Scope = Scope::ListedNamespaces;
 const OWN: Scope = Scope::OwnNamespace;
 const ALWAYS: When = When::Always;
 const WATCHED: (&str, &str) = (
-    "src/cluster.rs",
+    "src/cluster/mod.rs",
     "Api<DeserializeGuard<K>> = Api::all(client)",
 );
 const STATUS: (&str, &str) = ("src/controller/mod.rs", "api.patch_status(");
 const APPLY: (&str, &str) = ("src/controller/mod.rs", "Patch::Apply(object)");
-const FOREIGN: (&str, &str) = ("src/controller/mod.rs", "api.get_opt(name).await?");
-const OWNED_WATCH: (&str, &str) = ("src/controller/mod.rs", ".owns(Api::<");
+const FOREIGN: (&str, &str) = ("src/controller/mod.rs", ".get_opt(name)");
+const OWNED_WATCH: (&str, &str) = ("src/controller/model_deployment.rs", ".owns(");
 const BLOCK: (&str, &str) = ("src/controller/mod.rs", "block_owner_deletion: Some(true)");
 const WITHDRAW: (&str, &str) = ("src/controller/mod.rs", "api.delete(name, &params)");
 
@@ -147,7 +147,7 @@ pub fn permissions() -> Vec<Permission> {
             [FOREIGN, OWNED_WATCH, APPLY]),
         p!("apps", "deployments", ["get", "list", "watch", "create", "patch"], CLUSTER, None, ALWAYS,
             "ModelDeployment owns the Deployment serving the approved digest (get: never adopt, and the digest served before)",
-            [FOREIGN, OWNED_WATCH, APPLY, ("src/controller/model_deployment.rs", ".get_opt(&name)")]),
+            [FOREIGN, OWNED_WATCH, APPLY, ("src/controller/model_deployment.rs", ".get_opt(&model.name_any())")]),
         p!("networking.k8s.io", "networkpolicies", ["get", "list", "watch", "create", "patch"], CLUSTER, None, ALWAYS,
             "default-deny ingress of a model, egress allow-list of an agent",
             [FOREIGN, OWNED_WATCH, APPLY]),
@@ -168,19 +168,19 @@ pub fn permissions() -> Vec<Permission> {
             [APPLY]),
         p!("", "namespaces", ["list", "watch"], CLUSTER, None, ALWAYS,
             "namespace labels select policies and opt workloads in",
-            [("src/cluster.rs", "Api::<PartialObjectMeta<Namespace>>::all")]),
+            [("src/cluster/mod.rs", "Api::<PartialObjectMeta<Namespace>>::all")]),
         p!("", "nodes", ["list", "watch"], CLUSTER, None, ALWAYS,
             "GPU pool nodes (cached for the placement rules; listed for the audit of ungoverned pods)",
-            [("src/controller/compliance_policy.rs", ".list_metadata("), ("src/cluster.rs", "Api::<Node>::all(client)")]),
+            [("src/controller/compliance_policy.rs", ".list_metadata("), ("src/cluster/mod.rs", "Api::<Node>::all(client)")]),
         p!("", "pods", ["list"], CLUSTER, None, ALWAYS,
             "pods on GPU pool nodes (audit of ungoverned GPU pods) and pods reading datasets",
-            [("src/controller/compliance_policy.rs", "spec.nodeName="), ("src/controller/mod.rs", "pods.list(")]),
+            [("src/controller/compliance_policy.rs", "spec.nodeName="), ("src/controller/mod.rs", "let list = pods")]),
         p!("resource.k8s.io", "resourceclaims", ["list", "watch"], CLUSTER, None, ALWAYS,
             "the DeviceClass a pod's claims ask for (GPU rules)",
-            [("src/cluster.rs", "Api::<ResourceClaim>::all")]),
+            [("src/cluster/mod.rs", "Api::<ResourceClaim>::all")]),
         p!("resource.k8s.io", "resourceclaimtemplates", ["list", "watch"], CLUSTER, None, ALWAYS,
             "the DeviceClass a pod's claim templates ask for (GPU rules)",
-            [("src/cluster.rs", "Api::<ResourceClaimTemplate>::all")]),
+            [("src/cluster/mod.rs", "Api::<ResourceClaimTemplate>::all")]),
         p!("openreports.io", "reports", ["list", "create", "patch"], CLUSTER, None, When::OpenReports,
             "one compliance report per namespace (server-side apply), listed at start",
             [("src/controller/reports.rs", "Patch::Apply(&report)"), ("src/controller/reports.rs", "list_metadata(")]),

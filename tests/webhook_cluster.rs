@@ -229,3 +229,70 @@ fn ca_bundle_patch_targets_only_the_bundles_that_differ() {
             .unwrap();
     assert!(unchanged.0.is_empty(), "unchanged: no write");
 }
+
+/// An AgentPolicy for service account "shared" of namespace "team", with a creationTimestamp
+/// when given (objects exported from a cluster carry one, hand-written ones do not).
+fn shared_agent(name: &str, created: Option<&str>) -> String {
+    let created = created
+        .map(|t| format!(", creationTimestamp: \"{t}\""))
+        .unwrap_or_default();
+    format!(
+        "apiVersion: annexa.dev/v1alpha1\nkind: AgentPolicy\nmetadata: {{name: {name}, namespace: team{created}}}\nspec:\n  serviceAccountName: shared\n"
+    )
+}
+
+const SHARED_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: runner, namespace: team}\nspec:\n  serviceAccountName: shared\n  automountServiceAccountToken: false\n  containers:\n    - name: c\n      image: registry.example.com/runner@sha256:d4f0bc5a29de06b510f9aa428f1eedba926012b591fef7a518e776a7c9bd1824\n";
+
+/// Two files list two AgentPolicies for one ServiceAccount in the order opposite to their
+/// seniority: `annexa check` and the cluster's lookup (the webhook's and the audit's) name the
+/// same one as governing it, the oldest, or by name when neither carries a timestamp.
+#[test]
+fn check_and_the_cluster_pick_the_same_agent_for_a_shared_service_account() {
+    for (first, second, governing) in [
+        (
+            shared_agent("zeta", None),
+            shared_agent("alpha", None),
+            "alpha",
+        ),
+        (
+            shared_agent("alpha", Some("2026-06-01T00:00:00Z")),
+            shared_agent("zeta", Some("2026-01-01T00:00:00Z")),
+            "zeta",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.yaml"), dir.path().join("b.yaml"));
+        std::fs::write(&a, format!("{first}---\n{SHARED_POD}")).unwrap();
+        std::fs::write(&b, second).unwrap();
+
+        let check = std::process::Command::new(env!("CARGO_BIN_EXE_annexa"))
+            .arg("check")
+            .args([&a, &b])
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&check.stdout);
+        assert!(
+            out.contains(&format!(
+                "pod \"runner\" runs as service account \"shared\" of agent \"{governing}\""
+            )),
+            "{out}"
+        );
+
+        let (documents, errors) = manifest::load(&[a, b]);
+        assert!(errors.is_empty(), "{errors:?}");
+        let (agents, mut writer) = reflector::store();
+        for document in documents {
+            if let Object::Agent(agent) = document.object {
+                writer.apply_watcher_event(&Event::Apply(agent));
+            }
+        }
+        let (policies, _pw) = reflector::store::<CompliancePolicy>();
+        let (datasets, _dw) = reflector::store();
+        let (models, _mw) = reflector::store();
+        let (approvals, _aw) = reflector::store::<ModelApproval>();
+        let (namespaces, _nw) = reflector::store();
+        let context = StoreContext::new(policies, datasets, models, approvals, agents, namespaces);
+        let picked = context.agent_for_service_account("team", "shared").unwrap();
+        assert_eq!(picked.metadata.name.as_deref(), Some(governing));
+    }
+}

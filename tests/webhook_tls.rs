@@ -474,6 +474,52 @@ async fn standalone_mode_reloads_certificate_files() {
     assert!(matches!(stopped, Ok(Ok(Ok(())))), "{stopped:?}");
 }
 
+/// An address already taken stops the stand-alone webhook at start with a message naming it,
+/// and bad certificate files with one naming both files.
+#[tokio::test]
+async fn an_address_in_use_or_bad_certificate_files_stop_the_start_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_file, key_file) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let pair = serving(&ca());
+    std::fs::write(&cert_file, &pair.cert).unwrap();
+    std::fs::write(&key_file, &pair.key).unwrap();
+    let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = taken.local_addr().unwrap();
+    let config = StandaloneConfig {
+        addr,
+        tls_cert_file: cert_file.clone(),
+        tls_key_file: key_file.clone(),
+        metrics_addr: None,
+        policy_files: vec![],
+        context_files: vec![],
+        limits: Limits::default(),
+        cert_reload_interval: Duration::from_secs(5),
+    };
+    let err = annexa::webhook::run_standalone(config.clone(), std::future::pending())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("cannot listen on {addr}: ")),
+        "{err}"
+    );
+    assert!(std::error::Error::source(&err).is_some());
+
+    std::fs::write(&key_file, "junk").unwrap();
+    let err = annexa::webhook::run_standalone(config, std::future::pending())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with(&format!(
+            "{} / {}: private key PEM: ",
+            cert_file.display(),
+            key_file.display()
+        )),
+        "{err}"
+    );
+    drop(taken);
+}
+
 type Chunks = futures::channel::mpsc::Sender<Result<Frame<Bytes>, std::convert::Infallible>>;
 
 /// Starts a POST whose body arrives in chunks the test sends when it wants.

@@ -109,7 +109,8 @@ impl AgentPolicy {
     }
 
     /// Orders AgentPolicies naming the same service account: the smallest (oldest, then first
-    /// by name) governs it. The webhook's lookup and the controller both decide by this.
+    /// by name) governs it. `annexa check`, the webhook's lookup and the controller all decide
+    /// by this, through `policy::agent_policy::governing_agent`.
     pub fn seniority(&self) -> (Option<jiff::Timestamp>, &str) {
         (
             self.metadata.creation_timestamp.as_ref().map(|t| t.0),

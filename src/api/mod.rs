@@ -1,5 +1,6 @@
 //! The Annexa API: group `annexa.dev`, version `v1alpha1`. One file per kind, plus the
-//! types every kind shares (classification, conditions, control results).
+//! types every kind shares (classification, conditions, control results) and the one table of
+//! the kinds ([`Kind`], in `kind.rs`) that CRD generation, decoding and admission follow.
 
 // kube's `printcolumn(name = .., type_ = .., json_path = ..)` repeats keys across columns,
 // which clippy mistakes for duplicated attributes.
@@ -9,6 +10,7 @@ pub mod agent_policy;
 pub mod bounds;
 pub mod common;
 pub mod compliance_policy;
+pub mod kind;
 pub mod model_approval;
 pub mod model_deployment;
 pub mod training_dataset;
@@ -16,6 +18,7 @@ pub mod training_dataset;
 pub use agent_policy::{AGENT_LABEL, AgentPolicy, AgentPolicySpec, AgentPolicyStatus, EgressRule};
 pub use common::*;
 pub use compliance_policy::*;
+pub use kind::{AnnexaKind, Kind};
 pub use model_approval::{
     ApprovalDecision, ApprovedRelease, Approver, ModelApproval, ModelApprovalSpec,
     ModelApprovalStatus,
@@ -24,7 +27,6 @@ pub use model_deployment::*;
 pub use training_dataset::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::CustomResourceExt;
 
 /// The API group of every Annexa kind.
 pub const GROUP: &str = "annexa.dev";
@@ -45,17 +47,14 @@ pub const CLASSIFICATION_LABEL: &str = "annexa.dev/classification";
 
 /// Every CRD Annexa defines, in a stable order, with the file name it is kept under in `crds/`.
 pub fn crds() -> Vec<(&'static str, CustomResourceDefinition)> {
-    let mut crds = vec![
-        ("compliancepolicies.yaml", CompliancePolicy::crd()),
-        ("trainingdatasets.yaml", TrainingDataset::crd()),
-        ("modeldeployments.yaml", ModelDeployment::crd()),
-        ("modelapprovals.yaml", ModelApproval::crd()),
-        ("agentpolicies.yaml", AgentPolicy::crd()),
-    ];
-    for (_, crd) in &mut crds {
-        bounds::bound(crd);
-    }
-    crds
+    Kind::ALL
+        .into_iter()
+        .map(|kind| {
+            let mut crd = kind.crd();
+            bounds::bound(&mut crd);
+            (kind.crd_file(), crd)
+        })
+        .collect()
 }
 
 /// Access to the status fields every Annexa kind shares.
@@ -63,24 +62,3 @@ pub trait HasCommonStatus {
     fn common_status(&self) -> Option<&CommonStatus>;
     fn common_status_mut(&mut self) -> Option<&mut CommonStatus>;
 }
-
-macro_rules! has_common_status {
-    ($($kind:ty),*) => {$(
-        impl HasCommonStatus for $kind {
-            fn common_status(&self) -> Option<&CommonStatus> {
-                self.status.as_ref().map(|s| &s.common)
-            }
-            fn common_status_mut(&mut self) -> Option<&mut CommonStatus> {
-                self.status.as_mut().map(|s| &mut s.common)
-            }
-        }
-    )*};
-}
-
-has_common_status!(
-    CompliancePolicy,
-    TrainingDataset,
-    ModelDeployment,
-    ModelApproval,
-    AgentPolicy
-);

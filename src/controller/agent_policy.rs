@@ -3,14 +3,16 @@
 //! any other binding that grants the agent's account more than its policy (`LeastPrivilege`).
 
 use super::conditions::{self, Desired};
+use super::error::{Error, Result};
 use super::{
-    Child, Context, apply, apply_status, child_labels, error_action, forbidden_condition,
-    forbidden_to_annexa, foreign_children, name_conflict, owner_reference, withdraw,
+    Child, Context, Watches, apply, apply_status, child_labels, drive, forbidden_condition,
+    forbidden_to_annexa, foreign_children, name_conflict, owner_reference, refs, withdraw,
 };
 use crate::api::{AgentPolicy, AgentPolicyStatus, CommonStatus};
-use crate::error::{Error, Result};
+use crate::cluster::ClusterState;
 use crate::policy::pod_access::{agent_pod_mismatches, listed};
-use crate::policy::{self, Context as PolicyContext, Governed};
+use crate::policy::{self, Governed};
+use futures::Future;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::networking::v1::{
@@ -22,6 +24,7 @@ use k8s_openapi::api::rbac::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
@@ -29,7 +32,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub const KIND: &str = "AgentPolicy";
 pub use crate::api::AGENT_LABEL;
 /// Bindings listed in status at most.
 const MAX_LISTED: usize = 20;
@@ -386,47 +388,80 @@ pub fn withheld_ready(
 }
 
 /// The AgentPolicy that governs `agent`'s service account when several name the same one: the
-/// oldest (then the first by name). Only it is reconciled; the others report the conflict.
-/// (Two owners would take the account, its Role and NetworkPolicy from each other on every
-/// reconcile.)
+/// oldest (then the first by name), as `annexa check` and the webhook decide
+/// ([`governing_agent`](crate::policy::agent_policy::governing_agent)). Only it is reconciled;
+/// the others report the conflict. (Two owners would take the account, its Role and
+/// NetworkPolicy from each other on every reconcile.)
 pub fn account_owner(agent: &AgentPolicy, agents: &[Arc<AgentPolicy>]) -> Option<Arc<AgentPolicy>> {
-    agents
-        .iter()
-        .filter(|a| {
-            a.metadata.namespace == agent.metadata.namespace
-                && a.spec.service_account_name == agent.spec.service_account_name
+    crate::policy::agent_policy::governing_agent(
+        agents,
+        agent.metadata.namespace.as_deref()?,
+        &agent.spec.service_account_name,
+    )
+    .filter(|owner| owner.name_any() != agent.name_any())
+}
+
+/// The AgentPolicy Controller: its own kind, its owned ServiceAccount, NetworkPolicy and Role,
+/// every binding that names its account (least privilege is re-judged on each change, Annexa's
+/// own grant included), the policies, and the agents naming the same account.
+pub fn controller(ctx: Arc<Context>, watches: &Watches) -> impl Future<Output = ()> + use<> {
+    let (client, feeds) = (&watches.client, &watches.state.feeds);
+    let bound_agents = |subjects: Option<&Vec<Subject>>, state: &ClusterState| {
+        let subjects = subjects.map(Vec::as_slice).unwrap_or_default();
+        refs(state.agents.state_filter(|a| {
+            subjects.iter().any(|s| {
+                s.kind == "Group"
+                    || (s.name == a.spec.service_account_name
+                        && s.namespace.as_deref() == a.metadata.namespace.as_deref())
+            })
+        }))
+    };
+    let (s, s2, s3, s4) = (
+        watches.state.clone(),
+        watches.state.clone(),
+        watches.state.clone(),
+        watches.state.clone(),
+    );
+    let controller = Controller::for_shared_stream(feeds.agents.changes(), feeds.agents.store())
+        .with_config(watches.config.clone())
+        .owns(
+            Api::<ServiceAccount>::all(client.clone()),
+            watches.owned.clone(),
+        )
+        .owns(
+            Api::<NetworkPolicy>::all(client.clone()),
+            watches.owned.clone(),
+        )
+        .owns_shared_stream(watches.roles.updates())
+        // Every RoleBinding change (Annexa's own grant included) re-judges the agents it binds.
+        .watches_shared_stream(watches.role_bindings.updates(), move |rb| {
+            bound_agents(rb.subjects.as_ref(), &s)
         })
-        .min_by(|a, b| a.seniority().cmp(&b.seniority()))
-        .filter(|owner| owner.name_any() != agent.name_any())
-        .cloned()
+        .watches_shared_stream(watches.cluster_role_bindings.updates(), move |crb| {
+            bound_agents(crb.subjects.as_ref(), &s2)
+        })
+        .watches_shared_stream(feeds.policies.updates(), move |_| refs(s3.agents.state()))
+        // Agents naming the same service account: when one changes or goes, the others
+        // re-check which of them governs it.
+        .watches_shared_stream(feeds.agents.updates(), move |changed| {
+            refs(s4.agents.state_filter(|a| {
+                a.metadata.namespace == changed.metadata.namespace
+                    && a.spec.service_account_name == changed.spec.service_account_name
+                    && a.metadata.name != changed.metadata.name
+            }))
+        });
+    drive(controller, reconcile, ctx, watches)
 }
 
 pub async fn reconcile(agent: Arc<AgentPolicy>, ctx: Arc<Context>) -> Result<Action> {
-    let agent = &*agent;
-    let started = std::time::Instant::now();
-    let result = reconcile_inner(agent, &ctx).await;
-    ctx.metrics.observe(KIND, started.elapsed().as_secs_f64());
-    result
-}
-
-async fn reconcile_inner(agent: &AgentPolicy, ctx: &Context) -> Result<Action> {
-    let namespace = agent
-        .namespace()
-        .ok_or_else(|| Error::Invalid("AgentPolicy without namespace".into()))?;
+    let (agent, ctx) = (&*agent, &*ctx);
+    let namespace = super::namespace_of(agent)?;
     let now = Timestamp::now();
     if let Some(owner) = account_owner(agent, &ctx.state.agents.state()) {
         return report_conflict(agent, &owner, ctx, now).await;
     }
     let profile = ctx.state.profile(&namespace);
-    let eval = policy::evaluate(
-        Governed::Agent(agent),
-        &PolicyContext {
-            profile: &profile,
-            lookup: &*ctx.state,
-            now,
-            detail: policy::Detail::Outcomes,
-        },
-    );
+    let eval = ctx.evaluate(Governed::Agent(agent), &profile, now);
 
     let service_account = build_service_account(agent);
     let (role, binding) = build_grant(agent);
@@ -569,15 +604,8 @@ async fn reconcile_inner(agent: &AgentPolicy, ctx: &Context) -> Result<Action> {
     ];
     let old = super::old_conditions(agent);
     let merged = conditions::merge(&old, &desired, agent.metadata.generation, now);
-    for c in ctx.unpublished(agent, conditions::transitions(&old, &merged)) {
-        ctx.event(
-            agent,
-            c.status == "False",
-            &c.reason,
-            format!("{}: {}", c.type_, c.message),
-        )
+    ctx.publish_transitions(agent, &old, &merged, |c| c.status == "False")
         .await;
-    }
     let status = AgentPolicyStatus {
         common: CommonStatus {
             observed_generation: agent.metadata.generation,
@@ -587,12 +615,7 @@ async fn reconcile_inner(agent: &AgentPolicy, ctx: &Context) -> Result<Action> {
         excess_bindings: excess.into_iter().take(MAX_LISTED).collect(),
     };
     let api: Api<AgentPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
-    apply_status(
-        &api,
-        agent,
-        serde_json::to_value(&status).map_err(|e| Error::Serialize(e.to_string()))?,
-    )
-    .await?;
+    apply_status(&api, agent, &status).await?;
     Ok(Action::requeue(Duration::from_secs(3600)))
 }
 
@@ -615,15 +638,8 @@ async fn report_conflict(
     ];
     let old = super::old_conditions(agent);
     let merged = conditions::merge(&old, &desired, agent.metadata.generation, now);
-    for c in ctx.unpublished(agent, conditions::transitions(&old, &merged)) {
-        ctx.event(
-            agent,
-            true,
-            &c.reason,
-            format!("{}: {}", c.type_, c.message),
-        )
+    ctx.publish_transitions(agent, &old, &merged, |_| true)
         .await;
-    }
     let status = AgentPolicyStatus {
         common: CommonStatus {
             observed_generation: agent.metadata.generation,
@@ -634,17 +650,6 @@ async fn report_conflict(
     };
     let api: Api<AgentPolicy> =
         Api::namespaced(ctx.client.clone(), &agent.namespace().unwrap_or_default());
-    apply_status(
-        &api,
-        agent,
-        serde_json::to_value(&status).map_err(|e| Error::Serialize(e.to_string()))?,
-    )
-    .await?;
+    apply_status(&api, agent, &status).await?;
     Ok(Action::await_change())
-}
-
-pub fn error_policy(agent: Arc<AgentPolicy>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.error(KIND, error.category());
-    tracing::warn!(agentpolicy = %agent.name_any(), error = %error, "reconcile failed");
-    error_action(error, &agent.name_any())
 }

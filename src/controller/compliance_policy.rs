@@ -4,22 +4,23 @@
 //! nodes. Changes re-evaluate every governed object (see `run`).
 
 use super::conditions::{self, Desired};
-use super::{Context, apply_status, error_action};
+use super::error::{Context as _, Doing, Result, Target};
+use super::{Context, Watches, apply_status, drive, refs};
 use crate::api::{CommonStatus, CompliancePolicy, CompliancePolicyStatus, ENFORCE_LABEL};
 use crate::controller::model_deployment::MODEL_LABEL;
 use crate::decode::workload;
-use crate::error::{Error, Result};
 use crate::policy::{self, Governed, Lookup, Profile, selector_matches, validate_policy};
+use futures::Future;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::ListParams;
+use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub const KIND: &str = "CompliancePolicy";
 /// Ungoverned pods listed in status at most.
 const MAX_LISTED: usize = 20;
 /// How often each policy's GPU pool nodes are scanned for ungoverned pods (a scan lists the
@@ -138,12 +139,14 @@ async fn scan_gpu_pools(policy: &CompliancePolicy, ctx: &Context) -> Result<Foun
             .collect();
         let pool_nodes = nodes
             .list_metadata(&ListParams::default().labels(&selector.join(",")))
-            .await?;
+            .await
+            .doing(Doing::List, || Target::list::<Node>(None))?;
         for node in pool_nodes.items {
             let node_name = node.name_any();
             let on_node = pods
                 .list(&ListParams::default().fields(&format!("spec.nodeName={node_name}")))
-                .await?;
+                .await
+                .doing(Doing::List, || Target::list::<Pod>(None))?;
             for pod in on_node.items {
                 let ns = pod.namespace().unwrap_or_default();
                 let enforced = ctx
@@ -177,15 +180,22 @@ async fn scan_gpu_pools(policy: &CompliancePolicy, ctx: &Context) -> Result<Foun
     Ok(found)
 }
 
-pub async fn reconcile(policy: Arc<CompliancePolicy>, ctx: Arc<Context>) -> Result<Action> {
-    let policy = &*policy;
-    let started = std::time::Instant::now();
-    let result = reconcile_inner(policy, &ctx).await;
-    ctx.metrics.observe(KIND, started.elapsed().as_secs_f64());
-    result
+/// The CompliancePolicy Controller: its own kind, and every namespace (a label change can
+/// change what a policy selects).
+pub fn controller(ctx: Arc<Context>, watches: &Watches) -> impl Future<Output = ()> + use<> {
+    let feeds = &watches.state.feeds;
+    let s = watches.state.clone();
+    let controller =
+        Controller::for_shared_stream(feeds.policies.changes(), feeds.policies.store())
+            .with_config(watches.config.clone())
+            .watches_shared_stream(feeds.namespaces.updates(), move |_| {
+                refs(s.policies.state())
+            });
+    drive(controller, reconcile, ctx, watches)
 }
 
-async fn reconcile_inner(policy: &CompliancePolicy, ctx: &Context) -> Result<Action> {
+pub async fn reconcile(policy: Arc<CompliancePolicy>, ctx: Arc<Context>) -> Result<Action> {
+    let (policy, ctx) = (&*policy, &*ctx);
     let now = Timestamp::now();
     let errors = validate_policy(policy);
     let matched = ctx
@@ -266,17 +276,6 @@ async fn reconcile_inner(policy: &CompliancePolicy, ctx: &Context) -> Result<Act
         non_compliant_gpu_pods: found.non_compliant,
     };
     let api: Api<CompliancePolicy> = Api::all(ctx.client.clone());
-    apply_status(
-        &api,
-        policy,
-        serde_json::to_value(&status).map_err(|e| Error::Serialize(e.to_string()))?,
-    )
-    .await?;
+    apply_status(&api, policy, &status).await?;
     Ok(Action::requeue(SCAN_INTERVAL))
-}
-
-pub fn error_policy(policy: Arc<CompliancePolicy>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.error(KIND, error.category());
-    tracing::warn!(compliancepolicy = %policy.name_any(), error = %error, "reconcile failed");
-    error_action(error, &policy.name_any())
 }

@@ -1,9 +1,16 @@
 //! The controllers: one reconciler per kind, each `read -> build (pure) -> apply (server-side
 //! apply, field manager "annexa", owned children) -> status (server-side apply of /status)`.
+//!
+//! Everything about a kind is in its file (`model_deployment.rs`, ...): its Controller (`controller`:
+//! the watches, owned children and mappers from related objects), its `reconcile` and its pure
+//! builders. This module holds what they share: [`run`] (the shared RBAC caches and the five
+//! Controllers), one instrumented wrapper ([`drive`]: timing, metrics) and one [`error_policy`],
+//! and the helpers that write children and status.
 
 pub mod agent_policy;
 pub mod compliance_policy;
 pub mod conditions;
+pub mod error;
 pub mod leader;
 pub mod metrics;
 pub mod model_approval;
@@ -11,16 +18,20 @@ pub mod model_deployment;
 pub mod reports;
 pub mod training_dataset;
 
-use crate::cluster::ClusterState;
-use crate::error::{Error, Result};
+use crate::cluster::{ClusterState, Feed};
+use error::{Context as _, Doing, Target};
+pub use error::{Error, Result};
+use futures::{Future, StreamExt};
 use jiff::Timestamp;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event as K8sEvent;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
+use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -62,6 +73,25 @@ impl Context {
         }
     }
 
+    /// The evaluation of a governed object under `profile`, against the shared cache: the same
+    /// engine call as the webhook's.
+    pub fn evaluate(
+        &self,
+        governed: crate::policy::Governed<'_>,
+        profile: &crate::policy::Profile,
+        now: Timestamp,
+    ) -> crate::policy::Evaluation {
+        crate::policy::evaluate(
+            governed,
+            &crate::policy::Context {
+                profile,
+                lookup: &*self.state,
+                now,
+                detail: crate::policy::Detail::Outcomes,
+            },
+        )
+    }
+
     /// The condition transitions of `object` not yet published as Events by this process.
     pub fn unpublished<'a, K: Resource<DynamicType = ()>>(
         &self,
@@ -70,6 +100,27 @@ impl Context {
     ) -> Vec<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
         let uid = object.meta().uid.as_deref().unwrap_or_default();
         self.published.unpublished(uid, transitions)
+    }
+
+    /// Publishes an Event for each transition from the `old` conditions of `object` to the
+    /// `new` ones not yet published by this process, noted `TYPE: MESSAGE`, a `Warning` when
+    /// `warning` says so.
+    pub async fn publish_transitions<K: Resource<DynamicType = ()>>(
+        &self,
+        object: &K,
+        old: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+        new: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+        warning: impl Fn(&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition) -> bool,
+    ) {
+        for c in self.unpublished(object, conditions::transitions(old, new)) {
+            self.event(
+                object,
+                warning(c),
+                &c.reason,
+                format!("{}: {}", c.type_, c.message),
+            )
+            .await;
+        }
     }
 
     /// Publishes an Event (events.k8s.io/v1) on the object; failures are logged, never fatal.
@@ -219,7 +270,7 @@ where
         Ok(_) => Ok(true),
         // Gone already, or replaced by another object of that name: nothing of ours is left.
         Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(false),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(Error::api(Doing::Delete, Target::of(existing), e)),
     }
 }
 
@@ -244,7 +295,11 @@ where
         }
         None => {
             let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
-            Ok(api.get_opt(name).await?.map(Arc::new))
+            Ok(api
+                .get_opt(name)
+                .await
+                .doing(Doing::Get, || Target::new::<K>(Some(namespace), name))?
+                .map(Arc::new))
         }
     }
 }
@@ -254,7 +309,7 @@ where
 /// for any other error.
 pub fn forbidden_to_annexa(error: &Error) -> Option<String> {
     match error {
-        Error::Kube(kube::Error::Api(status)) if status.code == 403 => Some(status.message.clone()),
+        Error::Forbidden { .. } => error.status().map(|status| status.message.clone()),
         _ => None,
     }
 }
@@ -309,7 +364,11 @@ impl<'a> Child<'a> {
         {
             Box::pin(async move {
                 let api: Api<K> = Api::namespaced(client.clone(), namespace);
-                Ok(api.get_opt(name).await?.map(|o| o.meta().clone()))
+                Ok(api
+                    .get_opt(name)
+                    .await
+                    .doing(Doing::Get, || Target::new::<K>(Some(namespace), name))?
+                    .map(|o| o.meta().clone()))
             })
         }
         Self {
@@ -362,9 +421,9 @@ where
         .ok_or_else(|| Error::Invalid(format!("{} has no namespace", K::kind(&()))))?;
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    Ok(api
-        .patch(&object.name_any(), &params, &Patch::Apply(object))
-        .await?)
+    api.patch(&object.name_any(), &params, &Patch::Apply(object))
+        .await
+        .doing(Doing::Apply, || Target::of(object))
 }
 
 /// Merge-patches a namespaced child under the `annexa` field manager: for what server-side
@@ -387,16 +446,21 @@ where
         field_manager: Some(FIELD_MANAGER.to_string()),
         ..PatchParams::default()
     };
-    Ok(api
-        .patch(&live.name_any(), &params, &Patch::Merge(patch))
-        .await?)
+    api.patch(&live.name_any(), &params, &Patch::Merge(patch))
+        .await
+        .doing(Doing::Patch, || Target::of(live))
 }
 
 /// Server-side applies `status` of an Annexa object (`api` is scoped to its namespace).
-pub async fn apply_status<K>(api: &Api<K>, object: &K, status: serde_json::Value) -> Result<()>
+pub async fn apply_status<K, S>(api: &Api<K>, object: &K, status: &S) -> Result<()>
 where
     K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+    S: Serialize,
 {
+    let status = serde_json::to_value(status).map_err(|source| Error::Serialize {
+        target: Target::of(object),
+        source,
+    })?;
     let patch = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
@@ -404,8 +468,18 @@ where
     });
     let params = PatchParams::apply(FIELD_MANAGER).force();
     api.patch_status(&object.name_any(), &params, &Patch::Apply(&patch))
-        .await?;
+        .await
+        .doing(Doing::WriteStatus, || Target::of(object))?;
     Ok(())
+}
+
+/// The namespace of a namespaced Annexa object (one without cannot be reconciled).
+pub fn namespace_of<K: Resource<DynamicType = ()>>(object: &K) -> Result<String> {
+    object
+        .meta()
+        .namespace
+        .clone()
+        .ok_or_else(|| Error::Invalid(format!("{} without namespace", K::kind(&()))))
 }
 
 /// Standard labels of a child.
@@ -429,7 +503,7 @@ pub fn old_conditions<K: crate::api::HasCommonStatus>(
 /// Requeue after an error: invalid objects wait for a change; API errors back off with jitter.
 pub fn error_action(error: &Error, attempt_hint: &str) -> Action {
     match error {
-        Error::Invalid(_) | Error::Input(_) => Action::await_change(),
+        Error::Invalid(_) => Action::await_change(),
         _ => {
             // Jitter spreads retries of many objects failing at once (e.g. API server restart).
             let jitter = attempt_hint
@@ -454,7 +528,9 @@ pub fn requeue_until(at: Option<jiff::Timestamp>, now: jiff::Timestamp) -> Actio
 }
 
 /// References to the objects, as the controllers key them.
-fn refs<K>(objects: impl IntoIterator<Item = Arc<K>>) -> Vec<kube::runtime::reflector::ObjectRef<K>>
+pub fn refs<K>(
+    objects: impl IntoIterator<Item = Arc<K>>,
+) -> Vec<kube::runtime::reflector::ObjectRef<K>>
 where
     K: Resource<DynamicType = ()>,
 {
@@ -462,6 +538,85 @@ where
         .into_iter()
         .map(|o| kube::runtime::reflector::ObjectRef::from_obj(&*o))
         .collect()
+}
+
+/// What a kind's Controller may subscribe to besides the shared cache's feeds
+/// (`state.feeds`): the RBAC caches the dataset and agent controllers share, the settings
+/// every Controller runs with, and the shutdown signal.
+pub struct Watches {
+    pub client: Client,
+    pub state: ClusterState,
+    pub roles: Feed<Role>,
+    pub role_bindings: Feed<RoleBinding>,
+    pub cluster_role_bindings: Feed<ClusterRoleBinding>,
+    /// The watch of Annexa's own children, filtered by its label: Annexa never caches the
+    /// cluster's other Deployments.
+    pub owned: watcher::Config,
+    pub config: kube::runtime::controller::Config,
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Runs a kind's Controller with what every kind shares: each reconcile timed and counted
+/// under the kind's name, each failure through [`error_policy`], a graceful shutdown (the
+/// reconciles in flight finish).
+pub fn drive<K, Fut>(
+    controller: Controller<K>,
+    reconcile: fn(Arc<K>, Arc<Context>) -> Fut,
+    ctx: Arc<Context>,
+    watches: &Watches,
+) -> impl Future<Output = ()> + Send + use<K, Fut>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    Fut: Future<Output = Result<Action>> + Send + 'static,
+{
+    let mut stop = watches.shutdown.clone();
+    controller
+        .graceful_shutdown_on(async move {
+            let _ = stop.wait_for(|v| *v).await;
+        })
+        .run(
+            move |object, ctx| instrumented(reconcile, object, ctx),
+            error_policy,
+            ctx,
+        )
+        .for_each(|_| futures::future::ready(()))
+}
+
+/// A kind's reconcile, timed and counted (`annexa_reconciles_total`,
+/// `annexa_reconcile_duration_seconds`, labelled with the kind).
+async fn instrumented<K, Fut>(
+    reconcile: fn(Arc<K>, Arc<Context>) -> Fut,
+    object: Arc<K>,
+    ctx: Arc<Context>,
+) -> Result<Action>
+where
+    K: Resource<DynamicType = ()>,
+    Fut: Future<Output = Result<Action>>,
+{
+    let started = std::time::Instant::now();
+    let result = reconcile(object, ctx.clone()).await;
+    ctx.metrics
+        .observe(&K::kind(&()), started.elapsed().as_secs_f64());
+    result
+}
+
+/// After a failed reconcile of any kind: counted by kind and category
+/// (`annexa_reconcile_errors_total`), logged, and requeued as [`error_action`] says.
+pub fn error_policy<K>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action
+where
+    K: Resource<DynamicType = ()>,
+{
+    let kind = K::kind(&());
+    ctx.metrics.error(&kind, error.category());
+    let name = object.name_any();
+    tracing::warn!(
+        kind = %kind,
+        namespace = object.meta().namespace.as_deref().unwrap_or_default(),
+        name = %name,
+        error = %error,
+        "reconcile failed"
+    );
+    error_action(error, &name)
 }
 
 /// Runs every controller until `shutdown` turns true (in-flight reconciles finish first).
@@ -473,22 +628,14 @@ where
 /// otherwise read (Deployments, Services, NetworkPolicies, ServiceAccounts) have watches of
 /// their own, filtered by Annexa's label and without a store: a change to one puts the
 /// drift back. An object that does not decode is left out of the cache (and logged), never
-/// stops a watch.
+/// stops a watch. Each kind's file builds its own Controller (`controller`): its watches,
+/// owned children and the mappers from related objects.
 pub async fn run(
     client: Client,
     state: ClusterState,
     metrics: Arc<metrics::ControllerMetrics>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    use crate::api::{ModelApproval, ModelDeployment};
-    use futures::StreamExt;
-    use k8s_openapi::api::apps::v1::Deployment;
-    use k8s_openapi::api::core::v1::{Service, ServiceAccount};
-    use k8s_openapi::api::networking::v1::NetworkPolicy;
-    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-    use kube::runtime::reflector::ObjectRef;
-    use kube::runtime::{Controller, controller::Config, watcher};
-
     let (role_bindings, f1) = crate::cluster::reflect(Api::<RoleBinding>::all(client.clone()));
     let (cluster_role_bindings, f2) =
         crate::cluster::reflect(Api::<ClusterRoleBinding>::all(client.clone()));
@@ -498,26 +645,21 @@ pub async fn run(
         futures::join!(f1, f2, f3, f4);
     });
     let mut context = Context::new(client.clone(), state.clone(), metrics);
-    context.rbac = Some(agent_policy::RbacState {
+    let rbac = agent_policy::RbacState {
         role_bindings: role_bindings.store(),
         cluster_role_bindings: cluster_role_bindings.store(),
         roles: roles.store(),
         cluster_roles: cluster_roles.store(),
-    });
+    };
+    context.rbac = Some(rbac.clone());
     let ctx = Arc::new(context);
     // Least privilege judged against half-listed RBAC caches would report phantom results.
-    let (rb, crb, r, cr) = (
-        role_bindings.store(),
-        cluster_role_bindings.store(),
-        roles.store(),
-        cluster_roles.store(),
-    );
     let listed = async {
         let _ = futures::join!(
-            rb.wait_until_ready(),
-            crb.wait_until_ready(),
-            r.wait_until_ready(),
-            cr.wait_until_ready()
+            rbac.role_bindings.wait_until_ready(),
+            rbac.cluster_role_bindings.wait_until_ready(),
+            rbac.roles.wait_until_ready(),
+            rbac.cluster_roles.wait_until_ready()
         );
     };
     let mut stopping = shutdown.clone();
@@ -529,155 +671,23 @@ pub async fn run(
         }
     }
 
-    let stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|v| *v).await;
+    let watches = Watches {
+        client,
+        state,
+        roles,
+        role_bindings,
+        cluster_role_bindings,
+        owned: watcher::Config::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1)),
+        config: kube::runtime::controller::Config::default().concurrency(4),
+        shutdown,
     };
-    // Children are watched by label: Annexa never caches the cluster's other Deployments.
-    let owned = watcher::Config::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
-    let config = Config::default().concurrency(4);
-    let feeds = &state.feeds;
-
-    let s = state.clone();
-    let s2 = state.clone();
-    let s3 = state.clone();
-    let md = Controller::for_shared_stream(feeds.models.changes(), feeds.models.store())
-        .with_config(config.clone())
-        .owns(Api::<Deployment>::all(client.clone()), owned.clone())
-        .owns(Api::<Service>::all(client.clone()), owned.clone())
-        .owns(Api::<NetworkPolicy>::all(client.clone()), owned.clone())
-        .owns(Api::<ServiceAccount>::all(client.clone()), owned.clone())
-        .watches_shared_stream(feeds.approvals.updates(), |a: Arc<ModelApproval>| {
-            a.metadata
-                .namespace
-                .clone()
-                .map(|ns| ObjectRef::<ModelDeployment>::new(&a.spec.model_deployment).within(&ns))
-        })
-        .watches_shared_stream(feeds.datasets.updates(), move |d| {
-            let ns = d.namespace().unwrap_or_default();
-            let name = d.name_any();
-            refs(s.models.state_filter(|m| {
-                m.metadata.namespace.as_deref() == Some(ns.as_str())
-                    && m.spec.training_datasets.contains(&name)
-            }))
-        })
-        .watches_shared_stream(feeds.policies.updates(), move |_| refs(s2.models.state()))
-        .watches_shared_stream(feeds.namespaces.updates(), move |ns| {
-            let ns = ns.name_any();
-            refs(
-                s3.models
-                    .state_filter(|m| m.metadata.namespace.as_deref() == Some(ns.as_str())),
-            )
-        })
-        .graceful_shutdown_on(stop(shutdown.clone()))
-        .run(
-            model_deployment::reconcile,
-            model_deployment::error_policy,
-            ctx.clone(),
-        )
-        .for_each(|_| futures::future::ready(()));
-
-    let s = state.clone();
-    let s2 = state.clone();
-    let td = Controller::for_shared_stream(feeds.datasets.changes(), feeds.datasets.store())
-        .with_config(config.clone())
-        .owns_shared_stream(roles.updates())
-        .owns_shared_stream(role_bindings.updates())
-        .watches_shared_stream(feeds.datasets.updates(), move |parent| {
-            let ns = parent.namespace().unwrap_or_default();
-            let name = parent.name_any();
-            refs(s.datasets.state_filter(|d| {
-                d.metadata.namespace.as_deref() == Some(ns.as_str())
-                    && d.spec.derived_from.contains(&name)
-            }))
-        })
-        .watches_shared_stream(feeds.policies.updates(), move |_| refs(s2.datasets.state()))
-        .graceful_shutdown_on(stop(shutdown.clone()))
-        .run(
-            training_dataset::reconcile,
-            training_dataset::error_policy,
-            ctx.clone(),
-        )
-        .for_each(|_| futures::future::ready(()));
-
-    let bound_agents = |subjects: Option<&Vec<k8s_openapi::api::rbac::v1::Subject>>,
-                        state: &ClusterState| {
-        let subjects = subjects.map(Vec::as_slice).unwrap_or_default();
-        refs(state.agents.state_filter(|a| {
-            subjects.iter().any(|s| {
-                s.kind == "Group"
-                    || (s.name == a.spec.service_account_name
-                        && s.namespace.as_deref() == a.metadata.namespace.as_deref())
-            })
-        }))
-    };
-    let s = state.clone();
-    let s2 = state.clone();
-    let s3 = state.clone();
-    let s4 = state.clone();
-    let ap = Controller::for_shared_stream(feeds.agents.changes(), feeds.agents.store())
-        .with_config(config.clone())
-        .owns(Api::<ServiceAccount>::all(client.clone()), owned.clone())
-        .owns(Api::<NetworkPolicy>::all(client.clone()), owned.clone())
-        .owns_shared_stream(roles.updates())
-        // Every RoleBinding change (Annexa's own grant included) re-judges the agents it binds.
-        .watches_shared_stream(role_bindings.updates(), move |rb| {
-            bound_agents(rb.subjects.as_ref(), &s)
-        })
-        .watches_shared_stream(cluster_role_bindings.updates(), move |crb| {
-            bound_agents(crb.subjects.as_ref(), &s2)
-        })
-        .watches_shared_stream(feeds.policies.updates(), move |_| refs(s3.agents.state()))
-        // Agents naming the same service account: when one changes or goes, the others
-        // re-check which of them governs it.
-        .watches_shared_stream(feeds.agents.updates(), move |changed| {
-            refs(s4.agents.state_filter(|a| {
-                a.metadata.namespace == changed.metadata.namespace
-                    && a.spec.service_account_name == changed.spec.service_account_name
-                    && a.metadata.name != changed.metadata.name
-            }))
-        })
-        .graceful_shutdown_on(stop(shutdown.clone()))
-        .run(
-            agent_policy::reconcile,
-            agent_policy::error_policy,
-            ctx.clone(),
-        )
-        .for_each(|_| futures::future::ready(()));
-
-    let s = state.clone();
-    let mapr = Controller::for_shared_stream(feeds.approvals.changes(), feeds.approvals.store())
-        .with_config(config.clone())
-        .watches_shared_stream(feeds.models.updates(), move |m| {
-            let ns = m.namespace().unwrap_or_default();
-            let name = m.name_any();
-            refs(s.approvals.state_filter(|a| {
-                a.metadata.namespace.as_deref() == Some(ns.as_str())
-                    && a.spec.model_deployment == name
-            }))
-        })
-        .graceful_shutdown_on(stop(shutdown.clone()))
-        .run(
-            model_approval::reconcile,
-            model_approval::error_policy,
-            ctx.clone(),
-        )
-        .for_each(|_| futures::future::ready(()));
-
-    let s = state.clone();
-    let cpol = Controller::for_shared_stream(feeds.policies.changes(), feeds.policies.store())
-        .with_config(config)
-        .watches_shared_stream(feeds.namespaces.updates(), move |_| {
-            refs(s.policies.state())
-        })
-        .graceful_shutdown_on(stop(shutdown))
-        .run(
-            compliance_policy::reconcile,
-            compliance_policy::error_policy,
-            ctx,
-        )
-        .for_each(|_| futures::future::ready(()));
-
-    futures::join!(md, td, ap, mapr, cpol);
+    futures::join!(
+        model_deployment::controller(ctx.clone(), &watches),
+        training_dataset::controller(ctx.clone(), &watches),
+        agent_policy::controller(ctx.clone(), &watches),
+        model_approval::controller(ctx.clone(), &watches),
+        compliance_policy::controller(ctx, &watches),
+    );
     rbac_watches.abort();
 }
 
@@ -693,7 +703,10 @@ pub async fn running_pods(
 ) -> Result<Vec<crate::policy::workload::Workload>> {
     use k8s_openapi::api::core::v1::Pod;
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let list = pods.list(&kube::api::ListParams::default()).await?;
+    let list = pods
+        .list(&kube::api::ListParams::default())
+        .await
+        .doing(Doing::List, || Target::list::<Pod>(Some(namespace)))?;
     Ok(list
         .items
         .into_iter()

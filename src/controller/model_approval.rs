@@ -3,17 +3,17 @@
 //! ServiceAccount, Duplicate).
 
 use super::conditions::{self, Desired};
-use super::{Context, apply_status, error_action, requeue_until};
+use super::error::Result;
+use super::{Context, Watches, apply_status, drive, refs, requeue_until};
 use crate::api::{ApprovalDecision, CommonStatus, ModelApproval, ModelApprovalStatus};
-use crate::error::{Error, Result};
 use crate::policy::model_deployment::promotion;
-use crate::policy::{self, Context as PolicyContext, Governed, Lookup};
+use crate::policy::{Governed, Lookup};
+use futures::Future;
 use jiff::Timestamp;
+use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use std::sync::Arc;
-
-pub const KIND: &str = "ModelApproval";
 
 /// Whether and why an approval counts (pure). Returns the condition and when it stops counting.
 pub fn counted(
@@ -126,29 +126,30 @@ pub fn counted(
     )
 }
 
-pub async fn reconcile(approval: Arc<ModelApproval>, ctx: Arc<Context>) -> Result<Action> {
-    let approval = &*approval;
-    let started = std::time::Instant::now();
-    let result = reconcile_inner(approval, &ctx).await;
-    ctx.metrics.observe(KIND, started.elapsed().as_secs_f64());
-    result
+/// The ModelApproval Controller: its own kind and the model each approval is for.
+pub fn controller(ctx: Arc<Context>, watches: &Watches) -> impl Future<Output = ()> + use<> {
+    let feeds = &watches.state.feeds;
+    let s = watches.state.clone();
+    let controller =
+        Controller::for_shared_stream(feeds.approvals.changes(), feeds.approvals.store())
+            .with_config(watches.config.clone())
+            .watches_shared_stream(feeds.models.updates(), move |m| {
+                let ns = m.namespace().unwrap_or_default();
+                let name = m.name_any();
+                refs(s.approvals.state_filter(|a| {
+                    a.metadata.namespace.as_deref() == Some(ns.as_str())
+                        && a.spec.model_deployment == name
+                }))
+            });
+    drive(controller, reconcile, ctx, watches)
 }
 
-async fn reconcile_inner(approval: &ModelApproval, ctx: &Context) -> Result<Action> {
-    let namespace = approval
-        .namespace()
-        .ok_or_else(|| Error::Invalid("ModelApproval without namespace".into()))?;
+pub async fn reconcile(approval: Arc<ModelApproval>, ctx: Arc<Context>) -> Result<Action> {
+    let (approval, ctx) = (&*approval, &*ctx);
+    let namespace = super::namespace_of(approval)?;
     let now = Timestamp::now();
     let profile = ctx.state.profile(&namespace);
-    let eval = policy::evaluate(
-        Governed::Approval(approval),
-        &PolicyContext {
-            profile: &profile,
-            lookup: &*ctx.state,
-            now,
-            detail: policy::Detail::Outcomes,
-        },
-    );
+    let eval = ctx.evaluate(Governed::Approval(approval), &profile, now);
     let (counted, expires) = counted(approval, &*ctx.state, &profile, now);
     let desired = vec![
         counted,
@@ -170,17 +171,6 @@ async fn reconcile_inner(approval: &ModelApproval, ctx: &Context) -> Result<Acti
         },
     };
     let api: Api<ModelApproval> = Api::namespaced(ctx.client.clone(), &namespace);
-    apply_status(
-        &api,
-        approval,
-        serde_json::to_value(&status).map_err(|e| Error::Serialize(e.to_string()))?,
-    )
-    .await?;
+    apply_status(&api, approval, &status).await?;
     Ok(requeue_until(expires, now))
-}
-
-pub fn error_policy(approval: Arc<ModelApproval>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.error(KIND, error.category());
-    tracing::warn!(modelapproval = %approval.name_any(), error = %error, "reconcile failed");
-    error_action(error, &approval.name_any())
 }

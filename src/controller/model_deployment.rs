@@ -3,19 +3,20 @@
 //! server-side; the promotion gate decides which release the Deployment is rendered from.
 
 use super::conditions::{self, Desired};
+use super::error::{Context as _, Doing, Result, Target};
 use super::{
-    Child, Context, apply, apply_status, child_labels, error_action, foreign_children,
-    name_conflict, owner_reference, put_back, replace_ready, requeue_until,
+    Child, Context, Watches, apply, apply_status, child_labels, drive, foreign_children,
+    name_conflict, owner_reference, put_back, refs, replace_ready, requeue_until,
 };
 use crate::api::{
     ApprovalRecord, CLASSIFICATION_LABEL, Classification, CommonStatus, ControlOutcome, GpuPool,
     MAX_PROMOTIONS, ModelApproval, ModelDeployment, ModelDeploymentStatus, ReleaseRecord,
     ReleaseSpec, ServingRelease,
 };
-use crate::error::{Error, Result};
 use crate::policy::model_deployment::{Promotion, classification, promotion, promotion_of};
 use crate::policy::training_dataset as dataset_rules;
 use crate::policy::{self, Context as PolicyContext, Evaluation, Governed, Lookup, Profile};
+use futures::Future;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
@@ -31,12 +32,13 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::ResourceExt;
+use kube::runtime::Controller;
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, ResourceExt};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub const KIND: &str = "ModelDeployment";
 /// Pod-template annotation recording the digest a Deployment serves.
 pub const SERVING_DIGEST_ANNOTATION: &str = "annexa.dev/model-digest";
 /// Pod-template annotation recording the fingerprint of the release a Deployment serves.
@@ -894,62 +896,204 @@ pub fn desired_conditions(
     out
 }
 
-pub async fn reconcile(model: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Action> {
-    let model = &*model;
-    let started = std::time::Instant::now();
-    let result = reconcile_inner(model, &ctx).await;
-    ctx.metrics.observe(KIND, started.elapsed().as_secs_f64());
-    result
+/// The ModelDeployment Controller: its own kind and owned children (ServiceAccount,
+/// Deployment, Service, NetworkPolicy, watched by Annexa's label so drift is put back), and
+/// the objects its decisions read: its approvals, its training datasets, the policies and its
+/// namespace.
+pub fn controller(ctx: Arc<Context>, watches: &Watches) -> impl Future<Output = ()> + use<> {
+    let (client, feeds) = (&watches.client, &watches.state.feeds);
+    let (s, s2, s3) = (
+        watches.state.clone(),
+        watches.state.clone(),
+        watches.state.clone(),
+    );
+    let controller = Controller::for_shared_stream(feeds.models.changes(), feeds.models.store())
+        .with_config(watches.config.clone())
+        .owns(
+            Api::<Deployment>::all(client.clone()),
+            watches.owned.clone(),
+        )
+        .owns(Api::<Service>::all(client.clone()), watches.owned.clone())
+        .owns(
+            Api::<NetworkPolicy>::all(client.clone()),
+            watches.owned.clone(),
+        )
+        .owns(
+            Api::<ServiceAccount>::all(client.clone()),
+            watches.owned.clone(),
+        )
+        .watches_shared_stream(feeds.approvals.updates(), |a: Arc<ModelApproval>| {
+            a.metadata
+                .namespace
+                .clone()
+                .map(|ns| ObjectRef::<ModelDeployment>::new(&a.spec.model_deployment).within(&ns))
+        })
+        .watches_shared_stream(feeds.datasets.updates(), move |d| {
+            let ns = d.namespace().unwrap_or_default();
+            let name = d.name_any();
+            refs(s.models.state_filter(|m| {
+                m.metadata.namespace.as_deref() == Some(ns.as_str())
+                    && m.spec.training_datasets.contains(&name)
+            }))
+        })
+        .watches_shared_stream(feeds.policies.updates(), move |_| refs(s2.models.state()))
+        .watches_shared_stream(feeds.namespaces.updates(), move |ns| {
+            let ns = ns.name_any();
+            refs(
+                s3.models
+                    .state_filter(|m| m.metadata.namespace.as_deref() == Some(ns.as_str())),
+            )
+        });
+    drive(controller, reconcile, ctx, watches)
 }
 
-async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Action> {
-    let namespace = model
-        .namespace()
-        .ok_or_else(|| Error::Invalid("ModelDeployment without namespace".into()))?;
-    let name = model.name_any();
+/// Reconciles a ModelDeployment: [`read`] the live Deployment when the plan needs it, [`plan`]
+/// the children and what serves (pure), apply the children ([`apply_children`]), then
+/// [`build_status`] (pure) and write it with the Events of its transitions.
+pub async fn reconcile(model: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Action> {
+    let (model, ctx) = (&*model, &*ctx);
+    let namespace = super::namespace_of(model)?;
     let now = Timestamp::now();
     let profile = ctx.state.profile(&namespace);
-    let state = &*ctx.state;
+    let live = read(model, ctx, &profile, now).await?;
+    let plan = plan(model, &*ctx.state, &profile, live.as_ref(), now);
+    let (foreign, applied) = apply_children(ctx, &plan).await?;
+    let status = build_status(model, &plan, &foreign, applied.as_ref(), now);
+    write_status(model, ctx, &plan, status).await?;
+    Ok(requeue_until(plan.gate.next_expiry(), now))
+}
+
+/// Whether the plan needs the live Deployment: to find what served before on it (status
+/// holds no serving release: lost, or the first reconcile after an upgrade), or to say whether
+/// it still runs (the release recorded in status cannot be proved approved).
+pub fn needs_live_deployment(
+    model: &ModelDeployment,
+    approvals: &[Arc<ModelApproval>],
+    profile: &Profile,
+    now: Timestamp,
+) -> bool {
+    match model
+        .status
+        .as_ref()
+        .and_then(|s| s.serving_release.as_deref())
+    {
+        None => true,
+        Some(recorded) => matches!(
+            standing(recorded, true, model, approvals, profile, now),
+            Standing::Unproven(_)
+        ),
+    }
+}
+
+/// The read step: the live Deployment, once, when [`needs_live_deployment`] (None otherwise,
+/// or when it does not exist). Everything else the plan reads comes from the shared cache.
+async fn read(
+    model: &ModelDeployment,
+    ctx: &Context,
+    profile: &Profile,
+    now: Timestamp,
+) -> Result<Option<Deployment>> {
+    let namespace = model.namespace().unwrap_or_default();
+    let approvals = ctx.state.approvals(&namespace, &model.name_any());
+    if !needs_live_deployment(model, &approvals, profile, now) {
+        return Ok(None);
+    }
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
+    deployments
+        .get_opt(&model.name_any())
+        .await
+        .doing(Doing::Get, || {
+            Target::new::<Deployment>(Some(&namespace), &model.name_any())
+        })
+}
+
+/// What a ModelDeployment's reconcile decides before it writes anything (see [`plan`]).
+pub struct Plan {
+    pub eval: Evaluation,
+    pub gate: Promotion,
+    /// Training datasets whose own evaluation has Enforce findings.
+    pub bad_datasets: Vec<String>,
+    /// The release the spec requests, with its requester.
+    pub requested: ReleaseRecord,
+    /// The release that serves (None: nothing serves).
+    pub serving: Option<ServingRelease>,
+    /// The record of the verified release that served before, to tell a new promotion.
+    pub previous: Option<ReleaseRecord>,
+    pub note: ServingNote,
+    pub classification: Classification,
+    /// The Enforce controls the spec fails: no Deployment is written from it.
+    pub denied: Vec<&'static str>,
+    pub service_account: ServiceAccount,
+    pub network_policy: NetworkPolicy,
+    pub service: Service,
+    /// The Deployment to apply (None: nothing may serve, or the spec fails an Enforce control;
+    /// what runs now is then left as it is).
+    pub deployment: Option<Deployment>,
+}
+
+impl Plan {
+    /// The children to apply, in order (the Deployment last).
+    pub fn children(&self) -> Vec<Child<'_>> {
+        let mut children = vec![
+            Child::of(&self.service_account),
+            Child::of(&self.network_policy),
+            Child::of(&self.service),
+        ];
+        if let Some(d) = &self.deployment {
+            children.push(Child::of(d));
+        }
+        children
+    }
+}
+
+/// The plan of a ModelDeployment (pure): which release serves and the children to apply, from
+/// the cached objects (`lookup`: approvals, datasets), the live Deployment when [`read`] read
+/// it, and `now`.
+///
+/// What served before is taken from status, else from the record on the live Deployment;
+/// either is used only once re-verified against the approvals, because both can be written
+/// by others. The record in status is the controller's own (no user role may write the status
+/// subresource), so the rule it was promoted under is taken from it; the one on the
+/// Deployment, which the team may edit, is held to the rule in force now.
+pub fn plan(
+    model: &ModelDeployment,
+    lookup: &dyn Lookup,
+    profile: &Profile,
+    live: Option<&Deployment>,
+    now: Timestamp,
+) -> Plan {
+    let namespace = model.namespace().unwrap_or_default();
     let eval = policy::evaluate(
         Governed::Model(model),
         &PolicyContext {
-            profile: &profile,
-            lookup: state,
+            profile,
+            lookup,
             now,
             detail: policy::Detail::Outcomes,
         },
     );
-    let approvals = state.approvals(&namespace, &name);
-    let gate = promotion(model, &approvals, &profile, now);
-    let bad_datasets = noncompliant_datasets(model, state, &profile, now);
+    let approvals = lookup.approvals(&namespace, &model.name_any());
+    let gate = promotion(model, &approvals, profile, now);
+    let bad_datasets = noncompliant_datasets(model, lookup, profile, now);
     let requested = model.spec.release();
     let mut requested_record = requested.record();
     requested_record.requested_by = gate.requester.clone();
 
-    // What served before: status, else (status lost, or the first reconcile after an upgrade)
-    // the record on the live Deployment. Either is used only once re-verified against the
-    // approvals, because both can be written by others.
-    // The record in status is the controller's own (no user role may write the status
-    // subresource), so the rule it was promoted under is taken from it; the one on the
-    // Deployment, which the team may edit, is held to the rule in force now.
-    let deployments: kube::Api<Deployment> = kube::Api::namespaced(ctx.client.clone(), &namespace);
-    let mut candidate = model
+    let candidate = match model
         .status
         .as_ref()
-        .and_then(|s| s.serving_release.as_deref().cloned())
-        .map(|r| (r, true));
-    if candidate.is_none() {
-        candidate = deployments
-            .get_opt(&name)
-            .await?
-            .and_then(|d| d.metadata.annotations)
-            .and_then(|mut a| a.remove(RELEASE_RECORD_ANNOTATION))
-            .and_then(|json| serde_json::from_str::<ServingRelease>(&json).ok())
-            .map(|r| (r, false));
-    }
+        .and_then(|s| s.serving_release.as_deref())
+    {
+        Some(recorded) => Some((recorded.clone(), true)),
+        None => live
+            .and_then(|d| d.metadata.annotations.as_ref())
+            .and_then(|a| a.get(RELEASE_RECORD_ANNOTATION))
+            .and_then(|json| serde_json::from_str::<ServingRelease>(json).ok())
+            .map(|r| (r, false)),
+    };
     let (previous, previous_standing) = match candidate {
         Some((c, trusted)) => {
-            let standing = standing(&c, trusted, model, &approvals, &profile, now);
+            let standing = standing(&c, trusted, model, &approvals, profile, now);
             (Some(c), Some(standing))
         }
         None => (None, None),
@@ -977,15 +1121,12 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
             promoted_under,
             required_now,
         },
-        (None, _, Some((release, why))) => {
-            // What still runs is left as it is: say so only when it does.
-            let running = deployments.get_opt(&name).await?.is_some();
-            ServingNote::Unproven {
-                release,
-                why,
-                running,
-            }
-        }
+        // What still runs is left as it is: say so only when it does.
+        (None, _, Some((release, why))) => ServingNote::Unproven {
+            release,
+            why,
+            running: live.is_some(),
+        },
         _ => ServingNote::None,
     };
 
@@ -994,22 +1135,16 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
             crate::policy::model_deployment::classification_of(
                 &namespace,
                 &s.spec.training_datasets,
-                state,
+                lookup,
             )
             .0
         }
-        None => classification(model, state).0,
-    };
-    let inputs = Inputs {
-        model,
-        profile: &profile,
-        classification: class,
-        release: serving.as_ref(),
+        None => classification(model, lookup).0,
     };
     // The same engine call as the webhook: a spec that fails an Enforce control (wrong GPU
     // placement, a registry the policy refuses...) never reaches a Deployment, whether or not
     // the webhook saw it. What runs now is left as it is.
-    let mut denied: Vec<&str> = eval.denials().map(|f| f.control).collect();
+    let mut denied: Vec<&'static str> = eval.denials().map(|f| f.control).collect();
     denied.dedup();
     // What the Service and NetworkPolicy expose belongs to the release that serves; while
     // nothing serves, to the requested one (no pod answers yet).
@@ -1017,33 +1152,67 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
     let service_account = build_service_account(model);
     let network_policy = build_network_policy(model, exposed);
     let service = build_service(model, exposed);
-    let deployment = denied
-        .is_empty()
-        .then(|| build_deployment(&inputs))
-        .flatten();
-    let mut children = vec![
-        Child::of(&service_account),
-        Child::of(&network_policy),
-        Child::of(&service),
-    ];
-    if let Some(d) = &deployment {
-        children.push(Child::of(d));
+    let deployment = if denied.is_empty() {
+        build_deployment(&Inputs {
+            model,
+            profile,
+            classification: class,
+            release: serving.as_ref(),
+        })
+    } else {
+        None
+    };
+    Plan {
+        eval,
+        gate,
+        bad_datasets,
+        requested: requested_record,
+        serving,
+        previous: previous_record,
+        note,
+        classification: class,
+        denied,
+        service_account,
+        network_policy,
+        service,
+        deployment,
     }
-    let foreign = foreign_children(&ctx.client, &children).await?;
-    let mut applied = None;
-    if foreign.is_empty() {
-        apply(&ctx.client, &service_account).await?;
-        apply(&ctx.client, &network_policy).await?;
-        apply(&ctx.client, &service).await?;
-        if let Some(d) = &deployment {
-            let live = apply(&ctx.client, d).await?;
-            applied = Some(match foreign_pod_items(d, &live) {
-                Some(patch) => put_back(&ctx.client, &live, &patch).await?,
-                None => live,
-            });
-        }
+}
+
+/// The apply step: the planned children, server-side applied, unless one of them collides with
+/// an object this model does not own (then nothing is written). Returns those collisions and
+/// the Deployment as applied (with drift put back).
+async fn apply_children(ctx: &Context, plan: &Plan) -> Result<(Vec<String>, Option<Deployment>)> {
+    let foreign = foreign_children(&ctx.client, &plan.children()).await?;
+    if !foreign.is_empty() {
+        return Ok((foreign, None));
     }
-    let available = applied.as_ref().map(|d| {
+    apply(&ctx.client, &plan.service_account).await?;
+    apply(&ctx.client, &plan.network_policy).await?;
+    apply(&ctx.client, &plan.service).await?;
+    let Some(d) = &plan.deployment else {
+        return Ok((foreign, None));
+    };
+    let live = apply(&ctx.client, d).await?;
+    let applied = match foreign_pod_items(d, &live) {
+        Some(patch) => put_back(&ctx.client, &live, &patch).await?,
+        None => live,
+    };
+    Ok((foreign, Some(applied)))
+}
+
+/// The status of a ModelDeployment after the apply (pure): conditions merged with the old
+/// ones (`lastTransitionTime` moves only on a transition), the promotion records, what serves
+/// and what is pending. `foreign`: the children that collide with objects it does not own;
+/// `applied`: the Deployment as applied (None: none was).
+pub fn build_status(
+    model: &ModelDeployment,
+    plan: &Plan,
+    foreign: &[String],
+    applied: Option<&Deployment>,
+    now: Timestamp,
+) -> ModelDeploymentStatus {
+    let available = applied.map(|d| {
         let wanted = d.spec.replicas.unwrap_or(1);
         let ready = d
             .status
@@ -1055,20 +1224,18 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
             format!("{ready} of {wanted} replicas available"),
         )
     });
-
-    let old_conditions = super::old_conditions(model);
     let mut desired = desired_conditions(
-        &eval,
-        &gate,
-        &bad_datasets,
-        &requested_record,
-        serving.as_ref().map(|s| &s.record),
+        &plan.eval,
+        &plan.gate,
+        &plan.bad_datasets,
+        &plan.requested,
+        plan.serving.as_ref().map(|s| &s.record),
         available,
-        &note,
+        &plan.note,
     );
     if !foreign.is_empty() {
-        replace_ready(&mut desired, name_conflict(&foreign));
-    } else if !denied.is_empty() {
+        replace_ready(&mut desired, name_conflict(foreign));
+    } else if !plan.denied.is_empty() {
         replace_ready(
             &mut desired,
             Desired::new(
@@ -1077,22 +1244,13 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
                 "ControlsFailed",
                 format!(
                     "the spec fails Enforce controls ({}): no Deployment is written from it",
-                    denied.join(", ")
+                    plan.denied.join(", ")
                 ),
             ),
         );
     }
+    let old_conditions = super::old_conditions(model);
     let merged = conditions::merge(&old_conditions, &desired, model.metadata.generation, now);
-    for c in ctx.unpublished(model, conditions::transitions(&old_conditions, &merged)) {
-        let warning = c.status == "False" && c.type_ != "Available";
-        ctx.event(
-            model,
-            warning,
-            &c.reason,
-            format!("{}: {}", c.type_, c.message),
-        )
-        .await;
-    }
     // Evidence (A.8.32): each promotion is recorded in status (bounded) and as an Event.
     let mut promotions = model
         .status
@@ -1102,23 +1260,21 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
     // The serving release's record is always in the list: a reconcile that read a status
     // older than its own last write (the cache lags the write) or a status that was lost
     // finds the release on the Deployment and must put its record back, not apply a list
-    // without it. The Event is published once, when the release is promoted.
-    if let Some(s) = &serving
+    // without it.
+    if let Some(s) = &plan.serving
         && !promotions.contains(&s.record)
     {
         promotions.push(s.record.clone());
         let excess = promotions.len().saturating_sub(MAX_PROMOTIONS);
         promotions.drain(..excess);
-        if previous_record.as_ref() != Some(&s.record) {
-            ctx.event(model, false, "ReleasePromoted", promotion_note(&s.record))
-                .await;
-        }
     }
-    let pending = serving
+    let requested = &plan.requested;
+    let pending = plan
+        .serving
         .as_ref()
-        .is_none_or(|s| s.record.fingerprint != requested_record.fingerprint);
-    let mut controls = eval.control_results();
-    if let ServingNote::EarlierRule { .. } = note
+        .is_none_or(|s| s.record.fingerprint != requested.fingerprint);
+    let mut controls = plan.eval.control_results();
+    if let ServingNote::EarlierRule { .. } = plan.note
         && !pending
         && let Some(approved) = desired.iter().find(|d| d.type_ == "Approved")
         && let Some(control) = controls.iter_mut().find(|c| c.id == "A.8.32")
@@ -1127,17 +1283,18 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
         // it was promoted with.
         control.message = approved.message.clone();
     }
-    let status = ModelDeploymentStatus {
+    let gate = &plan.gate;
+    ModelDeploymentStatus {
         common: CommonStatus {
             observed_generation: model.metadata.generation,
             conditions: merged,
             controls,
         },
-        classification: Some(class),
-        serving_digest: serving.as_ref().map(|s| s.record.digest.clone()),
-        pending_digest: pending.then(|| requested_record.digest.clone()),
-        pending_release: pending.then(|| Box::new(requested_record.clone())),
-        serving_release: serving.map(Box::new),
+        classification: Some(plan.classification),
+        serving_digest: plan.serving.as_ref().map(|s| s.record.digest.clone()),
+        pending_digest: pending.then(|| requested.digest.clone()),
+        pending_release: pending.then(|| Box::new(requested.clone())),
+        serving_release: plan.serving.clone().map(Box::new),
         promotions,
         // Bounded: status never grows with the number of approvals filed.
         approvals: gate
@@ -1152,27 +1309,57 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
                 approved_at: c.approved_at.map(Time),
             })
             .collect(),
-    };
-    let api: kube::Api<ModelDeployment> = kube::Api::namespaced(ctx.client.clone(), &namespace);
+    }
+}
+
+/// The release promoted by this reconcile, for its Event: the one that serves, when it is not
+/// in the promotion records yet and did not serve before. The Event is published once, when
+/// the release is promoted.
+pub fn newly_promoted<'p>(model: &ModelDeployment, plan: &'p Plan) -> Option<&'p ReleaseRecord> {
+    let serving = &plan.serving.as_ref()?.record;
+    let recorded = model
+        .status
+        .as_ref()
+        .is_some_and(|s| s.promotions.contains(serving));
+    (!recorded && plan.previous.as_ref() != Some(serving)).then_some(serving)
+}
+
+/// The status step: Events for the condition transitions and the promotion, then the status,
+/// server-side applied, with a serving release written by someone else replaced whole (see
+/// [`serving_release_patch`]).
+async fn write_status(
+    model: &ModelDeployment,
+    ctx: &Context,
+    plan: &Plan,
+    status: ModelDeploymentStatus,
+) -> Result<()> {
+    let old_conditions = super::old_conditions(model);
+    ctx.publish_transitions(model, &old_conditions, &status.common.conditions, |c| {
+        c.status == "False" && c.type_ != "Available"
+    })
+    .await;
+    if let Some(record) = newly_promoted(model, plan) {
+        ctx.event(model, false, "ReleasePromoted", promotion_note(record))
+            .await;
+    }
+    let namespace = model.namespace().unwrap_or_default();
+    let api: Api<ModelDeployment> = Api::namespaced(ctx.client.clone(), &namespace);
     let recorded = model
         .status
         .as_ref()
         .and_then(|s| s.serving_release.as_deref());
-    let replace = serving_release_patch(recorded, &status)?;
-    apply_status(
-        &api,
-        model,
-        serde_json::to_value(&status).map_err(|e| Error::Serialize(e.to_string()))?,
-    )
-    .await?;
+    let replace = serving_release_patch(recorded, &status);
+    apply_status(&api, model, &status).await?;
     if let Some(patch) = replace {
         let params = kube::api::PatchParams {
             field_manager: Some(super::FIELD_MANAGER.to_string()),
             ..kube::api::PatchParams::default()
         };
-        api.patch_status(&name, &params, &patch).await?;
+        api.patch_status(&model.name_any(), &params, &patch)
+            .await
+            .doing(Doing::WriteStatus, || Target::of(model))?;
     }
-    Ok(requeue_until(gate.next_expiry(), now))
+    Ok(())
 }
 
 /// Server-side apply leaves in place what another field manager wrote: a `servingRelease`
@@ -1183,24 +1370,29 @@ async fn reconcile_inner(model: &ModelDeployment, ctx: &Context) -> Result<Actio
 pub fn serving_release_patch(
     recorded: Option<&ServingRelease>,
     status: &ModelDeploymentStatus,
-) -> Result<Option<kube::api::Patch<serde_json::Value>>> {
+) -> Option<kube::api::Patch<serde_json::Value>> {
+    use json_patch::jsonptr::PointerBuf;
+    use json_patch::{AddOperation, PatchOperation};
     if recorded == status.serving_release.as_deref() {
-        return Ok(None);
+        return None;
     }
-    Ok(Some(match &status.serving_release {
+    Some(match &status.serving_release {
         Some(release) => {
-            let ops = serde_json::json!([
-                {"op": "add", "path": "/status/servingRelease", "value": release},
-                {"op": "add", "path": "/status/servingDigest", "value": release.record.digest},
-            ]);
-            kube::api::Patch::Json(
-                serde_json::from_value(ops).map_err(|e| Error::Serialize(e.to_string()))?,
-            )
+            let add = |field: &str, value: serde_json::Value| {
+                PatchOperation::Add(AddOperation {
+                    path: PointerBuf::from_tokens(["status", field]),
+                    value,
+                })
+            };
+            kube::api::Patch::Json(json_patch::Patch(vec![
+                add("servingRelease", serde_json::json!(release)),
+                add("servingDigest", serde_json::json!(release.record.digest)),
+            ]))
         }
         None => kube::api::Patch::Merge(serde_json::json!({
             "status": {"servingRelease": null, "servingDigest": null}
         })),
-    }))
+    })
 }
 
 /// The Event note of a promotion: release, requester, approvers, time.
@@ -1223,10 +1415,4 @@ pub fn promotion_note(record: &ReleaseRecord) -> String {
             record.approvers.join(", ")
         }
     )
-}
-
-pub fn error_policy(model: Arc<ModelDeployment>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.error(KIND, error.category());
-    tracing::warn!(modeldeployment = %model.name_any(), error = %error, "reconcile failed");
-    error_action(error, &model.name_any())
 }

@@ -574,8 +574,7 @@ fn a_serving_release_written_by_someone_else_is_replaced_or_removed_whole() {
     let r1 = release_of(&m);
     let mut status = crate::api::ModelDeploymentStatus::default();
     // Nothing serves, but status says R1 does: removed with its digest.
-    let Some(kube::api::Patch::Merge(patch)) = serving_release_patch(Some(&r1), &status).unwrap()
-    else {
+    let Some(kube::api::Patch::Merge(patch)) = serving_release_patch(Some(&r1), &status) else {
         panic!("no merge patch");
     };
     assert_eq!(
@@ -586,8 +585,7 @@ fn a_serving_release_written_by_someone_else_is_replaced_or_removed_whole() {
     status.serving_release = Some(Box::new(r1.clone()));
     let mut stray = r1.clone();
     stray.record.approvers = vec!["mallory".to_string()];
-    let Some(kube::api::Patch::Json(patch)) = serving_release_patch(Some(&stray), &status).unwrap()
-    else {
+    let Some(kube::api::Patch::Json(patch)) = serving_release_patch(Some(&stray), &status) else {
         panic!("no JSON patch");
     };
     let ops = serde_json::to_value(&patch).unwrap();
@@ -595,7 +593,7 @@ fn a_serving_release_written_by_someone_else_is_replaced_or_removed_whole() {
     assert_eq!(ops[0]["path"], "/status/servingRelease");
     assert_eq!(ops[0]["value"], serde_json::to_value(&r1).unwrap());
     // What status holds is what was decided: nothing to do.
-    assert!(serving_release_patch(Some(&r1), &status).unwrap().is_none());
+    assert!(serving_release_patch(Some(&r1), &status).is_none());
 }
 
 #[test]
@@ -1505,6 +1503,153 @@ fn an_approval_of_another_release_says_whether_it_serves_was_superseded_or_never
         message.contains("is not the model's pending release") && message.contains("never counts"),
         "{message}"
     );
+}
+
+/// The cache of a test: these approvals and nothing else.
+fn inventory_with(approvals: &[Arc<ModelApproval>]) -> Inventory {
+    let mut inventory = Inventory::default();
+    inventory.approvals = approvals.to_vec();
+    inventory
+}
+
+#[test]
+fn the_plan_keeps_a_pending_release_out_of_the_deployment_until_it_is_approved() {
+    use super::model_deployment::{build_status, needs_live_deployment, newly_promoted, plan};
+    let r1 = requested_by_alice(model("  serving: {port: 9000}\n"));
+    let mut profile = production();
+    // Neither KMS nor TLS required: the spec passes every Enforce control.
+    profile.require_kms_from = Classification::Restricted;
+    let now = jiff::Timestamp::now();
+    let approvals = vec![
+        approval_of(&r1, "bob", "bob", 2),
+        approval_of(&r1, "carol", "carol", 1),
+    ];
+    let inv = inventory_with(&approvals);
+    // R1 approved: planned, promoted now, and nothing pending.
+    let first = plan(&r1, &inv, &profile, None, now);
+    assert!(first.denied.is_empty(), "{:?}", first.eval.findings);
+    let serving = first.serving.clone().expect("R1 serves");
+    let image = |p: &super::model_deployment::Plan| {
+        p.deployment
+            .as_ref()
+            .expect("a Deployment")
+            .spec
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0]
+            .image
+            .clone()
+    };
+    assert_eq!(image(&first).as_deref(), Some(r1.spec.image.as_str()));
+    assert_eq!(newly_promoted(&r1, &first), Some(&serving.record));
+    let status = build_status(&r1, &first, &[], None, now);
+    assert!(status.pending_release.is_none());
+    assert_eq!(status.promotions, std::slice::from_ref(&serving.record));
+
+    // Alice changes the image: R2 is pending, unapproved. The Deployment stays on R1's image,
+    // status says which serves and which waits, and no promotion is announced again.
+    let mut r2 = r1.clone();
+    r2.spec.image = "registry.example.com/serve:evil".to_string();
+    let mut r2 = requested_by_alice(r2);
+    r2.status = Some(status);
+    assert!(
+        !needs_live_deployment(&r2, &approvals, &profile, now),
+        "a proven status needs no read of the Deployment"
+    );
+    let second = plan(&r2, &inv, &profile, None, now);
+    assert_eq!(image(&second).as_deref(), Some(r1.spec.image.as_str()));
+    assert_eq!(newly_promoted(&r2, &second), None);
+    let status = build_status(&r2, &second, &[], None, now);
+    assert_eq!(
+        status
+            .serving_release
+            .as_ref()
+            .map(|s| &s.record.fingerprint),
+        Some(&serving.record.fingerprint)
+    );
+    assert_eq!(
+        status.pending_release.as_ref().map(|r| r.image.as_str()),
+        Some("registry.example.com/serve:evil")
+    );
+    let promoted = status
+        .common
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Promoted")
+        .unwrap();
+    assert_eq!(
+        (promoted.status.as_str(), promoted.reason.as_str()),
+        ("False", "AwaitingApproval"),
+        "{}",
+        promoted.message
+    );
+}
+
+#[test]
+fn the_plan_renders_nothing_from_a_forged_serving_release_and_removes_it_from_status() {
+    use super::model_deployment::{
+        ServingNote, build_status, needs_live_deployment, plan, serving_release_patch,
+    };
+    let m = requested_by_alice(model(""));
+    let mut profile = production();
+    // Neither KMS nor TLS required: the spec passes every Enforce control.
+    profile.require_kms_from = Classification::Restricted;
+    let now = jiff::Timestamp::now();
+    // Someone with modeldeployments/status writes a serving release no approval backs.
+    let mut forged = release_of(&m);
+    forged.spec.image = "registry.example.com/serve:evil".to_string();
+    let mut m = m;
+    m.status = Some(crate::api::ModelDeploymentStatus {
+        serving_release: Some(Box::new(forged.clone())),
+        ..Default::default()
+    });
+    let inv = inventory_with(&[]);
+    assert!(
+        needs_live_deployment(&m, &[], &profile, now),
+        "whether its Deployment still runs is read once"
+    );
+    let live = build_deployment(&Inputs {
+        model: &m,
+        profile: &profile,
+        classification: Classification::Internal,
+        release: Some(&release_of(&m)),
+    });
+    let planned = plan(&m, &inv, &profile, live.as_ref(), now);
+    assert!(planned.serving.is_none());
+    assert!(planned.deployment.is_none(), "nothing is rendered from it");
+    assert!(
+        matches!(&planned.note, ServingNote::Unproven { running: true, why, .. }
+            if why.contains("does not match its fingerprint")),
+        "{:?}",
+        planned.note
+    );
+    let status = build_status(&m, &planned, &[], None, now);
+    assert!(status.serving_release.is_none());
+    let ready = status
+        .common
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.reason, "ServingUnproven", "{}", ready.message);
+    assert!(
+        ready.message.contains("left exactly as it is"),
+        "{}",
+        ready.message
+    );
+    // The forged record is removed from status, with its digest.
+    assert!(matches!(
+        serving_release_patch(Some(&forged), &status),
+        Some(kube::api::Patch::Merge(_))
+    ));
+    // Without a Deployment, nothing is said to run.
+    let planned = plan(&m, &inv, &profile, None, now);
+    assert!(matches!(
+        planned.note,
+        ServingNote::Unproven { running: false, .. }
+    ));
 }
 
 #[test]

@@ -4,26 +4,26 @@
 //! deletion recorded in `status.deletedAt` and an Event: evidence for A.8.10).
 
 use super::conditions::{self, Desired};
+use super::error::{Context as _, Doing, Error, Result, Target};
 use super::{
-    Child, Context, apply, apply_status, cached_rbac, child_labels, error_action,
+    Child, Context, Watches, apply, apply_status, cached_rbac, child_labels, drive,
     forbidden_condition, forbidden_to_annexa, foreign_children, name_conflict, owner_reference,
-    requeue_until, withdraw,
+    refs, requeue_until, withdraw,
 };
 use crate::api::{CommonStatus, OnExpiry, TrainingDataset, TrainingDatasetStatus};
-use crate::error::{Error, Result};
 use crate::policy::pod_access::{listed, unallowed_readers};
 use crate::policy::training_dataset::expiry;
-use crate::policy::{self, Context as PolicyContext, Governed};
+use crate::policy::{self, Governed};
+use futures::Future;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Preconditions};
+use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use std::sync::Arc;
-
-pub const KIND: &str = "TrainingDataset";
 
 /// Name of the Role and RoleBinding granting read access to the credentials Secret.
 pub fn access_name(dataset: &TrainingDataset) -> String {
@@ -77,29 +77,34 @@ pub fn build_access(dataset: &TrainingDataset) -> Option<(Role, RoleBinding)> {
     Some((role, binding))
 }
 
-pub async fn reconcile(dataset: Arc<TrainingDataset>, ctx: Arc<Context>) -> Result<Action> {
-    let dataset = &*dataset;
-    let started = std::time::Instant::now();
-    let result = reconcile_inner(dataset, &ctx).await;
-    ctx.metrics.observe(KIND, started.elapsed().as_secs_f64());
-    result
+/// The TrainingDataset Controller: its own kind, its Role and RoleBinding (from the shared
+/// RBAC caches), the datasets it derives from and the policies.
+pub fn controller(ctx: Arc<Context>, watches: &Watches) -> impl Future<Output = ()> + use<> {
+    let feeds = &watches.state.feeds;
+    let (s, s2) = (watches.state.clone(), watches.state.clone());
+    let controller =
+        Controller::for_shared_stream(feeds.datasets.changes(), feeds.datasets.store())
+            .with_config(watches.config.clone())
+            .owns_shared_stream(watches.roles.updates())
+            .owns_shared_stream(watches.role_bindings.updates())
+            .watches_shared_stream(feeds.datasets.updates(), move |parent| {
+                let ns = parent.namespace().unwrap_or_default();
+                let name = parent.name_any();
+                refs(s.datasets.state_filter(|d| {
+                    d.metadata.namespace.as_deref() == Some(ns.as_str())
+                        && d.spec.derived_from.contains(&name)
+                }))
+            })
+            .watches_shared_stream(feeds.policies.updates(), move |_| refs(s2.datasets.state()));
+    drive(controller, reconcile, ctx, watches)
 }
 
-async fn reconcile_inner(dataset: &TrainingDataset, ctx: &Context) -> Result<Action> {
-    let namespace = dataset
-        .namespace()
-        .ok_or_else(|| Error::Invalid("TrainingDataset without namespace".into()))?;
+pub async fn reconcile(dataset: Arc<TrainingDataset>, ctx: Arc<Context>) -> Result<Action> {
+    let (dataset, ctx) = (&*dataset, &*ctx);
+    let namespace = super::namespace_of(dataset)?;
     let now = Timestamp::now();
     let profile = ctx.state.profile(&namespace);
-    let eval = policy::evaluate(
-        Governed::Dataset(dataset),
-        &PolicyContext {
-            profile: &profile,
-            lookup: &*ctx.state,
-            now,
-            detail: policy::Detail::Outcomes,
-        },
-    );
+    let eval = ctx.evaluate(Governed::Dataset(dataset), &profile, now);
 
     // The same engine call as the webhook: a dataset failing an Enforce control gets no Role
     // reading its Secret, whether or not the webhook saw it.
@@ -192,7 +197,8 @@ async fn reconcile_inner(dataset: &TrainingDataset, ctx: &Context) -> Result<Act
             // user allowed to delete it; a PVC another object controls (a StatefulSet's, an
             // operator's) is never Annexa's to delete, and the deletion is bound to the UID read
             // here so a PVC recreated under the name in between is left alone.
-            let current = pvcs.get_opt(pvc).await?;
+            let target = || Target::new::<PersistentVolumeClaim>(Some(&namespace), pvc);
+            let current = pvcs.get_opt(pvc).await.doing(Doing::Get, target)?;
             let owner = current
                 .as_ref()
                 .and_then(|c| foreign_controller(&c.metadata));
@@ -221,7 +227,7 @@ async fn reconcile_inner(dataset: &TrainingDataset, ctx: &Context) -> Result<Act
                             status.message
                         ));
                     }
-                    Err(e) => return Err(e.into()),
+                    Err(e) => return Err(Error::api(Doing::Delete, target(), e)),
                 }
             }
             if refused.is_none() {
@@ -311,15 +317,8 @@ async fn reconcile_inner(dataset: &TrainingDataset, ctx: &Context) -> Result<Act
     ];
     let old = super::old_conditions(dataset);
     let merged = conditions::merge(&old, &desired, dataset.metadata.generation, now);
-    for c in ctx.unpublished(dataset, conditions::transitions(&old, &merged)) {
-        ctx.event(
-            dataset,
-            c.status == "False",
-            &c.reason,
-            format!("{}: {}", c.type_, c.message),
-        )
+    ctx.publish_transitions(dataset, &old, &merged, |c| c.status == "False")
         .await;
-    }
     let status = TrainingDatasetStatus {
         common: CommonStatus {
             observed_generation: dataset.metadata.generation,
@@ -330,12 +329,7 @@ async fn reconcile_inner(dataset: &TrainingDataset, ctx: &Context) -> Result<Act
         deleted_at,
     };
     let api: Api<TrainingDataset> = Api::namespaced(ctx.client.clone(), &namespace);
-    apply_status(
-        &api,
-        dataset,
-        serde_json::to_value(&status).map_err(|e| Error::Serialize(e.to_string()))?,
-    )
-    .await?;
+    apply_status(&api, dataset, &status).await?;
     Ok(requeue_until(expires_at.filter(|_| !expired), now))
 }
 
@@ -357,10 +351,4 @@ pub fn foreign_controller(meta: &ObjectMeta) -> Option<String> {
         .flatten()
         .find(|o| o.controller == Some(true))
         .map(|o| format!("{} {:?}", o.kind, o.name))
-}
-
-pub fn error_policy(dataset: Arc<TrainingDataset>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.error(KIND, error.category());
-    tracing::warn!(trainingdataset = %dataset.name_any(), error = %error, "reconcile failed");
-    error_action(error, &dataset.name_any())
 }

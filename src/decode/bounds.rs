@@ -3,6 +3,7 @@
 //! server refuses, with its wording and the field's path. One pass over the object whether it
 //! is a `Value` or JSON text: the bounds are read from the same generated CRDs as `crds/`.
 
+use super::error::{Exceeded, Limit};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
 };
@@ -55,7 +56,7 @@ impl fmt::Display for Path<'_> {
 
 /// The first bound exceeded, in the API server's words: `spec.x: Too many: 65: must have at
 /// most 64 items`.
-pub fn check_value(kind: &str, value: &Value) -> Result<(), String> {
+pub fn check_value(kind: &str, value: &Value) -> Result<(), Exceeded> {
     let Some(schema) = schemas().get(kind) else {
         return Ok(());
     };
@@ -75,7 +76,7 @@ pub fn text_within(kind: &str, json: &str) -> bool {
     .is_ok()
 }
 
-fn run(schema: &JSONSchemaProps, walk: impl FnOnce(Walk<'_>) -> bool) -> Result<(), String> {
+fn run(schema: &JSONSchemaProps, walk: impl FnOnce(Walk<'_>) -> bool) -> Result<(), Exceeded> {
     let found = RefCell::new(None);
     let ok = walk(Walk {
         schema: Some(schema),
@@ -83,7 +84,7 @@ fn run(schema: &JSONSchemaProps, walk: impl FnOnce(Walk<'_>) -> bool) -> Result<
         found: &found,
     });
     match found.into_inner() {
-        Some(message) => Err(message),
+        Some(exceeded) => Err(exceeded),
         // Text that is not JSON is not this check's to refuse: decoding says what is wrong.
         None if ok => Ok(()),
         None => Ok(()),
@@ -94,12 +95,15 @@ struct Walk<'a> {
     /// None: a field the schema does not describe (decoding refuses it, naming it).
     schema: Option<&'a JSONSchemaProps>,
     path: &'a Path<'a>,
-    found: &'a RefCell<Option<String>>,
+    found: &'a RefCell<Option<Exceeded>>,
 }
 
 impl Walk<'_> {
-    fn exceeded<E: serde::de::Error>(&self, message: String) -> E {
-        *self.found.borrow_mut() = Some(format!("{}: {message}", self.path));
+    fn exceeded<E: serde::de::Error>(&self, limit: Limit) -> E {
+        *self.found.borrow_mut() = Some(Exceeded {
+            path: self.path.to_string(),
+            limit,
+        });
         E::custom("size bound exceeded")
     }
 }
@@ -163,9 +167,7 @@ impl<'de> Visitor<'de> for Walk<'_> {
             let max = usize::try_from(max).unwrap_or(usize::MAX);
             // Bytes bound characters from above: count characters only when it can matter.
             if v.len() > max && v.chars().count() > max {
-                return Err(
-                    self.exceeded(format!("Too long: may not be more than {max} characters"))
-                );
+                return Err(self.exceeded(Limit::Length(max)));
             }
         }
         Ok(())
@@ -182,7 +184,7 @@ impl<'de> Visitor<'de> for Walk<'_> {
                 // One more item is one too many; the rest is not read.
                 if seq.next_element::<IgnoredAny>()?.is_some() {
                     let max = max.unwrap_or_default();
-                    return Err(self.exceeded(format!("Too many: must have at most {max} items")));
+                    return Err(self.exceeded(Limit::Items(max)));
                 }
                 return Ok(());
             }
@@ -208,7 +210,7 @@ impl<'de> Visitor<'de> for Walk<'_> {
             count += 1;
             if max.is_some_and(|max| count > max) {
                 let max = max.unwrap_or_default();
-                return Err(self.exceeded(format!("Too many: must have at most {max} properties")));
+                return Err(self.exceeded(Limit::Properties(max)));
             }
             let path = Path::Field(self.path, &key);
             // The root's metadata is the API server's to bound.
@@ -238,14 +240,14 @@ mod tests {
             "metadata": {"name": "m"}, "spec": {"trainingDatasets": names}});
         let text = model.to_string();
         assert_eq!(
-            check_value("ModelDeployment", &model),
+            check_value("ModelDeployment", &model).map_err(|e| e.to_string()),
             Err("spec.trainingDatasets: Too many: must have at most 64 items".to_string())
         );
         assert!(!text_within("ModelDeployment", &text));
         let long = "x".repeat(1025);
         let dataset = json!({"kind": "TrainingDataset", "spec": {"source": {"uri": long}}});
         assert_eq!(
-            check_value("TrainingDataset", &dataset),
+            check_value("TrainingDataset", &dataset).map_err(|e| e.to_string()),
             Err("spec.source.uri: Too long: may not be more than 1024 characters".to_string())
         );
         assert!(!text_within("TrainingDataset", &dataset.to_string()));

@@ -2,8 +2,8 @@
 //! here reads what [`super::decode`] reads, or gives up and leaves the `Value` path to name the
 //! problem.
 
-use super::AnnexaKind;
 use super::strict::Strict;
+use crate::api::AnnexaKind;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;

@@ -10,29 +10,28 @@
 //! - [`workload`]: Pods and pod templates to [`Workload`];
 //! - `json`: the admission fast path straight from JSON text ([`TopLevel`], [`value_accepts`],
 //!   [`MapOnly`]), which reads what [`decode`] reads or gives up;
-//! - `bounds`: the CRD schemas' size bounds, checked before decoding.
+//! - `bounds`: the CRD schemas' size bounds, checked before decoding;
+//! - [`Error`]: one variant per failure, its message the one users read.
 
 use crate::api::{
-    API_VERSION, AgentPolicy, AgentPolicySpec, AgentPolicyStatus, CompliancePolicy,
-    CompliancePolicySpec, CompliancePolicyStatus, GROUP, ModelApproval, ModelApprovalSpec,
-    ModelApprovalStatus, ModelDeployment, ModelDeploymentSpec, ModelDeploymentStatus,
-    TrainingDataset, TrainingDatasetSpec, TrainingDatasetStatus,
+    API_VERSION, AgentPolicy, AnnexaKind, CompliancePolicy, GROUP, Kind, ModelApproval,
+    ModelDeployment, TrainingDataset,
 };
 use crate::policy::Related;
-use crate::policy::workload::{Workload, is_workload_kind};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use crate::policy::workload::{WORKLOAD_KINDS, Workload, is_workload_kind};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
 mod bounds;
+mod error;
 mod json;
 mod strict;
 mod typed;
 pub mod workload;
 
 pub(crate) use bounds::text_within;
+pub use error::{Error, Exceeded, Limit, WorkloadError};
 pub(crate) use json::{MapOnly, TopLevel, value_accepts};
 pub use typed::typed;
 
@@ -74,32 +73,34 @@ pub enum DeviceRequest {
 }
 
 /// Decodes one document into an object. Errors name the object and field.
-pub fn decode(value: &Value) -> Result<Object, String> {
+pub fn decode(value: &Value) -> Result<Object, Error> {
     let Some(map) = value.as_object() else {
-        return Err(format!(
-            "expected a Kubernetes object (a mapping), found {}",
-            type_name(value)
-        ));
+        return Err(Error::NotAMapping {
+            found: type_name(value),
+        });
     };
     let kind = match map.get("kind") {
         Some(Value::String(k)) if !k.is_empty() => k.as_str(),
         Some(other) => {
-            return Err(format!(
-                "kind must be a non-empty string, found {}",
-                type_name(other)
-            ));
+            return Err(Error::KindNotAString {
+                found: type_name(other),
+            });
         }
-        None => return Err("document has no kind".to_string()),
+        None => return Err(Error::NoKind),
     };
     let api_version = match map.get("apiVersion") {
         Some(Value::String(v)) => v.as_str(),
         Some(other) => {
-            return Err(format!(
-                "{kind}: apiVersion must be a string, found {}",
-                type_name(other)
-            ));
+            return Err(Error::ApiVersionNotAString {
+                kind: kind.to_string(),
+                found: type_name(other),
+            });
         }
-        None => return Err(format!("{kind}: document has no apiVersion")),
+        None => {
+            return Err(Error::NoApiVersion {
+                kind: kind.to_string(),
+            });
+        }
     };
     let name = value
         .pointer("/metadata/name")
@@ -111,44 +112,49 @@ pub fn decode(value: &Value) -> Result<Object, String> {
         })
         .unwrap_or_default()
         .to_string();
-    let annexa_kind = matches!(
-        kind,
-        "CompliancePolicy"
-            | "TrainingDataset"
-            | "ModelDeployment"
-            | "ModelApproval"
-            | "AgentPolicy"
-    );
     if api_version.split('/').next() == Some(GROUP) && api_version != API_VERSION {
-        return Err(format!(
-            "{kind} {name:?}: apiVersion {api_version:?} is not served; use {API_VERSION:?}"
-        ));
+        return Err(Error::VersionNotServed {
+            kind: kind.to_string(),
+            name,
+            api_version: api_version.to_string(),
+        });
     }
-    if annexa_kind && api_version == API_VERSION {
+    if let Some(annexa) = Kind::parse(kind)
+        && api_version == API_VERSION
+    {
         if name.is_empty() {
-            return Err(format!("{kind}: metadata.name is required"));
+            return Err(Error::NoName {
+                kind: kind.to_string(),
+            });
         }
-        bounds::check_value(kind, value).map_err(|e| format!("{kind} {name:?}: {e}"))?;
-        let object = match kind {
-            "CompliancePolicy" => Object::Policy(typed(kind, &name, value)?),
-            "TrainingDataset" => {
-                Object::Dataset(with_default_namespace(typed(kind, &name, value)?))
-            }
-            "ModelDeployment" => Object::Model(with_default_namespace(typed(kind, &name, value)?)),
-            "ModelApproval" => Object::Approval(with_default_namespace(typed(kind, &name, value)?)),
-            _ => Object::Agent(with_default_namespace(typed(kind, &name, value)?)),
+        if let Err(source) = bounds::check_value(kind, value) {
+            return Err(Error::TooLarge {
+                kind: kind.to_string(),
+                name,
+                source,
+            });
+        }
+        let object = match annexa {
+            Kind::CompliancePolicy => Object::Policy(annexa_object(&name, value)?),
+            Kind::TrainingDataset => Object::Dataset(annexa_object(&name, value)?),
+            Kind::ModelDeployment => Object::Model(annexa_object(&name, value)?),
+            Kind::ModelApproval => Object::Approval(annexa_object(&name, value)?),
+            Kind::AgentPolicy => Object::Agent(annexa_object(&name, value)?),
         };
         return Ok(object);
     }
     if api_version == API_VERSION {
-        return Err(format!(
-            "{kind} {name:?}: {API_VERSION} has no kind {kind:?}"
-        ));
+        return Err(Error::NoSuchKind {
+            kind: kind.to_string(),
+            name,
+        });
     }
     if kind == "Namespace" && api_version == "v1" {
         let labels = match value.pointer("/metadata/labels") {
-            Some(l) => BTreeMap::<String, String>::deserialize(l)
-                .map_err(|e| format!("Namespace {name:?}: metadata.labels: {e}"))?,
+            Some(l) => match BTreeMap::<String, String>::deserialize(l) {
+                Ok(labels) => labels,
+                Err(source) => return Err(Error::NamespaceLabels { name, source }),
+            },
             None => BTreeMap::new(),
         };
         return Ok(Object::Namespace { name, labels });
@@ -176,10 +182,16 @@ pub fn decode(value: &Value) -> Result<Object, String> {
         }
         _ => {}
     }
-    let workload_api = matches!(api_version, "v1" | "apps/v1" | "batch/v1");
+    // Any workload kind's apiVersion (`v1`, `apps/v1`, `batch/v1`) reads a workload kind.
+    let workload_api = WORKLOAD_KINDS
+        .iter()
+        .any(|w| w.has_api_version(api_version));
     if workload_api && is_workload_kind(kind) {
-        let mut w =
-            workload::from_object(kind, value).map_err(|e| format!("{kind} {name:?}: {e}"))?;
+        let mut w = workload::from_object(kind, value).map_err(|source| Error::Workload {
+            kind: kind.to_string(),
+            name: name.clone(),
+            source,
+        })?;
         if w.namespace.is_empty() {
             w.namespace = "default".to_string();
         }
@@ -196,6 +208,21 @@ pub fn decode(value: &Value) -> Result<Object, String> {
             .map(str::to_string),
         devices: device_requests(value),
     })
+}
+
+/// An Annexa object decoded strictly ([`typed`]), in `default` when it is of a namespaced
+/// kind and names no namespace.
+fn annexa_object<K: AnnexaKind>(name: &str, value: &Value) -> Result<K, Error> {
+    typed(K::KIND.name(), name, value).map(in_default_namespace)
+}
+
+/// A namespaced Annexa object that names no namespace is in `default`, as `kubectl` puts it.
+pub(crate) fn in_default_namespace<K: AnnexaKind>(object: K) -> K {
+    if K::KIND.namespaced() {
+        with_default_namespace(object)
+    } else {
+        object
+    }
 }
 
 pub(crate) fn with_default_namespace<K: kube::Resource>(mut object: K) -> K {
@@ -258,33 +285,6 @@ fn device_requests(value: &Value) -> Vec<DeviceRequest> {
     out
 }
 
-/// An Annexa kind as kube derives it: metadata, spec and status.
-pub(crate) trait AnnexaKind: kube::Resource + Sized {
-    type Spec: DeserializeOwned;
-    type Status: DeserializeOwned;
-    fn assemble(metadata: ObjectMeta, spec: Self::Spec, status: Option<Self::Status>) -> Self;
-}
-
-macro_rules! annexa_kinds {
-    ($($kind:ident($spec:ident, $status:ident)),*) => {$(
-        impl AnnexaKind for $kind {
-            type Spec = $spec;
-            type Status = $status;
-            fn assemble(metadata: ObjectMeta, spec: $spec, status: Option<$status>) -> Self {
-                Self { metadata, spec, status }
-            }
-        }
-    )*};
-}
-
-annexa_kinds!(
-    CompliancePolicy(CompliancePolicySpec, CompliancePolicyStatus),
-    TrainingDataset(TrainingDatasetSpec, TrainingDatasetStatus),
-    ModelDeployment(ModelDeploymentSpec, ModelDeploymentStatus),
-    ModelApproval(ModelApprovalSpec, ModelApprovalStatus),
-    AgentPolicy(AgentPolicySpec, AgentPolicyStatus)
-);
-
 pub(crate) fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -293,5 +293,113 @@ pub(crate) fn type_name(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "a list",
         Value::Object(_) => "a mapping",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::error::Error as _;
+
+    fn error(value: Value) -> Error {
+        match decode(&value) {
+            Err(e) => e,
+            Ok(object) => panic!("decoded {value}: {object:?}"),
+        }
+    }
+
+    /// Each failure's message names the object and the field, in the words `annexa check` and
+    /// the webhook print.
+    #[test]
+    fn each_failure_is_named_with_the_object_and_the_field() {
+        let annexa = "annexa.dev/v1alpha1";
+        let cases = [
+            (
+                json!([1]),
+                "expected a Kubernetes object (a mapping), found a list",
+            ),
+            (
+                json!({"kind": 3}),
+                "kind must be a non-empty string, found a number",
+            ),
+            (json!({"apiVersion": "v1"}), "document has no kind"),
+            (
+                json!({"kind": "Pod", "apiVersion": 1}),
+                "Pod: apiVersion must be a string, found a number",
+            ),
+            (json!({"kind": "Pod"}), "Pod: document has no apiVersion"),
+            (
+                json!({"kind": "ModelDeployment", "apiVersion": "annexa.dev/v1", "metadata": {"name": "m"}}),
+                r#"ModelDeployment "m": apiVersion "annexa.dev/v1" is not served; use "annexa.dev/v1alpha1""#,
+            ),
+            (
+                json!({"kind": "Model", "apiVersion": annexa, "metadata": {"name": "m"}}),
+                r#"Model "m": annexa.dev/v1alpha1 has no kind "Model""#,
+            ),
+            (
+                json!({"kind": "ModelDeployment", "apiVersion": annexa}),
+                "ModelDeployment: metadata.name is required",
+            ),
+            (
+                json!({"kind": "TrainingDataset", "apiVersion": annexa, "metadata": {"name": "d"},
+                    "spec": {"source": {"uri": "x".repeat(1025)}}}),
+                r#"TrainingDataset "d": spec.source.uri: Too long: may not be more than 1024 characters"#,
+            ),
+            (
+                json!({"kind": "ModelDeployment", "apiVersion": annexa, "metadata": {"name": "m"},
+                    "spec": {"model": {"name": "m", "version": "1", "digest": "sha256:0"}, "imgae": "r/i"}}),
+                r#"ModelDeployment "m": field spec: missing field `image`; unknown field spec.imgae (did you mean `image`?)"#,
+            ),
+            (
+                json!({"kind": "CompliancePolicy", "apiVersion": annexa, "metadata": {"name": "p"},
+                    "spec": {"x": 1, "y": 2}}),
+                r#"CompliancePolicy "p": unknown fields spec.x, spec.y"#,
+            ),
+            (
+                json!({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "n", "labels": {"a": 1}}}),
+                r#"Namespace "n": metadata.labels: invalid type: integer `1`, expected a string"#,
+            ),
+            (
+                json!({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "p"}}),
+                r#"Pod "p": spec: missing"#,
+            ),
+            (
+                json!({"kind": "CronJob", "apiVersion": "batch/v1", "metadata": {"name": "c"},
+                    "spec": {"jobTemplate": {}}}),
+                r#"CronJob "c": spec.jobTemplate.spec.template: missing"#,
+            ),
+        ];
+        for (value, message) in cases {
+            assert_eq!(error(value).to_string(), message);
+        }
+    }
+
+    /// The underlying error is kept as the source, not only copied into the message.
+    #[test]
+    fn underlying_errors_are_kept_as_the_source() {
+        let labels = error(json!({"kind": "Namespace", "apiVersion": "v1",
+            "metadata": {"name": "n", "labels": []}}));
+        assert!(labels.source().is_some_and(|s| s.is::<serde_json::Error>()));
+        let pod = error(json!({"kind": "Pod", "apiVersion": "v1", "spec": {"containers": 1}}));
+        let Error::Workload { source, .. } = &pod else {
+            panic!("{pod:?}");
+        };
+        assert!(matches!(source, WorkloadError::Field { path, .. } if path == "spec"));
+        assert!(pod.source().and_then(|s| s.source()).is_some());
+        let bound = error(
+            json!({"kind": "ModelDeployment", "apiVersion": "annexa.dev/v1alpha1",
+            "metadata": {"name": "m"}, "spec": {"trainingDatasets": vec!["d"; 65]}}),
+        );
+        assert!(matches!(
+            &bound,
+            Error::TooLarge {
+                source: Exceeded {
+                    limit: Limit::Items(64),
+                    ..
+                },
+                ..
+            }
+        ));
     }
 }

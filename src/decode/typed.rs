@@ -1,13 +1,14 @@
 //! Strict decoding of Annexa kinds: unknown fields and wrong types are errors that name the
 //! field, with a spelling hint where a required field is missing beside a near miss.
 
+use super::Error;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// Decodes an Annexa kind strictly: unknown fields and wrong types are errors naming the field.
 /// A required field that is missing beside an unknown one spelled like it is reported with the
 /// suggestion (`missing field `image`; unknown field spec.imgae (did you mean `image`?)`).
-pub fn typed<T: DeserializeOwned>(kind: &str, name: &str, value: &Value) -> Result<T, String> {
+pub fn typed<T: DeserializeOwned>(kind: &str, name: &str, value: &Value) -> Result<T, Error> {
     let mut unknown = Vec::new();
     let mut on_ignored = |path: serde_ignored::Path<'_>| {
         let p = field_path(&path);
@@ -26,17 +27,23 @@ pub fn typed<T: DeserializeOwned>(kind: &str, name: &str, value: &Value) -> Resu
     match result {
         Err(e) => {
             let path = e.path().to_string();
-            let message = e.into_inner().to_string();
-            let hint = missing_field(&message)
+            let source = e.into_inner();
+            let hint = missing_field(&source.to_string())
                 .map(|missing| typo_hint(&path, missing, &unknown))
                 .unwrap_or_default();
-            Err(format!("{kind} {name:?}: field {path}: {message}{hint}"))
+            Err(Error::Field {
+                kind: kind.to_string(),
+                name: name.to_string(),
+                path,
+                source,
+                hint,
+            })
         }
-        Ok(_) if !unknown.is_empty() => Err(format!(
-            "{kind} {name:?}: unknown field{} {}",
-            if unknown.len() > 1 { "s" } else { "" },
-            unknown.join(", ")
-        )),
+        Ok(_) if !unknown.is_empty() => Err(Error::UnknownFields {
+            kind: kind.to_string(),
+            name: name.to_string(),
+            fields: unknown,
+        }),
         Ok(v) => Ok(v),
     }
 }

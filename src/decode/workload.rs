@@ -3,20 +3,19 @@
 //! rules read are decoded (the views of [`crate::policy::workload`]), which keeps the admission
 //! path close to the cost of parsing the review.
 
-use super::MapOnly;
-use crate::policy::workload::{PodView, WORKLOAD_KINDS, Workload};
+use super::{MapOnly, WorkloadError};
+use crate::policy::workload::{PodView, Workload, workload_kind};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// Reads a workload from a whole object (`kind`, `metadata`, `spec`). Errors name the field.
-pub fn from_object(kind: &str, object: &Value) -> Result<Workload, String> {
-    let template_path = WORKLOAD_KINDS
-        .iter()
-        .find(|(k, _)| *k == kind)
-        .map(|(_, p)| *p)
-        .ok_or_else(|| format!("{kind} is not a workload kind"))?;
+pub fn from_object(kind: &str, object: &Value) -> Result<Workload, WorkloadError> {
+    let entry = workload_kind(kind).ok_or_else(|| WorkloadError::NotAWorkload {
+        kind: kind.to_string(),
+    })?;
+    let template_path = entry.template;
     let metadata = object.get("metadata");
     let text = |field: &str| {
         metadata
@@ -34,31 +33,27 @@ pub fn from_object(kind: &str, object: &Value) -> Result<Workload, String> {
         }
     };
     let namespace = text("namespace");
-    let (labels, pod, spec_path) = if template_path.is_empty() {
+    let (labels, pod) = if template_path.is_empty() {
         let labels = match metadata.and_then(|m| m.get("labels")) {
             Some(l) => BTreeMap::<String, String>::deserialize(l)
-                .map_err(|e| format!("metadata.labels: {e}"))?,
+                .map_err(|source| field("metadata.labels", source))?,
             None => BTreeMap::new(),
         };
         let pod = match object.get("spec") {
-            Some(spec) => PodView::deserialize(spec).map_err(|e| format!("spec: {e}"))?,
-            None => return Err("spec: missing".to_string()),
+            Some(spec) => PodView::deserialize(spec).map_err(|source| field("spec", source))?,
+            None => return Err(missing("spec")),
         };
-        (labels, pod, "spec".to_string())
+        (labels, pod)
     } else {
         let mut node = object;
         for segment in template_path {
             node = node
                 .get(segment)
-                .ok_or_else(|| format!("{}: missing", template_path.join(".")))?;
+                .ok_or_else(|| missing(&template_path.join(".")))?;
         }
         let path = template_path.join(".");
-        let template = TemplateView::deserialize(node).map_err(|e| format!("{path}: {e}"))?;
-        (
-            template.metadata.labels,
-            template.spec,
-            format!("{path}.spec"),
-        )
+        let template = TemplateView::deserialize(node).map_err(|source| field(&path, source))?;
+        (template.metadata.labels, template.spec)
     };
     Ok(Workload {
         kind: kind.to_string(),
@@ -66,8 +61,21 @@ pub fn from_object(kind: &str, object: &Value) -> Result<Workload, String> {
         name,
         labels,
         pod,
-        spec_path,
+        spec_path: entry.spec_path(),
     })
+}
+
+fn field(path: &str, source: serde_json::Error) -> WorkloadError {
+    WorkloadError::Field {
+        path: path.to_string(),
+        source,
+    }
+}
+
+fn missing(path: &str) -> WorkloadError {
+    WorkloadError::Missing {
+        path: path.to_string(),
+    }
 }
 
 /// [`from_object`] straight from the object's JSON text, in one pass and without
@@ -75,10 +83,7 @@ pub fn from_object(kind: &str, object: &Value) -> Result<Workload, String> {
 /// or fail (a missing or malformed field, a duplicate key, a mapping written as a list):
 /// call it for the error. The caller checks the text with [`super::value_accepts`].
 pub(crate) fn from_json(kind: &str, json: &str) -> Option<Workload> {
-    let template_path = WORKLOAD_KINDS
-        .iter()
-        .find(|(k, _)| *k == kind)
-        .map(|(_, p)| *p)?;
+    let entry = workload_kind(kind)?;
     let (metadata, labels, pod) = match kind {
         "Pod" => {
             let MapOnly(object) = serde_json::from_str::<
@@ -124,11 +129,7 @@ pub(crate) fn from_json(kind: &str, json: &str) -> Option<Workload> {
             .unwrap_or_default(),
         labels,
         pod,
-        spec_path: if template_path.is_empty() {
-            "spec".to_string()
-        } else {
-            format!("{}.spec", template_path.join("."))
-        },
+        spec_path: entry.spec_path(),
     })
 }
 

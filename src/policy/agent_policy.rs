@@ -3,10 +3,31 @@
 use super::catalogue::{A_5_15, A_5_18, A_8_2, A_8_12, A_8_20};
 use super::duration::{format_duration, parse_duration};
 use super::{Context, Evaluation, ObjectRef, Recorder};
-use crate::api::{AgentPolicy, ForbiddenPermission};
+use crate::api::{AgentPolicy, ForbiddenPermission, Kind};
 use k8s_openapi::api::rbac::v1::PolicyRule;
+use std::sync::Arc;
 
-pub const KIND: &str = "AgentPolicy";
+pub const KIND: &str = Kind::AgentPolicy.name();
+
+/// The AgentPolicy that governs a ServiceAccount several of them name: the most senior
+/// ([`AgentPolicy::seniority`]: the oldest `creationTimestamp`, then the first by name), whatever
+/// order `agents` comes in. `annexa check` (files, in file order) and the cluster (a store, in
+/// no order) both decide by this, so they agree; objects written by hand carry no timestamp and
+/// count as older than any that does, so between them the name decides.
+pub fn governing_agent<'a>(
+    agents: impl IntoIterator<Item = &'a Arc<AgentPolicy>>,
+    namespace: &str,
+    service_account: &str,
+) -> Option<Arc<AgentPolicy>> {
+    agents
+        .into_iter()
+        .filter(|a| {
+            a.metadata.namespace.as_deref() == Some(namespace)
+                && a.spec.service_account_name == service_account
+        })
+        .min_by(|a, b| a.seniority().cmp(&b.seniority()))
+        .cloned()
+}
 
 /// Whether a rule lets the holder read Secrets.
 pub fn reads_secrets(rule: &PolicyRule) -> bool {

@@ -1,5 +1,6 @@
 //! The catalogue of ISO/IEC 27001:2022 Annex A controls Annexa evaluates.
 
+use crate::api::Kind;
 use serde::Serialize;
 
 /// The four themes of Annex A.
@@ -36,10 +37,10 @@ macro_rules! control {
     };
 }
 
-const TD: &str = "TrainingDataset";
-const MD: &str = "ModelDeployment";
-const MAPR: &str = "ModelApproval";
-const AP: &str = "AgentPolicy";
+const TD: &str = Kind::TrainingDataset.name();
+const MD: &str = Kind::ModelDeployment.name();
+const MAPR: &str = Kind::ModelApproval.name();
+const AP: &str = Kind::AgentPolicy.name();
 const WL: &str = "Workload";
 
 control!(

@@ -138,7 +138,8 @@ pub trait Lookup {
     fn model(&self, namespace: &str, name: &str) -> Option<Arc<ModelDeployment>>;
     /// ModelApprovals naming this ModelDeployment.
     fn approvals(&self, namespace: &str, model: &str) -> Vec<Arc<ModelApproval>>;
-    /// The AgentPolicy governing this service account, if any.
+    /// The AgentPolicy governing this service account, if any; when several name it, the one
+    /// [`agent_policy::governing_agent`] picks.
     fn agent_for_service_account(&self, namespace: &str, sa: &str) -> Option<Arc<AgentPolicy>>;
     /// Every AgentPolicy of the namespace (their pod selectors), looked up by namespace.
     fn agents_in(&self, namespace: &str) -> Vec<Arc<AgentPolicy>>;
@@ -296,13 +297,7 @@ impl Lookup for Inventory {
             .collect()
     }
     fn agent_for_service_account(&self, namespace: &str, sa: &str) -> Option<Arc<AgentPolicy>> {
-        self.agents
-            .iter()
-            .find(|a| {
-                a.metadata.namespace.as_deref() == Some(namespace)
-                    && a.spec.service_account_name == sa
-            })
-            .cloned()
+        agent_policy::governing_agent(&self.agents, namespace, sa)
     }
     fn resource_claim(&self, namespace: &str, name: &str) -> Option<Arc<ResourceClaim>> {
         self.resource_claims

@@ -5,9 +5,9 @@ use super::catalogue::{A_5_3, A_8_32};
 use super::duration::format_duration;
 use super::model_deployment::{requester, service_account_barred};
 use super::{Context, Evaluation, ObjectRef, Recorder};
-use crate::api::{ApprovalDecision, ModelApproval};
+use crate::api::{ApprovalDecision, Kind, ModelApproval};
 
-pub const KIND: &str = "ModelApproval";
+pub const KIND: &str = Kind::ModelApproval.name();
 
 pub fn evaluate(approval: &ModelApproval, ctx: &Context<'_>) -> Evaluation {
     evaluate_request(approval, None, ctx)

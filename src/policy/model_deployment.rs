@@ -4,13 +4,13 @@
 use super::catalogue::{A_5_3, A_5_9, A_5_12, A_8_9, A_8_19, A_8_22, A_8_24, A_8_31, A_8_32};
 use super::{Context, Evaluation, ImageRef, Lookup, ObjectRef, Profile, Recorder};
 use crate::api::{
-    Action, ApprovalDecision, Classification, DIGEST_REQUESTED_BY, Environment, ModelApproval,
-    ModelDeployment, REQUESTED_RELEASE,
+    Action, ApprovalDecision, Classification, DIGEST_REQUESTED_BY, Environment, Kind,
+    ModelApproval, ModelDeployment, REQUESTED_RELEASE,
 };
 use jiff::Timestamp;
 use std::sync::Arc;
 
-pub const KIND: &str = "ModelDeployment";
+pub const KIND: &str = Kind::ModelDeployment.name();
 
 /// The classification of a model: the highest of its training datasets. A model that declares
 /// none is treated as Confidential: unknown lineage must not escape encryption and isolation.

@@ -3,10 +3,10 @@
 use super::catalogue::{A_5_9, A_5_12, A_5_34, A_8_3, A_8_10, A_8_11, A_8_24};
 use super::duration::{format_duration, parse_duration};
 use super::{Context, Evaluation, ObjectRef, Recorder};
-use crate::api::{Action, Classification, MaskingTechnique, OnExpiry, TrainingDataset};
+use crate::api::{Action, Classification, Kind, MaskingTechnique, OnExpiry, TrainingDataset};
 use jiff::{SignedDuration, Timestamp};
 
-pub const KIND: &str = "TrainingDataset";
+pub const KIND: &str = Kind::TrainingDataset.name();
 
 /// When the dataset's retention ends, if it declares one. `created` is the creation time
 /// (`now` for an object not yet created).

@@ -16,19 +16,82 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// Kinds whose pods Annexa checks, with the path of their pod template.
-pub const WORKLOAD_KINDS: &[(&str, &[&str])] = &[
-    ("Pod", &[]),
-    ("Deployment", &["spec", "template"]),
-    ("StatefulSet", &["spec", "template"]),
-    ("DaemonSet", &["spec", "template"]),
-    ("ReplicaSet", &["spec", "template"]),
-    ("Job", &["spec", "template"]),
-    ("CronJob", &["spec", "jobTemplate", "spec", "template"]),
+/// A kind whose pods Annexa checks: the API group it is served under (version `v1`) and the
+/// path of its pod template (none for a Pod).
+#[derive(Debug, PartialEq, Eq)]
+pub struct WorkloadKind {
+    pub kind: &'static str,
+    pub group: &'static str,
+    pub template: &'static [&'static str],
+}
+
+impl WorkloadKind {
+    /// Whether `api_version` is the kind's group at version `v1` (`v1`, `apps/v1`, `batch/v1`).
+    pub fn has_api_version(&self, api_version: &str) -> bool {
+        match api_version.split_once('/') {
+            None => self.group.is_empty() && api_version == "v1",
+            Some((group, version)) => group == self.group && version == "v1",
+        }
+    }
+
+    /// Field path of the pod spec: `spec`, `spec.template.spec`.
+    pub fn spec_path(&self) -> String {
+        let mut path = self.template.join(".");
+        if !path.is_empty() {
+            path.push('.');
+        }
+        path.push_str("spec");
+        path
+    }
+}
+
+/// The kinds whose pods Annexa checks, listed once: decoding, admission routing and the rules
+/// follow this table.
+pub const WORKLOAD_KINDS: &[WorkloadKind] = &[
+    WorkloadKind {
+        kind: "Pod",
+        group: "",
+        template: &[],
+    },
+    WorkloadKind {
+        kind: "Deployment",
+        group: "apps",
+        template: &["spec", "template"],
+    },
+    WorkloadKind {
+        kind: "StatefulSet",
+        group: "apps",
+        template: &["spec", "template"],
+    },
+    WorkloadKind {
+        kind: "DaemonSet",
+        group: "apps",
+        template: &["spec", "template"],
+    },
+    WorkloadKind {
+        kind: "ReplicaSet",
+        group: "apps",
+        template: &["spec", "template"],
+    },
+    WorkloadKind {
+        kind: "Job",
+        group: "batch",
+        template: &["spec", "template"],
+    },
+    WorkloadKind {
+        kind: "CronJob",
+        group: "batch",
+        template: &["spec", "jobTemplate", "spec", "template"],
+    },
 ];
 
+/// The workload kind named `kind`, if Annexa checks its pods.
+pub fn workload_kind(kind: &str) -> Option<&'static WorkloadKind> {
+    WORKLOAD_KINDS.iter().find(|w| w.kind == kind)
+}
+
 pub fn is_workload_kind(kind: &str) -> bool {
-    WORKLOAD_KINDS.iter().any(|(k, _)| *k == kind)
+    workload_kind(kind).is_some()
 }
 
 /// The fields of a PodSpec the rules read.
@@ -286,10 +349,7 @@ fn tolerates(t: &TolerationView, pool: &GpuPool) -> bool {
 
 pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
     let profile = ctx.profile;
-    let kind: &'static str = WORKLOAD_KINDS
-        .iter()
-        .find(|(k, _)| *k == w.kind)
-        .map_or("Workload", |(k, _)| k);
+    let kind: &'static str = workload_kind(&w.kind).map_or("Workload", |k| k.kind);
     let mut rec = Recorder::new(
         "Workload",
         ObjectRef::new(kind, Some(&w.namespace), &w.name),

@@ -7,13 +7,12 @@
 use super::context::AdmissionContext;
 use super::review::{Gvk, Operation, Request, Response, ReviewError};
 use crate::api::{
-    API_VERSION, Action, AgentPolicy, CompliancePolicy, DIGEST_REQUESTED_BY, GROUP, ModelApproval,
-    ModelDeployment, ModelDeploymentSpec, REQUESTED_RELEASE, TrainingDataset,
+    API_VERSION, Action, AnnexaKind, DIGEST_REQUESTED_BY, GROUP, Kind, ModelDeploymentSpec,
+    REQUESTED_RELEASE,
 };
-use crate::decode::{
-    self, AnnexaKind, MapOnly, Object, TopLevel, value_accepts, with_default_namespace,
-};
+use crate::decode::{self, MapOnly, Object, TopLevel, in_default_namespace, value_accepts};
 use crate::policy::delegation::{self, Delegation};
+use crate::policy::workload::WORKLOAD_KINDS;
 use crate::policy::{self, Context, Evaluation, Governed, model_approval};
 use base64::Engine as _;
 use jiff::Timestamp;
@@ -25,30 +24,10 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
-/// The Annexa kinds the webhook governs.
-pub const ANNEXA_KINDS: [&str; 5] = [
-    "CompliancePolicy",
-    "TrainingDataset",
-    "ModelDeployment",
-    "ModelApproval",
-    "AgentPolicy",
-];
-
-/// Workload kinds with the API group they are checked under (version `v1`).
-const WORKLOAD_GROUPS: [(&str, &str); 7] = [
-    ("Pod", ""),
-    ("Deployment", "apps"),
-    ("StatefulSet", "apps"),
-    ("DaemonSet", "apps"),
-    ("ReplicaSet", "apps"),
-    ("Job", "batch"),
-    ("CronJob", "batch"),
-];
-
 /// What a review is about, from `request.kind` alone (before the object is decoded).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
-    Annexa(&'static str),
+    Annexa(Kind),
     Workload(&'static str),
     Other,
 }
@@ -56,15 +35,15 @@ pub enum Target {
 impl Target {
     pub fn of(gvk: &Gvk) -> Self {
         if gvk.group == GROUP {
-            if let Some(kind) = ANNEXA_KINDS.iter().find(|k| **k == gvk.kind) {
+            if let Some(kind) = Kind::parse(&gvk.kind) {
                 return Target::Annexa(kind);
             }
         } else if gvk.version == "v1"
-            && let Some((kind, _)) = WORKLOAD_GROUPS
+            && let Some(workload) = WORKLOAD_KINDS
                 .iter()
-                .find(|(k, g)| *k == gvk.kind && *g == gvk.group)
+                .find(|w| w.kind == gvk.kind && w.group == gvk.group)
         {
-            return Target::Workload(kind);
+            return Target::Workload(workload.kind);
         }
         Target::Other
     }
@@ -72,7 +51,8 @@ impl Target {
     /// A bounded metrics label: the governed kind, or `other`.
     pub fn label(self) -> &'static str {
         match self {
-            Target::Annexa(kind) | Target::Workload(kind) => kind,
+            Target::Annexa(kind) => kind.name(),
+            Target::Workload(kind) => kind,
             Target::Other => "other",
         }
     }
@@ -202,7 +182,7 @@ pub fn validate(
     let target = Target::of(&request.kind);
     let kind = target.label();
     if request.operation == Operation::Delete
-        && target == Target::Annexa("ModelApproval")
+        && target == Target::Annexa(Kind::ModelApproval)
         && !is_subresource(request)
     {
         return approval_deletion(request, kind);
@@ -449,28 +429,20 @@ fn prepare_fast<'r>(request: &'r Request<'_>, target: Target) -> Option<Prepared
     }
     // Over a CRD size bound: the `Value` path names the field.
     if let Target::Annexa(kind) = target
-        && !decode::text_within(kind, raw)
+        && !decode::text_within(kind.name(), raw)
     {
         return None;
     }
     match target {
-        Target::Annexa("CompliancePolicy") => {
-            prepare_annexa::<CompliancePolicy>(request, raw, Object::Policy, |p| p)
-        }
-        Target::Annexa("TrainingDataset") => {
-            prepare_annexa::<TrainingDataset>(request, raw, Object::Dataset, with_default_namespace)
-        }
-        Target::Annexa("ModelDeployment") => {
-            prepare_annexa::<ModelDeployment>(request, raw, Object::Model, with_default_namespace)
-        }
-        Target::Annexa("ModelApproval") => {
-            prepare_annexa::<ModelApproval>(request, raw, Object::Approval, with_default_namespace)
-        }
-        Target::Annexa("AgentPolicy") => {
-            prepare_annexa::<AgentPolicy>(request, raw, Object::Agent, with_default_namespace)
-        }
+        Target::Annexa(kind) => match kind {
+            Kind::CompliancePolicy => prepare_annexa(request, raw, Object::Policy),
+            Kind::TrainingDataset => prepare_annexa(request, raw, Object::Dataset),
+            Kind::ModelDeployment => prepare_annexa(request, raw, Object::Model),
+            Kind::ModelApproval => prepare_annexa(request, raw, Object::Approval),
+            Kind::AgentPolicy => prepare_annexa(request, raw, Object::Agent),
+        },
         Target::Workload(kind) => prepare_workload(request, kind, raw),
-        Target::Annexa(_) | Target::Other => None,
+        Target::Other => None,
     }
 }
 
@@ -479,7 +451,6 @@ fn prepare_annexa<'r, K: AnnexaKind>(
     request: &'r Request<'_>,
     raw: &'r str,
     wrap: fn(K) -> Object,
-    default_namespace: fn(K) -> K,
 ) -> Option<Prepared<'r>> {
     let top = TopLevel::<K::Status>::read(raw)?;
     if top.metadata.deletion_timestamp.is_some() {
@@ -502,7 +473,10 @@ fn prepare_annexa<'r, K: AnnexaKind>(
     let namespace = profile_namespace(request, top.metadata.namespace.clone().map(Cow::Owned));
     let mut object: K = top.assemble()?;
     fill_namespace(request, &mut object.meta_mut().namespace);
-    Some(Prepared::Object(wrap(default_namespace(object)), namespace))
+    Some(Prepared::Object(
+        wrap(in_default_namespace(object)),
+        namespace,
+    ))
 }
 
 /// What the fast path reads of a workload before decoding its pod, borrowed from the request.
@@ -670,7 +644,7 @@ fn annotation_of<'v>(value: &'v Value, key: &str) -> Option<&'v str> {
 pub fn mutate(request: &Request<'_>) -> Result<Decision, ReviewError> {
     let target = Target::of(&request.kind);
     let kind = target.label();
-    if target != Target::Annexa("ModelDeployment")
+    if target != Target::Annexa(Kind::ModelDeployment)
         || !matches!(request.operation, Operation::Create | Operation::Update)
         || is_subresource(request)
     {
@@ -779,6 +753,7 @@ mod tests {
     //! The fast path and the `Value` path must give one answer: wherever the fast path decides,
     //! it decides what the `Value` path decides (the same object, namespace, or admission).
     use super::*;
+    use crate::policy::workload::workload_kind;
     use crate::webhook::review;
     use serde_json::json;
     use std::path::Path;
@@ -802,8 +777,8 @@ mod tests {
             .ok()
             .and_then(|o| o.get("kind").and_then(Value::as_str).map(str::to_string))
             .unwrap_or_else(|| "ModelDeployment".to_string());
-        let (group, version) = match WORKLOAD_GROUPS.iter().find(|(k, _)| *k == kind) {
-            Some((_, group)) => (*group, "v1"),
+        let (group, version) = match workload_kind(&kind) {
+            Some(workload) => (workload.group, "v1"),
             None => (GROUP, "v1alpha1"),
         };
         let namespace = namespace.map_or(String::new(), |n| format!(r#""namespace":"{n}","#));
@@ -844,7 +819,7 @@ mod tests {
                     .get("kind")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                if ANNEXA_KINDS.contains(&kind) || WORKLOAD_GROUPS.iter().any(|(k, _)| *k == kind) {
+                if Kind::parse(kind).is_some() || workload_kind(kind).is_some() {
                     objects.push(value);
                 }
             }

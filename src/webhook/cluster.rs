@@ -88,12 +88,20 @@ pub async fn run_with(
     // Listeners first: an address in use is reported before any API call.
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
-        .map_err(|e| Error::Config(format!("cannot listen on {} (webhook): {e}", config.addr)))?;
+        .map_err(|source| Error::Listen {
+            addr: config.addr,
+            server: Some("webhook"),
+            source,
+        })?;
     let metrics_listener = match config.metrics_addr {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
                 .await
-                .map_err(|e| Error::Config(format!("cannot listen on {addr} (metrics): {e}")))?,
+                .map_err(|source| Error::Listen {
+                    addr,
+                    server: Some("metrics"),
+                    source,
+                })?,
         ),
         None => None,
     };

@@ -5,13 +5,14 @@
 //! `cluster::StoreContext` over kube-runtime reflector stores (`annexa run`).
 
 use crate::api::{CompliancePolicy, ENFORCE_LABEL};
+use crate::cluster::ProfileCache;
 use crate::decode::Object;
 use crate::error::{Error, Result};
 use crate::manifest::{self, Document};
 use crate::policy::{Inventory, Lookup, Profile};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 /// What the handlers need to know beyond the object under review.
 pub trait AdmissionContext: Send + Sync {
@@ -31,61 +32,6 @@ pub trait AdmissionContext: Send + Sync {
 /// Whether a namespace's labels opt it into workload checks.
 pub fn labels_enforce(labels: &BTreeMap<String, String>) -> bool {
     labels.get(ENFORCE_LABEL).is_some_and(|v| v == "true")
-}
-
-/// Caches profiles per namespace. Profiles are pure functions of (namespace labels, policies),
-/// so a cache entry stays valid while both are unchanged; `generation` names the policy set.
-#[derive(Default, Debug)]
-pub struct ProfileCache {
-    entries: RwLock<HashMap<String, CachedProfile>>,
-}
-
-#[derive(Debug)]
-struct CachedProfile {
-    generation: u64,
-    labels: BTreeMap<String, String>,
-    profile: Arc<Profile>,
-}
-
-/// Upper bound on cached namespaces; past it the cache starts over (names come from requests).
-const PROFILE_CACHE_LIMIT: usize = 4096;
-
-impl ProfileCache {
-    pub fn get_or_compute(
-        &self,
-        namespace: &str,
-        generation: u64,
-        labels: &BTreeMap<String, String>,
-        policies: impl FnOnce() -> Vec<Arc<CompliancePolicy>>,
-    ) -> Arc<Profile> {
-        {
-            let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(hit) = entries.get(namespace)
-                && hit.generation == generation
-                && &hit.labels == labels
-            {
-                return hit.profile.clone();
-            }
-        }
-        let policies = policies();
-        let profile = Arc::new(Profile::for_namespace(
-            labels,
-            policies.iter().map(|p| p.as_ref()),
-        ));
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= PROFILE_CACHE_LIMIT {
-            entries.clear();
-        }
-        entries.insert(
-            namespace.to_string(),
-            CachedProfile {
-                generation,
-                labels: labels.clone(),
-                profile: profile.clone(),
-            },
-        );
-        profile
-    }
 }
 
 /// A context read from manifest files: stand-alone mode and tests.

@@ -53,7 +53,11 @@ pub struct StandaloneConfig {
 async fn bind(addr: SocketAddr) -> Result<TcpListener> {
     TcpListener::bind(addr)
         .await
-        .map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))
+        .map_err(|source| Error::Listen {
+            addr,
+            server: None,
+            source,
+        })
 }
 
 /// Runs the stand-alone webhook until `shutdown` resolves: context from the files, certificate

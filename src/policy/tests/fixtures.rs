@@ -9,7 +9,7 @@ use crate::api::{
     Action, AgentPolicy, CompliancePolicy, ControlOutcome, ModelApproval, ModelDeployment,
     TrainingDataset,
 };
-use crate::policy::workload::{PodView, WORKLOAD_KINDS, Workload};
+use crate::policy::workload::{PodView, Workload, workload_kind};
 use crate::policy::{
     Context, Detail, Evaluation, Finding, Governed, Inventory, Profile, Related, evaluate,
 };
@@ -94,18 +94,16 @@ fn namespaced<K: kube::Resource>(mut object: K) -> K {
 
 /// A Pod or the pod template of a workload kind, as the rules see it.
 fn workload_of(kind: &str, value: &Value) -> Workload {
-    let (kind, template) = WORKLOAD_KINDS
-        .iter()
-        .find(|(k, _)| *k == kind)
-        .unwrap_or_else(|| panic!("not a kind the fixtures read: {kind}"));
-    let pod = template.iter().fold(value, |node, segment| &node[segment]);
+    let entry =
+        workload_kind(kind).unwrap_or_else(|| panic!("not a kind the fixtures read: {kind}"));
+    let pod = (entry.template.iter()).fold(value, |node, segment| &node[segment]);
     let text = |field: &str| value["metadata"][field].as_str().unwrap_or_default();
     let name = [text("name"), text("generateName")]
         .into_iter()
         .find(|n| !n.is_empty());
-    let spec_path = [*template, &["spec"]].concat().join(".");
     Workload {
         kind: kind.to_string(),
+        spec_path: entry.spec_path(),
         namespace: Some(text("namespace"))
             .filter(|n| !n.is_empty())
             .unwrap_or("default")
@@ -116,7 +114,6 @@ fn workload_of(kind: &str, value: &Value) -> Workload {
             labels => Deserialize::deserialize(labels).unwrap(),
         },
         pod: PodView::deserialize(&pod["spec"]).unwrap(),
-        spec_path,
     }
 }
 

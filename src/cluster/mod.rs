@@ -16,7 +16,6 @@ use crate::api::{
     AgentPolicy, CompliancePolicy, HasCommonStatus, ModelApproval, ModelDeployment, TrainingDataset,
 };
 use crate::policy::{Lookup, Profile, dataset_read_keys};
-use crate::webhook::context::ProfileCache;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use k8s_openapi::api::core::v1::{Namespace, Node, NodeSpec};
@@ -37,6 +36,10 @@ use std::sync::Arc;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::broadcast;
+
+mod profiles;
+
+pub use profiles::ProfileCache;
 
 /// Changes buffered per kind for a subscriber that falls behind; past that the subscriber is
 /// resynced from the store (every cached object once more).
@@ -525,15 +528,12 @@ impl Lookup for StoreContext {
         })
     }
     /// When several AgentPolicies name the account, the one that governs it: the oldest, as
-    /// the controller decides (`controller::agent_policy::account_owner`).
+    /// `annexa check` and the controller decide (`policy::agent_policy::governing_agent`).
     fn agent_for_service_account(&self, namespace: &str, sa: &str) -> Option<Arc<AgentPolicy>> {
-        self.agents
-            .state_filter(|a| {
-                a.metadata.namespace.as_deref() == Some(namespace)
-                    && a.spec.service_account_name == sa
-            })
-            .into_iter()
-            .min_by(|a, b| a.seniority().cmp(&b.seniority()))
+        let naming = self
+            .agents
+            .state_filter(|a| a.spec.service_account_name == sa);
+        crate::policy::agent_policy::governing_agent(&naming, namespace, sa)
     }
     fn resource_claim(&self, namespace: &str, name: &str) -> Option<Arc<ResourceClaim>> {
         self.gpu.claims.get(&ObjectRef::new(name).within(namespace))

@@ -10,10 +10,13 @@
 //! crate) are in `bench/peers/`, outside the workspace. BENCHMARKS.md has the numbers.
 //!
 //! `cargo bench --bench admission -- --warm-up-time 1 --measurement-time 3`
+//!
+//! Each fixture also times the decision with the answer encoded by `serde_json` instead of the
+//! hand-written encoder; `ANNEXA_COUNT` runs one of them alone for callgrind (see [`count`]).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use annexa::webhook::{StaticContext, admission, review};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use kube::core::DynamicObject;
 use kube::core::admission::AdmissionReview;
 use std::hint::black_box;
@@ -81,13 +84,57 @@ fn bench(c: &mut Criterion) {
             })
         });
         group.bench_function("annexa: decode, evaluate, encode the answer", |b| {
-            b.iter(|| {
-                let request = review::decode(black_box(&bytes)).unwrap();
-                let decision = admission::validate(&request, &context, now).unwrap();
-                decision.response.to_json()
-            })
+            b.iter(|| decide(black_box(&bytes), &context, now, Encoder::Hand))
+        });
+        group.bench_function("annexa, answer encoded by serde_json", |b| {
+            b.iter(|| decide(black_box(&bytes), &context, now, Encoder::Serde))
         });
         group.finish();
+    }
+}
+
+/// The answer's encoder: the hand-written one or `serde_json` on a derived borrowed struct.
+#[derive(Clone, Copy)]
+enum Encoder {
+    Hand,
+    Serde,
+}
+
+/// The whole decision: decode the review, evaluate, encode the answer.
+fn decide(
+    bytes: &[u8],
+    context: &StaticContext,
+    now: jiff::Timestamp,
+    encoder: Encoder,
+) -> Vec<u8> {
+    let request = review::decode(bytes).unwrap();
+    let decision = admission::validate(&request, context, now).unwrap();
+    match encoder {
+        Encoder::Hand => decision.response.to_json(),
+        Encoder::Serde => decision.response.to_json_serde(),
+    }
+}
+
+/// `ANNEXA_COUNT=ENCODER:FIXTURE:N` (ENCODER `hand` or `serde`): N whole decisions of one
+/// fixture and nothing else, for instruction counts under callgrind, which are stable on a busy
+/// machine where wall time is not. The difference between N and 0 is the cost of N decisions.
+fn count(spec: &str) {
+    let mut parts = spec.split(':');
+    let (Some(encoder), Some(stem), Some(n)) = (parts.next(), parts.next(), parts.next()) else {
+        panic!("ANNEXA_COUNT is ENCODER:FIXTURE:N, not {spec:?}");
+    };
+    let encoder = match encoder {
+        "hand" => Encoder::Hand,
+        "serde" => Encoder::Serde,
+        other => panic!("encoder {other:?} is hand or serde"),
+    };
+    let n: usize = n.parse().unwrap();
+    let context = context();
+    let now = jiff::Timestamp::now();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/fixtures");
+    let bytes = std::fs::read(root.join(format!("{stem}.json"))).unwrap();
+    for _ in 0..n {
+        black_box(decide(black_box(&bytes), &context, now, encoder));
     }
 }
 
@@ -175,4 +222,11 @@ fn worst(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench, worst);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(spec) = std::env::var("ANNEXA_COUNT") {
+        return count(&spec);
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

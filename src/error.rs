@@ -1,4 +1,6 @@
-//! The crate's error type.
+//! The crate's error type. Variants keep the error they wrap as their `#[source]` (serializers,
+//! I/O with its path, kube) and say what the user sees; [`Error::category`] is derived from the
+//! variant. Areas with errors of their own add one `#[from]` variant each.
 
 use std::path::PathBuf;
 
@@ -19,6 +21,21 @@ pub enum Error {
 
     #[error("cannot serialize output: {0}")]
     Serialize(String),
+
+    /// Output that could not be written as JSON, YAML, CSV or JUnit XML.
+    #[error("cannot serialize output: {0}")]
+    Output(#[from] SerializeError),
+
+    /// A request to the API server failed; the message says what it was for and what to do.
+    #[error("{message}")]
+    Cluster {
+        message: String,
+        #[source]
+        source: kube::Error,
+    },
+
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
 
     /// Shown as the API server's own message, never kube's Debug dump of the Status.
     #[error("{}", kube_message(.0))]
@@ -50,13 +67,35 @@ impl Error {
         match self {
             Error::Input(_) => "input",
             Error::Io { .. } => "io",
-            Error::Serialize(_) => "serialize",
+            Error::Serialize(_) | Error::Output(_) => "serialize",
+            Error::Cluster { .. } => "kube",
+            Error::Runtime(_) => "io",
             Error::Kube(_) => "kube",
             Error::Config(_) => "config",
             Error::Certificate(e) => e.category(),
             Error::Listen { .. } => "config",
             Error::Invalid(_) => "invalid",
         }
+    }
+}
+
+/// Why a value could not be written out, with the serializer's own error as the source.
+#[derive(Debug, thiserror::Error)]
+pub enum SerializeError {
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Yaml(#[from] serde_yaml_ng::Error),
+    #[error(transparent)]
+    Csv(#[from] csv::Error),
+    #[error(transparent)]
+    Junit(#[from] quick_junit::SerializeError),
+}
+
+impl Error {
+    /// An error of any serializer, as [`Error::Output`]: `.map_err(Error::output)`.
+    pub fn output(error: impl Into<SerializeError>) -> Self {
+        Error::Output(error.into())
     }
 }
 

@@ -94,8 +94,8 @@ const WATCHED: (&str, &str) = (
 );
 const STATUS: (&str, &str) = ("src/controller/mod.rs", "api.patch_status(");
 const APPLY: (&str, &str) = ("src/controller/mod.rs", "Patch::Apply(object)");
-const FOREIGN: (&str, &str) = ("src/controller/mod.rs", "api.get_opt(name).await?");
-const OWNED_WATCH: (&str, &str) = ("src/controller/mod.rs", ".owns(Api::<");
+const FOREIGN: (&str, &str) = ("src/controller/mod.rs", ".get_opt(name)");
+const OWNED_WATCH: (&str, &str) = ("src/controller/model_deployment.rs", ".owns(");
 const BLOCK: (&str, &str) = ("src/controller/mod.rs", "block_owner_deletion: Some(true)");
 const WITHDRAW: (&str, &str) = ("src/controller/mod.rs", "api.delete(name, &params)");
 
@@ -147,7 +147,7 @@ pub fn permissions() -> Vec<Permission> {
             [FOREIGN, OWNED_WATCH, APPLY]),
         p!("apps", "deployments", ["get", "list", "watch", "create", "patch"], CLUSTER, None, ALWAYS,
             "ModelDeployment owns the Deployment serving the approved digest (get: never adopt, and the digest served before)",
-            [FOREIGN, OWNED_WATCH, APPLY, ("src/controller/model_deployment.rs", ".get_opt(&name)")]),
+            [FOREIGN, OWNED_WATCH, APPLY, ("src/controller/model_deployment.rs", ".get_opt(&model.name_any())")]),
         p!("networking.k8s.io", "networkpolicies", ["get", "list", "watch", "create", "patch"], CLUSTER, None, ALWAYS,
             "default-deny ingress of a model, egress allow-list of an agent",
             [FOREIGN, OWNED_WATCH, APPLY]),
@@ -174,7 +174,7 @@ pub fn permissions() -> Vec<Permission> {
             [("src/controller/compliance_policy.rs", ".list_metadata("), ("src/cluster/mod.rs", "Api::<Node>::all(client)")]),
         p!("", "pods", ["list"], CLUSTER, None, ALWAYS,
             "pods on GPU pool nodes (audit of ungoverned GPU pods) and pods reading datasets",
-            [("src/controller/compliance_policy.rs", "spec.nodeName="), ("src/controller/mod.rs", "pods.list(")]),
+            [("src/controller/compliance_policy.rs", "spec.nodeName="), ("src/controller/mod.rs", "let list = pods")]),
         p!("resource.k8s.io", "resourceclaims", ["list", "watch"], CLUSTER, None, ALWAYS,
             "the DeviceClass a pod's claims ask for (GPU rules)",
             [("src/cluster/mod.rs", "Api::<ResourceClaim>::all")]),

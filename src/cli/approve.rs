@@ -315,9 +315,12 @@ pub async fn run(args: &ApproveArgs) -> Result<()> {
             );
             Ok(())
         }
-        Err(kube::Error::Api(status)) if status.code == 409 => Err(Error::Config(format!(
-            "{username} already recorded a decision on release {fingerprint} of md/{name}; approvals are immutable"
-        ))),
+        Err(kube::Error::Api(status)) if status.code == 409 => Err(Error::Cluster {
+            message: format!(
+                "{username} already recorded a decision on release {fingerprint} of md/{name}; approvals are immutable"
+            ),
+            source: kube::Error::Api(status),
+        }),
         Err(e) => Err(e.into()),
     }
 }

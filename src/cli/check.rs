@@ -14,6 +14,7 @@
 use super::{CheckArgs, OutputFormat};
 use crate::api::{Action, CompliancePolicy, ControlOutcome, ENFORCE_LABEL};
 use crate::decode::{DeviceRequest, Object};
+use crate::error::SerializeError;
 use crate::manifest::{self, Document, Origin};
 use crate::policy::workload::is_workload_kind;
 use crate::policy::{self, Context, Evaluation, Governed, Inventory, Profile};
@@ -627,12 +628,16 @@ pub fn run(args: &CheckArgs) -> i32 {
         }
     };
     report.strict = args.strict;
-    let text = match args.output {
+    let text: Result<String, SerializeError> = match args.output {
         OutputFormat::Table => Ok(table(&report, args.failures_only)),
-        OutputFormat::Json => serde_json::to_string_pretty(&report).map(|s| s + "\n"),
-        OutputFormat::Junit => Ok(junit(&report)),
+        OutputFormat::Json => serde_json::to_string_pretty(&report)
+            .map(|s| s + "\n")
+            .map_err(SerializeError::from),
+        OutputFormat::Junit => junit(&report).map_err(SerializeError::from),
         OutputFormat::Sarif => {
-            serde_json::to_string_pretty(&crate::evidence::sarif::sarif(&report)).map(|s| s + "\n")
+            serde_json::to_string_pretty(&crate::evidence::sarif::sarif(&report))
+                .map(|s| s + "\n")
+                .map_err(SerializeError::from)
         }
     };
     match text {
@@ -782,49 +787,32 @@ pub fn table(report: &Report, failures_only: bool) -> String {
     out
 }
 
-fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// JUnit XML: one test suite per object, one test case per control. Enforce findings are
-/// failures; Warn and Audit findings are reported in the case's output; not-applicable and
-/// excepted controls are skipped cases. Each suite's properties say which policies applied.
-/// What was not checked is a last suite, one case each: a failure with `--strict`, skipped
-/// otherwise. The `failures` counts are the `<failure>` elements written.
-pub fn junit(report: &Report) -> String {
-    let mut body = String::new();
-    let mut failures = 0usize;
-    let mut tests = 0usize;
+/// JUnit XML, written by `quick-junit`: one test suite per object, one test case per control.
+/// Enforce findings are failures; Warn and Audit findings are reported in the case's output;
+/// not-applicable and excepted controls are skipped cases. Each suite's properties say which
+/// policies applied, and its `file` attribute where the object was read. What was not checked
+/// is a last suite, one case each: a failure with `--strict`, skipped otherwise. The `failures`
+/// counts are the `<failure>` elements written (the crate counts them from the cases).
+pub fn junit(report: &Report) -> Result<String, quick_junit::SerializeError> {
+    use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestSuite};
+    let mut junit = quick_junit::Report::new("annexa check");
     for o in &report.objects {
         let e = &o.evaluation;
-        let mut suite = String::new();
-        let mut suite_failures = 0usize;
+        let object = e.object.to_string();
+        let mut suite = TestSuite::new(object.as_str());
+        suite
+            .extra
+            .insert("file".into(), o.origin.file.as_str().into());
+        suite.add_property(Property::new("annexa.policies", o.applied.reason.as_str()));
         for oc in &e.outcomes {
             let name = format!("{} {}", oc.control.id, oc.control.title);
-            suite.push_str(&format!(
-                "    <testcase classname=\"{}\" name=\"{}\">",
-                xml_escape(&e.object.to_string()),
-                xml_escape(&name)
-            ));
-            match oc.result {
-                ControlOutcome::Pass => {}
+            let mut output = None;
+            let status = match oc.result {
+                ControlOutcome::Pass => TestCaseStatus::success(),
                 ControlOutcome::NotApplicable | ControlOutcome::Excepted => {
-                    suite.push_str(&format!(
-                        "<skipped message=\"{}\"/>",
-                        xml_escape(&oc.message)
-                    ));
+                    let mut status = TestCaseStatus::skipped();
+                    status.set_message(oc.message.as_str());
+                    status
                 }
                 ControlOutcome::Fail => {
                     let findings: Vec<_> = e
@@ -838,70 +826,43 @@ pub fn junit(report: &Report) -> String {
                         .map(|f| format!("[{}] {} ({})", f.action, f.message, f.path))
                         .collect();
                     if enforce {
-                        suite_failures += 1;
-                        suite.push_str(&format!(
-                            "<failure type=\"Enforce\" message=\"{}\">{}</failure>",
-                            xml_escape(&oc.message),
-                            xml_escape(&text.join("\n"))
-                        ));
+                        let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                        status
+                            .set_message(oc.message.as_str())
+                            .set_type("Enforce")
+                            .set_description(text.join("\n"));
+                        status
                     } else {
-                        suite.push_str(&format!(
-                            "<system-out>{}</system-out>",
-                            xml_escape(&text.join("\n"))
-                        ));
+                        output = Some(text.join("\n"));
+                        TestCaseStatus::success()
                     }
                 }
+            };
+            let mut case = TestCase::new(name, status);
+            case.set_classname(object.as_str());
+            if let Some(output) = output {
+                case.set_system_out(output);
             }
-            suite.push_str("</testcase>\n");
+            suite.add_test_case(case);
         }
-        failures += suite_failures;
-        tests += e.outcomes.len();
-        body.push_str(&format!(
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{suite_failures}\" file=\"{}\">\n",
-            xml_escape(&e.object.to_string()),
-            e.outcomes.len(),
-            xml_escape(&o.origin.file)
-        ));
-        body.push_str(&format!(
-            "    <properties><property name=\"annexa.policies\" value=\"{}\"/></properties>\n",
-            xml_escape(&o.applied.reason)
-        ));
-        body.push_str(&suite);
-        body.push_str("  </testsuite>\n");
+        junit.add_test_suite(suite);
     }
     if !report.not_checked.is_empty() {
-        let suite_failures = if report.strict {
-            report.not_checked.len()
-        } else {
-            0
-        };
-        failures += suite_failures;
-        tests += report.not_checked.len();
-        body.push_str(&format!(
-            "  <testsuite name=\"not checked\" tests=\"{}\" failures=\"{suite_failures}\">\n",
-            report.not_checked.len()
-        ));
+        let mut suite = TestSuite::new("not checked");
         for g in &report.not_checked {
-            body.push_str(&format!(
-                "    <testcase classname=\"not checked\" name=\"{}\">",
-                xml_escape(&g.subject)
-            ));
-            if report.strict {
-                body.push_str(&format!(
-                    "<failure type=\"NotChecked\" message=\"{}\"/>",
-                    xml_escape(&g.message)
-                ));
+            let mut status = if report.strict {
+                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                status.set_type("NotChecked");
+                status
             } else {
-                body.push_str(&format!(
-                    "<skipped message=\"{}\"/>",
-                    xml_escape(&g.message)
-                ));
-            }
-            body.push_str("</testcase>\n");
+                TestCaseStatus::skipped()
+            };
+            status.set_message(g.message.as_str());
+            let mut case = TestCase::new(g.subject.as_str(), status);
+            case.set_classname("not checked");
+            suite.add_test_case(case);
         }
-        body.push_str("  </testsuite>\n");
+        junit.add_test_suite(suite);
     }
-    format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"annexa check\" tests=\"{tests}\" failures=\"{failures}\">\n{body}</testsuites>\n"
-    )
+    junit.to_string()
 }

@@ -166,7 +166,7 @@ fn block_on<T, F: std::future::Future<Output = crate::error::Result<T>>>(
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| crate::error::Error::Config(format!("cannot start the async runtime: {e}")))?;
+        .map_err(crate::error::Error::Runtime)?;
     runtime.block_on(future)
 }
 

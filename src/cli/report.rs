@@ -334,15 +334,11 @@ pub async fn run(args: &ReportArgs) -> Result<()> {
     let text = match args.output {
         ReportFormat::Oscal => {
             let document = crate::evidence::oscal::assessment_results(&observed, &now);
-            serde_json::to_string_pretty(&document).map_err(|e| Error::Serialize(e.to_string()))?
-                + "\n"
+            serde_json::to_string_pretty(&document).map_err(Error::output)? + "\n"
         }
         ReportFormat::Table => table(&report),
         ReportFormat::Markdown => markdown(&report),
-        ReportFormat::Json => {
-            serde_json::to_string_pretty(&report).map_err(|e| Error::Serialize(e.to_string()))?
-                + "\n"
-        }
+        ReportFormat::Json => serde_json::to_string_pretty(&report).map_err(Error::output)? + "\n",
     };
     super::info::print(&text)
 }

@@ -145,7 +145,7 @@ async fn preflight(client: &kube::Client, args: &Args) -> Result<()> {
         } else {
             format!("{}.{group}", K::plural(&()))
         };
-        Err(crate::error::Error::Config(match &error {
+        let message = match &error {
             kube::Error::Api(status) if status.code == 404 && crd => format!(
                 "the Annexa CRDs are not installed: the API server does not serve {resource}; \
                  install them with `kubectl apply -f crds/` (the Helm chart installs them too)"
@@ -170,7 +170,11 @@ async fn preflight(client: &kube::Client, args: &Args) -> Result<()> {
                 );
                 return Ok(());
             }
-        }))
+        };
+        Err(crate::error::Error::Cluster {
+            message,
+            source: error,
+        })
     }
 
     list_one::<CompliancePolicy>(client, true).await?;
@@ -209,12 +213,16 @@ pub async fn run(args: &Args) -> Result<()> {
     use crate::controller::{self, leader, metrics::ControllerMetrics};
     use std::sync::Arc;
 
-    let client = kube::Client::try_default().await.map_err(|e| {
-        crate::error::Error::Config(format!(
-            "cannot configure a Kubernetes client (in-cluster or KUBECONFIG): {}",
-            crate::error::kube_message(&e)
-        ))
-    })?;
+    let client =
+        kube::Client::try_default()
+            .await
+            .map_err(|source| crate::error::Error::Cluster {
+                message: format!(
+                    "cannot configure a Kubernetes client (in-cluster or KUBECONFIG): {}",
+                    crate::error::kube_message(&source)
+                ),
+                source,
+            })?;
     preflight(&client, args).await?;
     let (context, watches) = crate::cluster::watch(client.clone());
     let watches = tokio::spawn(watches);

@@ -87,10 +87,10 @@ async fn live(decisions: &Decisions) -> Result<Statement> {
 fn render(statement: &Statement, format: SoaFormat) -> Result<String> {
     match format {
         SoaFormat::Markdown => Ok(soa::markdown(statement)),
-        SoaFormat::Csv => soa::csv(statement).map_err(|e| Error::Serialize(e.to_string())),
+        SoaFormat::Csv => soa::csv(statement).map_err(Error::output),
         SoaFormat::Json => serde_json::to_string_pretty(statement)
             .map(|s| s + "\n")
-            .map_err(|e| Error::Serialize(e.to_string())),
+            .map_err(Error::output),
     }
 }
 

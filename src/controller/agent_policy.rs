@@ -11,7 +11,7 @@ use super::{
 use crate::api::{AgentPolicy, AgentPolicyStatus, CommonStatus};
 use crate::cluster::ClusterState;
 use crate::policy::pod_access::{agent_pod_mismatches, listed};
-use crate::policy::{self, Context as PolicyContext, Governed};
+use crate::policy::{self, Governed};
 use futures::Future;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ServiceAccount;
@@ -455,23 +455,13 @@ pub fn controller(ctx: Arc<Context>, watches: &Watches) -> impl Future<Output = 
 
 pub async fn reconcile(agent: Arc<AgentPolicy>, ctx: Arc<Context>) -> Result<Action> {
     let (agent, ctx) = (&*agent, &*ctx);
-    let namespace = agent
-        .namespace()
-        .ok_or_else(|| Error::Invalid("AgentPolicy without namespace".into()))?;
+    let namespace = super::namespace_of(agent)?;
     let now = Timestamp::now();
     if let Some(owner) = account_owner(agent, &ctx.state.agents.state()) {
         return report_conflict(agent, &owner, ctx, now).await;
     }
     let profile = ctx.state.profile(&namespace);
-    let eval = policy::evaluate(
-        Governed::Agent(agent),
-        &PolicyContext {
-            profile: &profile,
-            lookup: &*ctx.state,
-            now,
-            detail: policy::Detail::Outcomes,
-        },
-    );
+    let eval = ctx.evaluate(Governed::Agent(agent), &profile, now);
 
     let service_account = build_service_account(agent);
     let (role, binding) = build_grant(agent);
@@ -614,15 +604,8 @@ pub async fn reconcile(agent: Arc<AgentPolicy>, ctx: Arc<Context>) -> Result<Act
     ];
     let old = super::old_conditions(agent);
     let merged = conditions::merge(&old, &desired, agent.metadata.generation, now);
-    for c in ctx.unpublished(agent, conditions::transitions(&old, &merged)) {
-        ctx.event(
-            agent,
-            c.status == "False",
-            &c.reason,
-            format!("{}: {}", c.type_, c.message),
-        )
+    ctx.publish_transitions(agent, &old, &merged, |c| c.status == "False")
         .await;
-    }
     let status = AgentPolicyStatus {
         common: CommonStatus {
             observed_generation: agent.metadata.generation,
@@ -655,15 +638,8 @@ async fn report_conflict(
     ];
     let old = super::old_conditions(agent);
     let merged = conditions::merge(&old, &desired, agent.metadata.generation, now);
-    for c in ctx.unpublished(agent, conditions::transitions(&old, &merged)) {
-        ctx.event(
-            agent,
-            true,
-            &c.reason,
-            format!("{}: {}", c.type_, c.message),
-        )
+    ctx.publish_transitions(agent, &old, &merged, |_| true)
         .await;
-    }
     let status = AgentPolicyStatus {
         common: CommonStatus {
             observed_generation: agent.metadata.generation,

@@ -73,6 +73,25 @@ impl Context {
         }
     }
 
+    /// The evaluation of a governed object under `profile`, against the shared cache: the same
+    /// engine call as the webhook's.
+    pub fn evaluate(
+        &self,
+        governed: crate::policy::Governed<'_>,
+        profile: &crate::policy::Profile,
+        now: Timestamp,
+    ) -> crate::policy::Evaluation {
+        crate::policy::evaluate(
+            governed,
+            &crate::policy::Context {
+                profile,
+                lookup: &*self.state,
+                now,
+                detail: crate::policy::Detail::Outcomes,
+            },
+        )
+    }
+
     /// The condition transitions of `object` not yet published as Events by this process.
     pub fn unpublished<'a, K: Resource<DynamicType = ()>>(
         &self,
@@ -81,6 +100,27 @@ impl Context {
     ) -> Vec<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
         let uid = object.meta().uid.as_deref().unwrap_or_default();
         self.published.unpublished(uid, transitions)
+    }
+
+    /// Publishes an Event for each transition from the `old` conditions of `object` to the
+    /// `new` ones not yet published by this process, noted `TYPE: MESSAGE`, a `Warning` when
+    /// `warning` says so.
+    pub async fn publish_transitions<K: Resource<DynamicType = ()>>(
+        &self,
+        object: &K,
+        old: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+        new: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+        warning: impl Fn(&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition) -> bool,
+    ) {
+        for c in self.unpublished(object, conditions::transitions(old, new)) {
+            self.event(
+                object,
+                warning(c),
+                &c.reason,
+                format!("{}: {}", c.type_, c.message),
+            )
+            .await;
+        }
     }
 
     /// Publishes an Event (events.k8s.io/v1) on the object; failures are logged, never fatal.
@@ -431,6 +471,15 @@ where
         .await
         .doing(Doing::WriteStatus, || Target::of(object))?;
     Ok(())
+}
+
+/// The namespace of a namespaced Annexa object (one without cannot be reconciled).
+pub fn namespace_of<K: Resource<DynamicType = ()>>(object: &K) -> Result<String> {
+    object
+        .meta()
+        .namespace
+        .clone()
+        .ok_or_else(|| Error::Invalid(format!("{} without namespace", K::kind(&()))))
 }
 
 /// Standard labels of a child.

@@ -3,11 +3,11 @@
 //! ServiceAccount, Duplicate).
 
 use super::conditions::{self, Desired};
-use super::error::{Error, Result};
+use super::error::Result;
 use super::{Context, Watches, apply_status, drive, refs, requeue_until};
 use crate::api::{ApprovalDecision, CommonStatus, ModelApproval, ModelApprovalStatus};
 use crate::policy::model_deployment::promotion;
-use crate::policy::{self, Context as PolicyContext, Governed, Lookup};
+use crate::policy::{Governed, Lookup};
 use futures::Future;
 use jiff::Timestamp;
 use kube::runtime::Controller;
@@ -146,20 +146,10 @@ pub fn controller(ctx: Arc<Context>, watches: &Watches) -> impl Future<Output = 
 
 pub async fn reconcile(approval: Arc<ModelApproval>, ctx: Arc<Context>) -> Result<Action> {
     let (approval, ctx) = (&*approval, &*ctx);
-    let namespace = approval
-        .namespace()
-        .ok_or_else(|| Error::Invalid("ModelApproval without namespace".into()))?;
+    let namespace = super::namespace_of(approval)?;
     let now = Timestamp::now();
     let profile = ctx.state.profile(&namespace);
-    let eval = policy::evaluate(
-        Governed::Approval(approval),
-        &PolicyContext {
-            profile: &profile,
-            lookup: &*ctx.state,
-            now,
-            detail: policy::Detail::Outcomes,
-        },
-    );
+    let eval = ctx.evaluate(Governed::Approval(approval), &profile, now);
     let (counted, expires) = counted(approval, &*ctx.state, &profile, now);
     let desired = vec![
         counted,

@@ -3,7 +3,7 @@
 //! server-side; the promotion gate decides which release the Deployment is rendered from.
 
 use super::conditions::{self, Desired};
-use super::error::{Context as _, Doing, Error, Result, Target};
+use super::error::{Context as _, Doing, Result, Target};
 use super::{
     Child, Context, Watches, apply, apply_status, child_labels, drive, foreign_children,
     name_conflict, owner_reference, put_back, refs, replace_ready, requeue_until,
@@ -952,9 +952,7 @@ pub fn controller(ctx: Arc<Context>, watches: &Watches) -> impl Future<Output = 
 /// [`build_status`] (pure) and write it with the Events of its transitions.
 pub async fn reconcile(model: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Action> {
     let (model, ctx) = (&*model, &*ctx);
-    let namespace = model
-        .namespace()
-        .ok_or_else(|| Error::Invalid("ModelDeployment without namespace".into()))?;
+    let namespace = super::namespace_of(model)?;
     let now = Timestamp::now();
     let profile = ctx.state.profile(&namespace);
     let live = read(model, ctx, &profile, now).await?;
@@ -1336,19 +1334,10 @@ async fn write_status(
     status: ModelDeploymentStatus,
 ) -> Result<()> {
     let old_conditions = super::old_conditions(model);
-    for c in ctx.unpublished(
-        model,
-        conditions::transitions(&old_conditions, &status.common.conditions),
-    ) {
-        let warning = c.status == "False" && c.type_ != "Available";
-        ctx.event(
-            model,
-            warning,
-            &c.reason,
-            format!("{}: {}", c.type_, c.message),
-        )
-        .await;
-    }
+    ctx.publish_transitions(model, &old_conditions, &status.common.conditions, |c| {
+        c.status == "False" && c.type_ != "Available"
+    })
+    .await;
     if let Some(record) = newly_promoted(model, plan) {
         ctx.event(model, false, "ReleasePromoted", promotion_note(record))
             .await;

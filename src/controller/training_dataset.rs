@@ -13,7 +13,7 @@ use super::{
 use crate::api::{CommonStatus, OnExpiry, TrainingDataset, TrainingDatasetStatus};
 use crate::policy::pod_access::{listed, unallowed_readers};
 use crate::policy::training_dataset::expiry;
-use crate::policy::{self, Context as PolicyContext, Governed};
+use crate::policy::{self, Governed};
 use futures::Future;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
@@ -101,20 +101,10 @@ pub fn controller(ctx: Arc<Context>, watches: &Watches) -> impl Future<Output = 
 
 pub async fn reconcile(dataset: Arc<TrainingDataset>, ctx: Arc<Context>) -> Result<Action> {
     let (dataset, ctx) = (&*dataset, &*ctx);
-    let namespace = dataset
-        .namespace()
-        .ok_or_else(|| Error::Invalid("TrainingDataset without namespace".into()))?;
+    let namespace = super::namespace_of(dataset)?;
     let now = Timestamp::now();
     let profile = ctx.state.profile(&namespace);
-    let eval = policy::evaluate(
-        Governed::Dataset(dataset),
-        &PolicyContext {
-            profile: &profile,
-            lookup: &*ctx.state,
-            now,
-            detail: policy::Detail::Outcomes,
-        },
-    );
+    let eval = ctx.evaluate(Governed::Dataset(dataset), &profile, now);
 
     // The same engine call as the webhook: a dataset failing an Enforce control gets no Role
     // reading its Secret, whether or not the webhook saw it.
@@ -327,15 +317,8 @@ pub async fn reconcile(dataset: Arc<TrainingDataset>, ctx: Arc<Context>) -> Resu
     ];
     let old = super::old_conditions(dataset);
     let merged = conditions::merge(&old, &desired, dataset.metadata.generation, now);
-    for c in ctx.unpublished(dataset, conditions::transitions(&old, &merged)) {
-        ctx.event(
-            dataset,
-            c.status == "False",
-            &c.reason,
-            format!("{}: {}", c.type_, c.message),
-        )
+    ctx.publish_transitions(dataset, &old, &merged, |c| c.status == "False")
         .await;
-    }
     let status = TrainingDatasetStatus {
         common: CommonStatus {
             observed_generation: dataset.metadata.generation,

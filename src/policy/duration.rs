@@ -1,4 +1,11 @@
 //! Durations as written in Annexa objects: `90d`, `12h`, `1h30m`, `2w`.
+//!
+//! Hand-written on purpose: jiff's "friendly" format parses a `SignedDuration` only in units up
+//! to hours (`90d` and `2w` are errors there; a `Span` needs a relative date or a
+//! days-are-24-hours marker), and it accepts forms Annexa refuses and its CRDs do not document
+//! (`1.5h`, `2 hrs 30 mins`, ISO 8601 `PT2H`, negative spans); its printer writes `1h 30m` and
+//! has no day unit for a `SignedDuration`. The grammar here is the one the CRD fields document,
+//! and jiff's `SignedDuration` carries the value.
 
 use jiff::SignedDuration;
 

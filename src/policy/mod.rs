@@ -9,6 +9,7 @@ pub mod catalogue;
 pub mod delegation;
 pub mod duration;
 pub mod gpu;
+pub mod image;
 pub mod model_approval;
 pub mod model_deployment;
 pub mod pod_access;
@@ -17,6 +18,7 @@ pub mod training_dataset;
 pub mod workload;
 
 pub use catalogue::{CATALOGUE, Control, Theme};
+pub use image::{ImageRef, RegistryRefusal, image_mutable, image_pinned, registry_allowed};
 pub use profile::{Profile, selector_matches, validate_policy};
 
 use crate::api::{
@@ -572,46 +574,6 @@ fn join_messages(findings: &[Finding]) -> String {
         joined.push_str(&finding.message);
     }
     joined
-}
-
-/// Registry host and path of an image reference, without tag or digest.
-pub fn image_repository(image: &str) -> &str {
-    let without_digest = image.split('@').next().unwrap_or(image);
-    // A tag is the part after the last ':' that comes after the last '/'.
-    match without_digest.rfind(':') {
-        Some(colon) if colon > without_digest.rfind('/').unwrap_or(0) => &without_digest[..colon],
-        _ => without_digest,
-    }
-}
-
-/// Whether the image is pinned by a sha256 digest.
-pub fn image_pinned(image: &str) -> bool {
-    image
-        .split_once("@sha256:")
-        .is_some_and(|(_, hex)| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
-/// The tag of an image reference, if any.
-pub fn image_tag(image: &str) -> Option<&str> {
-    let without_digest = image.split('@').next().unwrap_or(image);
-    let repo = image_repository(image);
-    without_digest
-        .get(repo.len()..)
-        .and_then(|rest| rest.strip_prefix(':'))
-}
-
-/// Whether the image comes from one of the allowed registry prefixes (any when there is no list).
-/// A prefix matches at a path boundary: `registry.example.com` allows
-/// `registry.example.com/x` but not `registry.example.com.evil.io/x`.
-pub fn registry_allowed(image: &str, allowed: Option<&[String]>) -> bool {
-    let Some(allowed) = allowed else {
-        return true;
-    };
-    allowed.iter().any(|prefix| {
-        image.strip_prefix(prefix.as_str()).is_some_and(|rest| {
-            prefix.ends_with('/') || rest.is_empty() || rest.starts_with(['/', ':', '@'])
-        })
-    })
 }
 
 #[cfg(test)]

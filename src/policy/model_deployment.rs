@@ -2,10 +2,7 @@
 //! A.8.32) and the promotion gate: which approvals count for the requested digest.
 
 use super::catalogue::{A_5_3, A_5_9, A_5_12, A_8_9, A_8_19, A_8_22, A_8_24, A_8_31, A_8_32};
-use super::{
-    Context, Evaluation, Lookup, ObjectRef, Profile, Recorder, image_pinned, image_tag,
-    registry_allowed,
-};
+use super::{Context, Evaluation, ImageRef, Lookup, ObjectRef, Profile, Recorder};
 use crate::api::{
     Action, ApprovalDecision, Classification, DIGEST_REQUESTED_BY, Environment, Kind,
     ModelApproval, ModelDeployment, REQUESTED_RELEASE,
@@ -374,14 +371,16 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
     }
 
     // A.8.19 installation: allowed registry, weights with a source.
-    if !registry_allowed(&spec.image, profile.allowed_registries.as_deref()) {
+    let image = ImageRef::parse(&spec.image);
+    let allowed = profile.allowed_registries.as_deref();
+    if let Err(refusal) = image.registry_check(allowed) {
         rec.fail(
             &A_8_19,
             "spec.image",
             format_args!(
-                "model {name:?} serves image {:?}, which is not from an allowed registry {:?}",
+                "model {name:?} serves image {:?}, which {}",
                 spec.image,
-                profile.allowed_registries.as_deref().unwrap_or_default()
+                refusal.detail(allowed.unwrap_or_default())
             ),
         );
     }
@@ -401,7 +400,7 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
     }
 
     // A.8.9 configuration: pinned image.
-    if profile.digest_required() && !image_pinned(&spec.image) {
+    if profile.digest_required() && !image.pinned() {
         rec.fail(
             &A_8_9,
             "spec.image",
@@ -428,7 +427,7 @@ pub fn evaluate(model: &ModelDeployment, ctx: &Context<'_>) -> Evaluation {
                 ),
             );
         }
-        if !image_pinned(&spec.image) && image_tag(&spec.image).is_none_or(|t| t == "latest") {
+        if image.mutable() {
             rec.fail(
                 &A_8_31,
                 "spec.image",

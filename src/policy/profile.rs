@@ -33,6 +33,7 @@ use crate::api::{
 };
 use jiff::SignedDuration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::core::{Selector, SelectorExt};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -640,8 +641,9 @@ fn intersect<'a>(lists: impl Iterator<Item = &'a Vec<String>>) -> Option<Vec<Str
     result
 }
 
-/// Whether a label selector matches a label set. `None` and an empty selector match everything;
-/// an unknown operator matches nothing (fail closed).
+/// Whether a label selector matches a label set, with kube-core's [`Selector`]. `None` and an
+/// empty selector match everything; an invalid selector (an unknown operator, `In` or `NotIn`
+/// without values) matches nothing (fail closed).
 pub fn selector_matches(
     selector: Option<&LabelSelector>,
     labels: &BTreeMap<String, String>,
@@ -649,21 +651,7 @@ pub fn selector_matches(
     let Some(selector) = selector else {
         return true;
     };
-    if let Some(match_labels) = &selector.match_labels
-        && !match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
-    {
-        return false;
-    }
-    selector.match_expressions.iter().flatten().all(|expr| {
-        let values = expr.values.as_deref().unwrap_or_default();
-        match expr.operator.as_str() {
-            "In" => labels.get(&expr.key).is_some_and(|v| values.contains(v)),
-            "NotIn" => labels.get(&expr.key).is_none_or(|v| !values.contains(v)),
-            "Exists" => labels.contains_key(&expr.key),
-            "DoesNotExist" => !labels.contains_key(&expr.key),
-            _ => false,
-        }
-    })
+    Selector::try_from(selector.clone()).is_ok_and(|selector| selector.matches(labels))
 }
 
 /// Validation of a CompliancePolicy itself: messages naming the field that is wrong.

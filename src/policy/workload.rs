@@ -10,7 +10,7 @@ use super::catalogue::{A_5_18, A_8_2, A_8_9, A_8_19, A_8_22};
 use super::duration::format_duration;
 use super::gpu;
 use super::pod_access::{self, ClassSource};
-use super::{Context, Evaluation, ObjectRef, Recorder, image_pinned, registry_allowed};
+use super::{Context, Evaluation, ImageRef, ObjectRef, Recorder};
 use crate::api::{CLASSIFICATION_LABEL, Classification, GpuPool};
 use serde::Deserialize;
 use serde_json::Value;
@@ -373,16 +373,25 @@ pub fn evaluate(w: &Workload, ctx: &Context<'_>) -> Evaluation {
     for (list, i, c) in w.all_containers() {
         let image = c.image.as_deref().unwrap_or_default();
         let noun = container_noun(list);
+        let reference = ImageRef::parse(image);
         let debug_allowed = list == "ephemeralContainers"
             && !profile.debug_registries.is_empty()
-            && registry_allowed(image, Some(&profile.debug_registries));
-        if !debug_allowed && !registry_allowed(image, profile.allowed_registries.as_deref()) {
-            rec.fail(&A_8_19, format!("{sp}.{list}[{i}].image"), format_args!(
-                "{what} {noun} {:?} uses image {image:?}, which is not from an allowed registry {:?}",
-                c.name, profile.allowed_registries.as_deref().unwrap_or_default()
-            ));
+            && reference
+                .registry_check(Some(&profile.debug_registries))
+                .is_ok();
+        let allowed = profile.allowed_registries.as_deref();
+        if let (false, Err(refusal)) = (debug_allowed, reference.registry_check(allowed)) {
+            rec.fail(
+                &A_8_19,
+                format!("{sp}.{list}[{i}].image"),
+                format_args!(
+                    "{what} {noun} {:?} uses image {image:?}, which {}",
+                    c.name,
+                    refusal.detail(allowed.unwrap_or_default())
+                ),
+            );
         }
-        if profile.digest_required() && !image_pinned(image) {
+        if profile.digest_required() && !reference.pinned() {
             rec.fail(&A_8_9, format!("{sp}.{list}[{i}].image"), format_args!(
                 "{what} {noun} {:?} uses image {image:?}, which is not pinned by digest (@sha256:)",
                 c.name

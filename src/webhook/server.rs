@@ -216,6 +216,13 @@ const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
 
 /// Reads the body, holding its bytes against the in-flight budget as they arrive (in KiB): a
 /// client trickling a body holds only what it sent.
+///
+/// Hand-written rather than axum's `to_bytes` / http-body-util's `Limited`, which cannot keep
+/// this behaviour: they answer an oversized body with an opaque length-limit error (not the
+/// number of bytes announced or seen, which the 413 message names), stop reading at once (the
+/// client then gets a reset connection instead of the 413; here up to `DRAIN_LIMIT` more bytes
+/// are read and dropped), and collect the whole body before anything is counted, whereas the
+/// in-flight byte budget must grow frame by frame and shed (503) while the body is arriving.
 async fn read_body(
     body: Body,
     limit: usize,

@@ -187,40 +187,11 @@ pub fn error_response(err: &ApiError) -> Response<Body> {
     resp
 }
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(
-                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
-                    16,
-                ) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
+/// The query string as the API server reads it (`application/x-www-form-urlencoded`: `+` is a
+/// space, `%XX` a byte, a malformed escape is kept as written); the last of repeated keys wins.
 pub fn parse_query(q: Option<&str>) -> HashMap<String, String> {
-    q.unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (percent_decode(k), percent_decode(v)),
-            None => (percent_decode(p), String::new()),
-        })
+    form_urlencoded::parse(q.unwrap_or_default().as_bytes())
+        .into_owned()
         .collect()
 }
 
@@ -2078,4 +2049,26 @@ async fn delete_collection(
                 "metadata": {"resourceVersion": server.state().current_rv().to_string()}, "items": items}),
         &[],
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_query;
+
+    #[test]
+    fn query_strings_decode_as_the_api_server_reads_them() {
+        let q = parse_query(Some(
+            "labelSelector=app%3Dweb%2Ctier+in+%28a%2Cb%29&watch=1&allowWatchBookmarks&&fieldSelector=metadata.name%3D%C3%A9t%C3%A9",
+        ));
+        assert_eq!(q["labelSelector"], "app=web,tier in (a,b)");
+        assert_eq!(q["watch"], "1");
+        assert_eq!(q["allowWatchBookmarks"], "");
+        assert_eq!(q["fieldSelector"], "metadata.name=été");
+        assert_eq!(q.len(), 4);
+        // Malformed escapes stay as written; the last of repeated keys wins.
+        let q = parse_query(Some("a=100%25&b=%zz%4&b=50%"));
+        assert_eq!(q["a"], "100%");
+        assert_eq!(q["b"], "50%");
+        assert!(parse_query(None).is_empty());
+    }
 }

@@ -475,6 +475,19 @@ fn label_selectors() {
             "{matchLabels: {team: fraud}, matchExpressions: [{key: tier, operator: In, values: [silver]}]}",
             false,
         ),
+        // A missing key is never In a set and always NotIn it.
+        (
+            "matchExpressions: [{key: region, operator: In, values: [eu]}]",
+            false,
+        ),
+        // In and NotIn need values: without, the selector is invalid and matches nothing.
+        ("matchExpressions: [{key: team, operator: In}]", false),
+        ("matchExpressions: [{key: region, operator: NotIn}]", false),
+        (
+            "matchExpressions: [{key: region, operator: NotIn, values: []}]",
+            true,
+        ),
+        ("{matchLabels: {}, matchExpressions: []}", true),
     ];
     for (yaml, expected) in cases {
         assert_eq!(

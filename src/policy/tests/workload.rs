@@ -496,6 +496,49 @@ containers:
 }
 
 #[test]
+fn docker_hub_short_names_are_normalised_and_unparseable_images_refused() {
+    let hub = edit(
+        PRODUCTION,
+        &[(
+            r#"allowedRegistries: ["registry.example.com/"]"#,
+            r#"allowedRegistries: ["docker.io/library/"]"#,
+        )],
+    );
+    let world = World::with_policies(&[&hub]);
+    let digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    // `nginx`, `library/nginx` and `docker.io/nginx` are all `docker.io/library/nginx`.
+    for image in ["nginx", "library/nginx", "docker.io/nginx"] {
+        let spec = format!("containers:\n  - name: web\n    image: {image}@{digest}\n");
+        let e = world.eval(&workload("Pod", "web", "fraud", "", &spec));
+        assert_outcome(&e, "A.8.19", Pass);
+        assert_outcome(&e, "A.8.9", Pass);
+    }
+    let spec = format!("containers:\n  - name: web\n    image: Registry/Web@{digest}\n");
+    let e = world.eval(&workload("Pod", "web", "fraud", "", &spec));
+    assert_findings(
+        &e,
+        &[
+            (
+                "A.8.9",
+                "spec.containers[0].image",
+                Enforce,
+                &format!(
+                    r#"A.8.9 Configuration management: pod "web" container "web" uses image "Registry/Web@{digest}", which is not pinned by digest (@sha256:)"#
+                ),
+            ),
+            (
+                "A.8.19",
+                "spec.containers[0].image",
+                Enforce,
+                &format!(
+                    r#"A.8.19 Installation of software on operational systems: pod "web" container "web" uses image "Registry/Web@{digest}", which is not a valid image reference (invalid reference format), so not from an allowed registry ["docker.io/library/"]"#
+                ),
+            ),
+        ],
+    );
+}
+
+#[test]
 fn agent_pods_use_short_lived_tokens_only() {
     let world = World::baseline().with(SUPPORT_AGENT);
     // The agent's pods carry its default pod label (A.8.12, see `pod_access`).

@@ -158,32 +158,10 @@ pub async fn patch_ca_bundles(
     config: &CertificateConfig,
     bundle: &str,
 ) -> Result<()> {
-    patch_kind(
-        Api::<ValidatingWebhookConfiguration>::all(client.clone()),
-        &config.validating_configurations,
-        bundle,
-        |o| {
-            o.webhooks
-                .iter()
-                .flatten()
-                .map(|w| (w.name.clone(), w.client_config.ca_bundle.as_ref()))
-                .collect()
-        },
-    )
-    .await?;
-    patch_kind(
-        Api::<MutatingWebhookConfiguration>::all(client.clone()),
-        &config.mutating_configurations,
-        bundle,
-        |o| {
-            o.webhooks
-                .iter()
-                .flatten()
-                .map(|w| (w.name.clone(), w.client_config.ca_bundle.as_ref()))
-                .collect()
-        },
-    )
-    .await
+    patch_kind::<ValidatingWebhookConfiguration>(client, &config.validating_configurations, bundle)
+        .await?;
+    patch_kind::<MutatingWebhookConfiguration>(client, &config.mutating_configurations, bundle)
+        .await
 }
 
 /// The JSON patch writing `bundle` into `caBundle` of every webhook whose bundle differs, and
@@ -213,25 +191,43 @@ pub fn ca_bundle_patch(
         .map_err(|source| CertError::CaBundlePatch { source })
 }
 
-/// Each webhook's name and current `caBundle`, in order.
-type WebhookBundles<K> = fn(&K) -> Vec<(String, Option<&ByteString>)>;
+/// A webhook configuration kind: its webhooks each carry a name and a `caBundle`.
+trait WebhookConfiguration:
+    kube::Resource<DynamicType = ()>
+    + Clone
+    + serde::Serialize
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+{
+    /// Each webhook's name and current `caBundle`, in order.
+    fn bundles(&self) -> Vec<(String, Option<&ByteString>)>;
+}
+
+/// The validating and mutating kinds have the same fields under different types.
+macro_rules! webhook_configuration {
+    ($($kind:ty),*) => {$(
+        impl WebhookConfiguration for $kind {
+            fn bundles(&self) -> Vec<(String, Option<&ByteString>)> {
+                self.webhooks
+                    .iter()
+                    .flatten()
+                    .map(|w| (w.name.clone(), w.client_config.ca_bundle.as_ref()))
+                    .collect()
+            }
+        }
+    )*};
+}
+webhook_configuration!(ValidatingWebhookConfiguration, MutatingWebhookConfiguration);
 
 /// Attempts at patching one configuration when replicas or people race on it.
 const CA_BUNDLE_ATTEMPTS: usize = 5;
 
-async fn patch_kind<K>(
-    api: Api<K>,
+async fn patch_kind<K: WebhookConfiguration>(
+    client: &Client,
     names: &[String],
     bundle: &str,
-    webhooks: WebhookBundles<K>,
-) -> Result<()>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::Serialize
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-{
+) -> Result<()> {
+    let api = Api::<K>::all(client.clone());
     let kind = K::kind(&());
     for name in names {
         let mut attempt = 0;
@@ -243,7 +239,7 @@ where
                 );
                 break;
             };
-            let patch = ca_bundle_patch(&webhooks(&object), bundle)?;
+            let patch = ca_bundle_patch(&object.bundles(), bundle)?;
             if patch.0.is_empty() {
                 break;
             }

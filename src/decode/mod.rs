@@ -285,6 +285,7 @@ fn device_requests(value: &Value) -> Vec<DeviceRequest> {
     out
 }
 
+/// How messages name the type of a JSON value: `a list`, `a mapping`, `null`.
 pub(crate) fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",

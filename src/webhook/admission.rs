@@ -575,14 +575,7 @@ fn object_value(raw: Option<&RawValue>, field: &str) -> Result<Value, ReviewErro
     if !value.is_object() {
         return Err(ReviewError::new(format!(
             "{field}: expected a Kubernetes object (a mapping), found {}",
-            match value {
-                Value::Null => "null",
-                Value::Bool(_) => "a boolean",
-                Value::Number(_) => "a number",
-                Value::String(_) => "a string",
-                Value::Array(_) => "a list",
-                Value::Object(_) => "a mapping",
-            }
+            decode::type_name(&value)
         )));
     }
     Ok(value)

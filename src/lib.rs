@@ -10,6 +10,8 @@
 //!   is read -> pure plan -> server-side apply -> status, with typed errors (`controller::error`).
 //! - [`cli`]: the subcommands of the `annexa` binary.
 //! - [`evidence`]: evidence in the formats auditors' and platform teams' tools read.
+//! - [`webhook`]: the admission webhook (HTTPS server, AdmissionReview <-> [`policy`]) and its
+//!   serving certificates (`webhook::certs`: generated, hot-swapped, kept in a Secret).
 
 pub mod api;
 pub mod cli;

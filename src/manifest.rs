@@ -7,8 +7,10 @@ use crate::decode::{Object, decode, type_name};
 use crate::error::{Error, Result};
 use serde::Deserialize;
 use serde_json::Value;
+use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use walkdir::WalkDir;
 
 /// Largest file `annexa check` reads (a guard against runaway inputs).
 pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
@@ -58,7 +60,7 @@ pub struct Document {
 /// regular file or a folder (a FIFO, a socket, a device) is an error, never read.
 pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    let mut visited = std::collections::HashSet::new();
+    let mut visited = HashSet::new();
     for path in paths {
         if path.as_os_str() == "-" {
             out.push(path.clone());
@@ -69,8 +71,7 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
             source,
         })?;
         if meta.is_dir() {
-            let mut found = Vec::new();
-            walk(path, &mut found, &mut visited)?;
+            let mut found = manifests_under(path, &mut visited)?;
             found.sort();
             out.extend(found);
         } else if meta.is_file() {
@@ -89,48 +90,62 @@ fn not_regular(path: &Path) -> Error {
     ))
 }
 
-fn walk(
-    dir: &Path,
-    found: &mut Vec<PathBuf>,
-    visited: &mut std::collections::HashSet<PathBuf>,
-) -> Result<()> {
-    let canonical = std::fs::canonicalize(dir).map_err(|source| Error::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    if !visited.insert(canonical) {
-        return Ok(());
-    }
-    let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+/// The .yaml/.yml/.json files under a folder, symbolic links followed. `visited` holds the
+/// folders already read (canonical paths): each is read once, however many ways lead into it.
+fn manifests_under(dir: &Path, visited: &mut HashSet<PathBuf>) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut unreadable = None;
+    let entries = WalkDir::new(dir)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|entry| {
+            if !entry.file_type().is_dir() {
+                return true;
+            }
+            match std::fs::canonicalize(entry.path()) {
+                Ok(canonical) => visited.insert(canonical),
+                Err(source) => {
+                    unreadable.get_or_insert(Error::Io {
+                        path: entry.path().to_path_buf(),
+                        source,
+                    });
+                    false
+                }
+            }
+        });
     for entry in entries {
-        let entry = entry.map_err(|source| Error::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        let path = entry.path();
-        // Follows symbolic links: a link to a folder is walked, a link to a file read.
-        let file_type = std::fs::metadata(&path)
-            .map_err(|source| Error::Io {
-                path: path.clone(),
-                source,
-            })?
-            .file_type();
-        let manifest = path
+        let entry = match entry {
+            Ok(entry) => entry,
+            // A link back to a folder being read (a loop) is not followed again.
+            Err(e) if e.loop_ancestor().is_some() => continue,
+            Err(e) => {
+                let path = e.path().unwrap_or(dir).to_path_buf();
+                return Err(Error::Io {
+                    path,
+                    source: e.into(),
+                });
+            }
+        };
+        let manifest = entry
+            .path()
             .extension()
             .and_then(|e| e.to_str())
             .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"));
-        if file_type.is_dir() {
-            walk(&path, found, visited)?;
-        } else if manifest && file_type.is_file() {
-            found.push(path);
-        } else if manifest {
-            return Err(not_regular(&path));
+        // Links are followed: the type is the target's.
+        let file_type = entry.file_type();
+        if file_type.is_dir() || !manifest {
+            continue;
         }
+        if !file_type.is_file() {
+            return Err(not_regular(entry.path()));
+        }
+        found.push(entry.into_path());
     }
-    Ok(())
+    match unreadable {
+        Some(e) => Err(e),
+        None => Ok(found),
+    }
 }
 
 /// Reads a file (or stdin for `-`), refusing files over [`MAX_FILE_BYTES`].
@@ -434,3 +449,5 @@ pub fn load(paths: &[PathBuf]) -> (Vec<Document>, Vec<String>) {
 
 #[cfg(test)]
 mod properties;
+#[cfg(test)]
+mod tests;

@@ -11,8 +11,7 @@
 //!
 //! `cargo bench --bench admission -- --warm-up-time 1 --measurement-time 3`
 //!
-//! Each fixture also times the decision with the answer encoded by `serde_json` instead of the
-//! hand-written encoder; `ANNEXA_COUNT` runs one of them alone for callgrind (see [`count`]).
+//! `ANNEXA_COUNT=FIXTURE:N` runs N decisions of one fixture alone, for callgrind (see [`count`]).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use annexa::webhook::{StaticContext, admission, review};
@@ -84,49 +83,26 @@ fn bench(c: &mut Criterion) {
             })
         });
         group.bench_function("annexa: decode, evaluate, encode the answer", |b| {
-            b.iter(|| decide(black_box(&bytes), &context, now, Encoder::Hand))
-        });
-        group.bench_function("annexa, answer encoded by serde_json", |b| {
-            b.iter(|| decide(black_box(&bytes), &context, now, Encoder::Serde))
+            b.iter(|| decide(black_box(&bytes), &context, now))
         });
         group.finish();
     }
 }
 
-/// The answer's encoder: the hand-written one or `serde_json` on a derived borrowed struct.
-#[derive(Clone, Copy)]
-enum Encoder {
-    Hand,
-    Serde,
-}
-
 /// The whole decision: decode the review, evaluate, encode the answer.
-fn decide(
-    bytes: &[u8],
-    context: &StaticContext,
-    now: jiff::Timestamp,
-    encoder: Encoder,
-) -> Vec<u8> {
+fn decide(bytes: &[u8], context: &StaticContext, now: jiff::Timestamp) -> Vec<u8> {
     let request = review::decode(bytes).unwrap();
     let decision = admission::validate(&request, context, now).unwrap();
-    match encoder {
-        Encoder::Hand => decision.response.to_json(),
-        Encoder::Serde => decision.response.to_json_serde(),
-    }
+    decision.response.to_json()
 }
 
-/// `ANNEXA_COUNT=ENCODER:FIXTURE:N` (ENCODER `hand` or `serde`): N whole decisions of one
-/// fixture and nothing else, for instruction counts under callgrind, which are stable on a busy
-/// machine where wall time is not. The difference between N and 0 is the cost of N decisions.
+/// `ANNEXA_COUNT=FIXTURE:N`: N whole decisions of one fixture and nothing else, for instruction
+/// counts under callgrind, which are stable on a busy machine where wall time is not. The
+/// difference between N+1 and 1 decisions is the cost of N (the first also builds what is
+/// built once).
 fn count(spec: &str) {
-    let mut parts = spec.split(':');
-    let (Some(encoder), Some(stem), Some(n)) = (parts.next(), parts.next(), parts.next()) else {
-        panic!("ANNEXA_COUNT is ENCODER:FIXTURE:N, not {spec:?}");
-    };
-    let encoder = match encoder {
-        "hand" => Encoder::Hand,
-        "serde" => Encoder::Serde,
-        other => panic!("encoder {other:?} is hand or serde"),
+    let Some((stem, n)) = spec.split_once(':') else {
+        panic!("ANNEXA_COUNT is FIXTURE:N, not {spec:?}");
     };
     let n: usize = n.parse().unwrap();
     let context = context();
@@ -134,7 +110,7 @@ fn count(spec: &str) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/fixtures");
     let bytes = std::fs::read(root.join(format!("{stem}.json"))).unwrap();
     for _ in 0..n {
-        black_box(decide(black_box(&bytes), &context, now, encoder));
+        black_box(decide(black_box(&bytes), &context, now));
     }
 }
 

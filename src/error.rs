@@ -19,9 +19,6 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    #[error("cannot serialize output: {0}")]
-    Serialize(String),
-
     /// Output that could not be written as JSON, YAML, CSV or JUnit XML.
     #[error("cannot serialize output: {0}")]
     Output(#[from] SerializeError),
@@ -67,7 +64,7 @@ impl Error {
         match self {
             Error::Input(_) => "input",
             Error::Io { .. } => "io",
-            Error::Serialize(_) | Error::Output(_) => "serialize",
+            Error::Output(_) => "serialize",
             Error::Cluster { .. } => "kube",
             Error::Runtime(_) => "io",
             Error::Kube(_) => "kube",
@@ -138,6 +135,51 @@ pub fn watch_message(error: &kube::runtime::watcher::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn wrapped_errors_keep_their_source_and_their_message() {
+        let json = serde_json::from_str::<u8>("x").unwrap_err();
+        let shown = json.to_string();
+        let error = Error::output(json);
+        assert_eq!(
+            error.to_string(),
+            format!("cannot serialize output: {shown}")
+        );
+        assert_eq!(error.category(), "serialize");
+        let source = error.source().unwrap();
+        assert!(
+            source
+                .downcast_ref::<SerializeError>()
+                .is_some_and(|e| matches!(e, SerializeError::Json(_))),
+            "{source:?}"
+        );
+        let status = kube::core::Status {
+            code: 409,
+            reason: "AlreadyExists".into(),
+            message: "exists".into(),
+            ..Default::default()
+        };
+        let error = Error::Cluster {
+            message: "bob already recorded a decision".into(),
+            source: kube::Error::Api(Box::new(status)),
+        };
+        assert_eq!(error.to_string(), "bob already recorded a decision");
+        assert_eq!(error.category(), "kube");
+        assert!(
+            error
+                .source()
+                .unwrap()
+                .downcast_ref::<kube::Error>()
+                .is_some()
+        );
+        let runtime = Error::Runtime(std::io::Error::other("no threads"));
+        assert_eq!(
+            runtime.to_string(),
+            "cannot start the async runtime: no threads"
+        );
+        assert_eq!(runtime.category(), "io");
+    }
 
     #[test]
     fn api_errors_read_as_one_line_without_debug_dumps() {

@@ -236,7 +236,7 @@ fn oscal_component_definition_is_valid_and_names_every_implemented_control() {
     );
 }
 
-fn evaluated(dir: &str) -> annexa::cli::check::Report {
+fn evaluated(dir: &str) -> annexa::evidence::records::Report {
     let (docs, errors) = annexa::manifest::load(&[Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)]);
     assert!(errors.is_empty(), "{errors:?}");
     let now = "2026-11-30T00:00:00Z".parse().unwrap();

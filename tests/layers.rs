@@ -1,7 +1,9 @@
 //! The layers of the crate, proved by its imports: `api` (the types) imports nothing of the
 //! crate; `policy` (the pure rules) imports only `api` and itself; `decode` (raw objects to
 //! typed ones) imports only `api`, `policy` and itself. The shared cache (`cluster`) sits on
-//! those and the error type, below the webhook and the controllers that read it. Everything
+//! those and the error type, below the webhook and the controllers that read it; `evidence`
+//! (the records of what was checked and observed, and their formats) on `manifest` and those,
+//! below the CLI and the controllers that fill it. Everything
 //! else (`manifest`, `webhook`, `controller`, `cli`, ...) sits above them. Every `.rs` file
 //! under these folders is read, tests included; a `crate::X` path (in a `use` line or inline) naming a
 //! module outside the allowed set, or a `super::` that climbs out of the folder, fails with
@@ -17,6 +19,12 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("policy", &["api", "policy"]),
     ("decode", &["api", "policy", "decode"]),
     ("cluster", &["api", "policy", "decode", "error", "cluster"]),
+    // The evidence writers read records and the catalogue; the CLI and the controllers fill
+    // and call them, never the other way round.
+    (
+        "evidence",
+        &["api", "policy", "decode", "manifest", "evidence"],
+    ),
 ];
 
 #[test]

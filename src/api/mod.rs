@@ -40,6 +40,8 @@ pub const DIGEST_REQUESTED_BY: &str = "annexa.dev/digest-requested-by";
 /// Annotation recording the fingerprint of the release `DIGEST_REQUESTED_BY` requested (set by
 /// the mutating webhook); a requester recorded for another release is not a requester.
 pub const REQUESTED_RELEASE: &str = "annexa.dev/requested-release";
+/// Label on every object Annexa creates.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "annexa");
 /// Namespace label that opts a namespace into workload checks.
 pub const ENFORCE_LABEL: &str = "annexa.dev/enforce";
 /// Pod label carrying the data classification of a workload.

@@ -3,10 +3,11 @@
 //! `status.controls`.
 
 use crate::api::{
-    AgentPolicy, ControlOutcome, ControlResult, ENFORCE_LABEL, HasCommonStatus, ModelApproval,
-    ModelDeployment, TrainingDataset,
+    AgentPolicy, ControlOutcome, ENFORCE_LABEL, HasCommonStatus, ModelApproval, ModelDeployment,
+    TrainingDataset,
 };
 use crate::error::{Error, Result};
+use crate::evidence::records::Observed;
 use crate::policy::{CATALOGUE, ObjectRef};
 use kube::api::{Api, ListParams};
 use kube::{Client, Resource, ResourceExt};
@@ -29,16 +30,6 @@ pub enum ReportFormat {
     Markdown,
     /// OSCAL 1.1.3 assessment-results (JSON).
     Oscal,
-}
-
-/// One object's evaluated controls as read from its status.
-pub struct Observed {
-    pub object: ObjectRef,
-    /// False when the status is missing or older than the spec.
-    pub current: bool,
-    pub controls: Vec<ControlResult>,
-    /// Since when the results stand: the last transition of the `Compliant` condition.
-    pub since: Option<String>,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -346,6 +337,7 @@ pub async fn run(args: &ReportArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::ControlResult;
 
     fn result(id: &str, r: ControlOutcome) -> ControlResult {
         ControlResult {

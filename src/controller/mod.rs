@@ -41,8 +41,7 @@ use std::time::Duration;
 
 /// Field manager of every write Annexa makes.
 pub const FIELD_MANAGER: &str = "annexa";
-/// Label on every object Annexa creates.
-pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "annexa");
+pub use crate::api::MANAGED_BY;
 
 /// What every reconciler shares.
 pub struct Context {

@@ -5,11 +5,11 @@
 pub mod annex_a;
 pub mod openreports;
 pub mod oscal;
+pub mod records;
 pub mod sarif;
 pub mod soa;
 
-use crate::cli::check::Report;
-use crate::cli::report::Observed;
+use records::{Observed, Report};
 
 /// The objects `annexa check` evaluated, as if read back from their status in the cluster
 /// (how the offline Statement of Applicability and tests feed the same writers).

@@ -226,7 +226,7 @@ fn report(
     let (summary, results, omitted) = results(entries);
     let mut metadata = json!({
         "name": REPORT_NAME,
-        "labels": { crate::controller::MANAGED_BY.0: crate::controller::MANAGED_BY.1 },
+        "labels": { crate::api::MANAGED_BY.0: crate::api::MANAGED_BY.1 },
         "annotations": { OMITTED_ANNOTATION: omitted.to_string() },
     });
     if let Some(ns) = namespace {
@@ -313,7 +313,7 @@ pub fn cluster_report(api: ReportApi, policies: &[(String, Option<String>, Vec<S
         "kind": api.cluster().0,
         "metadata": {
             "name": REPORT_NAME,
-            "labels": { crate::controller::MANAGED_BY.0: crate::controller::MANAGED_BY.1 },
+            "labels": { crate::api::MANAGED_BY.0: crate::api::MANAGED_BY.1 },
             "annotations": { OMITTED_ANNOTATION: policies.len().saturating_sub(MAX_RESULTS).to_string() },
         },
         "source": "annexa",

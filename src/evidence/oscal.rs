@@ -12,7 +12,7 @@
 //! against the official OSCAL 1.1.3 JSON schema.
 
 use crate::api::ControlOutcome;
-use crate::cli::report::Observed;
+use crate::evidence::records::Observed;
 use crate::policy::CATALOGUE;
 use serde_json::{Value, json};
 use uuid::Uuid;

@@ -9,7 +9,7 @@
 //! official SARIF 2.1.0 schema.
 
 use crate::api::Action;
-use crate::cli::check::Report;
+use crate::evidence::records::Report;
 use crate::policy::CATALOGUE;
 use serde_json::{Value, json};
 

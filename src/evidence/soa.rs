@@ -8,8 +8,8 @@
 //! baseline) enforces it.
 
 use crate::api::{Action, CompliancePolicy, ControlOutcome};
-use crate::cli::report::Observed;
 use crate::evidence::annex_a::{ANNEX_A, annex_control, theme_name};
+use crate::evidence::records::Observed;
 use crate::policy::Profile;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

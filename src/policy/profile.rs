@@ -643,7 +643,7 @@ fn intersect<'a>(lists: impl Iterator<Item = &'a Vec<String>>) -> Option<Vec<Str
 
 /// Whether a label selector matches a label set, with kube-core's [`Selector`]. `None` and an
 /// empty selector match everything; an invalid selector (an unknown operator, `In` or `NotIn`
-/// without values) matches nothing (fail closed).
+/// without values) matches nothing, and [`validate_policy`] refuses a policy written with one.
 pub fn selector_matches(
     selector: Option<&LabelSelector>,
     labels: &BTreeMap<String, String>,
@@ -654,10 +654,38 @@ pub fn selector_matches(
     Selector::try_from(selector.clone()).is_ok_and(|selector| selector.matches(labels))
 }
 
+/// What kube-apiserver refuses in a label selector of a built-in kind, which a CRD's schema
+/// cannot say: an unknown operator, `In`/`NotIn` without values, `Exists`/`DoesNotExist` with
+/// values. Such a selector matches nothing ([`selector_matches`]), so a policy written with one
+/// would silently apply nowhere; it is refused instead.
+fn selector_errors(field: &str, selector: &LabelSelector) -> Vec<String> {
+    let mut errors = Vec::new();
+    for (i, requirement) in selector.match_expressions.iter().flatten().enumerate() {
+        let at = format!("{field}.matchExpressions[{i}]");
+        let values = requirement.values.as_deref().unwrap_or_default();
+        match requirement.operator.as_str() {
+            "In" | "NotIn" if values.is_empty() => errors.push(format!(
+                "{at}.values: must be specified when `operator` is 'In' or 'NotIn'"
+            )),
+            "Exists" | "DoesNotExist" if !values.is_empty() => errors.push(format!(
+                "{at}.values: may not be specified when `operator` is 'Exists' or 'DoesNotExist'"
+            )),
+            "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+            other => errors.push(format!(
+                "{at}.operator: {other:?} is not a valid selector operator (In, NotIn, Exists, DoesNotExist)"
+            )),
+        }
+    }
+    errors
+}
+
 /// Validation of a CompliancePolicy itself: messages naming the field that is wrong.
 pub fn validate_policy(policy: &CompliancePolicy) -> Vec<String> {
     let mut errors = Vec::new();
     let spec = &policy.spec;
+    if let Some(selector) = &spec.namespace_selector {
+        errors.extend(selector_errors("spec.namespaceSelector", selector));
+    }
     if let Some(enforcement) = &spec.enforcement {
         for (i, o) in enforcement.overrides.iter().enumerate() {
             if super::catalogue::control(&o.control).is_none() {

@@ -508,6 +508,12 @@ kind: CompliancePolicy
 metadata:
   name: typo
 spec:
+  namespaceSelector:
+    matchExpressions:
+      - {key: env, operator: NotIn}
+      - {key: tier, operator: Equals, values: [gold]}
+      - {key: team, operator: Exists, values: [ml]}
+      - {key: env, operator: In, values: [prod]}
   enforcement:
     overrides:
       - control: A.9.1
@@ -524,6 +530,9 @@ spec:
     assert_eq!(
         validate_policy(&bad),
         [
+            "spec.namespaceSelector.matchExpressions[0].values: must be specified when `operator` is 'In' or 'NotIn'",
+            r#"spec.namespaceSelector.matchExpressions[1].operator: "Equals" is not a valid selector operator (In, NotIn, Exists, DoesNotExist)"#,
+            "spec.namespaceSelector.matchExpressions[2].values: may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
             r#"spec.enforcement.overrides[0].control: "A.9.1" is not a control Annexa evaluates (see `annexa controls`)"#,
             r#"spec.promotion.approvalTTL: duration "7days" has unknown unit 'a' (use w, d, h, m or s, e.g. 90d or 1h30m)"#,
             "spec.gpu.pools[0]: a pool needs a nodeSelector or a taint to isolate anything",

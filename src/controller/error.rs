@@ -89,45 +89,12 @@ pub enum Error {
     #[error("invalid object: {0}")]
     Invalid(String),
 
-    #[error("cannot read {target}: {}", kube_message(.source))]
-    Get {
-        target: Target,
-        #[source]
-        source: Box<kube::Error>,
-    },
-
-    #[error("cannot list {target}: {}", kube_message(.source))]
-    List {
-        target: Target,
-        #[source]
-        source: Box<kube::Error>,
-    },
-
-    /// Server-side apply of a child.
-    #[error("cannot apply {target}: {}", kube_message(.source))]
-    Apply {
-        target: Target,
-        #[source]
-        source: Box<kube::Error>,
-    },
-
-    /// A merge patch of a child (drift server-side apply cannot remove).
-    #[error("cannot patch {target}: {}", kube_message(.source))]
-    Patch {
-        target: Target,
-        #[source]
-        source: Box<kube::Error>,
-    },
-
-    #[error("cannot delete {target}: {}", kube_message(.source))]
-    Delete {
-        target: Target,
-        #[source]
-        source: Box<kube::Error>,
-    },
-
-    #[error("cannot write the status of {target}: {}", kube_message(.source))]
-    Status {
+    /// An API call that failed (other than a 403): `cannot read`, `cannot list`, `cannot
+    /// apply` (server-side apply of a child), `cannot patch` (a merge patch of drift
+    /// server-side apply cannot remove), `cannot delete`, `cannot write the status of`.
+    #[error("cannot {doing} {target}: {}", kube_message(.source))]
+    Api {
+        doing: Doing,
         target: Target,
         #[source]
         source: Box<kube::Error>,
@@ -152,7 +119,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// The error of a failed API call: [`Error::Forbidden`] for a 403, else the variant of what
+    /// The error of a failed API call: [`Error::Forbidden`] for a 403, else [`Error::Api`] saying what
     /// Annexa was doing.
     pub fn api(doing: Doing, target: Target, source: kube::Error) -> Self {
         // Boxed: kube's error is large, and every reconcile returns this type.
@@ -164,13 +131,10 @@ impl Error {
                 source,
             };
         }
-        match doing {
-            Doing::Get => Error::Get { target, source },
-            Doing::List => Error::List { target, source },
-            Doing::Apply => Error::Apply { target, source },
-            Doing::Patch => Error::Patch { target, source },
-            Doing::Delete => Error::Delete { target, source },
-            Doing::WriteStatus => Error::Status { target, source },
+        Error::Api {
+            doing,
+            target,
+            source,
         }
     }
 
@@ -181,12 +145,7 @@ impl Error {
         match self {
             Error::Invalid(_) => "invalid",
             Error::Forbidden { .. } => "forbidden",
-            Error::Get { .. }
-            | Error::List { .. }
-            | Error::Apply { .. }
-            | Error::Patch { .. }
-            | Error::Delete { .. }
-            | Error::Status { .. } => "kube",
+            Error::Api { .. } => "kube",
             Error::Serialize { .. } => "serialize",
         }
     }
@@ -194,13 +153,7 @@ impl Error {
     /// The API server's refusal (its Status), when the error is one.
     pub fn status(&self) -> Option<&kube::core::Status> {
         match self {
-            Error::Get { source, .. }
-            | Error::List { source, .. }
-            | Error::Apply { source, .. }
-            | Error::Patch { source, .. }
-            | Error::Delete { source, .. }
-            | Error::Status { source, .. }
-            | Error::Forbidden { source, .. } => match &**source {
+            Error::Api { source, .. } | Error::Forbidden { source, .. } => match &**source {
                 kube::Error::Api(status) => Some(status),
                 _ => None,
             },
@@ -248,7 +201,13 @@ mod tests {
             conflict.to_string(),
             "cannot apply Deployment \"ml/fraud\": the object has been modified (Conflict, HTTP 409)"
         );
-        assert!(matches!(conflict, Error::Apply { .. }));
+        assert!(matches!(
+            conflict,
+            Error::Api {
+                doing: Doing::Apply,
+                ..
+            }
+        ));
         assert_eq!(conflict.category(), "kube");
         // The source is kept for whoever walks the chain.
         let source = std::error::Error::source(&conflict).map(ToString::to_string);
